@@ -1,0 +1,45 @@
+"""stelar: real-time messaging for asyncio, over WebSocket and binary TCP, built from plugins.
+
+The public API::
+
+    from stelar_core import StelarServer, RateLimit, hookimpl
+"""
+
+from stelar_core.config import RateLimit, ServerConfig, TLSConfig
+from stelar_core.errors import (
+    AckError,
+    AckTimeout,
+    ConfigError,
+    ConnectionRefused,
+    NotConnected,
+    PluginError,
+    ProtocolError,
+    StelarError,
+)
+from stelar_core.hub import ClientInfo, Context, Stats
+from stelar_core.plugins.markers import hookimpl
+from stelar_core.protocol import DisconnectCode, ErrorCode
+from stelar_core.server import StelarServer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AckError",
+    "AckTimeout",
+    "ClientInfo",
+    "ConfigError",
+    "ConnectionRefused",
+    "Context",
+    "DisconnectCode",
+    "ErrorCode",
+    "NotConnected",
+    "PluginError",
+    "ProtocolError",
+    "RateLimit",
+    "ServerConfig",
+    "StelarError",
+    "StelarServer",
+    "Stats",
+    "TLSConfig",
+    "__version__",
+]

@@ -1,0 +1,51 @@
+"""Every exception stelar raises derives from :class:`StelarError`."""
+
+from __future__ import annotations
+
+
+class StelarError(Exception):
+    """Base of all stelar errors."""
+
+
+class ConfigError(StelarError, ValueError):
+    """An option has a bad value, or names a plugin that is not installed."""
+
+
+class PluginError(StelarError):
+    """A plugin could not be loaded, or registered something invalid."""
+
+
+class ProtocolError(StelarError):
+    """Bytes that break the wire protocol. ``code`` is the :class:`ErrorCode` sent to the peer."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class ConnectionRefused(StelarError):
+    """A connection was refused at admission (limits) or by middleware."""
+
+    def __init__(self, code: str, reason: str, close_code: int) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+        self.close_code = close_code
+
+
+class AckError(StelarError):
+    """The other side answered a request with an error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class AckTimeout(StelarError, TimeoutError):
+    """No answer to a request within its timeout."""
+
+
+class NotConnected(StelarError):
+    """The target client is not connected (or no longer)."""

@@ -1,0 +1,149 @@
+"""One connected peer as the hub sees it, and the ordering of its messages."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from stelar_core.hub.acks import PendingAcks
+from stelar_core.protocol import DisconnectCode
+from stelar_core.transports.base import Admission, Connection, HttpRequest
+
+if TYPE_CHECKING:
+    from stelar_core.hub.hub import Hub
+
+log = logging.getLogger("stelar.hub")
+
+
+class SessionState(enum.Enum):
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Session:
+    """Handles one peer's frames strictly in order.
+
+    Synchronous handlers run inline. When handling a frame needs an ``await`` (an async handler
+    or provider), later frames wait in a bounded inbox; when it fills, the transport is asked to
+    stop reading, which pushes back on the peer instead of growing memory.
+    """
+
+    __slots__ = (
+        "_connect_timer",
+        "_draining",
+        "_hub",
+        "_inbox",
+        "_paused",
+        "acks",
+        "admission",
+        "auth",
+        "connection",
+        "id",
+        "last_seen",
+        "metadata",
+        "rooms",
+        "state",
+    )
+
+    def __init__(self, hub: Hub, session_id: str, connection: Connection, admission: Admission) -> None:
+        self._hub = hub
+        self.id = session_id
+        self.connection = connection
+        self.admission = admission
+        self.state = SessionState.HANDSHAKE
+        self.auth: dict[str, Any] = {}
+        self.metadata: dict[str, Any] = {}
+        self.rooms: set[str] = set()
+        self.acks = PendingAcks(hub.config.max_pending_acks)
+        self.last_seen = time.monotonic()
+        self._inbox: deque[bytes] = deque()
+        self._draining = False
+        self._paused = False
+        self._connect_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def protocol(self) -> str:
+        return self.connection.protocol
+
+    @property
+    def remote_address(self) -> str:
+        return self.connection.remote_address
+
+    @property
+    def request(self) -> HttpRequest | None:
+        return self.connection.request
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is SessionState.OPEN
+
+    # ------------------------------------------------------------------ SessionPort
+
+    def receive(self, frame: bytes) -> None:
+        if self.state is SessionState.CLOSED:
+            return
+        self.last_seen = time.monotonic()
+        if self._draining:
+            self._inbox.append(frame)
+            if len(self._inbox) >= self._hub.config.max_queued_messages and not self._paused:
+                self._paused = True
+                self.connection.pause_reading()
+            return
+        pending = self._hub.handle_frame(self, frame)
+        if pending is not None:
+            self._start_draining(pending)
+
+    def connection_lost(self, code: int, reason: str) -> None:
+        self._hub.session_closed(self, code, reason)
+
+    # ------------------------------------------------------------------ ordering
+
+    def _start_draining(self, pending: Awaitable[None]) -> None:
+        self._draining = True
+        self._hub.spawn(self._drain(pending))
+
+    async def _drain(self, pending: Awaitable[None]) -> None:
+        hub = self._hub
+        try:
+            await pending
+            inbox = self._inbox
+            while inbox and self.state is not SessionState.CLOSED:
+                if self._paused and len(inbox) <= hub.config.max_queued_messages // 2:
+                    self._paused = False
+                    self.connection.resume_reading()
+                more = hub.handle_frame(self, inbox.popleft())
+                if more is not None:
+                    await more
+        except Exception:
+            log.exception("unexpected error while handling frames of client %s", self.id)
+            hub.close_session(self, DisconnectCode.SERVER_ERROR, "internal error")
+        finally:
+            self._draining = False
+            if self._paused and self.state is not SessionState.CLOSED:
+                self._paused = False
+                self.connection.resume_reading()
+
+    def start_connect_timer(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._connect_timer = loop.call_later(timeout, self._hub.connect_timed_out, self)
+
+    def mark_open(self) -> None:
+        self.state = SessionState.OPEN
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+
+    def mark_closed(self) -> None:
+        """Frames still queued are dropped; a handler already running finishes (the hub's
+        ``stop`` bounds it by ``shutdown_timeout``)."""
+        self.state = SessionState.CLOSED
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        self._inbox.clear()

@@ -1,0 +1,134 @@
+"""The frame: ``type (1) | eventLen (2, BE) | event | [ackId (4, BE)] | payload``.
+
+Pure functions only. Every malformed input raises :class:`~stelar_core.errors.ProtocolError`
+with an :class:`ErrorCode` and a reason that says exactly what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from enum import IntEnum
+from typing import Any
+
+import attrs
+
+from stelar_core.errors import ProtocolError
+from stelar_core.protocol.codes import ErrorCode
+
+PROTOCOL_VERSION = 1
+MAX_EVENT_LENGTH = 0xFFFF
+MAX_ACK_ID = 0xFFFFFFFF
+
+_HEADER = struct.Struct(">BH")
+_ACK_ID = struct.Struct(">I")
+HEADER_SIZE = _HEADER.size
+
+
+class FrameType(IntEnum):
+    JSON = 0
+    BINARY = 1
+    PING = 2
+    PONG = 3
+    ACK_REQUEST = 4
+    ACK_RESPONSE = 5
+    CONNECT = 6
+    DISCONNECT = 7
+    JOIN = 8
+    LEAVE = 9
+    ERROR = 10
+
+
+_WITH_ACK_ID = frozenset({FrameType.ACK_REQUEST, FrameType.ACK_RESPONSE})
+# Frame types whose payload, when present, must be JSON.
+JSON_PAYLOAD_TYPES = frozenset(
+    {
+        FrameType.JSON,
+        FrameType.ACK_REQUEST,
+        FrameType.ACK_RESPONSE,
+        FrameType.CONNECT,
+        FrameType.DISCONNECT,
+        FrameType.ERROR,
+        FrameType.JOIN,
+        FrameType.LEAVE,
+    }
+)
+_TYPES_BY_VALUE = {t.value: t for t in FrameType}
+
+
+@attrs.frozen(slots=True)
+class Frame:
+    """One decoded frame. ``payload`` stays raw bytes; :meth:`json` decodes it on demand."""
+
+    type: FrameType
+    event: str = ""
+    payload: bytes = b""
+    ack_id: int | None = None
+
+    def json(self) -> Any:
+        """The payload decoded as JSON; an empty payload is ``None``."""
+        return load_json(self.payload)
+
+
+def dump_json(data: Any) -> bytes:
+    """Compact, strict JSON (no NaN or Infinity, which other languages cannot read)."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def load_json(payload: bytes) -> Any:
+    if not payload:
+        return None
+    try:
+        return json.loads(payload)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(ErrorCode.INVALID_JSON, f"payload is not valid UTF-8: {exc}") from None
+    except ValueError as exc:
+        raise ProtocolError(ErrorCode.INVALID_JSON, f"payload is not valid JSON: {exc}") from None
+
+
+def encode_frame(
+    frame_type: FrameType, event: str = "", payload: bytes = b"", ack_id: int | None = None
+) -> bytes:
+    """Encode one frame. Raises ``ValueError`` for an event name or ack id out of range."""
+    event_bytes = event.encode()
+    if len(event_bytes) > MAX_EVENT_LENGTH:
+        raise ValueError(f"event name is {len(event_bytes)} bytes, at most {MAX_EVENT_LENGTH}")
+    header = _HEADER.pack(frame_type, len(event_bytes)) + event_bytes
+    if frame_type in _WITH_ACK_ID:
+        if ack_id is None or not 0 <= ack_id <= MAX_ACK_ID:
+            raise ValueError(f"frame type {frame_type.name} needs an ack id in 0..{MAX_ACK_ID}")
+        return header + _ACK_ID.pack(ack_id) + payload
+    if ack_id is not None:
+        raise ValueError(f"frame type {frame_type.name} carries no ack id")
+    return header + payload
+
+
+def decode_frame(data: bytes) -> Frame:
+    """Decode one whole frame (no length prefix). JSON payloads are not parsed here."""
+    size = len(data)
+    if size < HEADER_SIZE:
+        raise ProtocolError(
+            ErrorCode.INVALID_FRAME, f"frame is {size} bytes, shorter than the {HEADER_SIZE}-byte header"
+        )
+    type_value, event_length = _HEADER.unpack_from(data)
+    frame_type = _TYPES_BY_VALUE.get(type_value)
+    if frame_type is None:
+        raise ProtocolError(ErrorCode.INVALID_FRAME, f"unknown frame type {type_value}")
+    event_end = HEADER_SIZE + event_length
+    if event_end > size:
+        raise ProtocolError(
+            ErrorCode.INVALID_FRAME,
+            f"event length {event_length} runs past the end of a {size}-byte frame",
+        )
+    try:
+        event = data[HEADER_SIZE:event_end].decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(ErrorCode.INVALID_EVENT, f"event name is not valid UTF-8: {exc}") from None
+    if frame_type in _WITH_ACK_ID:
+        if event_end + _ACK_ID.size > size:
+            raise ProtocolError(
+                ErrorCode.INVALID_FRAME, f"{frame_type.name} frame ends before its 4-byte ack id"
+            )
+        (ack_id,) = _ACK_ID.unpack_from(data, event_end)
+        return Frame(frame_type, event, bytes(data[event_end + _ACK_ID.size :]), ack_id)
+    return Frame(frame_type, event, bytes(data[event_end:]))

@@ -1,0 +1,416 @@
+"""``StelarServer``: the public face of the hub, its transports and its plugins."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from types import FrameType as _StackFrame
+from typing import Any, TypeVar, overload
+from urllib.parse import urlsplit
+
+import attrs
+
+from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig
+from stelar_core.errors import ConfigError, NotConnected, PluginError
+from stelar_core.hub import ClientInfo, Context, Hub, Stats
+from stelar_core.hub.middleware import Middleware
+from stelar_core.hub.ratelimit import LimiterFactory, RateLimitPolicy
+from stelar_core.plugins.manager import USER_HOOKS_PLUGIN, StelarPluginManager, build_plugin_manager, user_hooks_plugin
+from stelar_core.plugins.registry import ProviderRegistry, all_registries
+from stelar_core.protocol import DisconnectCode
+from stelar_core.providers import RateLimiter
+from stelar_core.transports.base import HttpRoute, Transport
+
+log = logging.getLogger("stelar.server")
+
+H = TypeVar("H", bound=Callable[..., Any])
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SignalHandler = Callable[[int, _StackFrame | None], Any] | int | None
+
+
+def _option_for_transport(name: str, config: ServerConfig) -> str:
+    if config.transports is None:
+        return {"ws": "port", "tcp": "tcp_port"}.get(name, "transports")
+    return "transports"
+
+
+class StelarServer:
+    """One server: any number of transports sharing rooms, handlers, limits and stats.
+
+    ``StelarServer(**options)`` takes every option of :class:`ServerConfig`; or pass a built
+    ``config`` (options then override it). ``plugins`` are registered after the installed ones.
+    """
+
+    def __init__(self, config: ServerConfig | None = None, *, plugins: Iterable[object] = (), **options: Any) -> None:
+        ServerConfig.check_option_names(options)
+        config = ServerConfig(**options) if config is None else attrs.evolve(config, **options)
+        if config.log_level is not None:
+            logging.getLogger("stelar").setLevel(config.log_level.upper())
+        self._config = config
+        self.plugin_manager: StelarPluginManager = build_plugin_manager(
+            plugins=plugins, hooks=config.hooks, block=config.block_plugins
+        )
+        self.providers: dict[str, ProviderRegistry] = all_registries(self.plugin_manager)
+        self._transport_factories = self._select_transports(config)
+        self._limiter_factory = self._select_limiter_factory(config)
+        self.hub = Hub(
+            self,
+            config,
+            self.plugin_manager,
+            limits=RateLimitPolicy(
+                self._limiter_factory, self._global_limiter(config), config.event_rate_limits
+            ),
+            ip_tracker=self._select("IP tracker", "ip_tracker", config.ip_tracker, lambda f: f()),
+            id_generator=self._select_id_generator(config),
+            broker=self._select("broker", "broker", config.broker, lambda f: f(config)),
+            http_routes=self._collect_http_routes(),
+        )
+        self.transports: list[Transport] = []
+        self._running = False
+        self._previous_signal_handlers: dict[int, SignalHandler] = {}
+        self._signal_stop: asyncio.Future[None] | None = None
+
+    # ------------------------------------------------------------------ provider selection
+
+    def _select(self, kind: str, option: str, value: Any, build: Callable[[Callable[..., Any]], Any]) -> Any:
+        if not isinstance(value, str):
+            return value
+        return build(self.providers[kind].get(value, option).factory)
+
+    def _select_transports(self, config: ServerConfig) -> list[Callable[..., Transport]]:
+        names = config.transport_names
+        if not names:
+            raise ConfigError(
+                "no transport configured: set port (WebSocket, pip install stelar-ws), tcp_port "
+                "(TCP, pip install stelar-tcp) or transports=[...] (e.g. 'memory')"
+            )
+        registry = self.providers["transport"]
+        return [registry.get(name, _option_for_transport(name, config)).factory for name in names]
+
+    def _select_limiter_factory(self, config: ServerConfig) -> LimiterFactory:
+        # A custom limiter object only answers for itself; per-event and per-client limits
+        # then use the built-in token bucket.
+        name = config.rate_limiter if isinstance(config.rate_limiter, str) else "token-bucket"
+        factory: LimiterFactory = self.providers["rate limiter"].get(name, "rate_limiter").factory
+        return factory
+
+    def _global_limiter(self, config: ServerConfig) -> RateLimiter | None:
+        if not isinstance(config.rate_limiter, str):
+            limiter: RateLimiter = config.rate_limiter
+            return limiter
+        return None if config.rate_limit is None else self._limiter_factory(config.rate_limit)
+
+    def _select_id_generator(self, config: ServerConfig) -> Callable[[], str]:
+        if callable(config.id_generator):
+            generator: Callable[[], str] = config.id_generator
+            return generator
+        return self._select("client ID generator", "id_generator", config.id_generator, lambda f: f())  # type: ignore[no-any-return]
+
+    def _collect_http_routes(self) -> dict[str, HttpRoute]:
+        routes: dict[str, HttpRoute] = {}
+
+        def register(path: str, handler: Callable[..., Any], methods: Iterable[str] = ("GET",)) -> None:
+            if not path.startswith("/"):
+                raise PluginError(f"HTTP route path must start with '/', got {path!r}")
+            if path in routes:
+                raise PluginError(f"two plugins register the HTTP route {path!r}")
+            routes[path] = HttpRoute(path, handler, tuple(m.upper() for m in methods))
+
+        self.plugin_manager.hook.stelar_register_http_routes(register=register, server=self)
+        return routes
+
+    # ------------------------------------------------------------------ registration
+
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Handle ``event``: ``server.on("chat", fn)`` or ``@server.on("chat")``."""
+        if not event or not isinstance(event, str):
+            raise ValueError(f"event name must be a non-empty string, got {event!r}")
+
+        def add(fn: H) -> H:
+            self.hub.handlers.setdefault(event, []).append(fn)
+            return fn
+
+        return add if handler is None else add(handler)
+
+    def off(self, event: str, handler: Callable[..., Any] | None = None) -> None:
+        """Remove one handler of ``event``, or all of them."""
+        handlers = self.hub.handlers.get(event, [])
+        if handler is None:
+            handlers.clear()
+        elif handler in handlers:
+            handlers.remove(handler)
+        if not handlers:
+            self.hub.handlers.pop(event, None)
+
+    def on_any(self, handler: H) -> H:
+        """Handle every event (after its own handlers); usable as a decorator."""
+        self.hub.any_handlers.append(handler)
+        return handler
+
+    def on_connection(self, handler: H) -> H:
+        """Called with the client's ``ctx`` once its connect handshake is accepted."""
+        self.hub.connection_handlers.append(handler)
+        return handler
+
+    def on_disconnect(self, handler: H) -> H:
+        """Called with ``ctx`` (``ctx.data`` is ``{"code", "reason"}``) when a client has gone."""
+        self.hub.disconnect_handlers.append(handler)
+        return handler
+
+    @overload
+    def on_ack(self, name: str) -> Callable[[H], H]: ...
+    @overload
+    def on_ack(self, name: str, handler: H) -> H: ...
+    def on_ack(self, name: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Answer requests named ``name``: the handler's return value is the reply, an exception
+        becomes an error reply. One handler per name (a new one replaces the old)."""
+        if not name or not isinstance(name, str):
+            raise ValueError(f"request name must be a non-empty string, got {name!r}")
+
+        def add(fn: H) -> H:
+            self.hub.ack_handlers[name] = fn
+            return fn
+
+        return add if handler is None else add(handler)
+
+    def use(self, middleware: Middleware) -> Middleware:
+        """Add connection middleware ``fn(ctx, next)``; usable as a decorator."""
+        self.hub.middleware.append(middleware)
+        return middleware
+
+    # ------------------------------------------------------------------ sending
+
+    def broadcast(self, event: str, data: Any = None, exclude: str | Iterable[str] | None = None) -> None:
+        """Send to every connected client (across nodes, with a shared broker)."""
+        self.hub.broadcast(event, data, exclude=exclude)
+
+    def broadcast_binary(self, event: str, data: bytes, exclude: str | Iterable[str] | None = None) -> None:
+        self.hub.broadcast_binary(event, data, exclude=exclude)
+
+    def to(self, room: str, event: str, data: Any = None, exclude: str | Iterable[str] | None = None) -> None:
+        """Send to the members of ``room``."""
+        self.hub.to_room(room, event, data, exclude=exclude)
+
+    def to_binary(self, room: str, event: str, data: bytes, exclude: str | Iterable[str] | None = None) -> None:
+        self.hub.to_room_binary(room, event, data, exclude=exclude)
+
+    def to_id(self, client_id: str, event: str, data: Any = None) -> None:
+        """Send to one client by ID (a dictionary lookup, whatever the number of clients)."""
+        self.hub.to_id(client_id, event, data)
+
+    def to_id_binary(self, client_id: str, event: str, data: bytes) -> None:
+        self.hub.to_id_binary(client_id, event, data)
+
+    async def request(self, client_id: str, event: str, data: Any = None, *, timeout: float | None = None) -> Any:
+        """Ask a client (its ``on_ack(event)`` handler) and return its answer.
+
+        Raises ``AckError`` when it answers with an error, ``AckTimeout`` after ``timeout``
+        (default ``ack_timeout``), ``NotConnected`` if it is not (or no longer) connected."""
+        session = self.hub.session(client_id)
+        if session is None:
+            raise NotConnected(f"no client {client_id!r} is connected here")
+        return await self.hub.request(session, event, data, timeout=timeout)
+
+    def disconnect(self, client_id: str, code: int = DisconnectCode.NORMAL, reason: str = "") -> bool:
+        session = self.hub.session(client_id)
+        if session is None:
+            return False
+        self.hub.close_session(session, code, reason)
+        return True
+
+    # ------------------------------------------------------------------ information
+
+    def get_clients(self, room: str | None = None) -> list[ClientInfo]:
+        return self.hub.get_clients(room)
+
+    def get_room_members(self, room: str) -> list[str]:
+        return self.hub.get_room_members(room)
+
+    def get_rooms(self) -> list[str]:
+        return self.hub.get_rooms()
+
+    def get_stats(self) -> Stats:
+        return self.hub.stats()
+
+    @property
+    def addresses(self) -> dict[str, list[str]]:
+        """Where each running transport can be reached, as URLs."""
+        return {transport.name: list(transport.addresses) for transport in self.transports}
+
+    def get_port(self, transport: str | None = None) -> int | None:
+        """The bound port of ``transport`` (default: the first one that has a port)."""
+        for running in self.transports:
+            if transport is not None and running.name != transport:
+                continue
+            for url in running.addresses:
+                port = urlsplit(url).port
+                if port is not None:
+                    return port
+        return None
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    # ------------------------------------------------------------------ rate limits
+
+    def set_client_rate_limit(self, client_id: str, limit: RateLimit | dict[str, Any]) -> None:
+        """Give one client its own limit (takes priority over per-event and global limits)."""
+        coerced = RateLimit.coerce(limit, "limit")
+        assert coerced is not None
+        self.hub.limits.set_client_limit(client_id, coerced)
+
+    def remove_client_rate_limit(self, client_id: str) -> bool:
+        return self.hub.limits.remove_client_limit(client_id)
+
+    def set_event_rate_limit(self, event: str, limit: RateLimit | dict[str, Any]) -> None:
+        coerced = RateLimit.coerce(limit, "limit")
+        assert coerced is not None
+        self.hub.limits.set_event_limit(event, coerced)
+
+    def remove_event_rate_limit(self, event: str) -> bool:
+        return self.hub.limits.remove_event_limit(event)
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def config(self) -> ServerConfig:
+        return self._config
+
+    def update_config(self, **options: Any) -> None:
+        """Change options on the running server, all or nothing.
+
+        Options in ``RESTART_OPTIONS`` (listeners, providers, plugins) are refused: they take a
+        new server. Lowering a limit applies to what comes next and drops nobody.
+        """
+        ServerConfig.check_option_names(options)
+        needs_restart = sorted(name for name in options if name in RESTART_OPTIONS)
+        if needs_restart:
+            raise ConfigError(
+                f"options {', '.join(needs_restart)} cannot change on a built server; "
+                "create a new server with them"
+            )
+        new = attrs.evolve(self._config, **options)
+        global_limiter = self.hub.limits.global_limiter
+        if "rate_limit" in options:
+            global_limiter = self._global_limiter(new)
+        new_hooks_plugin = user_hooks_plugin(new.hooks) if "hooks" in options and new.hooks else None
+        # Everything is validated and built; now commit.
+        if "hooks" in options:
+            pm = self.plugin_manager
+            if pm.has_plugin(USER_HOOKS_PLUGIN):
+                pm.unregister(name=USER_HOOKS_PLUGIN)
+            if new_hooks_plugin is not None:
+                pm.register(new_hooks_plugin, name=USER_HOOKS_PLUGIN)
+        self.hub.limits.global_limiter = global_limiter
+        if "event_rate_limits" in options:
+            for event in list(self.hub.limits.event_limits):
+                self.hub.limits.remove_event_limit(event)
+            for event, limit in new.event_rate_limits.items():
+                self.hub.limits.set_event_limit(event, limit)
+        if "log_level" in options and new.log_level is not None:
+            logging.getLogger("stelar").setLevel(new.log_level.upper())
+        self._config = new
+        self.hub.config = new
+
+    def get_config(self) -> dict[str, Any]:
+        """The options in force, secrets redacted, plus what was changed at run time."""
+        data = self._config.redacted()
+        data["has_custom_rate_limiter"] = not isinstance(self._config.rate_limiter, str)
+        data["client_rate_limits"] = {
+            client: attrs.asdict(limit) for client, limit in self.hub.limits.client_limits.items()
+        }
+        data["event_rate_limits"] = {
+            event: attrs.asdict(limit) for event, limit in self.hub.limits.event_limits.items()
+        }
+        return data
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start every transport; returns once all listen."""
+        if self._running:
+            raise RuntimeError("server already running")
+        transports = [factory(self.hub) for factory in self._transport_factories]
+        await self.hub.start()
+        started: list[Transport] = []
+        try:
+            for transport in transports:
+                await transport.start()
+                started.append(transport)
+        except BaseException:
+            for transport in reversed(started):
+                await transport.stop()
+            await self.hub.stop(0)
+            raise
+        self.transports = started
+        self._running = True
+        if self._config.graceful_shutdown:
+            self._install_signal_handlers()
+        self.hub._notify("stelar_on_server_started")
+        for name, urls in self.addresses.items():
+            log.info("transport %s listening on %s", name, ", ".join(urls) or "(no address)")
+
+    async def stop(self) -> None:
+        """Close every connection (1001, going away), stop transports, release everything."""
+        if not self._running:
+            return
+        self._running = False
+        self._restore_signal_handlers()
+        self.hub._notify("stelar_on_server_stopping")
+        self.hub.stop_accepting()
+        await self.hub.stop(self._config.shutdown_timeout)
+        for transport in reversed(self.transports):
+            await transport.stop()
+        self.transports = []
+
+    async def __aenter__(self) -> StelarServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def run(self) -> None:
+        """Start, serve until SIGINT or SIGTERM, stop. For scripts; blocks."""
+
+        async def serve() -> None:
+            stopped = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            await self.start()
+            for sig in _SIGNALS:
+                loop.add_signal_handler(sig, stopped.set)
+            try:
+                await stopped.wait()
+            finally:
+                for sig in _SIGNALS:
+                    loop.remove_signal_handler(sig)
+                await self.stop()
+
+        asyncio.run(serve())
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            self._previous_signal_handlers[sig] = signal.getsignal(sig)
+            loop.add_signal_handler(sig, self._stop_on_signal)
+
+    def _stop_on_signal(self) -> None:
+        # Not a hub task: the hub's stop waits for its own tasks, and this one runs that stop.
+        self._signal_stop = asyncio.ensure_future(self.stop())
+
+    def _restore_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig, previous in self._previous_signal_handlers.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous_signal_handlers.clear()
+
+
+Handler = Callable[[Context], Any | Awaitable[Any]]

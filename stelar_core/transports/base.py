@@ -1,0 +1,145 @@
+"""The hub/transport seam: what a transport gives the hub, and what the hub gives a transport.
+
+A transport turns bytes on a socket into frames for the hub and frames from the hub into bytes
+on a socket. It never sees events or rooms. Its life with the hub, per connection:
+
+1. ``admission = await hub.admit(remote_address, protocol)`` as soon as the peer is accepted
+   (raises :class:`~stelar_core.errors.ConnectionRefused` with a code, reason and close code);
+2. ``session = hub.open_session(connection, admission)`` once it can carry frames;
+3. ``session.receive(frame)`` for each whole frame (no envelope) the peer sends;
+4. ``session.connection_lost(code, reason)`` when the peer is gone, whoever closed.
+
+The hub calls ``connection.send(frame)`` with encoded frames (the same bytes object for every
+recipient of a broadcast, so a transport can wrap it once) and ``connection.close(code, reason)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import attrs
+
+if TYPE_CHECKING:
+    from stelar_core.config import ServerConfig
+
+
+@attrs.frozen(slots=True)
+class HttpRequest:
+    """The HTTP request that opened a connection (WebSocket) or reached an HTTP route.
+
+    Header names are lower-case."""
+
+    method: str
+    path: str
+    query: str = ""
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    remote_address: str = ""
+
+
+@attrs.frozen(slots=True)
+class HttpResponse:
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+HttpHandler = Callable[[HttpRequest], "HttpResponse | Awaitable[HttpResponse]"]
+
+
+@attrs.frozen(slots=True)
+class HttpRoute:
+    path: str
+    handler: HttpHandler
+    methods: tuple[str, ...] = ("GET",)
+
+
+@runtime_checkable
+class Connection(Protocol):
+    """One peer, as the transport presents it to the hub."""
+
+    protocol: str
+    remote_address: str
+    request: HttpRequest | None
+
+    def send(self, frame: bytes) -> None:
+        """Queue one encoded frame; never blocks. Bounding the queue is the transport's job."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after flushing what was queued; ``connection_lost`` follows."""
+
+    def pause_reading(self) -> None:
+        """Stop delivering frames (the hub's inbox for this peer is full)."""
+
+    def resume_reading(self) -> None: ...
+
+
+class Admission(Protocol):
+    """A reserved place for one connection; released when its session closes."""
+
+    ip: str
+
+    def release(self) -> None:
+        """Give the place back if the connection never became a session."""
+
+
+class SessionPort(Protocol):
+    def receive(self, frame: bytes) -> None: ...
+
+    def connection_lost(self, code: int, reason: str) -> None: ...
+
+
+class HubPort(Protocol):
+    """What the hub offers a transport."""
+
+    @property
+    def config(self) -> ServerConfig: ...
+
+    @property
+    def http_routes(self) -> Mapping[str, HttpRoute]: ...
+
+    async def admit(self, remote_address: str, protocol: str) -> Admission: ...
+
+    def open_session(self, connection: Connection, admission: Admission) -> SessionPort: ...
+
+    def count(self, counter: str, amount: int = 1) -> None:
+        """Add to a named counter of ``get_stats()`` (e.g. ``slow_consumers``)."""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """The server side of a transport, built by its factory as ``factory(hub)``."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Start listening (or accepting); return once ready."""
+
+    async def stop(self) -> None:
+        """Stop accepting and release every resource; the hub has closed the sessions already."""
+
+    @property
+    def addresses(self) -> list[str]:
+        """Where clients reach it, as URLs (``ws://127.0.0.1:3000/``, ``tcp://[::1]:3001``)."""
+
+
+class FrameReceiver(Protocol):
+    """The client side's counterpart of :class:`SessionPort`."""
+
+    def frame_received(self, frame: bytes) -> None: ...
+
+    def connection_lost(self, code: int, reason: str) -> None: ...
+
+
+class ClientLink(Protocol):
+    """An open client connection: frames out, close."""
+
+    def send(self, frame: bytes) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class Connector(Protocol):
+    """The client side of a transport: opens a link to a server URL."""
+
+    async def __call__(self, url: str, receiver: FrameReceiver) -> ClientLink: ...

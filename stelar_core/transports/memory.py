@@ -1,0 +1,146 @@
+"""The in-memory transport (provider ``memory``): no sockets, same seam as the network ones.
+
+It is the test vehicle of the hub and the smallest complete example of a transport: a server
+side (``MemoryTransport``) and a client side (``connect_memory``, its connector). Frames cross
+through the event loop (``call_soon``), so ordering and re-entrancy behave as over a socket.
+Clients reach a server at the URL in ``transport.addresses`` (``memory://<n>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import weakref
+from collections import deque
+
+from stelar_core.plugins.hookspecs import Register
+from stelar_core.plugins.markers import hookimpl
+from stelar_core.protocol import DisconnectCode
+from stelar_core.transports.base import Admission, ClientLink, FrameReceiver, HttpRequest, HubPort, SessionPort
+
+PROTOCOL = "memory"
+REMOTE_ADDRESS = "memory"
+_listeners: weakref.WeakValueDictionary[str, MemoryTransport] = weakref.WeakValueDictionary()
+_numbers = itertools.count(1)
+
+
+class MemoryConnection:
+    """The server's view of one in-memory peer."""
+
+    protocol = PROTOCOL
+    request: HttpRequest | None = None
+
+    def __init__(self, transport: MemoryTransport, receiver: FrameReceiver, remote_address: str) -> None:
+        self._transport = transport
+        self._receiver = receiver
+        self.remote_address = remote_address
+        self.session: SessionPort | None = None
+        self.closed = False
+        self._paused = False
+        self._held: deque[bytes] = deque()
+        self._loop = asyncio.get_running_loop()
+
+    # Connection (hub -> peer)
+    def send(self, frame: bytes) -> None:
+        if not self.closed:
+            self._loop.call_soon(self._receiver.frame_received, frame)
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self._lose(code, reason)
+
+    def pause_reading(self) -> None:
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        self._paused = False
+        while self._held and not self._paused and self.session is not None:
+            self.session.receive(self._held.popleft())
+
+    # peer -> hub
+    def deliver(self, frame: bytes) -> None:
+        if self.closed or self.session is None:
+            return
+        if self._paused:
+            self._held.append(frame)
+        else:
+            self.session.receive(frame)
+
+    def _lose(self, code: int, reason: str) -> None:
+        self.closed = True
+        self._held.clear()
+        self._transport.connections.discard(self)
+        if self.session is not None:
+            self.session.connection_lost(code, reason)
+        self._loop.call_soon(self._receiver.connection_lost, code, reason)
+
+
+class MemoryClientLink:
+    """The client's end: frames it sends reach the session on the next loop iteration."""
+
+    def __init__(self, connection: MemoryConnection) -> None:
+        self._connection = connection
+        self._loop = asyncio.get_running_loop()
+
+    def send(self, frame: bytes) -> None:
+        if not self._connection.closed:
+            self._loop.call_soon(self._connection.deliver, frame)
+
+    def close(self, code: int = DisconnectCode.NORMAL, reason: str = "") -> None:
+        if not self._connection.closed:
+            self._connection._lose(code, reason)
+
+
+class MemoryTransport:
+    name = PROTOCOL
+
+    def __init__(self, hub: HubPort) -> None:
+        self.hub = hub
+        self.connections: set[MemoryConnection] = set()
+        self._address: str | None = None
+
+    @property
+    def addresses(self) -> list[str]:
+        return [] if self._address is None else [self._address]
+
+    async def start(self) -> None:
+        self._address = f"memory://{next(_numbers)}"
+        _listeners[self._address] = self
+
+    async def stop(self) -> None:
+        if self._address is not None:
+            _listeners.pop(self._address, None)
+            self._address = None
+        for connection in tuple(self.connections):
+            connection.close(DisconnectCode.GOING_AWAY, "server stopped")
+
+    async def accept(self, receiver: FrameReceiver, remote_address: str) -> MemoryConnection:
+        admission: Admission = await self.hub.admit(remote_address, PROTOCOL)
+        connection = MemoryConnection(self, receiver, remote_address)
+        self.connections.add(connection)
+        connection.session = self.hub.open_session(connection, admission)
+        return connection
+
+
+async def connect_memory(url: str, receiver: FrameReceiver, *, remote_address: str = REMOTE_ADDRESS) -> ClientLink:
+    """Connector of the memory transport. ``remote_address`` lets tests act as distinct IPs.
+
+    Raises :class:`ConnectionRefusedError` when nothing listens at ``url``, and
+    :class:`~stelar_core.errors.ConnectionRefused` when the server's admission refuses.
+    """
+    transport = _listeners.get(url)
+    if transport is None:
+        raise ConnectionRefusedError(f"no memory transport listens at {url!r}")
+    return MemoryClientLink(await transport.accept(receiver, remote_address))
+
+
+class _MemoryTransportFactory:
+    connector = staticmethod(connect_memory)
+
+    def __call__(self, hub: HubPort) -> MemoryTransport:
+        return MemoryTransport(hub)
+
+
+@hookimpl(trylast=True)
+def stelar_register_transports(register: Register) -> None:
+    register(PROTOCOL, _MemoryTransportFactory())
