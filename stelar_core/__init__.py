@@ -37,9 +37,10 @@ __all__ = [
     "ProtocolError",
     "RateLimit",
     "ServerConfig",
+    "Stats",
     "StelarError",
     "StelarServer",
-    "Stats",
     "TLSConfig",
     "__version__",
+    "hookimpl",
 ]

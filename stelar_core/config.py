@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -107,7 +107,15 @@ def _tuple_or_none(value: Any) -> tuple[str, ...] | None:
 
 
 def _health_endpoint(value: str | bool | None) -> str | None:
-    return None if value is False or value is None else value  # type: ignore[return-value]
+    if value is None or value is False:
+        return None
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise _fail("health_endpoint", value, "expected a URL path starting with '/', or False")
+    return value
+
+
+def _block_list(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    return _tuple_or_none(value) or ()
 
 
 @attrs.frozen(slots=True)
@@ -124,7 +132,11 @@ class RateLimit:
         if isinstance(value, Mapping):
             unknown = set(value) - {"max_points", "window"}
             if unknown:
-                raise _fail(option, dict(value), f"unknown keys {sorted(unknown)}; allowed: max_points, window")
+                raise _fail(
+                    option,
+                    dict(value),
+                    f"unknown keys {sorted(unknown)}; allowed: max_points, window",
+                )
             try:
                 return cls(**value)
             except ConfigError as exc:
@@ -178,7 +190,11 @@ def _path(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 def _hooks(value: Mapping[str, Callable[..., Any]] | None) -> Mapping[str, Callable[..., Any]]:
     if value is not None and not isinstance(value, Mapping):
-        raise _fail("hooks", value, "expected a mapping of hook name (e.g. 'on_client_connect') to a function")
+        raise _fail(
+            "hooks",
+            value,
+            "expected a mapping of hook name (e.g. 'on_client_connect') to a function",
+        )
     return MappingProxyType(dict(value or {}))
 
 
@@ -214,13 +230,17 @@ class ServerConfig:
 
     # Providers: a name registered by a plugin, or an object of that kind.
     rate_limiter: Any = attrs.field(
-        default="token-bucket", validator=_name_or_object("rate limiter", ("check", "reset", "cleanup", "size"))
+        default="token-bucket",
+        validator=_name_or_object("rate limiter", ("check", "reset", "cleanup", "size")),
     )
     ip_tracker: Any = attrs.field(
-        default="memory", validator=_name_or_object("IP tracker", ("check", "add", "remove", "count"))
+        default="memory",
+        validator=_name_or_object("IP tracker", ("check", "add", "remove", "count")),
     )
     id_generator: Any = attrs.field(default="uuid4", validator=_name_or_object("client ID generator", ()))
-    broker: Any = attrs.field(default="local", validator=_name_or_object("broker", ("start", "publish", "stop")))
+    broker: Any = attrs.field(
+        default="local", validator=_name_or_object("broker", ("start", "publish", "stop"))
+    )
 
     # Timing.
     heartbeat_interval: float = attrs.field(default=DEFAULT_HEARTBEAT_INTERVAL, validator=_seconds)
@@ -237,7 +257,7 @@ class ServerConfig:
 
     log_level: str | None = attrs.field(default=None, validator=_log_level)
     hooks: Mapping[str, Callable[..., Any]] = attrs.field(factory=dict, converter=_hooks)
-    block_plugins: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(_tuple_or_none(v) or ()))
+    block_plugins: tuple[str, ...] = attrs.field(default=(), converter=_block_list)
     # Options of third-party plugins, by plugin: ``{"my-plugin": {...}}``.
     plugin_options: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping)
 

@@ -17,7 +17,12 @@ from stelar_core.errors import ConfigError, NotConnected, PluginError
 from stelar_core.hub import ClientInfo, Context, Hub, Stats
 from stelar_core.hub.middleware import Middleware
 from stelar_core.hub.ratelimit import LimiterFactory, RateLimitPolicy
-from stelar_core.plugins.manager import USER_HOOKS_PLUGIN, StelarPluginManager, build_plugin_manager, user_hooks_plugin
+from stelar_core.plugins.manager import (
+    USER_HOOKS_PLUGIN,
+    StelarPluginManager,
+    build_plugin_manager,
+    user_hooks_plugin,
+)
 from stelar_core.plugins.registry import ProviderRegistry, all_registries
 from stelar_core.protocol import DisconnectCode
 from stelar_core.providers import RateLimiter
@@ -43,7 +48,9 @@ class StelarServer:
     ``config`` (options then override it). ``plugins`` are registered after the installed ones.
     """
 
-    def __init__(self, config: ServerConfig | None = None, *, plugins: Iterable[object] = (), **options: Any) -> None:
+    def __init__(
+        self, config: ServerConfig | None = None, *, plugins: Iterable[object] = (), **options: Any
+    ) -> None:
         ServerConfig.check_option_names(options)
         config = ServerConfig(**options) if config is None else attrs.evolve(config, **options)
         if config.log_level is not None:
@@ -197,7 +204,9 @@ class StelarServer:
         """Send to the members of ``room``."""
         self.hub.to_room(room, event, data, exclude=exclude)
 
-    def to_binary(self, room: str, event: str, data: bytes, exclude: str | Iterable[str] | None = None) -> None:
+    def to_binary(
+        self, room: str, event: str, data: bytes, exclude: str | Iterable[str] | None = None
+    ) -> None:
         self.hub.to_room_binary(room, event, data, exclude=exclude)
 
     def to_id(self, client_id: str, event: str, data: Any = None) -> None:
@@ -207,7 +216,9 @@ class StelarServer:
     def to_id_binary(self, client_id: str, event: str, data: bytes) -> None:
         self.hub.to_id_binary(client_id, event, data)
 
-    async def request(self, client_id: str, event: str, data: Any = None, *, timeout: float | None = None) -> Any:
+    async def request(
+        self, client_id: str, event: str, data: Any = None, *, timeout: float | None = None
+    ) -> Any:
         """Ask a client (its ``on_ack(event)`` handler) and return its answer.
 
         Raises ``AckError`` when it answers with an error, ``AckTimeout`` after ``timeout``

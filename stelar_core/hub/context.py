@@ -107,7 +107,9 @@ class Context:
         """Send to the members of ``room`` (this client included if it is one, unless excluded)."""
         self._hub.to_room(room, event, data, exclude=exclude)
 
-    def to_binary(self, room: str, event: str, data: bytes, exclude: str | Iterable[str] | None = None) -> None:
+    def to_binary(
+        self, room: str, event: str, data: bytes, exclude: str | Iterable[str] | None = None
+    ) -> None:
         self._hub.to_room_binary(room, event, data, exclude=exclude)
 
     def to_id(self, client_id: str, event: str, data: Any = None) -> None:

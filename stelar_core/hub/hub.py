@@ -7,7 +7,7 @@ import inspect
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.config import ServerConfig
@@ -153,7 +153,11 @@ class Hub:
         config = self._config
         if not self._accepting:
             self.counters.refused[ErrorCode.SERVER_SHUTDOWN] += 1
-            raise ConnectionRefused(ErrorCode.SERVER_SHUTDOWN, "server is not accepting connections", DisconnectCode.GOING_AWAY)
+            raise ConnectionRefused(
+                ErrorCode.SERVER_SHUTDOWN,
+                "server is not accepting connections",
+                DisconnectCode.GOING_AWAY,
+            )
         if self._admitted >= config.max_connections:
             self.counters.refused[ErrorCode.SERVER_FULL] += 1
             self._notify(
@@ -268,7 +272,11 @@ class Hub:
         if session.state is SessionState.HANDSHAKE:
             if frame.type is FrameType.CONNECT:
                 return self._handshake(session, frame)
-            self._invalid(session, ErrorCode.NOT_CONNECTED, f"expected a connect frame first, got {frame.type.name}")
+            self._invalid(
+                session,
+                ErrorCode.NOT_CONNECTED,
+                f"expected a connect frame first, got {frame.type.name}",
+            )
             self.close_session(session, DisconnectCode.POLICY_VIOLATION, "expected a connect frame")
             return None
         return self._frame_handlers[frame.type](session, frame)
@@ -284,7 +292,10 @@ class Hub:
         auth = payload.get("auth") if isinstance(payload, dict) else payload
         if not isinstance(auth, dict | None):
             self._refuse_connect(
-                session, ErrorCode.INVALID_FRAME, "connect payload must be {\"auth\": {...}}", DisconnectCode.PROTOCOL_ERROR
+                session,
+                ErrorCode.INVALID_FRAME,
+                'connect payload must be {"auth": {...}}',
+                DisconnectCode.PROTOCOL_ERROR,
             )
             return None
         session.auth = auth or {}
@@ -338,23 +349,38 @@ class Hub:
         """Event name and payload size; False (and the sender told) when the message is refused."""
         event = frame.event
         if not event or len(event) > self._config.max_event_name_length:
-            reason = "event name is empty" if not event else (
-                f"event name is {len(event)} characters, at most {self._config.max_event_name_length}"
+            reason = (
+                "event name is empty"
+                if not event
+                else (f"event name is {len(event)} characters, at most {self._config.max_event_name_length}")
             )
             self._invalid(session, ErrorCode.INVALID_EVENT, reason, frame)
             return False
         size, limit = len(frame.payload), self._config.max_payload_size
         if size > limit:
             self.counters.payload_too_large += 1
-            self._notify("stelar_on_payload_too_large", client_id=session.id, event=event, size=size, max_size=limit)
+            self._notify(
+                "stelar_on_payload_too_large",
+                client_id=session.id,
+                event=event,
+                size=size,
+                max_size=limit,
+            )
             self._refuse_message(
-                session, frame, ErrorCode.PAYLOAD_TOO_LARGE, f"payload is {size} bytes, at most {limit}"
+                session,
+                frame,
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"payload is {size} bytes, at most {limit}",
             )
             return False
         return True
 
     def _rate_checked(
-        self, session: Session, frame: Frame, event: str, then: Callable[[Session, Frame], Awaitable[None] | None]
+        self,
+        session: Session,
+        frame: Frame,
+        event: str,
+        then: Callable[[Session, Frame], Awaitable[None] | None],
     ) -> Awaitable[None] | None:
         allowed = self.limits.check(session.id, event)
         if allowed is True:
@@ -386,7 +412,10 @@ class Hub:
     def _rate_limited(self, session: Session, frame: Frame) -> None:
         self.counters.rate_limited += 1
         keep = self._ask(
-            "stelar_on_rate_limit_exceeded", client_id=session.id, event=frame.event, protocol=session.protocol
+            "stelar_on_rate_limit_exceeded",
+            client_id=session.id,
+            event=frame.event,
+            protocol=session.protocol,
         )
         self._refuse_message(session, frame, ErrorCode.RATE_LIMITED, "rate limit exceeded")
         if keep is not False:
@@ -454,7 +483,9 @@ class Hub:
     def _answer_request(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         handler = self.ack_handlers.get(frame.event)
         if handler is None:
-            self._refuse_message(session, frame, ErrorCode.NO_HANDLER, f"no handler for request {frame.event!r}")
+            self._refuse_message(
+                session, frame, ErrorCode.NO_HANDLER, f"no handler for request {frame.event!r}"
+            )
             return None
         try:
             data = frame.json()
@@ -563,10 +594,19 @@ class Hub:
         if room in session.rooms:
             return None
         if not room or len(room) > config.max_event_name_length:
-            return ErrorCode.INVALID_EVENT, f"room name must be 1..{config.max_event_name_length} characters"
-        if self._ask(
-            "stelar_on_client_join_room", client_id=session.id, room=room, metadata=session.metadata
-        ) is False:
+            return (
+                ErrorCode.INVALID_EVENT,
+                f"room name must be 1..{config.max_event_name_length} characters",
+            )
+        if (
+            self._ask(
+                "stelar_on_client_join_room",
+                client_id=session.id,
+                room=room,
+                metadata=session.metadata,
+            )
+            is False
+        ):
             return ErrorCode.JOIN_REJECTED, f"joining room {room!r} was rejected"
         if len(session.rooms) >= config.max_rooms_per_client:
             self._notify(
@@ -576,7 +616,10 @@ class Hub:
                 current_rooms=len(session.rooms),
                 max_rooms=config.max_rooms_per_client,
             )
-            return ErrorCode.MAX_ROOMS_PER_CLIENT, f"a client may be in at most {config.max_rooms_per_client} rooms"
+            return (
+                ErrorCode.MAX_ROOMS_PER_CLIENT,
+                f"a client may be in at most {config.max_rooms_per_client} rooms",
+            )
         if room not in self._rooms and len(self._rooms) >= config.max_rooms:
             self._notify(
                 "stelar_on_max_rooms_reached",
@@ -592,9 +635,15 @@ class Hub:
     def leave_room(self, session: Session, room: str) -> tuple[str, str] | None:
         if room not in session.rooms:
             return ErrorCode.NOT_IN_ROOM, f"not in room {room!r}"
-        if self._ask(
-            "stelar_on_client_leave_room", client_id=session.id, room=room, metadata=session.metadata
-        ) is False:
+        if (
+            self._ask(
+                "stelar_on_client_leave_room",
+                client_id=session.id,
+                room=room,
+                metadata=session.metadata,
+            )
+            is False
+        ):
             return ErrorCode.LEAVE_REJECTED, f"leaving room {room!r} was rejected"
         self._rooms.remove(room, session)
         return None
@@ -628,7 +677,13 @@ class Hub:
 
     def _invalid(self, session: Session, code: str, reason: str, frame: Frame | None = None) -> None:
         self.counters.invalid_messages += 1
-        self._notify("stelar_on_invalid_message", client_id=session.id, code=code, reason=reason, protocol=session.protocol)
+        self._notify(
+            "stelar_on_invalid_message",
+            client_id=session.id,
+            code=code,
+            reason=reason,
+            protocol=session.protocol,
+        )
         if frame is not None:
             self._refuse_message(session, frame, code, reason)
         else:
@@ -645,12 +700,16 @@ class Hub:
         if self._broadcast_allowed(event, data, excluded, None):
             self.broker.publish(Delivery(encode_event(event, data), exclude=excluded))
 
-    def broadcast_binary(self, event: str, data: bytes, *, exclude: str | Iterable[str] | None = None) -> None:
+    def broadcast_binary(
+        self, event: str, data: bytes, *, exclude: str | Iterable[str] | None = None
+    ) -> None:
         excluded = _exclusion(exclude)
         if self._broadcast_allowed(event, data, excluded, None):
             self.broker.publish(Delivery(encode_binary(event, data), exclude=excluded))
 
-    def to_room(self, room: str, event: str, data: Any, *, exclude: str | Iterable[str] | None = None) -> None:
+    def to_room(
+        self, room: str, event: str, data: Any, *, exclude: str | Iterable[str] | None = None
+    ) -> None:
         excluded = _exclusion(exclude)
         if self._broadcast_allowed(event, data, excluded, room):
             self.broker.publish(Delivery(encode_event(event, data), room=room, exclude=excluded))
@@ -671,7 +730,10 @@ class Hub:
     def _broadcast_allowed(self, event: str, data: Any, exclude: frozenset[str], room: str | None) -> bool:
         if not self.pm.implements("stelar_on_before_broadcast"):
             return True
-        return self._ask("stelar_on_before_broadcast", event=event, data=data, exclude=exclude, room=room) is not False
+        return (
+            self._ask("stelar_on_before_broadcast", event=event, data=data, exclude=exclude, room=room)
+            is not False
+        )
 
     def deliver(self, delivery: Delivery) -> None:
         """The broker's callback: write one encoded frame to every local recipient."""
@@ -699,7 +761,11 @@ class Hub:
 
     def client_info(self, session: Session) -> ClientInfo:
         return ClientInfo(
-            session.id, session.protocol, session.remote_address, frozenset(session.rooms), dict(session.metadata)
+            session.id,
+            session.protocol,
+            session.remote_address,
+            frozenset(session.rooms),
+            dict(session.metadata),
         )
 
     def get_clients(self, room: str | None = None) -> list[ClientInfo]:
@@ -798,7 +864,10 @@ class Hub:
         """Close from our side: a disconnect frame with code and reason, then the connection."""
         if session.state is SessionState.CLOSED:
             return
-        self._send(session, encode_frame(FrameType.DISCONNECT, "", dump_json({"code": code, "reason": reason})))
+        self._send(
+            session,
+            encode_frame(FrameType.DISCONNECT, "", dump_json({"code": code, "reason": reason})),
+        )
         session.connection.close(code, reason)
         self.session_closed(session, code, reason)
 
@@ -809,7 +878,9 @@ class Hub:
             deadline = time.monotonic() - self._config.heartbeat_timeout
             for session in tuple(self._open.values()):
                 if session.last_seen < deadline:
-                    self._send_error(session, ErrorCode.HEARTBEAT_TIMEOUT, "no traffic within heartbeat_timeout")
+                    self._send_error(
+                        session, ErrorCode.HEARTBEAT_TIMEOUT, "no traffic within heartbeat_timeout"
+                    )
                     self.close_session(session, DisconnectCode.SERVER_ERROR, "heartbeat timeout")
                 else:
                     self._send(session, _PING)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stelar.hub")
 
-Middleware = Callable[["Context", Callable[[], Any]], "None | Awaitable[None]"]
+Middleware = Callable[["Context", Callable[[], Any]], "Awaitable[None] | None"]
 
 
 class _Proceed:
@@ -33,7 +33,7 @@ class _Proceed:
         return self
 
     def __await__(self) -> Generator[Any, None, None]:
-        return iter(())
+        yield from ()
 
 
 async def run_middleware(chain: Sequence[Middleware], ctx: Context) -> None:
@@ -50,9 +50,13 @@ async def run_middleware(chain: Sequence[Middleware], ctx: Context) -> None:
         except Exception as exc:
             log.exception("middleware %s raised; refusing the connection", name)
             raise ConnectionRefused(
-                ErrorCode.UNAUTHORIZED, f"connection refused: {exc}", DisconnectCode.POLICY_VIOLATION
+                ErrorCode.UNAUTHORIZED,
+                f"connection refused: {exc}",
+                DisconnectCode.POLICY_VIOLATION,
             ) from exc
         if not proceed.called:
             raise ConnectionRefused(
-                ErrorCode.UNAUTHORIZED, "connection refused by middleware", DisconnectCode.POLICY_VIOLATION
+                ErrorCode.UNAUTHORIZED,
+                "connection refused by middleware",
+                DisconnectCode.POLICY_VIOLATION,
             )

@@ -36,7 +36,9 @@ class RateLimitPolicy:
             self.set_event_limit(event, limit)
 
     def check(self, client_id: str, event: str) -> MaybeAwaitable[bool]:
-        limiter = self._client_limiters.get(client_id) or self._event_limiters.get(event) or self.global_limiter
+        limiter = (
+            self._client_limiters.get(client_id) or self._event_limiters.get(event) or self.global_limiter
+        )
         return True if limiter is None else limiter.check(client_id)
 
     def set_event_limit(self, event: str, limit: RateLimit) -> None:

@@ -80,7 +80,9 @@ def stelar_register_http_routes(register: Callable[..., None], server: StelarSer
 
 
 @hookspec(firstresult=True)
-def stelar_on_rate_limit_exceeded(server: StelarServer, client_id: str, event: str, protocol: str) -> bool | None:
+def stelar_on_rate_limit_exceeded(
+    server: StelarServer, client_id: str, event: str, protocol: str
+) -> bool | None:
     """A client exceeded a rate limit. Return ``False`` to keep it connected (the message is still
     dropped and answered with a ``rate_limited`` error); otherwise it is disconnected."""
 
@@ -123,12 +125,16 @@ def stelar_on_max_rooms_per_client_reached(
 
 
 @hookspec
-def stelar_on_payload_too_large(server: StelarServer, client_id: str, event: str, size: int, max_size: int) -> None:
+def stelar_on_payload_too_large(
+    server: StelarServer, client_id: str, event: str, size: int, max_size: int
+) -> None:
     """A message's payload exceeded ``max_payload_size``; it was dropped."""
 
 
 @hookspec
-def stelar_on_invalid_message(server: StelarServer, client_id: str, code: str, reason: str, protocol: str) -> None:
+def stelar_on_invalid_message(
+    server: StelarServer, client_id: str, code: str, reason: str, protocol: str
+) -> None:
     """A frame broke the protocol (``code`` is the error code sent back, ``reason`` the detail)."""
 
 
@@ -148,7 +154,13 @@ def stelar_on_client_connect(
 
 @hookspec
 def stelar_on_client_disconnect(
-    server: StelarServer, client_id: str, ip: str, protocol: str, rooms: Set[str], code: int, reason: str
+    server: StelarServer,
+    client_id: str,
+    ip: str,
+    protocol: str,
+    rooms: Set[str],
+    code: int,
+    reason: str,
 ) -> None:
     """A connected client is gone; ``rooms`` are those it was in."""
 

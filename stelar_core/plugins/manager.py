@@ -74,7 +74,8 @@ class StelarPluginManager(pluggy.PluginManager):
         """Whether any plugin implements ``hook_name``: lets hot paths skip unused hooks for free."""
         if self._implemented is None:
             self._implemented = frozenset(
-                name for name, caller in vars(self.hook).items()
+                name
+                for name, caller in vars(self.hook).items()
                 if isinstance(caller, pluggy.HookCaller) and caller.get_hookimpls()
             )
         return hook_name in self._implemented

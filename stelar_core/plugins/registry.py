@@ -70,9 +70,12 @@ class ProviderRegistry:
         provider = self._providers.get(name)
         if provider is not None:
             return provider
-        installed = ", ".join(
-            f"{p.name} ({self._pm.distributions.get(p.plugin, (p.plugin,))[0]})" for p in self.providers()
-        ) or "none"
+        installed = (
+            ", ".join(
+                f"{p.name} ({self._pm.distributions.get(p.plugin, (p.plugin,))[0]})" for p in self.providers()
+            )
+            or "none"
+        )
         message = f"option {option!r}: no {self.kind} named {name!r} is installed; installed: {installed}"
         distribution = KNOWN_DISTRIBUTIONS.get((self.kind, name))
         if distribution is not None:

@@ -108,7 +108,8 @@ def decode_frame(data: bytes) -> Frame:
     size = len(data)
     if size < HEADER_SIZE:
         raise ProtocolError(
-            ErrorCode.INVALID_FRAME, f"frame is {size} bytes, shorter than the {HEADER_SIZE}-byte header"
+            ErrorCode.INVALID_FRAME,
+            f"frame is {size} bytes, shorter than the {HEADER_SIZE}-byte header",
         )
     type_value, event_length = _HEADER.unpack_from(data)
     frame_type = _TYPES_BY_VALUE.get(type_value)

@@ -16,7 +16,14 @@ from collections import deque
 from stelar_core.plugins.hookspecs import Register
 from stelar_core.plugins.markers import hookimpl
 from stelar_core.protocol import DisconnectCode
-from stelar_core.transports.base import Admission, ClientLink, FrameReceiver, HttpRequest, HubPort, SessionPort
+from stelar_core.transports.base import (
+    Admission,
+    ClientLink,
+    FrameReceiver,
+    HttpRequest,
+    HubPort,
+    SessionPort,
+)
 
 PROTOCOL = "memory"
 REMOTE_ADDRESS = "memory"
@@ -122,7 +129,9 @@ class MemoryTransport:
         return connection
 
 
-async def connect_memory(url: str, receiver: FrameReceiver, *, remote_address: str = REMOTE_ADDRESS) -> ClientLink:
+async def connect_memory(
+    url: str, receiver: FrameReceiver, *, remote_address: str = REMOTE_ADDRESS
+) -> ClientLink:
     """Connector of the memory transport. ``remote_address`` lets tests act as distinct IPs.
 
     Raises :class:`ConnectionRefusedError` when nothing listens at ``url``, and

@@ -1,0 +1,10 @@
+"""Test kit for stelar and its plugins: a protocol-level client and pytest fixtures.
+
+Enable the fixtures with ``pytest_plugins = ["stelar_core.testing.pytest_plugin"]`` in a
+``conftest.py`` (or ``-p stelar_core.testing.pytest_plugin``). See ``docs/writing-plugins.md``.
+"""
+
+from stelar_core.testing.client import ReceivedEvent, TestClient, connect_client
+from stelar_core.testing.recorder import HookRecorder
+
+__all__ = ["HookRecorder", "ReceivedEvent", "TestClient", "connect_client"]

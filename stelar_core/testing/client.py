@@ -1,0 +1,258 @@
+"""A small client that speaks the wire protocol over any transport's connector.
+
+It exists to test servers and transports precisely: every frame it receives is kept, and it can
+send raw bytes. It does not reconnect or queue (that is ``StelarClient``'s job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from stelar_core.errors import AckError, NotConnected
+from stelar_core.hub.acks import PendingAcks
+from stelar_core.protocol import (
+    DisconnectCode,
+    ErrorCode,
+    Frame,
+    FrameType,
+    decode_frame,
+    dump_json,
+    encode_frame,
+)
+from stelar_core.transports.base import ClientLink
+
+if TYPE_CHECKING:
+    from stelar_core.server import StelarServer
+
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_KEPT = 100_000
+
+
+@attrs.frozen(slots=True)
+class ReceivedEvent:
+    event: str
+    data: Any
+    binary: bool = False
+
+
+class TestClient:
+    """Connect with :func:`connect_client`; then ``emit``, ``request``, ``join``, and await
+    ``next_event()`` / ``next_error()`` / ``closed``.
+
+    Received events and errors are kept (at most ``max_kept`` each; more is a test failure,
+    raised by the next wait) until read. Pings are answered unless ``auto_pong=False``.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, *, auto_pong: bool = True, max_kept: int = DEFAULT_MAX_KEPT) -> None:
+        self.auto_pong = auto_pong
+        self.max_kept = max_kept
+        self.id: str | None = None
+        self.welcome: dict[str, Any] = {}
+        self.link: ClientLink | None = None
+        self.frames_received = 0
+        self.pings_received = 0
+        self.disconnect: dict[str, Any] | None = None
+        self.ack_handlers: dict[str, Callable[[Any], Any]] = {}
+        loop = asyncio.get_running_loop()
+        self.connected: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self.closed: asyncio.Future[tuple[int, str]] = loop.create_future()
+        self._events: deque[ReceivedEvent] = deque()
+        self._errors: deque[tuple[str, dict[str, Any]]] = deque()
+        self._overflow = False
+        self._arrived = asyncio.Event()
+        self._acks = PendingAcks(1 << 20)
+        self._room_answers: dict[tuple[FrameType, str], deque[asyncio.Future[Any]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ FrameReceiver
+
+    def frame_received(self, data: bytes) -> None:
+        self.frames_received += 1
+        frame = decode_frame(data)
+        kind = frame.type
+        if kind is FrameType.JSON or kind is FrameType.BINARY:
+            data_ = frame.json() if kind is FrameType.JSON else frame.payload
+            self._keep(self._events, ReceivedEvent(frame.event, data_, kind is FrameType.BINARY))
+        elif kind is FrameType.CONNECT:
+            self.welcome = frame.json()
+            self.id = self.welcome.get("id")
+            if not self.connected.done():
+                self.connected.set_result(self.welcome)
+        elif kind is FrameType.ERROR:
+            self._keep(self._errors, (frame.event, frame.json() or {}))
+        elif kind is FrameType.PING:
+            self.pings_received += 1
+            if self.auto_pong:
+                self.send_frame(FrameType.PONG, payload=frame.payload)
+        elif kind is FrameType.ACK_RESPONSE:
+            assert frame.ack_id is not None
+            self._acks.resolve(frame.ack_id, frame.json())
+        elif kind is FrameType.ACK_REQUEST:
+            task = asyncio.ensure_future(self._answer(frame))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif kind is FrameType.JOIN or kind is FrameType.LEAVE:
+            waiters = self._room_answers.get((kind, frame.event))
+            if waiters:
+                waiters.popleft().set_result(frame.json())
+        elif kind is FrameType.DISCONNECT:
+            self.disconnect = frame.json()
+        self._arrived.set()
+
+    def connection_lost(self, code: int, reason: str) -> None:
+        if not self.closed.done():
+            self.closed.set_result((code, reason))
+        if not self.connected.done():
+            self.connected.set_exception(NotConnected(f"closed before the handshake: {code} {reason}"))
+            self.connected.exception()  # retrieved here; waiters still see it
+        self._acks.fail_all("connection closed")
+        self._arrived.set()
+
+    def _keep(self, queue: deque[Any], item: Any) -> None:
+        if len(queue) >= self.max_kept:
+            self._overflow = True
+        else:
+            queue.append(item)
+
+    async def _answer(self, frame: Frame) -> None:
+        handler = self.ack_handlers.get(frame.event)
+        if handler is None:
+            answer: dict[str, Any] = {"error": {"code": ErrorCode.NO_HANDLER, "message": frame.event}}
+        else:
+            try:
+                value = handler(frame.json())
+                if inspect.isawaitable(value):
+                    value = await value
+                answer = {"ok": value}
+            except Exception as exc:
+                answer = {"error": {"code": ErrorCode.HANDLER_ERROR, "message": str(exc)}}
+        self.send_frame(FrameType.ACK_RESPONSE, frame.event, dump_json(answer), frame.ack_id)
+
+    # ------------------------------------------------------------------ sending
+
+    def send_raw(self, data: bytes) -> None:
+        """Send bytes as one frame, unchecked (for bad-input tests)."""
+        if self.link is None:
+            raise NotConnected("not connected")
+        self.link.send(data)
+
+    def send_frame(
+        self, kind: FrameType, event: str = "", payload: bytes = b"", ack_id: int | None = None
+    ) -> None:
+        self.send_raw(encode_frame(kind, event, payload, ack_id))
+
+    def emit(self, event: str, data: Any = None) -> None:
+        self.send_frame(FrameType.JSON, event, dump_json(data))
+
+    def emit_binary(self, event: str, data: bytes) -> None:
+        self.send_frame(FrameType.BINARY, event, data)
+
+    async def request(self, event: str, data: Any = None, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
+        ack_id, future = self._acks.open()
+        self.send_frame(FrameType.ACK_REQUEST, event, dump_json(data), ack_id)
+        return await self._acks.wait(ack_id, future, timeout, event)
+
+    async def join(self, room: str, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
+        """Join ``room``; returns the server's answer (``{"ok": true}`` or ``{"error": ...}``)."""
+        return await self._room_request(FrameType.JOIN, room, timeout)
+
+    async def leave(self, room: str, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
+        return await self._room_request(FrameType.LEAVE, room, timeout)
+
+    async def _room_request(self, kind: FrameType, room: str, timeout: float) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._room_answers.setdefault((kind, room), deque()).append(future)
+        self.send_frame(kind, room)
+        return await asyncio.wait_for(future, timeout)
+
+    def on_ack(self, name: str, handler: Callable[[Any], Any]) -> None:
+        """Answer the server's requests named ``name`` with ``handler(data)``."""
+        self.ack_handlers[name] = handler
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _wait_for(self, queue: deque[Any], what: str, timeout: float) -> Any:
+        async with asyncio.timeout(timeout):
+            while True:
+                if self._overflow:
+                    raise AssertionError(f"test client kept more than {self.max_kept} unread items")
+                if queue:
+                    return queue.popleft()
+                if self.closed.done():
+                    raise NotConnected(f"connection closed while waiting for {what}: {self.closed.result()}")
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    async def next_event(self, *, timeout: float = DEFAULT_TIMEOUT) -> ReceivedEvent:
+        item: ReceivedEvent = await self._wait_for(self._events, "an event", timeout)
+        return item
+
+    async def next_error(self, *, timeout: float = DEFAULT_TIMEOUT) -> tuple[str, dict[str, Any]]:
+        """The next error frame as ``(code, body)``."""
+        item: tuple[str, dict[str, Any]] = await self._wait_for(self._errors, "an error", timeout)
+        return item
+
+    def pending_events(self) -> list[ReceivedEvent]:
+        """Events received and not yet read (and forget them)."""
+        events = list(self._events)
+        self._events.clear()
+        return events
+
+    async def wait_closed(self, *, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str]:
+        return await asyncio.wait_for(asyncio.shield(self.closed), timeout)
+
+    def close(self, code: int = DisconnectCode.NORMAL, reason: str = "") -> None:
+        if self.link is not None and not self.closed.done():
+            self.link.close(code, reason)
+        for task in self._tasks:
+            task.cancel()
+
+
+async def connect_client(
+    server: StelarServer,
+    transport: str | None = None,
+    *,
+    auth: dict[str, Any] | None = None,
+    handshake: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    client: TestClient | None = None,
+    **connector_options: Any,
+) -> TestClient:
+    """Open a :class:`TestClient` to a running ``server`` over ``transport`` (default: the first).
+
+    With ``handshake=True`` the connect frame is sent and the server's answer awaited (an
+    error frame or a close raises). ``connector_options`` go to the transport's connector.
+    """
+    name = transport or server.transports[0].name
+    factory = server.providers["transport"].get(name, "transport").factory
+    connector = getattr(factory, "connector", None)
+    if connector is None:
+        raise LookupError(f"transport {name!r} has no client connector")
+    url = server.addresses[name][0]
+    client = client or TestClient()
+    client.link = await connector(url, client, **connector_options)
+    if handshake:
+        client.send_frame(FrameType.CONNECT, payload=dump_json({"auth": auth or {}}))
+        waiter = asyncio.ensure_future(asyncio.shield(client.connected))
+        done, _ = await asyncio.wait(
+            {waiter, client.closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter not in done:
+            waiter.cancel()
+            if client.closed.done():
+                code, reason = client.closed.result()
+                errors = list(client._errors)
+                raise NotConnected(f"server closed the connection: {code} {reason}; errors: {errors}")
+            raise TimeoutError(f"no connect answer within {timeout}s")
+    return client
+
+
+__all__ = ["AckError", "ReceivedEvent", "TestClient", "connect_client"]
