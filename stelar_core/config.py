@@ -66,14 +66,14 @@ def _port(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise _fail(attribute.name, value, "expected a port number 0..65535 (0 picks a free port) or None")
 
 
-def _optional(
-    check: Callable[[Any, attrs.Attribute[Any], Any], None],
-) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    def optional_check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if value is not None:
-            check(instance, attribute, value)
+def _bool(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise _fail(attribute.name, value, "expected True or False")
 
-    return optional_check
+
+def _text(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise _fail(attribute.name, value, "expected a non-empty string")
 
 
 def _name_or_object(kind: str, required: tuple[str, ...]) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -82,6 +82,8 @@ def _name_or_object(kind: str, required: tuple[str, ...]) -> Callable[[Any, attr
             if not value:
                 raise _fail(attribute.name, value, f"expected the name of a {kind} provider")
             return
+        if not required and not callable(value):
+            raise _fail(attribute.name, value, f"expected a {kind} name or a callable")
         missing = [m for m in required if not callable(getattr(value, m, None))]
         if missing:
             raise _fail(
@@ -204,7 +206,7 @@ class ServerConfig:
 
     # Where to listen. ``port`` configures the ``ws`` transport, ``tcp_port`` the ``tcp`` one;
     # ``transports`` names the transports explicitly (default: derived from the two ports).
-    host: str = attrs.field(default=DEFAULT_HOST, validator=attrs.validators.instance_of(str))
+    host: str = attrs.field(default=DEFAULT_HOST, validator=_text)
     port: int | None = attrs.field(default=DEFAULT_PORT, validator=_port)
     tcp_port: int | None = attrs.field(default=None, validator=_port)
     path: str = attrs.field(default="/", validator=_path)
@@ -248,7 +250,7 @@ class ServerConfig:
     connect_timeout: float = attrs.field(default=DEFAULT_CONNECT_TIMEOUT, validator=_seconds)
     ack_timeout: float = attrs.field(default=DEFAULT_ACK_TIMEOUT, validator=_seconds)
     shutdown_timeout: float = attrs.field(default=DEFAULT_SHUTDOWN_TIMEOUT, validator=_seconds)
-    graceful_shutdown: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    graceful_shutdown: bool = attrs.field(default=False, validator=_bool)
 
     # Used by network transports and the health plugin.
     allowed_origins: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
@@ -307,8 +309,8 @@ class ServerConfig:
         return cls(**options)
 
     @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> ServerConfig:
-        """Read a TOML file: options at top level or under ``[stelar]``; ``overrides`` win."""
+    def read_toml(cls, path: str | Path) -> dict[str, Any]:
+        """The options of a TOML file (at top level or under ``[stelar]``), names checked."""
         try:
             with open(path, "rb") as file:
                 data = tomllib.load(file)
@@ -317,8 +319,13 @@ class ServerConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
         options = dict(data.get("stelar", data))
-        options.update(overrides)
-        return cls.from_mapping(options)
+        cls.check_option_names(options)
+        return options
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> ServerConfig:
+        """Build from a TOML file; ``overrides`` win over the file."""
+        return cls.from_mapping({**cls.read_toml(path), **overrides})
 
     def redacted(self) -> dict[str, Any]:
         """The options as plain data with secrets hidden, for ``get_config`` and logs."""

@@ -11,13 +11,17 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.hub.acks import PendingAcks
-from stelar_core.protocol import DisconnectCode
+from stelar_core.protocol import DisconnectCode, FrameType
 from stelar_core.transports.base import Admission, Connection, HttpRequest
 
 if TYPE_CHECKING:
     from stelar_core.hub.hub import Hub
 
 log = logging.getLogger("stelar.hub")
+
+# Frames handled at once even while a handler runs: they run no user code, and a handler may be
+# awaiting one of them (the ACK response to its own ``ctx.request``).
+_RUN_NO_USER_CODE = frozenset({FrameType.ACK_RESPONSE, FrameType.PING, FrameType.PONG})
 
 
 class SessionState(enum.Enum):
@@ -89,7 +93,7 @@ class Session:
         if self.state is SessionState.CLOSED:
             return
         self.last_seen = time.monotonic()
-        if self._draining:
+        if self._draining and (not frame or frame[0] not in _RUN_NO_USER_CODE):
             self._inbox.append(frame)
             if len(self._inbox) >= self._hub.config.max_queued_messages and not self._paused:
                 self._paused = True

@@ -95,7 +95,7 @@ def _refuse_async_event_hooks(pm: StelarPluginManager, name: str) -> None:
     plugin = pm.get_plugin(name)
     for caller in pm.get_hookcallers(plugin) or ():
         for impl in caller.get_hookimpls():
-            if impl.plugin is plugin and inspect.iscoroutinefunction(impl.function):
+            if impl.plugin is plugin and inspect.iscoroutinefunction(inspect.unwrap(impl.function)):
                 pm.unregister(name=name)
                 raise PluginError(
                     f"plugin {name!r}: hook {caller.name} is 'async def', but stelar hooks are "

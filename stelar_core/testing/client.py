@@ -155,9 +155,12 @@ class TestClient:
     def emit_binary(self, event: str, data: bytes) -> None:
         self.send_frame(FrameType.BINARY, event, data)
 
-    async def request(self, event: str, data: Any = None, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    async def request(
+        self, event: str, data: Any = None, *, timeout: float = DEFAULT_TIMEOUT, raw: bytes | None = None
+    ) -> Any:
+        """Ask the server; ``raw`` sends those payload bytes instead of ``data`` as JSON."""
         ack_id, future = self._acks.open()
-        self.send_frame(FrameType.ACK_REQUEST, event, dump_json(data), ack_id)
+        self.send_frame(FrameType.ACK_REQUEST, event, dump_json(data) if raw is None else raw, ack_id)
         return await self._acks.wait(ack_id, future, timeout, event)
 
     async def join(self, room: str, *, timeout: float = DEFAULT_TIMEOUT) -> Any:

@@ -1,0 +1,156 @@
+"""The ``stelar`` command: ``stelar plugins`` and ``stelar serve``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from stelar_core.config import LOG_LEVELS, ServerConfig
+from stelar_core.errors import StelarError
+from stelar_core.plugins.manager import build_plugin_manager
+from stelar_core.plugins.markers import hookimpl
+from stelar_core.plugins.registry import all_registries
+from stelar_core.relay import build_relay_server
+from stelar_core.server import StelarServer
+
+EXIT_USAGE = 2
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    pm = build_plugin_manager()
+    providers: dict[str, list[str]] = {}
+    for kind, registry in all_registries(pm).items():
+        for provider in registry.providers():
+            providers.setdefault(provider.plugin, []).append(f"{kind}:{provider.name}")
+    rows = [
+        {
+            "name": info.name,
+            "distribution": info.distribution or "-",
+            "version": info.version or "-",
+            "hooks": list(info.hooks),
+            "providers": providers.get(info.name, []),
+        }
+        for info in pm.describe()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['name']}  ({row['distribution']} {row['version']})")
+        print(f"    hooks:     {', '.join(row['hooks']) or '-'}")
+        print(f"    providers: {', '.join(row['providers']) or '-'}")
+    return 0
+
+
+def _load_app(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise StelarError(f"APP must look like 'module:attribute', got {spec!r}")
+    sys.path.insert(0, ".")
+    try:
+        module = importlib.import_module(module_name)
+    finally:
+        sys.path.pop(0)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise StelarError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+def _options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name in ("host", "port", "tcp_port", "max_connections", "max_connections_per_ip", "log_level"):
+        value = getattr(args, name)
+        if value is not None:
+            options[name] = value
+    if args.transport:
+        options["transports"] = args.transport
+    return options
+
+
+class _AnnounceAddresses:
+    """Prints where the server listens once it started (a plugin like any other)."""
+
+    name = "cli-announce"
+
+    @hookimpl
+    def stelar_on_server_started(self, server: StelarServer) -> None:
+        for transport, urls in server.addresses.items():
+            print(f"stelar: {transport} listening on {', '.join(urls) or '(in-process)'}", flush=True)
+
+
+def _build_server(args: argparse.Namespace) -> StelarServer:
+    options = _options_from_args(args)
+    if args.config:
+        options = {**ServerConfig.read_toml(args.config), **options}
+    plugins = [_AnnounceAddresses()]
+    if args.app is None:
+        return build_relay_server(plugins=plugins, **options)
+    app = _load_app(args.app)
+    if isinstance(app, StelarServer):
+        if options:
+            raise StelarError(
+                f"{args.app} is a built server; options come from its code, not from the command line"
+            )
+        app.plugin_manager.register(plugins[0], name=_AnnounceAddresses.name)
+        return app
+    if callable(app):
+        server = app(plugins=plugins, **options)
+        if isinstance(server, StelarServer):
+            return server
+    raise StelarError(f"{args.app} must be a StelarServer or a function returning one")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    server = _build_server(args)
+    server.run()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stelar", description="Real-time messaging server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    plugins = commands.add_parser("plugins", help="list discovered plugins")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(run=_plugins)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run a server",
+        description="Run APP (module:attribute, a StelarServer or a function building one), "
+        "or the built-in relay app: clients join rooms and their events go to the room.",
+    )
+    serve.add_argument("app", nargs="?", help="module:attribute of your server")
+    serve.add_argument("--config", help="TOML file of server options (top level or [stelar])")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="WebSocket port (stelar-ws)")
+    serve.add_argument("--tcp-port", type=int, help="TCP port (stelar-tcp)")
+    serve.add_argument("--transport", action="append", help="transport name; repeat for several")
+    serve.add_argument("--max-connections", type=int)
+    serve.add_argument("--max-connections-per-ip", type=int)
+    serve.add_argument("--log-level", choices=LOG_LEVELS)
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except StelarError as exc:
+        print(f"stelar: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

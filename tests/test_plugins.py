@@ -1,0 +1,153 @@
+"""The plugin layer: discovery through entry points, blocking, user hooks, provider selection."""
+
+import pytest
+
+from stelar_core import ConfigError, PluginError, StelarServer, hookimpl
+from stelar_core.plugins import build_plugin_manager
+from stelar_core.plugins.manager import BLOCK_ENV, DISABLE_AUTOLOAD_ENV, discover_entry_points, user_hook_names
+from stelar_core.plugins.registry import all_registries
+
+CORE_PLUGINS = {"core-brokers", "core-id-generators", "core-ip-tracker", "core-memory-transport", "core-token-bucket"}
+
+
+def test_core_defaults_come_from_stelar_core_entry_points():
+    points = {p.name: p for p in discover_entry_points()}
+    assert CORE_PLUGINS <= set(points)
+    assert {points[name].dist.metadata["Name"] for name in CORE_PLUGINS} == {"stelar-core"}
+    pm = build_plugin_manager()
+    described = {info.name: info for info in pm.describe()}
+    assert described["core-token-bucket"].distribution == "stelar-core"
+    assert described["core-token-bucket"].hooks == ("stelar_register_rate_limiters",)
+    registries = all_registries(pm)
+    assert "token-bucket" in registries["rate limiter"].names()
+    assert "memory" in registries["transport"].names()
+    assert {"uuid4", "token"} <= set(registries["client ID generator"].names())
+
+
+def test_each_server_gets_its_own_manager():
+    a = StelarServer(transports=["memory"])
+    b = StelarServer(transports=["memory"], hooks={"on_client_connect": lambda client_id: None})
+    assert a.plugin_manager is not b.plugin_manager
+    assert not a.plugin_manager.implements("stelar_on_client_connect")
+    assert b.plugin_manager.implements("stelar_on_client_connect")
+
+
+def test_blocking_by_option_removes_the_provider(monkeypatch):
+    with pytest.raises(ConfigError, match="no rate limiter named 'token-bucket' is installed"):
+        StelarServer(transports=["memory"], block_plugins=["core-token-bucket"])
+
+
+def test_blocking_by_environment_variable(monkeypatch):
+    monkeypatch.setenv(BLOCK_ENV, "core-id-generators, core-brokers")
+    pm = build_plugin_manager()
+    names = {info.name for info in pm.describe()}
+    assert "core-id-generators" not in names and "core-brokers" not in names
+    assert "core-token-bucket" in names
+
+
+def test_disabling_autoload_keeps_only_stelar_core(monkeypatch):
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+    pm = build_plugin_manager()
+    assert {info.distribution for info in pm.describe()} == {"stelar-core"}
+
+
+def test_unknown_transport_lists_installed_and_names_the_distribution():
+    with pytest.raises(ConfigError) as info:
+        StelarServer(port=3000)
+    message = str(info.value)
+    assert "option 'port': no transport named 'ws' is installed" in message
+    assert "memory (stelar-core)" in message
+    assert "pip install stelar-ws" in message
+    with pytest.raises(ConfigError, match="option 'tcp_port'.*pip install stelar-tcp"):
+        StelarServer(port=None, tcp_port=0)
+
+
+def test_unknown_provider_names_list_what_is_installed():
+    with pytest.raises(ConfigError, match=r"option 'rate_limiter': no rate limiter named 'leaky'.*token-bucket"):
+        StelarServer(transports=["memory"], rate_limiter="leaky")
+    with pytest.raises(ConfigError, match=r"option 'id_generator': .*installed: token \(stelar-core\), uuid4"):
+        StelarServer(transports=["memory"], id_generator="snowflake")
+    with pytest.raises(ConfigError, match="option 'transports': no transport named 'carrier-pigeon'"):
+        StelarServer(transports=["carrier-pigeon"])
+
+
+def test_no_transport_at_all_says_what_to_do():
+    with pytest.raises(ConfigError, match="no transport configured.*stelar-ws.*stelar-tcp"):
+        StelarServer(port=None)
+
+
+class ShortIds:
+    """A plugin passed in code; it takes the name of a built-in provider and wins."""
+
+    name = "short-ids"
+
+    @hookimpl
+    def stelar_register_id_generators(self, register):
+        register("uuid4", lambda: (lambda: "always-the-same"))
+
+
+def test_a_plugin_in_code_wins_over_a_builtin_of_the_same_name():
+    server = StelarServer(transports=["memory"], plugins=[ShortIds()])
+    assert server.hub.id_generator() == "always-the-same"
+    assert server.providers["client ID generator"].get("uuid4", "id_generator").plugin == "short-ids"
+
+
+def test_user_hooks_mapping_is_one_plugin_with_only_named_arguments():
+    seen = []
+    server = StelarServer(transports=["memory"], hooks={"on_client_connect": lambda client_id: seen.append(client_id)})
+    server.plugin_manager.hook.stelar_on_client_connect(
+        server=server, client_id="c1", ip="x", protocol="memory", metadata={}
+    )
+    assert seen == ["c1"]
+    assert "user-hooks" in {info.name for info in server.plugin_manager.describe()}
+
+
+def test_unknown_user_hook_names_the_known_ones():
+    with pytest.raises(PluginError, match="unknown hook 'onClientConnect' in hooks; known hooks: .*on_client_connect"):
+        StelarServer(transports=["memory"], hooks={"onClientConnect": print})
+    assert "on_rate_limit_exceeded" in user_hook_names()
+    assert len(user_hook_names()) == 13
+
+
+def test_user_hook_with_an_argument_the_hook_does_not_have_fails_loudly():
+    with pytest.raises(Exception, match="clientId"):
+        StelarServer(transports=["memory"], hooks={"on_client_connect": lambda clientId: None})
+
+
+def test_async_event_hooks_are_refused():
+    async def on_client_connect(client_id):
+        return None
+
+    with pytest.raises(PluginError, match="stelar_on_client_connect is 'async def'"):
+        StelarServer(transports=["memory"], hooks={"on_client_connect": on_client_connect})
+
+
+class Misspelled:
+    @hookimpl
+    def stelar_on_client_conect(self, client_id):
+        return None
+
+
+def test_a_misspelled_hook_implementation_fails_loudly():
+    with pytest.raises(PluginError, match="stelar_on_client_conect"):
+        StelarServer(transports=["memory"], plugins=[Misspelled()])
+
+
+class Routes:
+    @hookimpl
+    def stelar_register_http_routes(self, register, server):
+        register("/ping", lambda request: None)
+
+
+def test_http_routes_are_collected_for_transports():
+    server = StelarServer(transports=["memory"], plugins=[Routes()])
+    assert set(server.hub.http_routes) == {"/ping"}
+    assert server.hub.http_routes["/ping"].methods == ("GET",)
+
+
+def test_two_plugins_claiming_one_route_is_an_error():
+    class Again(Routes):
+        pass
+
+    with pytest.raises(PluginError, match="two plugins register the HTTP route '/ping'"):
+        StelarServer(transports=["memory"], plugins=[Routes(), Again()])
