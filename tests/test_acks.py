@@ -18,7 +18,6 @@ async def test_async_handlers_answer_and_many_requests_fly_at_once(stelar_server
 
     @server.on_ack("echo")
     async def echo(ctx):
-        await asyncio.sleep(0)
         return {"n": ctx.data, "by": ctx.id}
 
     client = await stelar_client_factory(server)
@@ -110,14 +109,19 @@ async def test_pending_server_requests_are_bounded(stelar_server_factory, stelar
     server = await stelar_server_factory(max_pending_acks=3)
     client = await stelar_client_factory(server)
     release = asyncio.Event()
+    arrived = []
+    all_arrived = asyncio.Event()
 
     async def slow(data):
+        arrived.append(data)
+        if len(arrived) == 3:
+            all_arrived.set()
         await release.wait()
         return data
 
     client.on_ack("slow", slow)
     first = [asyncio.ensure_future(server.request(client.id, "slow", n)) for n in range(3)]
-    await asyncio.sleep(0)
+    await asyncio.wait_for(all_arrived.wait(), 5)
     with pytest.raises(AckError) as info:
         await server.request(client.id, "slow", 99)
     assert info.value.code == ErrorCode.TOO_MANY_PENDING_ACKS
@@ -126,9 +130,15 @@ async def test_pending_server_requests_are_bounded(stelar_server_factory, stelar
 
 
 async def test_a_disconnect_fails_pending_server_requests(stelar_server, stelar_client):
-    stelar_client.on_ack("hang", lambda data: asyncio.Event().wait())
+    asked = asyncio.Event()
+
+    async def hang(data):
+        asked.set()
+        await asyncio.Event().wait()
+
+    stelar_client.on_ack("hang", hang)
     pending = asyncio.ensure_future(stelar_server.request(stelar_client.id, "hang"))
-    await asyncio.sleep(0)
+    await asyncio.wait_for(asked.wait(), 5)
     stelar_client.close()
     with pytest.raises(NotConnected):
         await pending

@@ -9,6 +9,14 @@ from stelar_core.hub import hub as hub_module
 from stelar_core.testing import ReceivedEvent
 
 
+async def suspend_once():
+    """Give control back to the event loop once, as a handler awaiting real I/O would."""
+    loop = asyncio.get_running_loop()
+    resumed = loop.create_future()
+    loop.call_soon(resumed.set_result, None)
+    await resumed
+
+
 async def test_handlers_sync_and_async_receive_a_context(stelar_server, stelar_client_factory):
     seen = []
 
@@ -17,7 +25,7 @@ async def test_handlers_sync_and_async_receive_a_context(stelar_server, stelar_c
         seen.append(("sync", ctx.event, ctx.data, ctx.protocol, ctx.remote_address))
 
     async def async_handler(ctx):
-        await asyncio.sleep(0)
+        await suspend_once()
         seen.append(("async", ctx.id))
         ctx.emit("done", len(seen))
 
@@ -37,7 +45,7 @@ async def test_messages_of_one_client_are_handled_in_order_even_with_async_handl
     async def slow_then_fast(ctx):
         if ctx.data == 0:
             for _ in range(5):
-                await asyncio.sleep(0)
+                await suspend_once()
         order.append(ctx.data)
         if ctx.data == 49:
             ctx.emit("finished")

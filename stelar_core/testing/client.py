@@ -59,6 +59,7 @@ class TestClient:
         self.link: ClientLink | None = None
         self.frames_received = 0
         self.pings_received = 0
+        self.pongs: list[bytes] = []
         self.disconnect: dict[str, Any] | None = None
         self.ack_handlers: dict[str, Callable[[Any], Any]] = {}
         loop = asyncio.get_running_loop()
@@ -92,6 +93,8 @@ class TestClient:
             self.pings_received += 1
             if self.auto_pong:
                 self.send_frame(FrameType.PONG, payload=frame.payload)
+        elif kind is FrameType.PONG:
+            self.pongs.append(frame.payload)
         elif kind is FrameType.ACK_RESPONSE:
             assert frame.ack_id is not None
             self._acks.resolve(frame.ack_id, frame.json())
@@ -111,7 +114,7 @@ class TestClient:
         if not self.closed.done():
             self.closed.set_result((code, reason))
         if not self.connected.done():
-            self.connected.set_exception(NotConnected(f"closed before the handshake: {code} {reason}"))
+            self.connected.set_exception(NotConnected(f"server closed the connection: {code} {reason}"))
             self.connected.exception()  # retrieved here; waiters still see it
         self._acks.fail_all("connection closed")
         self._arrived.set()
@@ -194,6 +197,13 @@ class TestClient:
                 self._arrived.clear()
                 await self._arrived.wait()
 
+    async def wait_until(self, condition: Callable[[], bool], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until ``condition()`` holds, checking after each frame received."""
+        async with asyncio.timeout(timeout):
+            while not condition():
+                self._arrived.clear()
+                await self._arrived.wait()
+
     async def next_event(self, *, timeout: float = DEFAULT_TIMEOUT) -> ReceivedEvent:
         item: ReceivedEvent = await self._wait_for(self._events, "an event", timeout)
         return item
@@ -244,17 +254,11 @@ async def connect_client(
     client.link = await connector(url, client, **connector_options)
     if handshake:
         client.send_frame(FrameType.CONNECT, payload=dump_json({"auth": auth or {}}))
-        waiter = asyncio.ensure_future(asyncio.shield(client.connected))
-        done, _ = await asyncio.wait(
-            {waiter, client.closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if waiter not in done:
-            waiter.cancel()
-            if client.closed.done():
-                code, reason = client.closed.result()
-                errors = list(client._errors)
-                raise NotConnected(f"server closed the connection: {code} {reason}; errors: {errors}")
-            raise TimeoutError(f"no connect answer within {timeout}s")
+        try:
+            await asyncio.wait_for(client.connected, timeout)
+        except NotConnected as exc:
+            errors = [f"{code}: {body.get('message')}" for code, body in client._errors]
+            raise NotConnected(f"{exc}; errors received: {errors}") from None
     return client
 
 
