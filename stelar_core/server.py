@@ -394,10 +394,11 @@ class StelarServer:
         async def serve() -> None:
             stopped = asyncio.Event()
             loop = asyncio.get_running_loop()
-            await self.start()
+            # Handlers first: a signal arriving while transports start must still stop cleanly.
             for sig in _SIGNALS:
                 loop.add_signal_handler(sig, stopped.set)
             try:
+                await self.start()
                 await stopped.wait()
             finally:
                 for sig in _SIGNALS:

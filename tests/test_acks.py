@@ -13,7 +13,9 @@ async def test_the_return_value_is_the_answer(stelar_server, stelar_client):
     assert await stelar_client.request("add", {"a": 2, "b": 3}) == 5
 
 
-async def test_async_handlers_answer_and_many_requests_fly_at_once(stelar_server_factory, stelar_client_factory):
+async def test_async_handlers_answer_and_many_requests_fly_at_once(
+    stelar_server_factory, stelar_client_factory
+):
     server = await stelar_server_factory(rate_limit=None)
 
     @server.on_ack("echo")
@@ -89,7 +91,7 @@ async def test_server_request_errors_and_timeouts(stelar_server, stelar_client_f
         await never.wait()
 
     client.on_ack("hang", hang)
-    with pytest.raises(AckTimeout, match="no answer to request 'hang' within 0.05s"):
+    with pytest.raises(AckTimeout, match=r"no answer to request 'hang' within 0\.05s"):
         await stelar_server.request(client.id, "hang", timeout=0.05)
     assert stelar_server.get_stats().pending_acks == 0
     with pytest.raises(NotConnected):

@@ -15,7 +15,9 @@ async def watched(stelar_server_factory, stelar_client_factory):
         max_event_name_length=16,
         hooks={
             "on_invalid_message": lambda client_id, code, reason: invalid.append((client_id, code)),
-            "on_payload_too_large": lambda client_id, event, size, max_size: too_large.append((event, size, max_size)),
+            "on_payload_too_large": lambda client_id, event, size, max_size: too_large.append(
+                (event, size, max_size)
+            ),
         },
     )
     server.on("echo", lambda ctx: ctx.emit("echo", ctx.data))
@@ -58,7 +60,10 @@ async def test_an_oversized_payload_is_dropped_and_reported(watched):
     server, offender, bystander, _, too_large = watched
     offender.emit("echo", "x" * 100)
     code, body = await offender.next_error()
-    assert code == ErrorCode.PAYLOAD_TOO_LARGE and body == {"message": "payload is 102 bytes, at most 64", "event": "echo"}
+    assert code == ErrorCode.PAYLOAD_TOO_LARGE and body == {
+        "message": "payload is 102 bytes, at most 64",
+        "event": "echo",
+    }
     with pytest.raises(AckError) as info:
         await offender.request("echo", "y" * 100)
     assert info.value.code == ErrorCode.PAYLOAD_TOO_LARGE
@@ -78,7 +83,7 @@ async def test_a_payload_exactly_at_the_limit_passes(watched):
 
 async def test_an_error_frame_from_a_client_is_only_logged(watched, caplog):
     caplog.set_level("INFO", logger="stelar")
-    server, offender, bystander, invalid, _ = watched
+    _, offender, bystander, invalid, _ = watched
     offender.send_frame(FrameType.ERROR, "client_problem", dump_json({"message": "oops"}))
     await assert_both_still_served(offender, bystander)
     assert invalid == []

@@ -22,7 +22,11 @@ from stelar_core import ConfigError, RateLimit, ServerConfig, TLSConfig
         ("max_event_name_length", 70000, "the wire allows at most 65535"),
         ("port", 70000, "option 'port' = 70000 is invalid: expected a port number 0..65535"),
         ("tcp_port", -1, "option 'tcp_port' = -1"),
-        ("heartbeat_interval", 0, "option 'heartbeat_interval' = 0 is invalid: expected a duration in seconds > 0"),
+        (
+            "heartbeat_interval",
+            0,
+            "option 'heartbeat_interval' = 0 is invalid: expected a duration in seconds > 0",
+        ),
         ("connect_timeout", -1.0, "option 'connect_timeout' = -1.0"),
         ("ack_timeout", "5", "option 'ack_timeout' = '5'"),
         ("shutdown_timeout", 0, "option 'shutdown_timeout' = 0"),
@@ -38,7 +42,11 @@ from stelar_core import ConfigError, RateLimit, ServerConfig, TLSConfig
         ("rate_limiter", object(), "expected a rate limiter name or an object with methods check, reset"),
         ("rate_limiter", "", "expected the name of a rate limiter provider"),
         ("ip_tracker", object(), "missing check, add, remove, count"),
-        ("id_generator", 42, "option 'id_generator' = 42 is invalid: expected a client ID generator name or a callable"),
+        (
+            "id_generator",
+            42,
+            "option 'id_generator' = 42 is invalid: expected a client ID generator name or a callable",
+        ),
         ("broker", object(), "missing start, publish, stop"),
         ("tls", {"cert": "c"}, "option 'tls'"),
         ("hooks", [1], "expected a mapping of hook name"),
@@ -86,7 +94,9 @@ def test_transports_follow_the_ports_unless_named():
 
 
 def test_mappings_are_coerced_and_evolve_is_idempotent():
-    config = ServerConfig(rate_limit={"max_points": 5, "window": 2}, event_rate_limits={"chat": {"max_points": 1}})
+    config = ServerConfig(
+        rate_limit={"max_points": 5, "window": 2}, event_rate_limits={"chat": {"max_points": 1}}
+    )
     assert config.rate_limit == RateLimit(5, 2)
     assert config.event_rate_limits["chat"] == RateLimit(1, 1.0)
     assert attrs.evolve(config) == config
@@ -96,7 +106,9 @@ def test_mappings_are_coerced_and_evolve_is_idempotent():
 
 def test_read_from_toml_with_overrides(tmp_path):
     path = tmp_path / "stelar.toml"
-    path.write_text('[stelar]\nmax_connections = 7\ntransports = ["memory"]\n[stelar.rate_limit]\nmax_points = 3\n')
+    path.write_text(
+        '[stelar]\nmax_connections = 7\ntransports = ["memory"]\n[stelar.rate_limit]\nmax_points = 3\n'
+    )
     config = ServerConfig.from_toml(path, max_rooms=9)
     assert (config.max_connections, config.max_rooms, config.rate_limit) == (7, 9, RateLimit(3, 1.0))
 

@@ -5,22 +5,28 @@ import asyncio
 import pytest
 
 from stelar_core import ConnectionRefused, ErrorCode, NotConnected
-from stelar_core.protocol import FrameType, dump_json, encode_frame
+from stelar_core.protocol import FrameType, dump_json
 from stelar_core.testing import TestClient, connect_client
 
 
-async def test_the_handshake_answers_id_version_heartbeat_and_max_payload(stelar_server_factory, stelar_client_factory):
+async def test_the_handshake_answers_id_version_heartbeat_and_max_payload(
+    stelar_server_factory, stelar_client_factory
+):
     server = await stelar_server_factory(heartbeat_interval=12.5, heartbeat_timeout=30, max_payload_size=1234)
     client = await stelar_client_factory(server)
     assert client.welcome == {"id": client.id, "v": 1, "heartbeat": 12.5, "max_payload": 1234}
     assert server.get_clients()[0].id == client.id
 
 
-async def test_connection_callbacks_and_hooks_fire_with_the_client(stelar_server_factory, stelar_client_factory):
+async def test_connection_callbacks_and_hooks_fire_with_the_client(
+    stelar_server_factory, stelar_client_factory
+):
     events = []
     server = await stelar_server_factory(
         hooks={
-            "on_client_connect": lambda client_id, protocol: events.append(("hook-connect", client_id, protocol)),
+            "on_client_connect": lambda client_id, protocol: events.append(
+                ("hook-connect", client_id, protocol)
+            ),
             "on_client_disconnect": lambda client_id, rooms, code: events.append(
                 ("hook-disconnect", client_id, sorted(rooms), code)
             ),
@@ -51,13 +57,17 @@ async def test_connection_callbacks_and_hooks_fire_with_the_client(stelar_server
     ]
 
 
-async def test_max_connections_refuses_the_next_and_fires_the_hook(stelar_server_factory, stelar_client_factory):
+async def test_max_connections_refuses_the_next_and_fires_the_hook(
+    stelar_server_factory, stelar_client_factory
+):
     reached = []
     server = await stelar_server_factory(
         max_connections=2,
-        hooks={"on_max_connections_reached": lambda active_connections, max_connections, scope: reached.append(
-            (active_connections, max_connections, scope)
-        )},
+        hooks={
+            "on_max_connections_reached": lambda active_connections, max_connections, scope: reached.append(
+                (active_connections, max_connections, scope)
+            )
+        },
     )
     first = await stelar_client_factory(server, remote_address="10.0.0.1")
     await stelar_client_factory(server, remote_address="10.0.0.2")
@@ -76,9 +86,11 @@ async def test_max_connections_per_ip(stelar_server_factory, stelar_client_facto
     reached = []
     server = await stelar_server_factory(
         max_connections_per_ip=2,
-        hooks={"on_max_connections_reached": lambda ip, scope, active_connections: reached.append(
-            (ip, scope, active_connections)
-        )},
+        hooks={
+            "on_max_connections_reached": lambda ip, scope, active_connections: reached.append(
+                (ip, scope, active_connections)
+            )
+        },
     )
     a = await stelar_client_factory(server, remote_address="192.0.2.1")
     await stelar_client_factory(server, remote_address="192.0.2.1")

@@ -152,7 +152,9 @@ async def test_a_broadcast_is_encoded_once_whatever_the_number_of_recipients(
         assert (await client.next_event()).event == "all"
 
 
-async def test_a_raising_handler_is_counted_and_the_connection_kept(stelar_server, stelar_client_factory, caplog):
+async def test_a_raising_handler_is_counted_and_the_connection_kept(
+    stelar_server, stelar_client_factory, caplog
+):
     @stelar_server.on("boom")
     def boom(ctx):
         raise RuntimeError("handler bug")

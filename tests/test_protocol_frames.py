@@ -33,7 +33,9 @@ def test_event_names_are_utf8():
 
 
 @given(
-    frame_type=st.sampled_from([t for t in FrameType if t not in (FrameType.ACK_REQUEST, FrameType.ACK_RESPONSE)]),
+    frame_type=st.sampled_from(
+        [t for t in FrameType if t not in (FrameType.ACK_REQUEST, FrameType.ACK_RESPONSE)]
+    ),
     event=st.text(max_size=50),
     payload=st.binary(max_size=200),
 )
@@ -48,7 +50,9 @@ def test_round_trip_without_ack_id(frame_type, event, payload):
     ack_id=st.integers(0, 2**32 - 1),
 )
 def test_round_trip_with_ack_id(frame_type, event, payload, ack_id):
-    assert decode_frame(encode_frame(frame_type, event, payload, ack_id)) == Frame(frame_type, event, payload, ack_id)
+    assert decode_frame(encode_frame(frame_type, event, payload, ack_id)) == Frame(
+        frame_type, event, payload, ack_id
+    )
 
 
 @given(st.binary(max_size=64))
@@ -71,7 +75,11 @@ def test_arbitrary_bytes_decode_or_raise_protocol_error(data):
         (b"\xff\x00\x00", ErrorCode.INVALID_FRAME, "unknown frame type 255"),
         (b"\x00\x00\x05abc", ErrorCode.INVALID_FRAME, "event length 5 runs past the end of a 6-byte frame"),
         (b"\x00\x00\x02\xc3\x28", ErrorCode.INVALID_EVENT, "event name is not valid UTF-8"),
-        (b"\x04\x00\x01a\x00\x00", ErrorCode.INVALID_FRAME, "ACK_REQUEST frame ends before its 4-byte ack id"),
+        (
+            b"\x04\x00\x01a\x00\x00",
+            ErrorCode.INVALID_FRAME,
+            "ACK_REQUEST frame ends before its 4-byte ack id",
+        ),
         (b"\x05\x00\x00", ErrorCode.INVALID_FRAME, "ACK_RESPONSE frame ends before its 4-byte ack id"),
     ],
 )

@@ -60,7 +60,9 @@ def test_token_bucket_table_is_bounded_and_forgets_the_least_recently_used():
     assert limiter.size() == 3
 
 
-async def test_exceeding_the_global_limit_disconnects_with_an_error(stelar_server_factory, stelar_client_factory):
+async def test_exceeding_the_global_limit_disconnects_with_an_error(
+    stelar_server_factory, stelar_client_factory
+):
     server = await stelar_server_factory(rate_limit=RateLimit(3, 60.0))
     client = await stelar_client_factory(server)
     for _ in range(4):
@@ -79,7 +81,9 @@ async def test_the_hook_can_keep_the_client_connected(stelar_server_factory, ste
         exceeded.append((client_id, event, protocol))
         return False
 
-    server = await stelar_server_factory(rate_limit=RateLimit(2, 60.0), hooks={"on_rate_limit_exceeded": warn_only})
+    server = await stelar_server_factory(
+        rate_limit=RateLimit(2, 60.0), hooks={"on_rate_limit_exceeded": warn_only}
+    )
     server.on_ack("q", lambda ctx: "answer")
     client = await stelar_client_factory(server)
     assert await client.request("q") == "answer"
@@ -114,7 +118,9 @@ async def test_per_event_limits_apply_to_their_event_only(stelar_server_factory,
     assert (await client.next_event()).event == "chat-ok"
 
 
-async def test_a_client_override_wins_over_event_and_global_limits(stelar_server_factory, stelar_client_factory):
+async def test_a_client_override_wins_over_event_and_global_limits(
+    stelar_server_factory, stelar_client_factory
+):
     server = await stelar_server_factory(
         rate_limit=RateLimit(1, 60.0),
         event_rate_limits={"chat": {"max_points": 1, "window": 60.0}},

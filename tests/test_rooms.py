@@ -88,8 +88,8 @@ async def test_rooms_per_client_limit_and_its_hook(stelar_server_factory, stelar
     server = await stelar_server_factory(
         max_rooms_per_client=2,
         hooks={
-            "on_max_rooms_per_client_reached": lambda client_id, room, current_rooms, max_rooms: reached.append(
-                (client_id, room, current_rooms, max_rooms)
+            "on_max_rooms_per_client_reached": lambda client_id, room, current_rooms, max_rooms: (
+                reached.append((client_id, room, current_rooms, max_rooms))
             )
         },
     )

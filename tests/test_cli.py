@@ -1,0 +1,84 @@
+"""The ``stelar`` command, run as a real process."""
+
+import asyncio
+import signal
+import sys
+import textwrap
+
+import pytest
+
+from stelar_core.cli import main
+
+
+async def start_serving(*args, cwd=None):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "stelar_core.cli",
+        "serve",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+    )
+    line = await asyncio.wait_for(process.stdout.readline(), 30)
+    return process, line.decode()
+
+
+async def stop(process):
+    process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(process.wait(), 30)
+    return process.returncode
+
+
+def test_serve_without_a_network_transport_names_the_distribution(capsys):
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "no transport named 'ws' is installed" in err and "pip install stelar-ws" in err
+
+
+def test_plugins_lists_the_core_defaults(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "core-token-bucket  (stelar-core 0.1.0)" in out
+    assert "providers: rate limiter:token-bucket" in out
+
+
+async def test_serve_runs_the_relay_app_until_sigterm():
+    process, line = await start_serving("--transport", "memory", "--max-connections", "5")
+    assert line.startswith("stelar: memory listening on memory://")
+    assert await stop(process) == 0
+
+
+async def test_serve_runs_a_server_object_from_the_users_module(tmp_path):
+    (tmp_path / "chat_app.py").write_text(
+        textwrap.dedent("""
+        from stelar_core import StelarServer
+        server = StelarServer(transports=["memory"])
+    """)
+    )
+    process, line = await start_serving("chat_app:server", cwd=tmp_path)
+    assert "memory listening" in line
+    assert await stop(process) == 0
+
+
+async def test_serve_reads_a_config_file(tmp_path):
+    config = tmp_path / "stelar.toml"
+    config.write_text('transports = ["memory"]\nmax_connections = 3\n')
+    process, line = await start_serving("--config", str(config))
+    assert "memory listening" in line
+    assert await stop(process) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "nocolon"], "APP must look like 'module:attribute'"),
+        (["serve", "stelar_core:nothing_here"], "has no attribute 'nothing_here'"),
+        (["serve", "stelar_core:__version__"], "must be a StelarServer or a function returning one"),
+        (["serve", "--transport", "memory", "--max-connections", "0"], "option 'max_connections' = 0"),
+    ],
+)
+def test_serve_reports_bad_input_clearly(capsys, args, message):
+    assert main(args) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,117 @@
+"""Entry-point discovery for real: a separate distribution, pip-installed, selectable by name.
+
+It is installed into a private folder (not the test environment's site-packages) so that no
+other test sees it, and used from a fresh interpreter whose path includes that folder.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+FIXTURE = Path(__file__).parent / "fixtures" / "stelar-example-limiter"
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory):
+    source = tmp_path_factory.mktemp("src") / "stelar-example-limiter"
+    shutil.copytree(FIXTURE, source)
+    site = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+    )
+    return site
+
+
+def run_python(site, code):
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_installed_provider_is_selectable_by_name(plugin_site):
+    result = run_python(
+        plugin_site,
+        """
+        import asyncio
+        from stelar_core import RateLimit, StelarServer
+        from stelar_core.testing import connect_client
+
+        async def main():
+            server = StelarServer(transports=["memory"], rate_limiter="fixed-window",
+                                  rate_limit=RateLimit(2, 3600))
+            limiter = server.hub.limits.global_limiter
+            print(type(limiter).__module__, type(limiter).__name__)
+            provider = server.providers["rate limiter"].get("fixed-window", "rate_limiter")
+            print(provider.plugin, server.plugin_manager.distributions[provider.plugin])
+            async with server:
+                client = await connect_client(server)
+                for _ in range(3):
+                    client.emit("e")
+                code, _ = await client.next_error()
+                print(code)
+
+        asyncio.run(main())
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "stelar_example_limiter FixedWindowLimiter",
+        "example-limiter ('stelar-example-limiter', '1.2.3')",
+        "rate_limited",
+    ]
+
+
+def test_stelar_plugins_lists_the_distribution(plugin_site):
+    result = run_python(
+        plugin_site, "from stelar_core.cli import main; raise SystemExit(main(['plugins', '--json']))"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["example-limiter"] == {
+        "name": "example-limiter",
+        "distribution": "stelar-example-limiter",
+        "version": "1.2.3",
+        "hooks": ["stelar_register_rate_limiters"],
+        "providers": ["rate limiter:fixed-window"],
+    }
+
+
+def test_it_can_be_blocked_by_environment_variable(plugin_site):
+    result = run_python(
+        plugin_site,
+        """
+        import os
+        os.environ["STELAR_BLOCK_PLUGINS"] = "example-limiter"
+        from stelar_core import StelarServer
+        StelarServer(transports=["memory"], rate_limiter="fixed-window")
+        """,
+    )
+    assert result.returncode != 0
+    assert "no rate limiter named 'fixed-window' is installed" in result.stderr
+
+
+def test_without_the_distribution_the_name_is_unknown():
+    from stelar_core import ConfigError, StelarServer
+
+    with pytest.raises(ConfigError, match="no rate limiter named 'fixed-window'"):
+        StelarServer(transports=["memory"], rate_limiter="fixed-window")
