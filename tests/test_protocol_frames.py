@@ -108,10 +108,18 @@ def test_empty_payload_is_none():
     assert decode_frame(b"\x00\x00\x01e").json() is None
 
 
-def test_dump_json_is_compact_and_refuses_nan():
+def test_dump_json_is_compact_utf8_like_javascript():
     assert dump_json({"a": [1, "é"]}) == '{"a":[1,"é"]}'.encode()
-    with pytest.raises(ValueError):
-        dump_json(float("nan"))
+    assert dump_json({1: float("nan"), "b": float("inf")}) == b'{"1":null,"b":null}'
+    with pytest.raises(TypeError):
+        dump_json({"x": object()})
+
+
+def test_load_json_rejects_what_json_cannot_be():
+    for bad in (b"NaN", b"{'a':1}", b"[1,]", b"\xff"):
+        with pytest.raises(ProtocolError) as info:
+            load_json(bad)
+        assert info.value.code == ErrorCode.INVALID_JSON
 
 
 def test_encode_refuses_an_event_longer_than_the_wire_allows():

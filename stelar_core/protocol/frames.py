@@ -6,12 +6,12 @@ with an :class:`ErrorCode` and a reason that says exactly what was wrong.
 
 from __future__ import annotations
 
-import json
 import struct
 from enum import IntEnum
 from typing import Any
 
 import attrs
+import orjson
 
 from stelar_core.errors import ProtocolError
 from stelar_core.protocol.codes import ErrorCode
@@ -70,20 +70,26 @@ class Frame:
         return load_json(self.payload)
 
 
+# orjson (measured in bench/hub.py: 6x faster than the json module per message, +33% events/s
+# and +39..54% ACK round trips/s for the hub). Non-string keys become strings as with the json
+# module; NaN and Infinity become null, as JavaScript's JSON.stringify does.
+_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
 def dump_json(data: Any) -> bytes:
-    """Compact, strict JSON (no NaN or Infinity, which other languages cannot read)."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    """Compact UTF-8 JSON. Raises ``TypeError`` for a value JSON cannot carry."""
+    return orjson.dumps(data, option=_DUMP_OPTIONS)
 
 
 def load_json(payload: bytes) -> Any:
+    """Parse a JSON payload (empty means ``None``); raises ``ProtocolError(invalid_json)``."""
     if not payload:
         return None
     try:
-        return json.loads(payload)
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(ErrorCode.INVALID_JSON, f"payload is not valid UTF-8: {exc}") from None
-    except ValueError as exc:
-        raise ProtocolError(ErrorCode.INVALID_JSON, f"payload is not valid JSON: {exc}") from None
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        detail = "payload is not valid UTF-8" if "utf-8" in str(exc).lower() else "payload is not valid JSON"
+        raise ProtocolError(ErrorCode.INVALID_JSON, f"{detail}: {exc}") from None
 
 
 def encode_frame(
