@@ -28,8 +28,10 @@ ClientFactory = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
-def stelar_transport() -> str:
-    return "memory"
+def stelar_transport(request: pytest.FixtureRequest) -> str:
+    """``"memory"``, or the value given by ``@pytest.mark.parametrize(..., indirect=True)``."""
+    name: str = getattr(request, "param", "memory")
+    return name
 
 
 @pytest_asyncio.fixture
