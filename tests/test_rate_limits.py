@@ -222,3 +222,14 @@ async def test_no_rate_limit_means_no_limiter_entries(stelar_server_factory, ste
     server.on_ack("done", lambda ctx: True)
     assert await client.request("done") is True
     assert server.get_stats().rate_limiter_entries == 0
+
+
+async def test_a_rate_limited_join_is_answered_as_a_join(stelar_server_factory, stelar_client_factory):
+    server = await stelar_server_factory(
+        rate_limit=RateLimit(1, 60.0), hooks={"on_rate_limit_exceeded": lambda: False}
+    )
+    client = await stelar_client_factory(server)
+    assert await client.join("a") == {"ok": True}
+    answer = await client.join("b")
+    assert answer["error"]["code"] == ErrorCode.RATE_LIMITED
+    assert server.get_rooms() == ["a"]

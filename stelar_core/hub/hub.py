@@ -669,9 +669,12 @@ class Hub:
         self._send(session, encode_frame(FrameType.ERROR, code, dump_json(body)))
 
     def _refuse_message(self, session: Session, frame: Frame, code: str, message: str) -> None:
-        """Tell the sender its message was refused: an ACK error for a request, else an error frame."""
+        """Tell the sender its message was refused in the answer it waits for: an ACK error for a
+        request, a room answer for a join or leave, else an error frame."""
         if frame.type is FrameType.ACK_REQUEST:
             self._reply_error(session, frame, code, message)
+        elif frame.type is FrameType.JOIN or frame.type is FrameType.LEAVE:
+            self._answer_room(session, frame, (code, message))
         else:
             self._send_error(session, code, message, frame.event)
 

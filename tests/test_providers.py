@@ -1,0 +1,106 @@
+"""Custom provider objects passed directly: IP trackers (sync and async), ID functions."""
+
+import asyncio
+import itertools
+import re
+
+import pytest
+
+from stelar_core import ConnectionRefused, ErrorCode
+from stelar_core.testing import connect_client
+
+
+class BlocklistTracker:
+    """The seed's IIPTracker example: blocked IPs refused, VIPs unlimited, others counted."""
+
+    def __init__(self):
+        self.blocked = {"203.0.113.9"}
+        self.vip = {"198.51.100.1"}
+        self.counts = {}
+        self.removed = asyncio.Event()
+
+    def check(self, ip, limit):
+        if ip in self.blocked:
+            return False
+        return ip in self.vip or self.counts.get(ip, 0) < limit
+
+    def add(self, ip):
+        self.counts[ip] = self.counts.get(ip, 0) + 1
+
+    def remove(self, ip):
+        self.counts[ip] -= 1
+        self.removed.set()
+
+    def count(self, ip):
+        return self.counts.get(ip, 0)
+
+
+class AsyncBlocklistTracker(BlocklistTracker):
+    async def check(self, ip, limit):
+        return BlocklistTracker.check(self, ip, limit)
+
+    async def add(self, ip):
+        BlocklistTracker.add(self, ip)
+
+    async def remove(self, ip):
+        BlocklistTracker.remove(self, ip)
+
+    async def count(self, ip):
+        return BlocklistTracker.count(self, ip)
+
+
+@pytest.mark.parametrize("tracker_class", [BlocklistTracker, AsyncBlocklistTracker])
+async def test_a_custom_ip_tracker_decides_admission(
+    tracker_class, stelar_server_factory, stelar_client_factory
+):
+    tracker = tracker_class()
+    server = await stelar_server_factory(ip_tracker=tracker, max_connections_per_ip=1)
+    with pytest.raises(ConnectionRefused) as info:
+        await connect_client(server, remote_address="203.0.113.9")
+    assert info.value.code == ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP
+    vips = [await stelar_client_factory(server, remote_address="198.51.100.1") for _ in range(3)]
+    normal = await stelar_client_factory(server, remote_address="192.0.2.5")
+    with pytest.raises(ConnectionRefused):
+        await connect_client(server, remote_address="192.0.2.5")
+    assert tracker.counts == {"198.51.100.1": 3, "192.0.2.5": 1}
+    normal.close()
+    await normal.wait_closed()
+    await asyncio.wait_for(tracker.removed.wait(), 5)
+    assert tracker.counts["192.0.2.5"] == 0
+    assert len(vips) == 3
+
+
+async def test_a_custom_id_function(stelar_server_factory, stelar_client_factory):
+    numbers = itertools.count(1)
+    server = await stelar_server_factory(id_generator=lambda: f"user_{next(numbers)}")
+    first = await stelar_client_factory(server)
+    second = await stelar_client_factory(server)
+    assert (first.id, second.id) == ("user_1", "user_2")
+
+
+async def test_the_token_id_generator_by_name(stelar_server_factory, stelar_client_factory):
+    server = await stelar_server_factory(id_generator="token")
+    client = await stelar_client_factory(server)
+    assert (
+        len(client.id) == 16
+        and "-" not in client.id.replace("_", "").replace("-", "")
+        or len(client.id) == 16
+    )
+
+
+async def test_before_broadcast_hook_can_cancel(stelar_server_factory, stelar_client_factory):
+    seen = []
+
+    def no_spam(event, data, exclude, room):
+        seen.append((event, data, sorted(exclude), room))
+        return False if event == "spam" else None
+
+    server = await stelar_server_factory(hooks={"on_before_broadcast": no_spam})
+    client = await stelar_client_factory(server)
+    await client.join("r")
+    server.broadcast("spam", 1)
+    server.to("r", "spam", 2, exclude="x")
+    server.broadcast("news", 3)
+    assert (await client.next_event()).data == 3
+    assert client.pending_events() == []
+    assert seen == [("spam", 1, [], None), ("spam", 2, ["x"], "r"), ("news", 3, [], None)]
