@@ -29,7 +29,7 @@ from stelar_core.protocol import (
     dump_json,
     encode_frame,
 )
-from stelar_core.providers import Broker, Delivery, IPTracker
+from stelar_core.providers import Broker, Delivery, IPTracker, resolve
 from stelar_core.transports.base import Connection, HttpRoute
 
 if TYPE_CHECKING:
@@ -154,54 +154,48 @@ class Hub:
         if not self._accepting:
             self.counters.refused[ErrorCode.SERVER_SHUTDOWN] += 1
             raise ConnectionRefused(
-                ErrorCode.SERVER_SHUTDOWN,
-                "server is not accepting connections",
-                DisconnectCode.GOING_AWAY,
+                ErrorCode.SERVER_SHUTDOWN, "server is not accepting connections", DisconnectCode.GOING_AWAY
             )
         if self._admitted >= config.max_connections:
-            self.counters.refused[ErrorCode.SERVER_FULL] += 1
-            self._notify(
-                "stelar_on_max_connections_reached",
-                active_connections=self._admitted,
-                max_connections=config.max_connections,
-                ip=remote_address,
-                scope="global",
-            )
-            raise ConnectionRefused(
+            raise self._limit_reached(
                 ErrorCode.SERVER_FULL,
                 f"server is full ({config.max_connections} connections)",
-                DisconnectCode.TRY_AGAIN_LATER,
+                self._admitted,
+                config.max_connections,
+                remote_address,
+                "global",
             )
         # Reserve before any await so concurrent admissions cannot overshoot the limit.
         self._admitted += 1
         try:
-            allowed = self.ip_tracker.check(remote_address, config.max_connections_per_ip)
-            if inspect.isawaitable(allowed):
-                allowed = await allowed
-            if not allowed:
-                count = self.ip_tracker.count(remote_address)
-                if inspect.isawaitable(count):
-                    count = await count
-                self.counters.refused[ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP] += 1
-                self._notify(
-                    "stelar_on_max_connections_reached",
-                    active_connections=count,
-                    max_connections=config.max_connections_per_ip,
-                    ip=remote_address,
-                    scope="ip",
-                )
-                raise ConnectionRefused(
+            limit = config.max_connections_per_ip
+            if not await resolve(self.ip_tracker.check(remote_address, limit)):
+                raise self._limit_reached(
                     ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP,
-                    f"too many connections from {remote_address} (at most {config.max_connections_per_ip})",
-                    DisconnectCode.TRY_AGAIN_LATER,
+                    f"too many connections from {remote_address} (at most {limit})",
+                    await resolve(self.ip_tracker.count(remote_address)),
+                    limit,
+                    remote_address,
+                    "ip",
                 )
-            added = self.ip_tracker.add(remote_address)
-            if inspect.isawaitable(added):
-                await added
+            await resolve(self.ip_tracker.add(remote_address))
         except BaseException:
             self._admitted -= 1
             raise
         return _Admission(self, remote_address)
+
+    def _limit_reached(
+        self, code: str, reason: str, active: int, limit: int, ip: str, scope: str
+    ) -> ConnectionRefused:
+        self.counters.refused[code] += 1
+        self._notify(
+            "stelar_on_max_connections_reached",
+            active_connections=active,
+            max_connections=limit,
+            ip=ip,
+            scope=scope,
+        )
+        return ConnectionRefused(code, reason, DisconnectCode.TRY_AGAIN_LATER)
 
     def release_admission(self, ip: str) -> None:
         self._admitted -= 1
@@ -598,15 +592,7 @@ class Hub:
                 ErrorCode.INVALID_EVENT,
                 f"room name must be 1..{config.max_event_name_length} characters",
             )
-        if (
-            self._ask(
-                "stelar_on_client_join_room",
-                client_id=session.id,
-                room=room,
-                metadata=session.metadata,
-            )
-            is False
-        ):
+        if self._room_vetoed("stelar_on_client_join_room", session, room):
             return ErrorCode.JOIN_REJECTED, f"joining room {room!r} was rejected"
         if len(session.rooms) >= config.max_rooms_per_client:
             self._notify(
@@ -635,18 +621,13 @@ class Hub:
     def leave_room(self, session: Session, room: str) -> tuple[str, str] | None:
         if room not in session.rooms:
             return ErrorCode.NOT_IN_ROOM, f"not in room {room!r}"
-        if (
-            self._ask(
-                "stelar_on_client_leave_room",
-                client_id=session.id,
-                room=room,
-                metadata=session.metadata,
-            )
-            is False
-        ):
+        if self._room_vetoed("stelar_on_client_leave_room", session, room):
             return ErrorCode.LEAVE_REJECTED, f"leaving room {room!r} was rejected"
         self._rooms.remove(room, session)
         return None
+
+    def _room_vetoed(self, hook: str, session: Session, room: str) -> bool:
+        return self._ask(hook, client_id=session.id, room=room, metadata=session.metadata) is False
 
     def get_room_members(self, room: str) -> list[str]:
         return self._rooms.member_ids(room)
@@ -699,44 +680,45 @@ class Hub:
         self._send(session, encode_binary(event, data))
 
     def broadcast(self, event: str, data: Any, *, exclude: str | Iterable[str] | None = None) -> None:
-        excluded = _exclusion(exclude)
-        if self._broadcast_allowed(event, data, excluded, None):
-            self.broker.publish(Delivery(encode_event(event, data), exclude=excluded))
+        self._fan_out(encode_event, event, data, None, exclude)
 
     def broadcast_binary(
         self, event: str, data: bytes, *, exclude: str | Iterable[str] | None = None
     ) -> None:
-        excluded = _exclusion(exclude)
-        if self._broadcast_allowed(event, data, excluded, None):
-            self.broker.publish(Delivery(encode_binary(event, data), exclude=excluded))
+        self._fan_out(encode_binary, event, data, None, exclude)
 
     def to_room(
         self, room: str, event: str, data: Any, *, exclude: str | Iterable[str] | None = None
     ) -> None:
-        excluded = _exclusion(exclude)
-        if self._broadcast_allowed(event, data, excluded, room):
-            self.broker.publish(Delivery(encode_event(event, data), room=room, exclude=excluded))
+        self._fan_out(encode_event, event, data, room, exclude)
 
     def to_room_binary(
         self, room: str, event: str, data: bytes, *, exclude: str | Iterable[str] | None = None
     ) -> None:
+        self._fan_out(encode_binary, event, data, room, exclude)
+
+    def _fan_out(
+        self,
+        encode: Callable[[str, Any], bytes],
+        event: str,
+        data: Any,
+        room: str | None,
+        exclude: str | Iterable[str] | None,
+    ) -> None:
+        """Ask ``on_before_broadcast``, encode once, publish to everyone or to ``room``."""
         excluded = _exclusion(exclude)
-        if self._broadcast_allowed(event, data, excluded, room):
-            self.broker.publish(Delivery(encode_binary(event, data), room=room, exclude=excluded))
+        if self.pm.implements("stelar_on_before_broadcast") and (
+            self._ask("stelar_on_before_broadcast", event=event, data=data, exclude=excluded, room=room)
+            is False
+        ):
+            return
+        self.broker.publish(Delivery(encode(event, data), room=room, exclude=excluded))
 
     def to_id(self, client_id: str, event: str, data: Any) -> None:
         self.broker.publish(Delivery(encode_event(event, data), client_id=client_id))
 
     def to_id_binary(self, client_id: str, event: str, data: bytes) -> None:
         self.broker.publish(Delivery(encode_binary(event, data), client_id=client_id))
-
-    def _broadcast_allowed(self, event: str, data: Any, exclude: frozenset[str], room: str | None) -> bool:
-        if not self.pm.implements("stelar_on_before_broadcast"):
-            return True
-        return (
-            self._ask("stelar_on_before_broadcast", event=event, data=data, exclude=exclude, room=room)
-            is not False
-        )
 
     def deliver(self, delivery: Delivery) -> None:
         """The broker's callback: write one encoded frame to every local recipient."""
