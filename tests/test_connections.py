@@ -225,3 +225,25 @@ async def test_a_full_inbox_pauses_reading_and_loses_nothing(stelar_server_facto
     await client.next_event()
     assert handled == list(range(20))
     assert not connection._paused
+
+
+async def test_what_a_peer_sends_while_paused_is_bounded(stelar_server_factory, stelar_client_factory):
+    server = await stelar_server_factory(max_queued_messages=1, max_buffered_bytes=1024, rate_limit=None)
+    release = asyncio.Event()
+
+    @server.on("work")
+    async def work(ctx):
+        await release.wait()
+
+    server.on("echo", lambda ctx: ctx.emit("echo", ctx.data))
+    flooder = await stelar_client_factory(server)
+    bystander = await stelar_client_factory(server)
+    for _ in range(50):
+        flooder.emit("work", "x" * 100)
+    code, reason = await flooder.wait_closed()
+    assert (code, reason) == (1008, "sent too much while the server was not reading")
+    assert server.get_stats().counters == {"inbound_overflow": 1}
+    release.set()
+    bystander.emit("echo", "fine")
+    assert (await bystander.next_event()).data == "fine"
+    assert [c.id for c in server.get_clients()] == [bystander.id]

@@ -152,9 +152,14 @@ async def test_a_broadcast_is_encoded_once_whatever_the_number_of_recipients(
         assert (await client.next_event()).event == "all"
 
 
-async def test_a_raising_handler_is_counted_and_the_connection_kept(
-    stelar_server, stelar_client_factory, caplog
+async def test_a_raising_handler_is_counted_reported_and_the_connection_kept(
+    stelar_server_factory, stelar_client_factory, caplog
 ):
+    reported = []
+    stelar_server = await stelar_server_factory(
+        hooks={"on_handler_error": lambda event, error: reported.append((event, repr(error)))}
+    )
+
     @stelar_server.on("boom")
     def boom(ctx):
         raise RuntimeError("handler bug")
@@ -179,6 +184,7 @@ async def test_a_raising_handler_is_counted_and_the_connection_kept(
     assert (await client.next_event()).event == "pong"
     assert stelar_server.get_stats().handler_errors == 2
     assert "handler bug" in caplog.text and "async bug" in caplog.text
+    assert reported == [("boom", "RuntimeError('handler bug')"), ("async-boom", "ValueError('async bug')")]
 
 
 async def test_emitting_an_unserializable_value_raises_at_the_call(stelar_server):

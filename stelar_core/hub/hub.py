@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -463,9 +464,13 @@ class Hub:
                 self._handler_failed(handler, ctx)
 
     def _handler_failed(self, handler: object, ctx: Context) -> None:
+        """Called inside ``except``: log, count and report the exception being handled."""
         self.counters.handler_errors += 1
         name = getattr(handler, "__qualname__", repr(handler))
         log.exception("handler %s failed on event %r of client %s", name, ctx.event, ctx.id)
+        error = sys.exc_info()[1]
+        if error is not None:
+            self._notify("stelar_on_handler_error", client_id=ctx.id, event=ctx.event, error=error)
 
     # ------------------------------------------------------------------ ACKs
 

@@ -138,6 +138,12 @@ def stelar_on_invalid_message(
     """A frame broke the protocol (``code`` is the error code sent back, ``reason`` the detail)."""
 
 
+@hookspec
+def stelar_on_handler_error(server: StelarServer, client_id: str, event: str, error: BaseException) -> None:
+    """A handler (event, ACK, connection or disconnect) raised ``error``; it was logged, the
+    connection kept and a request answered with ``handler_error``. For error reporters."""
+
+
 @hookspec(firstresult=True)
 def stelar_on_before_broadcast(
     server: StelarServer, event: str, data: Any, exclude: Set[str], room: str | None

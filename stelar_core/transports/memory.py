@@ -45,6 +45,7 @@ class MemoryConnection:
         self.closed = False
         self._paused = False
         self._held: deque[bytes] = deque()
+        self._held_bytes = 0
         self._loop = asyncio.get_running_loop()
 
     # Connection (hub -> peer)
@@ -62,13 +63,22 @@ class MemoryConnection:
     def resume_reading(self) -> None:
         self._paused = False
         while self._held and not self._paused and self.session is not None:
-            self.session.receive(self._held.popleft())
+            frame = self._held.popleft()
+            self._held_bytes -= len(frame)
+            self.session.receive(frame)
 
     # peer -> hub
     def deliver(self, frame: bytes) -> None:
         if self.closed or self.session is None:
             return
         if self._paused:
+            # A socket's buffers would fill and stop the sender; here the sender cannot be
+            # stopped, so what it sends while we do not read is bounded, and past it, closed.
+            self._held_bytes += len(frame)
+            if self._held_bytes > self._transport.hub.config.max_buffered_bytes:
+                self._transport.hub.count("inbound_overflow")
+                self._lose(DisconnectCode.POLICY_VIOLATION, "sent too much while the server was not reading")
+                return
             self._held.append(frame)
         else:
             self.session.receive(frame)
@@ -76,6 +86,7 @@ class MemoryConnection:
     def _lose(self, code: int, reason: str) -> None:
         self.closed = True
         self._held.clear()
+        self._held_bytes = 0
         self._transport.connections.discard(self)
         if self.session is not None:
             self.session.connection_lost(code, reason)
