@@ -37,6 +37,7 @@ DEFAULT_MAX_PENDING_ACKS = 1024
 DEFAULT_MAX_QUEUED_MESSAGES = 256
 DEFAULT_MAX_BUFFERED_BYTES = 4 * MiB
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+DEFAULT_SLOW_CONSUMER_TIMEOUT = 5.0
 DEFAULT_HEALTH_ENDPOINT = "/health"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _SECRET_WORDS = ("password", "secret", "token", "key", "credential")
@@ -248,6 +249,8 @@ class ServerConfig:
     heartbeat_interval: float = attrs.field(default=DEFAULT_HEARTBEAT_INTERVAL, validator=_seconds)
     heartbeat_timeout: float = attrs.field(default=DEFAULT_HEARTBEAT_TIMEOUT, validator=_seconds)
     connect_timeout: float = attrs.field(default=DEFAULT_CONNECT_TIMEOUT, validator=_seconds)
+    # How long a client's output may stay above max_buffered_bytes before it is dropped.
+    slow_consumer_timeout: float = attrs.field(default=DEFAULT_SLOW_CONSUMER_TIMEOUT, validator=_seconds)
     ack_timeout: float = attrs.field(default=DEFAULT_ACK_TIMEOUT, validator=_seconds)
     shutdown_timeout: float = attrs.field(default=DEFAULT_SHUTDOWN_TIMEOUT, validator=_seconds)
     graceful_shutdown: bool = attrs.field(default=False, validator=_bool)

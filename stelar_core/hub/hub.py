@@ -251,6 +251,22 @@ class Hub:
             if pending_handlers is not None:
                 self.spawn(pending_handlers)
 
+    def stream_failed(self, session: Session, code: str, reason: str, close_code: int) -> None:
+        self._invalid(session, code, reason)
+        self.close_session(session, close_code, reason)
+
+    def slow_consumer(self, session: Session, buffered_bytes: int) -> None:
+        if session.state is SessionState.CLOSED:
+            return
+        self.counters.other["slow_consumers"] += 1
+        self._notify(
+            "stelar_on_slow_consumer",
+            client_id=session.id,
+            protocol=session.protocol,
+            buffered_bytes=buffered_bytes,
+        )
+        self.close_session(session, DisconnectCode.POLICY_VIOLATION, "slow consumer")
+
     # ================================================================== frames in
 
     def handle_frame(self, session: Session, data: bytes) -> Awaitable[None] | None:

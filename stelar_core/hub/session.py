@@ -106,6 +106,12 @@ class Session:
     def connection_lost(self, code: int, reason: str) -> None:
         self._hub.session_closed(self, code, reason)
 
+    def fail(self, code: str, reason: str, close_code: int) -> None:
+        self._hub.stream_failed(self, code, reason, close_code)
+
+    def slow_consumer(self, buffered_bytes: int) -> None:
+        self._hub.slow_consumer(self, buffered_bytes)
+
     # ------------------------------------------------------------------ ordering
 
     def _start_draining(self, pending: Awaitable[None]) -> None:

@@ -139,6 +139,12 @@ def stelar_on_invalid_message(
 
 
 @hookspec
+def stelar_on_slow_consumer(server: StelarServer, client_id: str, protocol: str, buffered_bytes: int) -> None:
+    """A client stopped reading: its output stayed above ``max_buffered_bytes`` (or reached twice
+    that). It is disconnected (1008, ``slow consumer``) and counted as ``slow_consumers``."""
+
+
+@hookspec
 def stelar_on_handler_error(server: StelarServer, client_id: str, event: str, error: BaseException) -> None:
     """A handler (event, ACK, connection or disconnect) raised ``error``; it was logged, the
     connection kept and a request answered with ``handler_error``. For error reporters."""

@@ -41,6 +41,8 @@ class DisconnectCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001
     PROTOCOL_ERROR = 1002
+    # Never sent: reported locally when a connection ended without a disconnect frame.
+    ABNORMAL = 1006
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     SERVER_ERROR = 1011

@@ -7,7 +7,9 @@ on a socket. It never sees events or rooms. Its life with the hub, per connectio
    (raises :class:`~stelar_core.errors.ConnectionRefused` with a code, reason and close code);
 2. ``session = hub.open_session(connection, admission)`` once it can carry frames;
 3. ``session.receive(frame)`` for each whole frame (no envelope) the peer sends;
-4. ``session.connection_lost(code, reason)`` when the peer is gone, whoever closed.
+4. ``session.connection_lost(code, reason)`` when the peer is gone, whoever closed;
+   ``session.fail(...)`` when the stream itself breaks, ``session.slow_consumer(...)`` when the
+   peer stops reading.
 
 The hub calls ``connection.send(frame)`` with encoded frames (the same bytes object for every
 recipient of a broadcast, so a transport can wrap it once) and ``connection.close(code, reason)``.
@@ -87,6 +89,14 @@ class SessionPort(Protocol):
     def receive(self, frame: bytes) -> None: ...
 
     def connection_lost(self, code: int, reason: str) -> None: ...
+
+    def fail(self, code: str, reason: str, close_code: int) -> None:
+        """The byte stream broke the protocol below frames (a bad length prefix): the hub counts
+        it, tells the hooks, sends ``error`` and ``disconnect``, and closes the connection."""
+
+    def slow_consumer(self, buffered_bytes: int) -> None:
+        """The peer does not read: its output stayed over ``max_buffered_bytes``. The hub counts
+        it, tells the hooks and closes the connection (the transport should then abort)."""
 
 
 class HubPort(Protocol):

@@ -1,0 +1,118 @@
+"""The client side: ``connect_tcp(url, receiver)`` for ``tcp://host:port`` and ``tcps://``."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+from stelar_core.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_FRAME_SIZE
+from stelar_core.errors import ProtocolError
+from stelar_core.protocol import (
+    DisconnectCode,
+    FrameType,
+    StreamParser,
+    dump_json,
+    encode_frame,
+    length_prefixed,
+    load_json,
+)
+from stelar_core.transports.base import FrameReceiver
+from stelar_tcp.tls import client_context
+
+SCHEMES = ("tcp", "tcps")
+
+
+class TcpClientLink(asyncio.Protocol):
+    """An open client connection: ``send(frame)``, ``close(code, reason)``; frames and the end
+    of the connection go to the receiver. The close code reported is the one of the server's
+    disconnect frame, or 1006 when the connection ended without one."""
+
+    def __init__(self, receiver: FrameReceiver, max_frame_size: int) -> None:
+        self._receiver = receiver
+        self._parser = StreamParser(max_frame_size)
+        self._transport: asyncio.Transport | None = None
+        self._ending: tuple[int, str] | None = None
+        self._closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.receive_data(data)
+            while (frame := self._parser.next_frame()) is not None:
+                if frame[0] == FrameType.DISCONNECT:
+                    self._note_disconnect(frame)
+                self._receiver.frame_received(frame)
+        except ProtocolError as exc:
+            self._ending = (DisconnectCode.PROTOCOL_ERROR, exc.reason)
+            assert self._transport is not None
+            self._transport.abort()
+
+    def _note_disconnect(self, frame: bytes) -> None:
+        try:
+            body = load_json(frame[3 + int.from_bytes(frame[1:3], "big") :])
+            self._ending = (int(body["code"]), str(body.get("reason", "")))
+        except (ProtocolError, KeyError, TypeError, ValueError):
+            self._ending = (DisconnectCode.PROTOCOL_ERROR, "malformed disconnect frame")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        code, reason = self._ending or (
+            DisconnectCode.ABNORMAL,
+            f"connection lost: {exc}" if exc else "connection closed",
+        )
+        self._receiver.connection_lost(code, reason)
+
+    def send(self, frame: bytes) -> None:
+        if self._transport is not None and not self._closing:
+            self._transport.write(length_prefixed(frame))
+
+    def close(self, code: int = DisconnectCode.NORMAL, reason: str = "") -> None:
+        """Say goodbye with a disconnect frame, then close."""
+        if self._transport is None or self._closing:
+            return
+        self._closing = True
+        self._ending = self._ending or (code, reason)
+        goodbye = encode_frame(FrameType.DISCONNECT, "", dump_json({"code": code, "reason": reason}))
+        self._transport.write(length_prefixed(goodbye))
+        self._transport.close()
+
+
+async def connect_tcp(
+    url: str,
+    receiver: FrameReceiver,
+    *,
+    reject_unauthorized: bool = True,
+    ca_file: str | None = None,
+    server_hostname: str | None = None,
+    local_address: str | None = None,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> TcpClientLink:
+    """Open ``tcp://host:port`` or ``tcps://host:port`` (TLS, certificate verified unless
+    ``reject_unauthorized=False``; ``ca_file`` adds a trusted CA). ``local_address`` binds the
+    client's end (e.g. another loopback address)."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"expected a tcp:// or tcps:// URL, got {url!r}")
+    if not parts.hostname or parts.port is None:
+        raise ValueError(f"URL {url!r} needs a host and a port")
+    ssl = (
+        client_context(reject_unauthorized=reject_unauthorized, ca_file=ca_file)
+        if parts.scheme == "tcps"
+        else None
+    )
+    loop = asyncio.get_running_loop()
+    _, link = await asyncio.wait_for(
+        loop.create_connection(
+            lambda: TcpClientLink(receiver, max_frame_size),
+            parts.hostname,
+            parts.port,
+            ssl=ssl,
+            server_hostname=(server_hostname or parts.hostname) if ssl is not None else None,
+            local_addr=(local_address, 0) if local_address else None,
+        ),
+        connect_timeout,
+    )
+    return link
