@@ -84,12 +84,34 @@ class _AnnounceAddresses:
             print(f"stelar: {transport} listening on {', '.join(urls) or '(in-process)'}", flush=True)
 
 
+# What the relay listens on when nothing says otherwise: each network transport installed.
+DEFAULT_LISTENERS = {"ws": ("port", 3000), "tcp": ("tcp_port", 3001)}
+
+
+def _default_listeners() -> dict[str, Any]:
+    installed = all_registries(build_plugin_manager())["transport"].names()
+    options: dict[str, Any] = {"port": None}
+    for transport, (option, port) in DEFAULT_LISTENERS.items():
+        if transport in installed:
+            options[option] = port
+    if options == {"port": None}:
+        raise StelarError(
+            "no network transport is installed: pip install stelar-ws (WebSocket) and/or "
+            "stelar-tcp (TCP), or run in-process with --transport memory"
+        )
+    return options
+
+
 def _build_server(args: argparse.Namespace) -> StelarServer:
     options = _options_from_args(args)
     if args.config:
         options = {**ServerConfig.read_toml(args.config), **options}
     plugins = [_AnnounceAddresses()]
+    if "port" not in options and {"tcp_port", "transports"} & set(options):
+        options["port"] = None  # listeners were named: only those
     if args.app is None:
+        if not {"port", "tcp_port", "transports"} & set(options):
+            options.update(_default_listeners())
         return build_relay_server(plugins=plugins, **options)
     app = _load_app(args.app)
     if isinstance(app, StelarServer):

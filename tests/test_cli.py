@@ -31,10 +31,23 @@ async def stop(process):
     return process.returncode
 
 
-def test_serve_without_a_network_transport_names_the_distribution(capsys):
+def test_serve_without_a_network_transport_names_the_distributions(capsys, monkeypatch):
+    monkeypatch.setenv("STELAR_BLOCK_PLUGINS", "tcp,ws")
     assert main(["serve"]) == 2
     err = capsys.readouterr().err
-    assert "no transport named 'ws' is installed" in err and "pip install stelar-ws" in err
+    assert "no network transport is installed: pip install stelar-ws" in err and "stelar-tcp" in err
+
+
+def test_serve_asks_for_the_distribution_of_a_requested_transport(capsys, monkeypatch):
+    monkeypatch.setenv("STELAR_BLOCK_PLUGINS", "tcp")
+    assert main(["serve", "--tcp-port", "0"]) == 2
+    assert "pip install stelar-tcp" in capsys.readouterr().err
+
+
+async def test_serve_listens_on_every_installed_network_transport_by_default():
+    process, line = await start_serving("--tcp-port", "0")
+    assert line.startswith("stelar: tcp listening on tcp://127.0.0.1:")
+    assert await stop(process) == 0
 
 
 def test_plugins_lists_the_core_defaults(capsys):

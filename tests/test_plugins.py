@@ -70,7 +70,7 @@ def test_unknown_transport_lists_installed_and_names_the_distribution():
     assert "memory (stelar-core)" in message
     assert "pip install stelar-ws" in message
     with pytest.raises(ConfigError, match=r"option 'tcp_port'.*pip install stelar-tcp"):
-        StelarServer(port=None, tcp_port=0)
+        StelarServer(port=None, tcp_port=0, block_plugins=["tcp"])
 
 
 def test_unknown_provider_names_list_what_is_installed():
