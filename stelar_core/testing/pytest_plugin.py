@@ -41,6 +41,9 @@ async def stelar_server_factory(stelar_transport: str) -> AsyncIterator[ServerFa
     async def make(**options: Any) -> StelarServer:
         if "transports" not in options and "port" not in options and "tcp_port" not in options:
             options["transports"] = [stelar_transport]
+        # Tests never take fixed ports: 0 lets the kernel pick a free one for each listener.
+        options.setdefault("port", 0)
+        options.setdefault("tcp_port", 0)
         options.setdefault("host", "127.0.0.1")
         server = StelarServer(**options)
         await server.start()
