@@ -60,7 +60,6 @@ class StelarServer:
             plugins=plugins, hooks=config.hooks, block=config.block_plugins
         )
         self.providers: dict[str, ProviderRegistry] = all_registries(self.plugin_manager)
-        self._transport_factories = self._select_transports(config)
         self._limiter_factory = self._select_limiter_factory(config)
         self.hub = Hub(
             self,
@@ -74,7 +73,9 @@ class StelarServer:
             broker=self._select("broker", "broker", config.broker, lambda f: f(config)),
             http_routes=self._collect_http_routes(),
         )
-        self.transports: list[Transport] = []
+        # Built now, so that a bad option of a transport (an unreadable certificate) fails here;
+        # they listen only from start().
+        self.transports: list[Transport] = [factory(self.hub) for factory in self._select_transports(config)]
         self._running = False
         self._previous_signal_handlers: dict[int, SignalHandler] = {}
         self._signal_stop: asyncio.Future[None] | None = None
@@ -251,7 +252,7 @@ class StelarServer:
 
     @property
     def addresses(self) -> dict[str, list[str]]:
-        """Where each running transport can be reached, as URLs."""
+        """Where each transport can be reached, as URLs (empty lists until started)."""
         return {transport.name: list(transport.addresses) for transport in self.transports}
 
     def get_port(self, transport: str | None = None) -> int | None:
@@ -348,11 +349,10 @@ class StelarServer:
         """Start every transport; returns once all listen."""
         if self._running:
             raise RuntimeError("server already running")
-        transports = [factory(self.hub) for factory in self._transport_factories]
         await self.hub.start()
         started: list[Transport] = []
         try:
-            for transport in transports:
+            for transport in self.transports:
                 await transport.start()
                 started.append(transport)
         except BaseException:
@@ -360,7 +360,6 @@ class StelarServer:
                 await transport.stop()
             await self.hub.stop(0)
             raise
-        self.transports = started
         self._running = True
         if self._config.graceful_shutdown:
             self._install_signal_handlers()
@@ -379,7 +378,6 @@ class StelarServer:
         await self.hub.stop(self._config.shutdown_timeout)
         for transport in reversed(self.transports):
             await transport.stop()
-        self.transports = []
 
     async def __aenter__(self) -> StelarServer:
         await self.start()

@@ -5,11 +5,11 @@ import socket
 import struct
 
 import pytest
-from stelar_tcp import connect_tcp
 
 from stelar_core import AckError, ErrorCode, NotConnected
 from stelar_core.protocol import FrameType, dump_json, encode_frame, length_prefixed
 from stelar_core.testing import ReceivedEvent, TestClient, connect_client
+from stelar_tcp import connect_tcp
 
 
 @pytest.fixture
