@@ -6,8 +6,9 @@ Per connection:
 * frames written in one event-loop iteration leave in one write (corking), so a burst of
   broadcasts costs one system call per connection, not one per message;
 * output is bounded: above ``max_buffered_bytes`` the peer's input is paused, and if its output
-  stays above for ``slow_consumer_timeout`` (or reaches twice the bound) the hub drops it as a
-  slow consumer. A broadcast never waits: ``send`` only appends.
+  stays above for ``slow_consumer_timeout`` (or exceeds twice the bound after a write) the hub
+  drops it as a slow consumer. A broadcast never waits: ``send`` only appends; what one
+  iteration appends is written, and counted against the bound, at the end of that iteration.
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ class TcpConnection(asyncio.Protocol):
         self.session: SessionPort | None = None
         self.remote_address = ""
         self._pending: list[bytes] = []
-        self._pending_bytes = 0
         self._flush_scheduled = False
         self._hub_paused = False
         self._write_paused = False
@@ -152,25 +152,21 @@ class TcpConnection(asyncio.Protocol):
             return
         self._pending.append(len(frame).to_bytes(LENGTH_PREFIX_SIZE, "big"))
         self._pending.append(frame)
-        self._pending_bytes += LENGTH_PREFIX_SIZE + len(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
-        assert self._transport is not None
-        if self._pending_bytes + self._transport.get_write_buffer_size() > 2 * self._max_buffered:
-            # Past the hard bound: stop taking frames now, tell the hub on the next iteration
-            # (never call back into the hub from inside its own send).
-            self._overflowed = True
-            self._pending.clear()
-            self._pending_bytes = 0
-            self._loop.call_soon(self._overflow)
 
     def _flush(self) -> None:
+        """Write what this iteration produced in one go; past twice the bound, give up on the
+        peer at once (it is not reading, and waiting longer would only grow the buffer)."""
         self._flush_scheduled = False
-        if self._pending and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(self._pending))
+        transport = self._transport
+        if self._pending and transport is not None and not transport.is_closing():
+            transport.write(b"".join(self._pending))
+            if transport.get_write_buffer_size() > 2 * self._max_buffered and not self._overflowed:
+                self._loop.call_soon(self._overflow)
+                self._overflowed = True
         self._pending.clear()
-        self._pending_bytes = 0
 
     def close(self, code: int, reason: str) -> None:
         if self._closing or self._transport is None:
@@ -202,7 +198,9 @@ class TcpConnection(asyncio.Protocol):
             transport.resume_reading()
 
     def _overflow(self) -> None:
-        self._slow_timer = None
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
         self._overflowed = True
         assert self._transport is not None
         buffered = self._transport.get_write_buffer_size()
