@@ -70,7 +70,7 @@ async def test_a_peer_over_the_bound_is_paused_then_dropped_after_the_grace(crow
 
 @pytest.mark.grace(3600)  # so only the hard bound can drop it within the test
 async def test_a_burst_far_past_the_bound_drops_the_peer_at_once(crowd):
-    server, reader, _slow, connection, dropped, reports = crowd
+    server, reader, _slow, _connection, dropped, reports = crowd
     sent = 0
     while not dropped.is_set() and sent < 2000:
         for _ in range(20):  # 320 KB in one iteration
