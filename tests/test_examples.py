@@ -1,5 +1,7 @@
 """The README's quick start runs as written."""
 
+import asyncio
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,3 +19,24 @@ def test_quickstart_runs_and_prints_the_conversation():
     assert lines[2] == "bob got {'from': 'ann', 'text': 'hello!'}"
     assert lines[3] == "request -> {'id': 1, 'name': 'John', 'role': 'user'}"
     assert lines[4] == "stats: 2 clients, ['general'] rooms"
+
+
+async def test_the_tcp_server_and_client_examples_talk():
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLES / "tcp_server.py"), "0", stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        line = (await asyncio.wait_for(server.stdout.readline(), 30)).decode()
+        assert line.startswith("listening on tcp://127.0.0.1:")
+        url = line.split()[-1]
+        client = await asyncio.create_subprocess_exec(
+            sys.executable, str(EXAMPLES / "tcp_client.py"), url, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(client.communicate(), 30)
+        lines = out.decode().splitlines()
+        assert client.returncode == 0
+        assert lines[0].startswith("connected as ")
+        assert lines[1:] == ["price: {'symbol': 'ACME', 'price': 42.0}", "joined: {'ok': True}"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(server.wait(), 30) == 0

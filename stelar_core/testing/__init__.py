@@ -4,7 +4,7 @@ Enable the fixtures with ``pytest_plugins = ["stelar_core.testing.pytest_plugin"
 ``conftest.py`` (or ``-p stelar_core.testing.pytest_plugin``). See ``docs/writing-plugins.md``.
 """
 
-from stelar_core.testing.client import ReceivedEvent, TestClient, connect_client
+from stelar_core.testing.client import ReceivedEvent, TestClient, connect_client, connect_url
 from stelar_core.testing.recorder import HookRecorder
 
-__all__ = ["HookRecorder", "ReceivedEvent", "TestClient", "connect_client"]
+__all__ = ["HookRecorder", "ReceivedEvent", "TestClient", "connect_client", "connect_url"]

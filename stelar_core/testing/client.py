@@ -25,7 +25,8 @@ from stelar_core.protocol import (
     dump_json,
     encode_frame,
 )
-from stelar_core.transports.base import ClientLink
+from stelar_core.transports.base import ClientLink, Connector
+from stelar_core.transports.connectors import find_connector
 
 if TYPE_CHECKING:
     from stelar_core.server import StelarServer
@@ -241,15 +242,44 @@ async def connect_client(
 ) -> TestClient:
     """Open a :class:`TestClient` to a running ``server`` over ``transport`` (default: the first).
 
-    With ``handshake=True`` the connect frame is sent and the server's answer awaited (an
-    error frame or a close raises). ``connector_options`` go to the transport's connector.
+    ``connector_options`` go to the transport's connector (``remote_address`` for memory;
+    ``local_address``, ``ca_file``, ``reject_unauthorized`` for tcp).
     """
     name = transport or server.transports[0].name
     factory = server.providers["transport"].get(name, "transport").factory
     connector = getattr(factory, "connector", None)
     if connector is None:
         raise LookupError(f"transport {name!r} has no client connector")
-    url = server.addresses[name][0]
+    return await _open(
+        connector, server.addresses[name][0], client, auth, handshake, timeout, connector_options
+    )
+
+
+async def connect_url(
+    url: str,
+    *,
+    auth: dict[str, Any] | None = None,
+    handshake: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    client: TestClient | None = None,
+    **connector_options: Any,
+) -> TestClient:
+    """Open a :class:`TestClient` to ``url`` (``tcp://host:port``, ``tcps://...``, ...) through
+    the installed transport that handles its scheme."""
+    return await _open(find_connector(url), url, client, auth, handshake, timeout, connector_options)
+
+
+async def _open(
+    connector: Connector,
+    url: str,
+    client: TestClient | None,
+    auth: dict[str, Any] | None,
+    handshake: bool,
+    timeout: float,
+    connector_options: dict[str, Any],
+) -> TestClient:
+    """With ``handshake`` the connect frame is sent and the answer awaited; a refusal raises
+    :class:`NotConnected` with the server's error."""
     client = client or TestClient()
     client.link = await connector(url, client, **connector_options)
     if handshake:
@@ -262,4 +292,4 @@ async def connect_client(
     return client
 
 
-__all__ = ["AckError", "ReceivedEvent", "TestClient", "connect_client"]
+__all__ = ["AckError", "ReceivedEvent", "TestClient", "connect_client", "connect_url"]

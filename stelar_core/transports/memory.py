@@ -156,6 +156,7 @@ async def connect_memory(
 
 class _MemoryTransportFactory:
     connector = staticmethod(connect_memory)
+    schemes = ("memory",)
 
     def __call__(self, hub: HubPort) -> MemoryTransport:
         return MemoryTransport(hub)

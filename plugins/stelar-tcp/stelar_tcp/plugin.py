@@ -11,6 +11,7 @@ from stelar_tcp.server import TcpTransport
 
 class TcpTransportFactory:
     connector = staticmethod(connect_tcp)
+    schemes = ("tcp", "tcps")
 
     def __call__(self, hub: HubPort) -> TcpTransport:
         return TcpTransport(hub)
