@@ -95,3 +95,9 @@ async def test_serve_reads_a_config_file(tmp_path):
 def test_serve_reports_bad_input_clearly(capsys, args, message):
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_by_default_the_relay_listens_on_each_installed_network_transport():
+    from stelar_core.cli import _default_listeners
+
+    assert _default_listeners() == {"port": None, "tcp_port": 3001}
