@@ -1,0 +1,157 @@
+"""What socket-based transports (TCP, WebSocket) share: output flow control, stopping, URLs.
+
+A transport's per-connection protocol subclasses :class:`FlowControlledProtocol` and gets:
+
+* **corking**: bytes queued during one event-loop iteration leave in one write, so a burst of
+  broadcasts costs one system call per connection, not one per message;
+* **bounded output**: above ``max_buffered_bytes`` of unsent output the peer's input is paused;
+  if it stays above for ``slow_consumer_timeout``, or exceeds twice the bound after a write, the
+  peer is reported to the hub as a slow consumer and aborted. Queuing never blocks, so a
+  broadcast never waits for its slowest member;
+* **reading paused for two reasons**, the hub's (its inbox is full) and the output bound's, and
+  resumed only when neither holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from stelar_core.transports.base import SessionPort
+
+
+class FlowControlledProtocol(asyncio.Protocol):
+    session: SessionPort | None
+
+    def __init__(self, max_buffered_bytes: int, slow_consumer_timeout: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._max_buffered = max_buffered_bytes
+        self._slow_consumer_timeout = slow_consumer_timeout
+        self._transport: asyncio.Transport | None = None
+        self._queued: list[bytes] = []
+        self._flush_scheduled = False
+        self._hub_paused = False
+        self._write_paused = False
+        self._slow_timer: asyncio.TimerHandle | None = None
+        self.overflowed = False
+        self.closing = False
+        self.session = None
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+
+    def set_transport(self, transport: asyncio.BaseTransport) -> asyncio.Transport:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.set_write_buffer_limits(high=self._max_buffered, low=self._max_buffered // 2)
+        return transport
+
+    # ------------------------------------------------------------------ writing
+
+    def queue(self, data: bytes) -> None:
+        """Queue bytes for the end of this iteration's write."""
+        if self.closing or self.overflowed:
+            return
+        self._queued.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        transport = self._transport
+        if self._queued and transport is not None and not transport.is_closing():
+            transport.write(b"".join(self._queued))
+            if transport.get_write_buffer_size() > 2 * self._max_buffered and not self.overflowed:
+                # Never call back into the hub from inside one of its sends: next iteration.
+                self.overflowed = True
+                self._loop.call_soon(self._overflow)
+        self._queued.clear()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self.update_reading()
+        if self._slow_timer is None:
+            self._slow_timer = self._loop.call_later(self._slow_consumer_timeout, self._overflow)
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._cancel_slow_timer()
+        self.update_reading()
+
+    def _overflow(self) -> None:
+        self._cancel_slow_timer()
+        self.overflowed = True
+        transport = self._transport
+        assert transport is not None
+        if self.session is not None:
+            self.session.slow_consumer(transport.get_write_buffer_size())
+        if not self.closing:
+            self.closing = True
+            transport.abort()
+
+    def _cancel_slow_timer(self) -> None:
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
+
+    # ------------------------------------------------------------------ reading
+
+    def pause_reading(self) -> None:
+        """The hub's inbox for this peer is full."""
+        self._hub_paused = True
+        self.update_reading()
+
+    def resume_reading(self) -> None:
+        self._hub_paused = False
+        self.update_reading()
+
+    def update_reading(self) -> None:
+        transport = self._transport
+        if transport is None or self.closing or self.session is None:
+            return
+        if self._hub_paused or self._write_paused:
+            transport.pause_reading()
+        elif not transport.is_reading():
+            transport.resume_reading()
+
+    # ------------------------------------------------------------------ ending
+
+    def end(self) -> None:
+        """Close after flushing; abort instead when the peer never read (its buffer is full)."""
+        transport = self._transport
+        if self.closing or transport is None:
+            return
+        self.closing = True
+        if self.overflowed:
+            transport.abort()
+            return
+        self.flush()
+        transport.close()
+
+    def ended(self) -> None:
+        """Call from ``connection_lost``: stop timers, resolve ``closed``."""
+        self.closing = True
+        self._cancel_slow_timer()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def close_connections(connections: Iterable[FlowControlledProtocol], timeout: float) -> None:
+    """For a transport's ``stop``: end the connections the hub does not know (still in admission
+    or handshake), wait up to ``timeout`` for every connection to be gone, abort the rest."""
+    remaining = list(connections)
+    for connection in remaining:
+        if connection.session is None:
+            connection.end()
+    pending = [connection.closed for connection in remaining if not connection.closed.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+    for connection in remaining:
+        if not connection.closed.done() and connection._transport is not None:
+            connection._transport.abort()
+
+
+def socket_url(scheme: str, sockname: tuple[str, int] | tuple[str, int, int, int], path: str = "") -> str:
+    """``scheme://host:port/path`` for a bound socket, with IPv6 hosts in brackets."""
+    host, port = sockname[0], sockname[1]
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{scheme}://{netloc}{path}"
