@@ -8,6 +8,7 @@ reads the same options from a TOML table. Variants are made with ``attrs.evolve`
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -115,6 +116,17 @@ def _health_endpoint(value: str | bool | None) -> str | None:
     if not isinstance(value, str) or not value.startswith("/"):
         raise _fail("health_endpoint", value, "expected a URL path starting with '/', or False")
     return value
+
+
+def _networks(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    networks = _tuple_or_none(value) or ()
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            allowed = "expected IP addresses or networks (10.0.0.0/8)"
+            raise _fail("trusted_proxies", network, allowed) from None
+    return networks
 
 
 def _block_list(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -257,6 +269,13 @@ class ServerConfig:
 
     # Used by network transports and the health plugin.
     allowed_origins: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    # With allowed_origins set, whether a WebSocket upgrade without an Origin header (not a
+    # browser) is let in.
+    allow_missing_origin: bool = attrs.field(default=False, validator=_bool)
+    # Peers whose X-Forwarded-For is believed (reverse proxies): addresses or networks.
+    trusted_proxies: tuple[str, ...] = attrs.field(default=(), converter=_networks)
+    # permessage-deflate for WebSocket (off: compression costs CPU and memory per connection).
+    compression: bool = attrs.field(default=False, validator=_bool)
     tls: TLSConfig | None = attrs.field(default=None, converter=_tls)
     health_endpoint: str | None = attrs.field(default=DEFAULT_HEALTH_ENDPOINT, converter=_health_endpoint)
 
@@ -378,5 +397,6 @@ RESTART_OPTIONS = frozenset(
         "block_plugins",
         "plugin_options",
         "health_endpoint",
+        "compression",
     }
 )

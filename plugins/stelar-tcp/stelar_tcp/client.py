@@ -17,7 +17,7 @@ from stelar_core.protocol import (
     load_json,
 )
 from stelar_core.transports.base import FrameReceiver
-from stelar_tcp.tls import client_context
+from stelar_core.transports.tls import client_context
 
 SCHEMES = ("tcp", "tcps")
 

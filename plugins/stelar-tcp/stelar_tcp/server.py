@@ -22,7 +22,7 @@ from stelar_core.protocol import (
 )
 from stelar_core.transports.base import HttpRequest, HubPort
 from stelar_core.transports.streams import FlowControlledProtocol, close_connections, socket_url
-from stelar_tcp.tls import server_context
+from stelar_core.transports.tls import server_context
 
 log = logging.getLogger("stelar.tcp")
 

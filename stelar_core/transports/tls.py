@@ -1,4 +1,4 @@
-"""TLS contexts for both ends, from stelar's options."""
+"""TLS contexts for both ends of socket transports, from stelar's options."""
 
 from __future__ import annotations
 
