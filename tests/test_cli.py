@@ -100,4 +100,4 @@ def test_serve_reports_bad_input_clearly(capsys, args, message):
 def test_by_default_the_relay_listens_on_each_installed_network_transport():
     from stelar_core.cli import _default_listeners
 
-    assert _default_listeners() == {"port": None, "tcp_port": 3001}
+    assert _default_listeners() == {"port": 3000, "tcp_port": 3001}

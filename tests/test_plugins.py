@@ -64,7 +64,7 @@ def test_disabling_autoload_keeps_only_stelar_core(monkeypatch):
 
 def test_unknown_transport_lists_installed_and_names_the_distribution():
     with pytest.raises(ConfigError) as info:
-        StelarServer(port=3000)
+        StelarServer(port=3000, block_plugins=["ws"])
     message = str(info.value)
     assert "option 'port': no transport named 'ws' is installed" in message
     assert "memory (stelar-core)" in message

@@ -1,0 +1,6 @@
+"""stelar's WebSocket transport (``ws``): one stelar frame per binary message, ``stelar.v1``."""
+
+from stelar_ws.client import HandshakeRejected, WsClientLink, connect_ws
+from stelar_ws.server import SUBPROTOCOL, WsConnection, WsTransport
+
+__all__ = ["SUBPROTOCOL", "HandshakeRejected", "WsClientLink", "WsConnection", "WsTransport", "connect_ws"]

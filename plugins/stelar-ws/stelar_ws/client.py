@@ -1,0 +1,165 @@
+"""The client side: ``connect_ws(url, receiver)`` for ``ws://`` and ``wss://`` URLs, with the
+``websockets`` sans-I/O ``ClientProtocol`` driven by our own ``asyncio.Protocol``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
+from stelar_core.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_FRAME_SIZE
+from stelar_core.errors import ConnectionRefused
+from stelar_core.protocol import DisconnectCode
+from stelar_core.transports.base import FrameReceiver
+from stelar_core.transports.tls import client_context
+
+SUBPROTOCOL = Subprotocol("stelar.v1")
+CLOSE_HANDSHAKE_TIMEOUT = 5.0
+
+
+class HandshakeRejected(ConnectionRefused):
+    """The server answered the upgrade with an HTTP status other than 101."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__("handshake_rejected", f"HTTP {status}: {body}", DisconnectCode.POLICY_VIOLATION)
+        self.status = status
+        self.body = body
+
+
+class WsClientLink(asyncio.Protocol):
+    """An open client connection: ``send(frame)``, ``close(code, reason)``."""
+
+    def __init__(self, ws: ClientProtocol, receiver: FrameReceiver) -> None:
+        self.ws = ws
+        self._receiver = receiver
+        self._transport: asyncio.Transport | None = None
+        self._fragments: list[bytes] = []
+        self.handshake: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def start(self, headers: Mapping[str, str]) -> None:
+        request = self.ws.connect()
+        for name, value in headers.items():
+            request.headers[name] = value
+        self.ws.send_request(request)
+        self._write_output()
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Response):
+                self._on_response(event)
+            elif isinstance(event, Frame):
+                self._on_frame(event)
+        self._write_output()
+
+    def _on_response(self, response: Response) -> None:
+        if self.handshake.done():
+            return
+        if response.status_code == 101 and self.ws.state is State.OPEN:
+            self.handshake.set_result(response)
+        else:
+            body = bytes(response.body or b"").decode(errors="replace").strip()
+            self.handshake.set_exception(HandshakeRejected(response.status_code, body))
+
+    def _on_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.BINARY or frame.opcode is Opcode.CONT:
+            self._fragments.append(bytes(frame.data))
+            if frame.fin:
+                data, self._fragments = b"".join(self._fragments), []
+                self._receiver.frame_received(data)
+
+    def eof_received(self) -> bool:
+        self.ws.receive_eof()
+        self._write_output()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if not self.handshake.done():
+            self.handshake.set_exception(ConnectionError(f"connection lost during the handshake: {exc}"))
+            return
+        received = self.ws.close_rcvd
+        if received is not None:
+            self._receiver.connection_lost(received.code, received.reason)
+        else:
+            self._receiver.connection_lost(
+                DisconnectCode.ABNORMAL, f"connection lost: {exc or 'no close frame'}"
+            )
+
+    def send(self, frame: bytes) -> None:
+        if self.ws.state is State.OPEN:
+            self.ws.send_binary(frame)
+            self._write_output()
+
+    def close(self, code: int = DisconnectCode.NORMAL, reason: str = "") -> None:
+        """Start the close handshake; the connection ends when the server answers."""
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(code, reason)
+            self._write_output()
+            asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_TIMEOUT, self._abort)
+
+    def _abort(self) -> None:
+        if not self._lost and self._transport is not None:
+            self._transport.abort()
+
+    def _write_output(self) -> None:
+        assert self._transport is not None
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self._transport.write(chunk)
+            elif self._transport.can_write_eof():
+                self._transport.write_eof()
+            else:
+                self._transport.close()
+
+
+async def connect_ws(
+    url: str,
+    receiver: FrameReceiver,
+    *,
+    headers: Mapping[str, str] | None = None,
+    reject_unauthorized: bool = True,
+    ca_file: str | None = None,
+    compression: bool = False,
+    local_address: str | None = None,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> WsClientLink:
+    """Open ``ws://host:port/path`` or ``wss://...`` with subprotocol ``stelar.v1``.
+
+    ``headers`` are added to the upgrade request (the seed's ``headers``); certificates are
+    verified unless ``reject_unauthorized=False``; ``ca_file`` adds a trusted CA. Raises
+    :class:`HandshakeRejected` when the server answers with another status than 101.
+    """
+    uri = parse_uri(url)
+    extensions = [ClientPerMessageDeflateFactory()] if compression else None
+    ws = ClientProtocol(uri, subprotocols=[SUBPROTOCOL], extensions=extensions, max_size=max_frame_size)
+    ssl = client_context(reject_unauthorized=reject_unauthorized, ca_file=ca_file) if uri.secure else None
+    loop = asyncio.get_running_loop()
+
+    async def open_link() -> WsClientLink:
+        _, link = await loop.create_connection(
+            lambda: WsClientLink(ws, receiver),
+            uri.host,
+            uri.port,
+            ssl=ssl,
+            server_hostname=uri.host if ssl is not None else None,
+            local_addr=(local_address, 0) if local_address else None,
+        )
+        link.start(headers or {})
+        await link.handshake
+        return link
+
+    return await asyncio.wait_for(open_link(), connect_timeout)

@@ -1,0 +1,78 @@
+"""Plain HTTP on the WebSocket port: request conversion, the client's address behind proxies,
+origin checks, and the responses of routes and refusals."""
+
+from __future__ import annotations
+
+import http
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from stelar_core.config import ServerConfig
+from stelar_core.transports.base import HttpRequest, HttpResponse
+
+
+def header_map(headers: Headers) -> dict[str, str]:
+    """Lower-case names; repeated headers joined with ", " as RFC 9110 allows."""
+    merged: dict[str, str] = {}
+    for name, value in headers.raw_items():
+        key = name.lower()
+        merged[key] = f"{merged[key]}, {value}" if key in merged else value
+    return merged
+
+
+def client_address(peer: str, headers: Mapping[str, str], trusted: Sequence[str]) -> str:
+    """The client's IP: the peer's, unless the peer is a trusted proxy; then the right-most
+    address of X-Forwarded-For that is not itself a trusted proxy (the left part of the header
+    is whatever the client wrote and cannot be believed)."""
+    forwarded = headers.get("x-forwarded-for")
+    if not trusted or not forwarded or not _is_trusted(peer, trusted):
+        return peer
+    for candidate in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
+        if not _is_trusted(candidate, trusted):
+            return candidate
+    return peer
+
+
+def _is_trusted(address: str, trusted: Sequence[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(network, strict=False) for network in trusted)
+
+
+def origin_refusal(headers: Mapping[str, str], config: ServerConfig) -> str | None:
+    """Why the upgrade's Origin is refused, or None when it is allowed."""
+    allowed = config.allowed_origins
+    if allowed is None:
+        return None
+    origin = headers.get("origin")
+    if origin is None:
+        return None if config.allow_missing_origin else "an Origin header is required"
+    return None if origin in allowed else f"origin {origin!r} is not allowed"
+
+
+def to_request(request: Request, remote_address: str) -> HttpRequest:
+    path, _, query = request.path.partition("?")
+    method = getattr(request, "method", "GET")
+    return HttpRequest(method, path, query, header_map(request.headers), remote_address)
+
+
+def to_response(response: HttpResponse) -> Response:
+    headers = Headers(response.headers)
+    headers["Content-Length"] = str(len(response.body))
+    headers["Connection"] = "close"
+    return Response(response.status, http.HTTPStatus(response.status).phrase, headers, response.body)
+
+
+def text_response(status: int, text: str, **headers: str) -> Response:
+    body = f"{text}\n".encode()
+    return to_response(HttpResponse(status, body, {"Content-Type": "text/plain; charset=utf-8", **headers}))
+
+
+def json_response(status: int, data: object) -> Response:
+    return to_response(HttpResponse(status, json.dumps(data).encode(), {"Content-Type": "application/json"}))

@@ -1,0 +1,341 @@
+"""The server side: the ``websockets`` sans-I/O ``ServerProtocol`` driven by our own
+``asyncio.Protocol``, one per connection.
+
+The library's state machine stays authoritative for the handshake, control frames, close,
+validation and compression. The one thing done beside it is the data path of uncompressed
+connections: server-to-client frames are unmasked, so the WebSocket frame of a broadcast is
+encoded once and the same bytes go to every recipient (see ``WsTransport.wire_frame``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import inspect
+import logging
+import struct
+from collections.abc import Callable, Coroutine
+
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
+from stelar_core.errors import ConnectionRefused
+from stelar_core.protocol import DisconnectCode, ErrorCode
+from stelar_core.transports.base import Admission, HttpRequest, HubPort
+from stelar_core.transports.streams import FlowControlledProtocol, close_connections, socket_url
+from stelar_core.transports.tls import server_context
+from stelar_ws.http import (
+    client_address,
+    header_map,
+    json_response,
+    origin_refusal,
+    text_response,
+    to_request,
+    to_response,
+)
+
+log = logging.getLogger("stelar.ws")
+
+PROTOCOL = "ws"
+SUBPROTOCOL = Subprotocol("stelar.v1")
+DEFAULT_PORT = 3000
+CLOSE_HANDSHAKE_TIMEOUT = 5.0
+_STOP_WAIT = 5.0
+# Admission refusals as HTTP statuses: a refused upgrade gets an answer, not a hang.
+_REFUSAL_STATUS: dict[str, http.HTTPStatus] = {
+    ErrorCode.SERVER_FULL: http.HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.SERVER_SHUTDOWN: http.HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP: http.HTTPStatus.TOO_MANY_REQUESTS,
+}
+
+TextHandler = Callable[["WsConnection", str], None]
+
+
+def binary_frame_header(length: int) -> bytes:
+    """RFC 6455 header of an unmasked, final, binary frame of ``length`` bytes."""
+    if length < 126:
+        return bytes((0x82, length))
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x82, 126, length)
+    return struct.pack("!BBQ", 0x82, 127, length)
+
+
+class WsConnection(FlowControlledProtocol):
+    """One peer: HTTP request, upgrade, then stelar frames in binary messages."""
+
+    protocol = PROTOCOL
+
+    def __init__(self, owner: WsTransport) -> None:
+        config = owner.hub.config
+        super().__init__(config.max_buffered_bytes, config.slow_consumer_timeout)
+        self._owner = owner
+        self._hub = owner.hub
+        extensions = [ServerPerMessageDeflateFactory()] if config.compression else None
+        self.ws = ServerProtocol(
+            subprotocols=[SUBPROTOCOL], extensions=extensions, max_size=config.max_frame_size
+        )
+        self.request: HttpRequest | None = None
+        self.remote_address = ""
+        self._peer = ""
+        self._fragments: list[bytes] = []
+        self._fragmented_text = False
+        self._compressed = False
+        self._deadline: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        stream = self.set_transport(transport)
+        peer = stream.get_extra_info("peername")
+        self._peer = self.remote_address = str(peer[0]) if peer else ""
+        self._owner.connections.add(self)
+        # Slowloris: the whole HTTP exchange up to the upgrade must fit in connect_timeout.
+        self._deadline = self._loop.call_later(self._hub.config.connect_timeout, self._handshake_too_slow)
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Request):
+                self._on_request(event)
+            elif isinstance(event, Frame):
+                self._on_frame(event)
+        self._write_output()
+
+    def eof_received(self) -> bool:
+        self.ws.receive_eof()
+        self._write_output()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended()
+        self._cancel_deadline()
+        self._owner.connections.discard(self)
+        for task in self._tasks:
+            task.cancel()
+        if self.session is not None:
+            received = self.ws.close_rcvd
+            if received is not None:
+                self.session.connection_lost(received.code, received.reason)
+            else:
+                self.session.connection_lost(
+                    DisconnectCode.ABNORMAL, f"connection lost: {exc or 'no close frame'}"
+                )
+
+    # ------------------------------------------------------------------ HTTP and upgrade
+
+    def _on_request(self, request: Request) -> None:
+        config = self._hub.config
+        headers = header_map(request.headers)
+        self.remote_address = client_address(self._peer, headers, config.trusted_proxies)
+        self.request = to_request(request, self.remote_address)
+        if self.request.path != config.path:
+            self._spawn(self._serve_route(self.request))
+        elif "websocket" not in headers.get("upgrade", "").lower():
+            self._respond(
+                text_response(426, "this path speaks WebSocket (stelar.v1) only", Upgrade="websocket")
+            )
+        elif (refusal := origin_refusal(headers, config)) is not None:
+            self._respond(text_response(403, refusal))
+        else:
+            self._stream().pause_reading()  # until admitted
+            self._spawn(self._admit(request))
+
+    async def _serve_route(self, request: HttpRequest) -> None:
+        route = self._hub.http_routes.get(request.path)
+        if route is None:
+            self._respond(text_response(404, f"no route {request.path}"))
+            return
+        if request.method not in route.methods:
+            self._respond(text_response(405, f"{request.method} not allowed", Allow=", ".join(route.methods)))
+            return
+        try:
+            response = route.handler(request)
+            if inspect.isawaitable(response):
+                response = await response
+            self._respond(to_response(response))
+        except Exception as exc:
+            log.exception("HTTP route %s failed", request.path)
+            self._respond(json_response(500, {"error": {"code": "internal_error", "message": str(exc)}}))
+
+    async def _admit(self, request: Request) -> None:
+        try:
+            admission = await self._hub.admit(self.remote_address, PROTOCOL)
+        except ConnectionRefused as refusal:
+            status = _REFUSAL_STATUS.get(refusal.code, http.HTTPStatus.SERVICE_UNAVAILABLE)
+            self._respond(text_response(status, f"{refusal.code}: {refusal.reason}"))
+            return
+        if self.closing:
+            admission.release()
+            return
+        self._upgrade(request, admission)
+
+    def _upgrade(self, request: Request, admission: Admission) -> None:
+        response = self.ws.accept(request)
+        self.ws.send_response(response)
+        if response.status_code != 101:
+            admission.release()
+            self._write_output()
+            return
+        self._cancel_deadline()
+        self._compressed = bool(self.ws.extensions)
+        self.session = self._hub.open_session(self, admission)
+        self._write_output()
+        self.update_reading()
+
+    def _respond(self, response: Response) -> None:
+        self.ws.send_response(response)
+        self._write_output()
+
+    def _handshake_too_slow(self) -> None:
+        self._deadline = None
+        if self.session is None and not self.closing:
+            self._hub.count("handshake_timeouts")
+            self.closing = True
+            self._stream().abort()
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    # ------------------------------------------------------------------ frames in
+
+    def _on_frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.BINARY or opcode is Opcode.TEXT:
+            self._fragmented_text = opcode is Opcode.TEXT
+            if frame.fin:
+                self._message(bytes(frame.data))
+            else:
+                self._fragments = [bytes(frame.data)]
+        elif opcode is Opcode.CONT:
+            self._fragments.append(bytes(frame.data))
+            if frame.fin:
+                data, self._fragments = b"".join(self._fragments), []
+                self._message(data)
+        # Ping, pong and close are handled by the protocol object.
+
+    def _message(self, data: bytes) -> None:
+        if self._fragmented_text:
+            handler = self._owner.text_handler
+            if handler is not None:
+                handler(self, data.decode())
+            elif self.ws.state is State.OPEN:
+                self.ws.send_close(1003, "stelar.v1 carries binary messages")
+                self._start_close_timer()
+            return
+        if self.session is not None and not self.closing:
+            self.session.receive(data)
+
+    # ------------------------------------------------------------------ Connection (hub side)
+
+    def send(self, frame: bytes) -> None:
+        if self.ws.state is not State.OPEN or self.closing:
+            return
+        if self._compressed:
+            self.ws.send_binary(frame)
+            self._write_output()
+        else:
+            self.queue(self._owner.wire_frame(frame))
+
+    def send_text(self, text: str) -> None:
+        """For text handlers (the conformance mode's echo)."""
+        if self.ws.state is State.OPEN:
+            self.ws.send_text(text.encode())
+            self._write_output()
+
+    def close(self, code: int, reason: str) -> None:
+        if self.overflowed:
+            self.end()
+            return
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(code, reason)
+            self._write_output()
+            self._start_close_timer()
+
+    def _start_close_timer(self) -> None:
+        self._loop.call_later(CLOSE_HANDSHAKE_TIMEOUT, self._close_handshake_expired)
+
+    def _close_handshake_expired(self) -> None:
+        if not self.closing and self._transport is not None:
+            self.closing = True
+            self._transport.abort()
+
+    # ------------------------------------------------------------------ output
+
+    def _write_output(self) -> None:
+        """Queue what the protocol object produced; an empty chunk means: close the stream."""
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self.queue(chunk)
+            else:
+                self.end()
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _stream(self) -> asyncio.Transport:
+        assert self._transport is not None
+        return self._transport
+
+
+class WsTransport:
+    """Listens on ``host``:``port`` at ``path``; the same port serves the hub's HTTP routes."""
+
+    name = PROTOCOL
+    # Encode a broadcast's WebSocket frame once for all uncompressed recipients. Only the
+    # benchmark turns it off, to show what it saves.
+    share_encoding = True
+
+    def __init__(self, hub: HubPort, *, text_handler: TextHandler | None = None) -> None:
+        self.hub = hub
+        self.text_handler = text_handler
+        self.connections: set[WsConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._ssl = server_context(hub.config.tls) if hub.config.tls is not None else None
+        self._last_frame: bytes | None = None
+        self._last_wire = b""
+
+    def wire_frame(self, frame: bytes) -> bytes:
+        """The WebSocket bytes of ``frame``; the hub hands every recipient of a broadcast the same
+        ``bytes`` object, so remembering the last one encodes a broadcast once."""
+        if frame is self._last_frame and self.share_encoding:
+            return self._last_wire
+        wire = binary_frame_header(len(frame)) + frame
+        self._last_frame, self._last_wire = frame, wire
+        return wire
+
+    @property
+    def addresses(self) -> list[str]:
+        if self._server is None:
+            return []
+        scheme = "wss" if self._ssl is not None else "ws"
+        return [socket_url(scheme, sock.getsockname(), self.hub.config.path) for sock in self._server.sockets]
+
+    async def start(self) -> None:
+        config = self.hub.config
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: WsConnection(self),
+            host=config.host,
+            port=DEFAULT_PORT if config.port is None else config.port,
+            ssl=self._ssl,
+            ssl_handshake_timeout=config.connect_timeout if self._ssl is not None else None,
+            backlog=1024,
+        )
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
+        self._last_frame, self._last_wire = None, b""
+        await close_connections(self.connections, _STOP_WAIT)
