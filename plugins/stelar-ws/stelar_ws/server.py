@@ -222,15 +222,24 @@ class WsConnection(FlowControlledProtocol):
 
     def _message(self, data: bytes) -> None:
         if self._fragmented_text:
-            handler = self._owner.text_handler
-            if handler is not None:
-                handler(self, data.decode())
-            elif self.ws.state is State.OPEN:
-                self.ws.send_close(1003, "stelar.v1 carries binary messages")
-                self._start_close_timer()
+            self._text_message(data)
             return
         if self.session is not None and not self.closing:
             self.session.receive(data)
+
+    def _text_message(self, data: bytes) -> None:
+        # The sans-I/O layer leaves decoding text to its caller, so RFC 6455's 1007 is ours.
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            self.ws.fail(1007, "invalid UTF-8 in a text message")
+            return
+        handler = self._owner.text_handler
+        if handler is not None:
+            handler(self, text)
+        elif self.ws.state is State.OPEN:
+            self.ws.send_close(1003, "stelar.v1 carries binary messages")
+            self._start_close_timer()
 
     # ------------------------------------------------------------------ Connection (hub side)
 

@@ -1,0 +1,356 @@
+"""stelar-ws end to end over real loopback sockets."""
+
+import asyncio
+import http.client
+
+import pytest
+import websockets
+from websockets.asyncio.client import connect as websockets_connect
+
+from stelar_core import ErrorCode, hookimpl
+from stelar_core.protocol import Frame, FrameType, decode_frame, dump_json, encode_frame
+from stelar_core.testing import ReceivedEvent, TestClient, connect_client
+from stelar_ws import HandshakeRejected, connect_ws
+from stelar_ws import server as ws_server
+
+CONNECT = encode_frame(FrameType.CONNECT, "", dump_json({"auth": {"token": "t"}}))
+
+
+@pytest.fixture
+def stelar_transport():
+    """Every server and client of this module speaks WebSocket."""
+    return "ws"
+
+
+def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+async def get(server, path, headers=None):
+    return await asyncio.to_thread(http_get, server.get_port("ws"), path, headers)
+
+
+# ---------------------------------------------------------------- listening and the wire
+
+
+async def test_listens_on_a_free_port_at_the_path(stelar_server_factory):
+    server = await stelar_server_factory(path="/realtime")
+    port = server.get_port("ws")
+    assert server.addresses == {"ws": [f"ws://127.0.0.1:{port}/realtime"]}
+    client = await connect_client(server)
+    assert client.id
+    client.close()
+
+
+async def test_listens_on_ipv6(stelar_server_factory):
+    try:
+        server = await stelar_server_factory(host="::1")
+    except OSError as exc:
+        pytest.skip(f"cannot bind ::1: {exc}")
+    assert server.addresses["ws"][0].startswith("ws://[::1]:")
+    client = await connect_client(server)
+    client.close()
+
+
+async def test_a_websockets_library_client_speaks_stelar(stelar_server):
+    """A client nobody here wrote: the websockets library, sending stelar frames as a browser would."""
+    stelar_server.on_ack("sum", lambda ctx: sum(ctx.data))
+    stelar_server.on("hello", lambda ctx: ctx.emit("hi", ctx.data))
+    url = stelar_server.addresses["ws"][0]
+    async with websockets_connect(url, subprotocols=["stelar.v1"]) as ws:
+        assert ws.subprotocol == "stelar.v1"
+        await ws.send(CONNECT)
+        welcome = decode_frame(await ws.recv())
+        assert welcome.type is FrameType.CONNECT and welcome.json()["v"] == 1
+        await ws.send(encode_frame(FrameType.ACK_REQUEST, "sum", b"[1,2,3]", 9))
+        assert decode_frame(await ws.recv()) == Frame(FrameType.ACK_RESPONSE, "sum", b'{"ok":6}', 9)
+        await ws.send(encode_frame(FrameType.JSON, "hello", b'"there"'))
+        assert decode_frame(await ws.recv()) == Frame(FrameType.JSON, "hi", b'"there"')
+        await ws.ping()  # WebSocket pings are answered
+    assert stelar_server.get_stats().total_connections == 1
+
+
+async def test_fragmented_messages_are_reassembled(stelar_server):
+    stelar_server.on("big", lambda ctx: ctx.emit("len", len(ctx.data["text"])))
+    async with websockets_connect(stelar_server.addresses["ws"][0], subprotocols=["stelar.v1"]) as ws:
+        await ws.send(CONNECT)
+        await ws.recv()
+        whole = encode_frame(FrameType.JSON, "big", dump_json({"text": "x" * 5000}))
+        await ws.send([whole[i : i + 1000] for i in range(0, len(whole), 1000)])
+        assert decode_frame(await ws.recv()).json() == 5000
+
+
+async def test_a_text_message_is_refused_with_1003(stelar_server):
+    async with websockets_connect(stelar_server.addresses["ws"][0], subprotocols=["stelar.v1"]) as ws:
+        await ws.send("text is not a stelar frame")
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await ws.recv()
+    assert info.value.rcvd.code == 1003
+
+
+# ---------------------------------------------------------------- HTTP on the same port
+
+
+class PingRoute:
+    @hookimpl
+    def stelar_register_http_routes(self, register, server):
+        register("/ping", lambda request: _pong(request))
+
+        async def slow(request):
+            return _pong(request)
+
+        register("/async", slow)
+        register("/boom", lambda request: 1 / 0)
+
+
+def _pong(request):
+    from stelar_core.transports import HttpResponse
+
+    return HttpResponse(200, f"pong {request.query}".encode(), {"Content-Type": "text/plain"})
+
+
+async def test_http_routes_404_and_426(stelar_server_factory):
+    server = await stelar_server_factory(plugins=[PingRoute()], path="/ws")
+    assert (await get(server, "/ping?x=1"))[::2] == (200, b"pong x=1")
+    assert (await get(server, "/async"))[::2] == (200, b"pong ")
+    status, _, body = await get(server, "/boom")
+    assert status == 500 and b"division by zero" in body
+    assert (await get(server, "/nowhere"))[0] == 404
+    status, headers, _ = await get(server, "/ws")
+    assert status == 426 and headers["Upgrade"] == "websocket"
+    client = await connect_client(server)  # the WebSocket path still upgrades
+    client.close()
+
+
+# ---------------------------------------------------------------- admission before the upgrade
+
+
+async def test_origins(stelar_server_factory):
+    server = await stelar_server_factory(allowed_origins=["https://app.example"])
+    ok = await connect_client(server, headers={"Origin": "https://app.example"})
+    ok.close()
+    with pytest.raises(HandshakeRejected) as info:
+        await connect_client(server, headers={"Origin": "https://evil.example"})
+    assert info.value.status == 403 and "not allowed" in info.value.body
+    with pytest.raises(HandshakeRejected) as info:
+        await connect_client(server)
+    assert info.value.status == 403 and "Origin header is required" in info.value.body
+    lenient = await stelar_server_factory(allowed_origins=["https://app.example"], allow_missing_origin=True)
+    service = await connect_client(lenient)
+    service.close()
+
+
+async def test_connection_limits_answer_with_http_statuses(stelar_server_factory):
+    reached = []
+    server = await stelar_server_factory(
+        max_connections=3,
+        max_connections_per_ip=2,
+        hooks={"on_max_connections_reached": lambda scope: reached.append(scope)},
+    )
+    a = [await connect_client(server, local_address="127.0.0.2") for _ in range(2)]
+    with pytest.raises(HandshakeRejected) as info:
+        await connect_client(server, local_address="127.0.0.2")
+    assert info.value.status == 429 and ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP in info.value.body
+    b = await connect_client(server, local_address="127.0.0.3")
+    with pytest.raises(HandshakeRejected) as info:
+        await connect_client(server, local_address="127.0.0.4")
+    assert info.value.status == 503 and ErrorCode.SERVER_FULL in info.value.body
+    assert reached == ["ip", "global"]
+    for client in [*a, b]:
+        client.close()
+
+
+async def test_a_client_trickling_its_headers_is_dropped(stelar_server_factory):
+    server = await stelar_server_factory(connect_timeout=0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.get_port("ws"))
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    assert server.get_stats().counters == {"handshake_timeouts": 1}
+    client = await connect_client(server)
+    client.close()
+
+
+async def test_x_forwarded_for_only_from_trusted_proxies(stelar_server_factory):
+    trusted = await stelar_server_factory(trusted_proxies=["127.0.0.0/8"])
+    trusted.on_ack("ip", lambda ctx: ctx.remote_address)
+    client = await connect_client(trusted, headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.9"})
+    assert await client.request("ip") == "203.0.113.9"
+    client.close()
+    untrusted = await stelar_server_factory()
+    untrusted.on_ack("ip", lambda ctx: ctx.remote_address)
+    client = await connect_client(untrusted, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert await client.request("ip") == "127.0.0.1"
+    client.close()
+
+
+async def test_middleware_sees_the_http_request_and_auth(stelar_server, stelar_client_factory):
+    seen = {}
+
+    @stelar_server.use
+    def check(ctx, next):
+        seen.update(method=ctx.req.method, path=ctx.req.path, query=ctx.req.query, auth=ctx.auth)
+        seen["agent"] = ctx.req.headers.get("x-client")
+        next()
+
+    await stelar_client_factory(stelar_server, auth={"token": "abc"}, headers={"X-Client": "tests"})
+    assert seen == {"method": "GET", "path": "/", "query": "", "auth": {"token": "abc"}, "agent": "tests"}
+
+
+# ---------------------------------------------------------------- limits, heartbeats, close codes
+
+
+async def test_a_message_over_max_frame_size_closes_1009_and_others_carry_on(stelar_server_factory):
+    server = await stelar_server_factory(max_payload_size=1000, max_frame_size=2000)
+    server.on("echo", lambda ctx: ctx.emit("echo", ctx.data))
+    bystander = await connect_client(server)
+    async with websockets_connect(server.addresses["ws"][0], subprotocols=["stelar.v1"], max_size=None) as ws:
+        await ws.send(CONNECT)
+        await ws.recv()
+        await ws.send(encode_frame(FrameType.JSON, "echo", dump_json("x" * 3000)))
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await ws.recv()
+    assert info.value.rcvd.code == 1009
+    bystander.emit("echo", "fine")
+    assert (await bystander.next_event()).data == "fine"
+    bystander.close()
+
+
+async def test_a_payload_over_max_payload_size_gets_an_error_frame(stelar_server_factory):
+    server = await stelar_server_factory(max_payload_size=100, max_frame_size=2000)
+    client = await connect_client(server)
+    client.emit("big", "x" * 200)
+    assert (await client.next_error())[0] == ErrorCode.PAYLOAD_TOO_LARGE
+    client.close()
+
+
+async def test_close_codes_with_reasons(stelar_server_factory):
+    server = await stelar_server_factory(heartbeat_interval=0.05, heartbeat_timeout=0.15)
+    silent = await connect_client(server, client=TestClient(auto_pong=False))
+    assert await silent.wait_closed() == (1011, "heartbeat timeout")
+    limited = await stelar_server_factory(rate_limit={"max_points": 1, "window": 60})
+    spammer = await connect_client(limited)
+    spammer.emit("a")
+    spammer.emit("b")
+    assert await spammer.wait_closed() == (1008, "rate limit exceeded")
+    leaving = await connect_client(limited)
+    await limited.stop()
+    assert await leaving.wait_closed() == (1001, "server shutting down")
+
+
+# ---------------------------------------------------------------- malformed WebSocket input
+
+
+@pytest.mark.parametrize(
+    ("make_frame", "code"),
+    [
+        (lambda peer: peer.frame(0x2, b"\x02\x00\x00", mask=False), 1002),  # unmasked client frame
+        (lambda peer: peer.frame(0x2, b"\x02\x00\x00", rsv=0b100), 1002),  # RSV1 without extension
+        (lambda peer: peer.frame(0x3, b"x"), 1002),  # reserved data opcode
+        (lambda peer: peer.frame(0xB, b"x"), 1002),  # reserved control opcode
+        (lambda peer: peer.frame(0x9, b"p" * 126), 1002),  # control frame over 125 bytes
+        (lambda peer: peer.frame(0x9, b"p", fin=False), 1002),  # fragmented control frame
+        (lambda peer: peer.frame(0x1, b"\xff\xfe"), 1007),  # invalid UTF-8 text
+        (lambda peer: peer.frame(0x8, (999).to_bytes(2, "big")), 1002),  # bad close code
+        (lambda peer: peer.frame(0x0, b"x"), 1002),  # continuation with nothing to continue
+        (lambda peer: peer.frame(0x2, b"", length=1 << 40), 1009),  # 64-bit length over the limit
+    ],
+)
+async def test_malformed_websocket_input_is_refused_per_rfc_6455(
+    stelar_server_factory, raw_ws, make_frame, code
+):
+    server = await stelar_server_factory(max_payload_size=1000, max_frame_size=4096)
+    server.on("echo", lambda ctx: ctx.emit("echo", ctx.data))
+    bystander = await connect_client(server)
+    peer = await raw_ws(server)
+    assert b" 101 " in peer.response
+    await peer.send_stelar(CONNECT)
+    await peer.next_message()
+    await peer.send(make_frame(peer))
+    assert await peer.close_code() == code
+    bystander.emit("echo", "unharmed")
+    assert (await bystander.next_event()).data == "unharmed"
+    bystander.close()
+
+
+# ---------------------------------------------------------------- broadcasts and compression
+
+
+async def test_a_broadcast_is_framed_once_for_uncompressed_clients(stelar_server_factory, monkeypatch):
+    server = await stelar_server_factory()
+    clients = [await connect_client(server) for _ in range(30)]
+    for client in clients:
+        await client.join("room")
+    calls = []
+    real = ws_server.binary_frame_header
+    monkeypatch.setattr(ws_server, "binary_frame_header", lambda n: calls.append(n) or real(n))
+    server.to("room", "news", {"n": 1})
+    for client in clients:
+        assert await client.next_event() == ReceivedEvent("news", {"n": 1})
+    assert len(calls) == 1
+    for client in clients:
+        client.close()
+
+
+async def test_permessage_deflate_when_enabled(stelar_server_factory):
+    server = await stelar_server_factory(compression=True, max_payload_size=50_000, max_frame_size=60_000)
+    server.on("echo", lambda ctx: ctx.emit("echo", ctx.data))
+    url = server.addresses["ws"][0]
+    async with websockets_connect(url, subprotocols=["stelar.v1"], compression="deflate") as ws:
+        assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
+        await ws.send(CONNECT)
+        await ws.recv()
+        await ws.send(encode_frame(FrameType.JSON, "echo", dump_json("z" * 10_000)))
+        assert decode_frame(await ws.recv()).json() == "z" * 10_000
+        # Small on the wire, huge once inflated: the bound applies to the decompressed size.
+        await ws.send(encode_frame(FrameType.JSON, "echo", dump_json("z" * 100_000)))
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await ws.recv()
+    assert info.value.rcvd.code == 1009
+    client = await connect_client(server, compression=True)  # our connector negotiates it too
+    client.emit("echo", "compressed")
+    assert (await client.next_event()).data == "compressed"
+    client.close()
+
+
+async def test_compression_is_off_by_default(stelar_server):
+    async with websockets_connect(
+        stelar_server.addresses["ws"][0], subprotocols=["stelar.v1"], compression="deflate"
+    ) as ws:
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+
+
+async def test_the_connector_refuses_what_is_not_a_websocket_server(unused_tcp_port):
+    with pytest.raises(OSError):
+        await connect_ws(f"ws://127.0.0.1:{unused_tcp_port}/", TestClient())
+    with pytest.raises(websockets.InvalidURI, match="scheme isn't ws or wss"):
+        await connect_ws("http://127.0.0.1:1/", TestClient())
+
+
+async def test_a_client_that_leaves_is_forgotten(stelar_server):
+    gone = asyncio.Event()
+    codes = []
+
+    @stelar_server.on_disconnect
+    def bye(ctx):
+        codes.append(ctx.data["code"])
+        gone.set()
+
+    client = await connect_client(stelar_server)
+    await client.join("r")
+    client.close(1000, "done")
+    await asyncio.wait_for(gone.wait(), 5)
+    assert codes == [1000] and stelar_server.get_rooms() == []
+
+
+async def test_a_frame_before_connect_closes_with_1008(stelar_server):
+    client = await connect_client(stelar_server, handshake=False)
+    client.emit("too-early")
+    assert (await client.next_error())[0] == ErrorCode.NOT_CONNECTED
+    assert (await client.wait_closed())[0] == 1008
