@@ -1,13 +1,14 @@
-"""stelar-tcp over TLS, with certificates generated for each test run (trustme)."""
+"""TLS on both network transports (tcps://, wss://), with certificates generated per run."""
 
 import ssl
 
 import pytest
 import trustme
 
-from stelar_core import ConfigError, NotConnected, StelarServer, TLSConfig
+from stelar_core import ConfigError, StelarServer, TLSConfig
+from stelar_core.protocol import FrameType
 from stelar_core.testing import TestClient, connect_client
-from stelar_tcp import connect_tcp
+from stelar_core.transports.connectors import find_connector
 
 
 @pytest.fixture(scope="module")
@@ -24,15 +25,21 @@ def certificates(tmp_path_factory):
     return {"tls": TLSConfig(cert=str(cert), key=str(key)), "ca": str(ca)}
 
 
+@pytest.fixture(params=["tcp", "ws"])
+def stelar_transport(request):
+    return request.param
+
+
 @pytest.fixture
 async def tls_server(stelar_server_factory, certificates):
-    server = await stelar_server_factory(transports=["tcp"], tls=certificates["tls"])
+    server = await stelar_server_factory(tls=certificates["tls"])
     server.on_ack("echo", lambda ctx: ctx.data)
     return server
 
 
-async def test_the_server_announces_tcps(tls_server):
-    assert tls_server.addresses["tcp"][0].startswith("tcps://127.0.0.1:")
+async def test_the_server_announces_the_secure_scheme(tls_server, stelar_transport):
+    secure = {"tcp": "tcps://127.0.0.1:", "ws": "wss://127.0.0.1:"}[stelar_transport]
+    assert tls_server.addresses[stelar_transport][0].startswith(secure)
 
 
 async def test_a_client_trusting_the_ca_talks_over_tls(tls_server, certificates):
@@ -53,23 +60,29 @@ async def test_reject_unauthorized_false_skips_verification(tls_server):
     client.close()
 
 
-async def test_a_plain_text_client_fails_cleanly_and_the_server_carries_on(tls_server, certificates):
-    port = tls_server.get_port()
-    plain_url = f"tcp://127.0.0.1:{port}"
+async def test_a_plain_text_client_fails_cleanly_and_the_server_carries_on(
+    tls_server, stelar_transport, certificates
+):
+    url = tls_server.addresses[stelar_transport][0].replace("tcps://", "tcp://").replace("wss://", "ws://")
     plain = TestClient()
-    plain.link = await connect_tcp(plain_url, plain)
-    plain.emit("hello", "in clear")
-    code, _ = await plain.wait_closed()
-    assert code == 1006
-    with pytest.raises(NotConnected):
-        await plain.connected
+    if stelar_transport == "ws":
+        # The upgrade request is not a TLS hello: the server drops it, the handshake never answers.
+        with pytest.raises(ConnectionError, match="connection lost during the handshake"):
+            await find_connector(url)(url, plain, connect_timeout=5)
+    else:
+        plain.link = await find_connector(url)(url, plain)
+        plain.send_frame(FrameType.CONNECT, payload=b"{}")
+        assert (await plain.wait_closed())[0] == 1006  # closed without a stelar answer
+        assert plain.frames_received == 0
+    assert tls_server.get_stats().total_connections == 0
     secure = await connect_client(tls_server, ca_file=certificates["ca"])
     assert await secure.request("echo", "after") == "after"
     secure.close()
 
 
-def test_unreadable_certificates_name_the_option(tmp_path):
+@pytest.mark.parametrize("transport_options", [{"port": None, "tcp_port": 0}, {"port": 0}])
+def test_unreadable_certificates_name_the_option(tmp_path, transport_options):
     with pytest.raises(ConfigError, match="option 'tls': cannot load certificate"):
         StelarServer(
-            port=None, tcp_port=0, tls={"cert": str(tmp_path / "no.pem"), "key": str(tmp_path / "no.key")}
+            **transport_options, tls={"cert": str(tmp_path / "no.pem"), "key": str(tmp_path / "no.key")}
         )

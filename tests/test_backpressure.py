@@ -1,16 +1,31 @@
-"""A peer that does not read: bounded output, paused input, dropped as a slow consumer, and a
-broadcast that never waits for it."""
+"""A peer that does not read, over TCP and WebSocket: bounded output, paused input, dropped as
+a slow consumer, and a broadcast that never waits for it."""
 
 import asyncio
+import socket
 
 import pytest
+
+from stelar_core.protocol import FrameType, decode_frame, encode_frame
 
 PAYLOAD = "x" * 16_000
 
 
-@pytest.fixture
-def stelar_transport():
-    return "tcp"
+@pytest.fixture(params=["tcp", "ws"])
+def stelar_transport(request):
+    return request.param
+
+
+async def open_slow_peer(transport, server, raw_tcp, raw_ws):
+    """A peer with a tiny receive buffer that never reads after its handshake; returns its id."""
+    if transport == "tcp":
+        peer = await raw_tcp(server, receive_buffer=4096)
+        return (await peer.handshake())["id"]
+    peer = await raw_ws(server)
+    peer.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await peer.send_stelar(encode_frame(FrameType.CONNECT, "", b'{"auth":{}}'))
+    _, welcome = await peer.next_message()
+    return decode_frame(welcome).json()["id"]
 
 
 async def next_iteration():
@@ -22,7 +37,7 @@ async def next_iteration():
 
 
 @pytest.fixture
-async def crowd(request, stelar_server_factory, stelar_client_factory, raw_tcp):
+async def crowd(request, stelar_transport, stelar_server_factory, stelar_client_factory, raw_tcp, raw_ws):
     """A server with a small output bound; a reading client and a peer that never reads.
     ``slow_consumer_timeout`` comes from ``@pytest.mark.grace(seconds)``."""
     grace = request.node.get_closest_marker("grace").args[0]
@@ -41,16 +56,15 @@ async def crowd(request, stelar_server_factory, stelar_client_factory, raw_tcp):
     )
     reader = await stelar_client_factory(server, max_frame_size=1 << 20)
     await reader.join("room")
-    slow = await raw_tcp(server, receive_buffer=4096)
-    welcome = await slow.handshake()
-    server.hub.join_room(server.hub.session(welcome["id"]), "room")
-    (connection,) = [c for c in server.transports[0].connections if c.session.id == welcome["id"]]
-    return server, reader, slow, connection, dropped, reports
+    slow_id = await open_slow_peer(stelar_transport, server, raw_tcp, raw_ws)
+    server.hub.join_room(server.hub.session(slow_id), "room")
+    (connection,) = [c for c in server.transports[0].connections if c.session and c.session.id == slow_id]
+    return server, reader, connection, dropped, reports
 
 
 @pytest.mark.grace(0.2)
 async def test_a_peer_over_the_bound_is_paused_then_dropped_after_the_grace(crowd):
-    server, reader, _slow, connection, dropped, reports = crowd
+    server, reader, connection, dropped, reports = crowd
     sent = 0
     while not connection._write_paused and sent < 2000:
         server.to("room", "big", PAYLOAD)
@@ -60,7 +74,7 @@ async def test_a_peer_over_the_bound_is_paused_then_dropped_after_the_grace(crow
     assert not connection._transport.is_reading()  # we stopped reading from it
     assert connection._transport.get_write_buffer_size() <= 2 * 256 * 1024
     await asyncio.wait_for(dropped.wait(), 5)
-    assert reports[0][1] == "tcp" and reports[0][2] > 256 * 1024
+    assert reports[0][1] == server.transports[0].name and reports[0][2] > 256 * 1024
     assert server.get_stats().counters["slow_consumers"] == 1
     # The reader got every broadcast, whatever the slow one did.
     for _ in range(sent):
@@ -70,7 +84,7 @@ async def test_a_peer_over_the_bound_is_paused_then_dropped_after_the_grace(crow
 
 @pytest.mark.grace(3600)  # so only the hard bound can drop it within the test
 async def test_a_burst_far_past_the_bound_drops_the_peer_at_once(crowd):
-    server, reader, _slow, _connection, dropped, reports = crowd
+    server, reader, _connection, dropped, reports = crowd
     sent = 0
     while not dropped.is_set() and sent < 2000:
         for _ in range(20):  # 320 KB in one iteration
