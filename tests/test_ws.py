@@ -354,3 +354,10 @@ async def test_a_frame_before_connect_closes_with_1008(stelar_server):
     client.emit("too-early")
     assert (await client.next_error())[0] == ErrorCode.NOT_CONNECTED
     assert (await client.wait_closed())[0] == 1008
+
+
+async def test_an_upgrade_without_the_stelar_subprotocol_is_refused(stelar_server):
+    with pytest.raises(websockets.InvalidStatus) as info:
+        async with websockets_connect(stelar_server.addresses["ws"][0]):
+            pass
+    assert info.value.response.status_code == 400

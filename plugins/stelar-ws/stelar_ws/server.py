@@ -14,7 +14,7 @@ import http
 import inspect
 import logging
 import struct
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
@@ -76,7 +76,7 @@ class WsConnection(FlowControlledProtocol):
         self._hub = owner.hub
         extensions = [ServerPerMessageDeflateFactory()] if config.compression else None
         self.ws = ServerProtocol(
-            subprotocols=[SUBPROTOCOL], extensions=extensions, max_size=config.max_frame_size
+            subprotocols=owner.subprotocols, extensions=extensions, max_size=config.max_frame_size
         )
         self.request: HttpRequest | None = None
         self.remote_address = ""
@@ -303,9 +303,18 @@ class WsTransport:
     # benchmark turns it off, to show what it saves.
     share_encoding = True
 
-    def __init__(self, hub: HubPort, *, text_handler: TextHandler | None = None) -> None:
+    def __init__(
+        self,
+        hub: HubPort,
+        *,
+        text_handler: TextHandler | None = None,
+        subprotocols: Sequence[Subprotocol] | None = (SUBPROTOCOL,),
+    ) -> None:
+        """``subprotocols``: an upgrade must offer one of these (400 otherwise); ``None`` accepts
+        any client (the conformance mode's echo, for test suites that offer none)."""
         self.hub = hub
         self.text_handler = text_handler
+        self.subprotocols = list(subprotocols) if subprotocols is not None else None
         self.connections: set[WsConnection] = set()
         self._server: asyncio.Server | None = None
         self._ssl = server_context(hub.config.tls) if hub.config.tls is not None else None
