@@ -23,6 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="stelar-tcp against a bare asyncio relay")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
     args = parser.parse_args()
     limit = prepare()
     scale = 0.1 if args.quick else 1.0
@@ -38,7 +39,7 @@ def main() -> None:
         f"stelar-tcp vs a bare asyncio relay; server on CPU 0, generator on CPU 1; medians of {args.repeat}"
     )
     print(f"Python {sys.version.split()[0]}, open-files limit {limit}\n")
-    run_table(SYSTEMS, scenarios, args.repeat)
+    run_table(SYSTEMS, {name: run for name, run in scenarios.items() if args.only in name}, args.repeat)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/ws.py             # ~3 minutes; --repeat N, --quick
 
-Systems: stelar over WebSocket; the same with the shared broadcast framing turned off (each
-recipient's frame encoded separately, to show what encoding a broadcast once saves); a bare
-``websockets`` server using its own ``broadcast()``. Scenarios as in bench/tcp.py.
+Systems: stelar over WebSocket; a bare ``websockets`` server using its own ``broadcast()``;
+stelar with the shared broadcast framing turned off (every frame through the library's
+``send_binary`` per recipient), to show what framing a broadcast once saves. Scenarios as in
+bench/tcp.py; ``--only fan-out`` runs one.
 """
 
 import argparse
@@ -16,7 +17,7 @@ STELAR = str(HERE / "servers" / "stelar_ws_relay.py")
 SYSTEMS = {
     "stelar ws": [STELAR],
     "bare websockets": [str(HERE / "servers" / "websockets_relay.py")],
-    "stelar ws, framing per recipient": [STELAR, "--frame-per-recipient"],
+    "stelar ws, library send per recipient": [STELAR, "--frame-per-recipient"],
 }
 
 
@@ -24,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="stelar-ws against a bare websockets server")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
     args = parser.parse_args()
     limit = prepare()
     scale = 0.1 if args.quick else 1.0
@@ -37,7 +39,7 @@ def main() -> None:
     }
     print(f"stelar-ws vs bare websockets; server on CPU 0, generator on CPU 1; medians of {args.repeat}")
     print(f"Python {sys.version.split()[0]}, open-files limit {limit}\n")
-    run_table(SYSTEMS, scenarios, args.repeat)
+    run_table(SYSTEMS, {name: run for name, run in scenarios.items() if args.only in name}, args.repeat)
 
 
 if __name__ == "__main__":

@@ -361,3 +361,35 @@ async def test_an_upgrade_without_the_stelar_subprotocol_is_refused(stelar_serve
         async with websockets_connect(stelar_server.addresses["ws"][0]):
             pass
     assert info.value.response.status_code == 400
+
+
+class CorsRoute:
+    @hookimpl
+    def stelar_register_http_routes(self, register, server):
+        from stelar_core.transports import HttpResponse
+
+        register(
+            "/both",
+            lambda request: HttpResponse(204 if request.method == "OPTIONS" else 200),
+            ("GET", "OPTIONS"),
+        )
+
+
+def http_request(port: int, method: str, path: str) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        response.read()
+        return response.status, dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+async def test_routes_answer_the_methods_they_declare(stelar_server_factory):
+    server = await stelar_server_factory(plugins=[CorsRoute(), PingRoute()])
+    port = server.get_port("ws")
+    assert (await asyncio.to_thread(http_request, port, "OPTIONS", "/both"))[0] == 204
+    assert (await asyncio.to_thread(http_request, port, "GET", "/both"))[0] == 200
+    status, headers = await asyncio.to_thread(http_request, port, "OPTIONS", "/ping")
+    assert status == 405 and headers["Allow"] == "GET"

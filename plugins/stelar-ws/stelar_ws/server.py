@@ -246,7 +246,8 @@ class WsConnection(FlowControlledProtocol):
     def send(self, frame: bytes) -> None:
         if self.ws.state is not State.OPEN or self.closing:
             return
-        if self._compressed:
+        if self._compressed or not self._owner.share_encoding:
+            # Through the library: a compressed connection has its own deflate context.
             self.ws.send_binary(frame)
             self._write_output()
         else:
@@ -300,7 +301,8 @@ class WsTransport:
 
     name = PROTOCOL
     # Encode a broadcast's WebSocket frame once for all uncompressed recipients. Only the
-    # benchmark turns it off, to show what it saves.
+    # benchmark turns it off (every frame then takes the library's send path), to show what
+    # it saves.
     share_encoding = True
 
     def __init__(
@@ -324,7 +326,7 @@ class WsTransport:
     def wire_frame(self, frame: bytes) -> bytes:
         """The WebSocket bytes of ``frame``; the hub hands every recipient of a broadcast the same
         ``bytes`` object, so remembering the last one encodes a broadcast once."""
-        if frame is self._last_frame and self.share_encoding:
+        if frame is self._last_frame:
             return self._last_wire
         wire = binary_frame_header(len(frame)) + frame
         self._last_frame, self._last_wire = frame, wire
