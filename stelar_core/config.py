@@ -68,6 +68,11 @@ def _port(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise _fail(attribute.name, value, "expected a port number 0..65535 (0 picks a free port) or None")
 
 
+def _callable_or_none(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not callable(value):
+        raise _fail(attribute.name, value, "expected a function or None")
+
+
 def _bool(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, bool):
         raise _fail(attribute.name, value, "expected True or False")
@@ -278,6 +283,11 @@ class ServerConfig:
     compression: bool = attrs.field(default=False, validator=_bool)
     tls: TLSConfig | None = attrs.field(default=None, converter=_tls)
     health_endpoint: str | None = attrs.field(default=DEFAULT_HEALTH_ENDPOINT, converter=_health_endpoint)
+    # A port of its own for the health routes (the ``http`` transport of stelar-health), for
+    # servers with no WebSocket port to mount them on.
+    health_port: int | None = attrs.field(default=None, validator=_port)
+    # ``fn(request, stats)`` (sync or async) replacing the health body and status.
+    custom_health_handler: Callable[..., Any] | None = attrs.field(default=None, validator=_callable_or_none)
 
     log_level: str | None = attrs.field(default=None, validator=_log_level)
     hooks: Mapping[str, Callable[..., Any]] = attrs.field(factory=dict, converter=_hooks)
@@ -309,6 +319,8 @@ class ServerConfig:
             names.append("ws")
         if self.tcp_port is not None:
             names.append("tcp")
+        if self.health_port is not None:
+            names.append("http")
         return tuple(names)
 
     @classmethod
@@ -358,6 +370,8 @@ class ServerConfig:
                 value = None if value is None else {"cert": value.cert, "key": "***"}
             elif field.name == "hooks":
                 value = sorted(value)
+            elif field.name == "custom_health_handler":
+                value = None if value is None else getattr(value, "__qualname__", repr(value))
             elif field.name in ("rate_limiter", "ip_tracker", "id_generator", "broker"):
                 value = value if isinstance(value, str) else f"<custom {type(value).__name__}>"
             elif isinstance(value, RateLimit):
@@ -398,5 +412,6 @@ RESTART_OPTIONS = frozenset(
         "plugin_options",
         "health_endpoint",
         "compression",
+        "health_port",
     }
 )

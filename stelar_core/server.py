@@ -37,7 +37,7 @@ SignalHandler = Callable[[int, _StackFrame | None], Any] | int | None
 
 def _option_for_transport(name: str, config: ServerConfig) -> str:
     if config.transports is None:
-        return {"ws": "port", "tcp": "tcp_port"}.get(name, "transports")
+        return {"ws": "port", "tcp": "tcp_port", "http": "health_port"}.get(name, "transports")
     return "transports"
 
 
@@ -269,6 +269,12 @@ class StelarServer:
     @property
     def running(self) -> bool:
         return self._running
+
+    @property
+    def accepting(self) -> bool:
+        """Started and taking new connections: false before start and from the moment stop()
+        begins (what a readiness probe reports)."""
+        return self._running and self.hub.accepting
 
     # ------------------------------------------------------------------ rate limits
 

@@ -160,7 +160,7 @@ class Routes:
 
 def test_http_routes_are_collected_for_transports():
     server = StelarServer(transports=["memory"], plugins=[Routes()])
-    assert set(server.hub.http_routes) == {"/ping"}
+    assert "/ping" in server.hub.http_routes
     assert server.hub.http_routes["/ping"].methods == ("GET",)
 
 

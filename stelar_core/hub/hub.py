@@ -18,7 +18,7 @@ from stelar_core.hub.middleware import Middleware, run_middleware
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.rooms import RoomTable
 from stelar_core.hub.session import Session, SessionState
-from stelar_core.hub.stats import Counters, Stats, memory_usage
+from stelar_core.hub.stats import Counters, LatencyHistogram, Stats, memory_usage
 from stelar_core.plugins.manager import StelarPluginManager
 from stelar_core.protocol import (
     PROTOCOL_VERSION,
@@ -110,6 +110,7 @@ class Hub:
         self.disconnect_handlers: list[Handler] = []
         self.middleware: list[Middleware] = []
         self.counters = Counters()
+        self.ack_latency = LatencyHistogram()
         self._sessions: set[Session] = set()
         self._open: dict[str, Session] = {}
         self._by_transport: Counter[str] = Counter()
@@ -508,6 +509,7 @@ class Hub:
             self._invalid(session, exc.code, exc.reason, frame)
             return None
         ctx = Context(self, session, frame.event, data)
+        started = time.perf_counter()
         try:
             result = handler(ctx)
         except Exception as exc:
@@ -515,12 +517,19 @@ class Hub:
             self._reply_error(session, frame, ErrorCode.HANDLER_ERROR, str(exc))
             return None
         if inspect.isawaitable(result):
-            return self._answer_request_async(result, session, frame, handler, ctx)
+            return self._answer_request_async(result, session, frame, handler, ctx, started)
         self._reply(session, frame, result)
+        self.ack_latency.observe(time.perf_counter() - started)
         return None
 
     async def _answer_request_async(
-        self, result: Awaitable[Any], session: Session, frame: Frame, handler: Handler, ctx: Context
+        self,
+        result: Awaitable[Any],
+        session: Session,
+        frame: Frame,
+        handler: Handler,
+        ctx: Context,
+        started: float,
     ) -> None:
         try:
             value = await result
@@ -529,6 +538,7 @@ class Hub:
             self._reply_error(session, frame, ErrorCode.HANDLER_ERROR, str(exc))
             return
         self._reply(session, frame, value)
+        self.ack_latency.observe(time.perf_counter() - started)
 
     def _reply(self, session: Session, request: Frame, value: Any) -> None:
         try:
@@ -804,6 +814,7 @@ class Hub:
             pending_acks=pending,
             refused_connections=dict(counters.refused),
             counters=dict(counters.other),
+            ack_latency=self.ack_latency.snapshot(),
         )
 
     # ================================================================== hooks
@@ -847,6 +858,10 @@ class Hub:
 
     def stop_accepting(self) -> None:
         self._accepting = False
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
 
     async def stop(self, timeout: float) -> None:
         """Close every session with 1001, let running handlers finish within ``timeout``,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import resource
 import sys
 from collections import Counter
@@ -55,6 +56,38 @@ class Counters:
         self.other: Counter[str] = Counter()
 
 
+# Seconds; the upper bounds of the ACK latency histogram (Prometheus-style, cumulative on export).
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@attrs.frozen(slots=True)
+class LatencySnapshot:
+    """``counts[i]`` requests took at most ``bounds[i]`` seconds and more than the bound before;
+    the last count is for those above every bound."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    total: int
+    sum: float
+
+
+class LatencyHistogram:
+    """Fixed buckets: constant memory, one bisect per observation."""
+
+    __slots__ = ("_counts", "_sum")
+
+    def __init__(self) -> None:
+        self._counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self._sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self._counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self._sum += seconds
+
+    def snapshot(self) -> LatencySnapshot:
+        return LatencySnapshot(LATENCY_BUCKETS, tuple(self._counts), sum(self._counts), self._sum)
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class Stats:
     """A snapshot of a server's statistics (the seed's ``getStats()`` fields, in snake_case)."""
@@ -79,6 +112,7 @@ class Stats:
     pending_acks: int
     refused_connections: Mapping[str, int]
     counters: Mapping[str, int]
+    ack_latency: LatencySnapshot
 
     @property
     def ws_connections(self) -> int:

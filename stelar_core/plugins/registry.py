@@ -14,6 +14,7 @@ from stelar_core.plugins.manager import StelarPluginManager
 KNOWN_DISTRIBUTIONS: dict[tuple[str, str], str] = {
     ("transport", "ws"): "stelar-ws",
     ("transport", "tcp"): "stelar-tcp",
+    ("transport", "http"): "stelar-health",
     ("rate limiter", "redis"): "stelar-redis",
     ("broker", "redis"): "stelar-redis",
 }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http
 import ipaddress
-import json
 from collections.abc import Mapping, Sequence
 
 from websockets.datastructures import Headers
@@ -13,6 +12,7 @@ from websockets.http11 import Request, Response
 
 from stelar_core.config import ServerConfig
 from stelar_core.transports.base import HttpRequest, HttpResponse
+from stelar_core.transports.http import text
 
 
 def header_map(headers: Headers) -> dict[str, str]:
@@ -69,10 +69,5 @@ def to_response(response: HttpResponse) -> Response:
     return Response(response.status, http.HTTPStatus(response.status).phrase, headers, response.body)
 
 
-def text_response(status: int, text: str, **headers: str) -> Response:
-    body = f"{text}\n".encode()
-    return to_response(HttpResponse(status, body, {"Content-Type": "text/plain; charset=utf-8", **headers}))
-
-
-def json_response(status: int, data: object) -> Response:
-    return to_response(HttpResponse(status, json.dumps(data).encode(), {"Content-Type": "application/json"}))
+def text_response(status: int, message: str, **headers: str) -> Response:
+    return to_response(text(status, message, **headers))

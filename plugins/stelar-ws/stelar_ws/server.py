@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import http
-import inspect
 import logging
 import struct
 from collections.abc import Callable, Coroutine, Sequence
@@ -26,17 +25,10 @@ from websockets.typing import Subprotocol
 from stelar_core.errors import ConnectionRefused
 from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.transports.base import Admission, HttpRequest, HubPort
+from stelar_core.transports.http import serve_route
 from stelar_core.transports.streams import FlowControlledProtocol, close_connections, socket_url
 from stelar_core.transports.tls import server_context
-from stelar_ws.http import (
-    client_address,
-    header_map,
-    json_response,
-    origin_refusal,
-    text_response,
-    to_request,
-    to_response,
-)
+from stelar_ws.http import client_address, header_map, origin_refusal, text_response, to_request, to_response
 
 log = logging.getLogger("stelar.ws")
 
@@ -146,21 +138,7 @@ class WsConnection(FlowControlledProtocol):
             self._spawn(self._admit(request))
 
     async def _serve_route(self, request: HttpRequest) -> None:
-        route = self._hub.http_routes.get(request.path)
-        if route is None:
-            self._respond(text_response(404, f"no route {request.path}"))
-            return
-        if request.method not in route.methods:
-            self._respond(text_response(405, f"{request.method} not allowed", Allow=", ".join(route.methods)))
-            return
-        try:
-            response = route.handler(request)
-            if inspect.isawaitable(response):
-                response = await response
-            self._respond(to_response(response))
-        except Exception as exc:
-            log.exception("HTTP route %s failed", request.path)
-            self._respond(json_response(500, {"error": {"code": "internal_error", "message": str(exc)}}))
+        self._respond(to_response(await serve_route(self._hub.http_routes, request)))
 
     async def _admit(self, request: Request) -> None:
         try:

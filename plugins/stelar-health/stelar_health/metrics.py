@@ -1,0 +1,81 @@
+"""A Prometheus collector that reads a server's statistics when scraped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from stelar_core.server import StelarServer
+
+
+class StatsCollector(Collector):
+    """Everything comes from one ``get_stats()`` per scrape: nothing is counted twice and no
+    metric object sits on the hot path."""
+
+    def __init__(self, server: StelarServer) -> None:
+        self._server = server
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._server.get_stats()
+        connections = GaugeMetricFamily("stelar_connections", "Open connections", labels=["transport"])
+        for transport in self._server.addresses:
+            if transport != "http":  # the health port's own transport carries no clients
+                connections.add_metric([transport], stats.connections_by_transport.get(transport, 0))
+        yield connections
+        yield CounterMetricFamily(
+            "stelar_connections_accepted",
+            "Connections that completed the handshake",
+            value=stats.total_connections,
+        )
+        refused = CounterMetricFamily("stelar_connections_refused", "Connections refused", labels=["reason"])
+        for reason, count in sorted(stats.refused_connections.items()):
+            refused.add_metric([reason], count)
+        yield refused
+        for name, doc, value in (
+            ("stelar_messages_received", "Frames received", stats.total_messages_received),
+            ("stelar_messages_sent", "Frames sent (one per recipient)", stats.total_messages_sent),
+            ("stelar_bytes_received", "Frame bytes received", stats.total_bytes_received),
+            ("stelar_bytes_sent", "Frame bytes sent", stats.total_bytes_sent),
+            ("stelar_rate_limited", "Messages refused by a rate limit", stats.rate_limited),
+            ("stelar_payload_too_large", "Messages refused for their size", stats.payload_too_large),
+            ("stelar_invalid_messages", "Frames that broke the protocol", stats.invalid_messages),
+            ("stelar_handler_errors", "Handlers that raised", stats.handler_errors),
+            (
+                "stelar_slow_consumers",
+                "Clients dropped for not reading",
+                stats.counters.get("slow_consumers", 0),
+            ),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily("stelar_rooms", "Rooms", value=stats.total_rooms)
+        yield GaugeMetricFamily(
+            "stelar_pending_acks", "Server requests awaiting an answer", value=stats.pending_acks
+        )
+        yield GaugeMetricFamily("stelar_uptime_seconds", "Seconds since start", value=stats.uptime_seconds)
+        yield GaugeMetricFamily("stelar_memory_rss_bytes", "Resident memory", value=stats.memory_usage["rss"])
+        latency = stats.ack_latency
+        cumulative, buckets = 0, []
+        for bound, count in zip((*latency.bounds, float("inf")), latency.counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        yield HistogramMetricFamily(
+            "stelar_ack_latency_seconds",
+            "Time to answer a client's request (handler included)",
+            buckets=buckets,
+            sum_value=latency.sum,
+        )
+
+
+def metrics_registry(server: StelarServer) -> CollectorRegistry:
+    """A registry of its own per server, so two servers in one process never collide."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatsCollector(server))
+    return registry
