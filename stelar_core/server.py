@@ -77,6 +77,7 @@ class StelarServer:
         # they listen only from start().
         self.transports: list[Transport] = [factory(self.hub) for factory in self._select_transports(config)]
         self._running = False
+        self._state = "stopped"
         self._previous_signal_handlers: dict[int, SignalHandler] = {}
         self._signal_stop: asyncio.Future[None] | None = None
 
@@ -271,6 +272,11 @@ class StelarServer:
         return self._running
 
     @property
+    def state(self) -> str:
+        """``"stopped"``, ``"starting"``, ``"running"`` or ``"stopping"``."""
+        return self._state
+
+    @property
     def accepting(self) -> bool:
         """Started and taking new connections: false before start and from the moment stop()
         begins (what a readiness probe reports)."""
@@ -355,6 +361,7 @@ class StelarServer:
         """Start every transport; returns once all listen."""
         if self._running:
             raise RuntimeError("server already running")
+        self._state = "starting"
         await self.hub.start()
         started: list[Transport] = []
         try:
@@ -365,8 +372,10 @@ class StelarServer:
             for transport in reversed(started):
                 await transport.stop()
             await self.hub.stop(0)
+            self._state = "stopped"
             raise
         self._running = True
+        self._state = "running"
         if self._config.graceful_shutdown:
             self._install_signal_handlers()
         self.hub._notify("stelar_on_server_started")
@@ -378,12 +387,14 @@ class StelarServer:
         if not self._running:
             return
         self._running = False
+        self._state = "stopping"
         self._restore_signal_handlers()
         self.hub._notify("stelar_on_server_stopping")
         self.hub.stop_accepting()
         await self.hub.stop(self._config.shutdown_timeout)
         for transport in reversed(self.transports):
             await transport.stop()
+        self._state = "stopped"
 
     async def __aenter__(self) -> StelarServer:
         await self.start()

@@ -117,9 +117,7 @@ class HealthRoutes:
             return self.preflight(request)
         if self.server.accepting:
             return json_body(200, {"status": "ready"}, self.cors(request))
-        return json_body(
-            503, {"status": "stopping" if self.server.running else "starting"}, self.cors(request)
-        )
+        return json_body(503, {"status": self.server.state}, self.cors(request))
 
     async def metrics(self, request: HttpRequest) -> HttpResponse:
         if request.method == "OPTIONS":
