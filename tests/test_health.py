@@ -7,7 +7,7 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stelar_core import StelarServer
+from stelar_core import NotConnected, StelarServer
 from stelar_core.testing import connect_client
 from stelar_core.transports import HttpResponse
 
@@ -212,7 +212,7 @@ async def test_refusals_and_rate_limits_show_in_metrics(stelar_server_factory):
         port=0, tcp_port=0, max_connections=1, rate_limit={"max_points": 1, "window": 60}
     )
     first = await connect_client(server, "tcp")
-    with pytest.raises(Exception):
+    with pytest.raises(NotConnected, match="server_full"):
         await connect_client(server, "tcp")
     first.emit("a")
     first.emit("b")
