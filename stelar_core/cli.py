@@ -64,7 +64,15 @@ def _load_app(spec: str) -> Any:
 
 def _options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    for name in ("host", "port", "tcp_port", "max_connections", "max_connections_per_ip", "log_level"):
+    for name in (
+        "host",
+        "port",
+        "tcp_port",
+        "health_port",
+        "max_connections",
+        "max_connections_per_ip",
+        "log_level",
+    ):
         value = getattr(args, name)
         if value is not None:
             options[name] = value
@@ -107,10 +115,10 @@ def _build_server(args: argparse.Namespace) -> StelarServer:
     if args.config:
         options = {**ServerConfig.read_toml(args.config), **options}
     plugins = [_AnnounceAddresses()]
-    if "port" not in options and {"tcp_port", "transports"} & set(options):
+    if "port" not in options and {"tcp_port", "health_port", "transports"} & set(options):
         options["port"] = None  # listeners were named: only those
     if args.app is None:
-        if not {"port", "tcp_port", "transports"} & set(options):
+        if not {"port", "tcp_port", "health_port", "transports"} & set(options):
             options.update(_default_listeners())
         return build_relay_server(plugins=plugins, **options)
     app = _load_app(args.app)
@@ -154,6 +162,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="WebSocket port (stelar-ws)")
     serve.add_argument("--tcp-port", type=int, help="TCP port (stelar-tcp)")
+    serve.add_argument(
+        "--health-port", type=int, help="a port of its own for /health and /metrics (stelar-health)"
+    )
     serve.add_argument("--transport", action="append", help="transport name; repeat for several")
     serve.add_argument("--max-connections", type=int)
     serve.add_argument("--max-connections-per-ip", type=int)

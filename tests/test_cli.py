@@ -101,3 +101,11 @@ def test_by_default_the_relay_listens_on_each_installed_network_transport():
     from stelar_core.cli import _default_listeners
 
     assert _default_listeners() == {"port": 3000, "tcp_port": 3001}
+
+
+async def test_serve_with_a_health_port():
+    process, first = await start_serving("--tcp-port", "0", "--health-port", "0")
+    second = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+    assert first.startswith("stelar: tcp listening on tcp://127.0.0.1:")
+    assert second.startswith("stelar: http listening on http://127.0.0.1:")
+    assert await stop(process) == 0

@@ -204,3 +204,26 @@ async def test_server_started_and_stopping_hooks(stelar_hook_recorder):
         "stelar_on_server_started",
         "stelar_on_server_stopping",
     ]
+
+
+def test_the_ack_latency_histogram_has_fixed_buckets():
+    from stelar_core.hub.stats import LATENCY_BUCKETS, LatencyHistogram
+
+    histogram = LatencyHistogram()
+    for seconds in (0.0001, 0.0005, 0.003, 99.0):
+        histogram.observe(seconds)
+    snapshot = histogram.snapshot()
+    assert snapshot.bounds == LATENCY_BUCKETS
+    assert snapshot.counts[0] == 2  # at most 0.5 ms, the bound included
+    assert snapshot.counts[LATENCY_BUCKETS.index(0.005)] == 1
+    assert snapshot.counts[-1] == 1  # above every bound
+    assert snapshot.total == 4 and snapshot.sum == pytest.approx(99.0036)
+
+
+async def test_the_server_state_follows_its_lifecycle():
+    server = StelarServer(transports=["memory"])
+    assert (server.state, server.accepting) == ("stopped", False)
+    await server.start()
+    assert (server.state, server.accepting) == ("running", True)
+    await server.stop()
+    assert (server.state, server.accepting) == ("stopped", False)
