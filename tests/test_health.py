@@ -7,7 +7,7 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stelar_core import NotConnected, StelarServer
+from stelar_core import NotConnected, StelarServer, hookimpl
 from stelar_core.testing import connect_client
 from stelar_core.transports import HttpResponse
 
@@ -251,3 +251,50 @@ async def test_the_health_port_refuses_garbage_and_carries_on(stelar_server_fact
     assert response.startswith(b"HTTP/1.1 400")
     writer.close()
     assert (await call(server.get_port("http"), "/health/live"))[0] == 200
+
+
+class GateTransport:
+    """A transport whose start waits for the test: the server is 'starting' meanwhile."""
+
+    name = "gate"
+
+    def __init__(self, hub, entered, release):
+        self._entered, self._release = entered, release
+
+    @property
+    def addresses(self):
+        return []
+
+    async def start(self):
+        self._entered.set()
+        await self._release.wait()
+
+    async def stop(self):
+        return None
+
+
+class Gate:
+    def __init__(self):
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+
+    @hookimpl
+    def stelar_register_transports(self, register):
+        register("gate", lambda hub: GateTransport(hub, self.entered, self.release))
+
+
+async def test_while_starting_ready_and_health_say_503_starting():
+    gate = Gate()
+    server = StelarServer(host="127.0.0.1", port=0, transports=["ws", "gate"], plugins=[gate])
+    starting = asyncio.ensure_future(server.start())
+    await asyncio.wait_for(gate.entered.wait(), 5)  # ws listens, the server is not started yet
+    port = server.get_port("ws")
+    status, _, body = await call(port, "/health/ready")
+    assert status == 503 and json.loads(body) == {"status": "starting"}
+    status, _, body = await call(port, "/health")
+    assert status == 503 and json.loads(body)["status"] == "starting"
+    gate.release.set()
+    await starting
+    try:
+        assert (await call(port, "/health/ready"))[0] == 200
+    finally:
+        await server.stop()

@@ -80,11 +80,11 @@ class HealthRoutes:
         cors = self.cors(request)
         if handler is not None:
             return await self._custom(handler, request, stats, cors)
-        stopping = not self.server.accepting
-        body = {"status": "stopping" if stopping else "ok", **stats.to_dict()}
+        accepting = self.server.accepting
+        body = {"status": "ok" if accepting else self.server.state, **stats.to_dict()}
         body["memory_usage"] = dict(stats.memory_usage)
         body["ack_latency"] = {"count": stats.ack_latency.total, "sum_seconds": stats.ack_latency.sum}
-        return json_body(503 if stopping else 200, body, cors)
+        return json_body(200 if accepting else 503, body, cors)
 
     async def _custom(
         self, handler: Callable[..., Any], request: HttpRequest, stats: Any, cors: dict[str, str]
