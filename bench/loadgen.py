@@ -318,3 +318,29 @@ def run_table(systems: dict[str, Sequence[str]], scenarios: dict[str, Scenario],
 
 
 HERE = Path(__file__).resolve().parent
+
+
+def main(
+    description: str, systems: dict[str, Sequence[str]], peer: type[Peer], ack_counts: tuple[int, int]
+) -> None:
+    """The command line of a transport benchmark: the four scenarios on every system."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
+    args = parser.parse_args()
+    limit = prepare()
+    scale = 0.1 if args.quick else 1.0
+    idle = min(5000, (limit - 200) // 2)
+    one, fifty = (int(count * scale) for count in ack_counts)
+    scenarios: dict[str, Scenario] = {
+        "ACK round trips/s, 1 client": lambda s: ack_round_trips(peer, s.port, 1, one),
+        "ACK round trips/s, 50 clients": lambda s: ack_round_trips(peer, s.port, 50, fifty),
+        "fan-out deliveries/s, 1,000 members": lambda s: fan_out(peer, s.port, 1000, int(200 * scale)),
+        f"RSS bytes per idle connection ({idle:,})": lambda s: idle_memory(peer, s.port, s.pid, idle),
+    }
+    print(f"{description}; server on CPU 0, generator on CPU 1; medians of {args.repeat}")
+    print(f"Python {sys.version.split()[0]}, open-files limit {limit}\n")
+    run_table(systems, {name: run for name, run in scenarios.items() if args.only in name}, args.repeat)

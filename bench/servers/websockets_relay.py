@@ -1,4 +1,4 @@
-"""The reference: a bare ``websockets`` server doing the same work as stelar_ws_relay.py with
+"""The reference: a bare ``websockets`` server doing the same work as stelar_relay.py with
 nothing else: answers connect and join, echoes ACK requests, relays an event to the room with
 ``websockets.broadcast``.
 

@@ -1,7 +1,9 @@
-"""stelar over WebSocket doing the bare websockets relay's work: echo ACKs, relay "fan" events
-to the room. ``--frame-per-recipient`` turns off the shared broadcast framing.
+"""stelar doing the reference servers' work: echo ACKs, relay "fan" events to the room.
 
-    python bench/servers/stelar_ws_relay.py   # prints "PORT <n>", serves until SIGTERM
+    python bench/servers/stelar_relay.py tcp|ws [--frame-per-recipient]
+
+Prints "PORT <n>" once listening, serves until SIGTERM. ``--frame-per-recipient`` (ws) turns off
+the shared broadcast framing.
 """
 
 import asyncio
@@ -12,10 +14,11 @@ from stelar_core import StelarServer
 from stelar_ws import WsTransport
 
 
-async def main():
+async def main(transport: str):
     WsTransport.share_encoding = "--frame-per-recipient" not in sys.argv
+    listeners = {"tcp": {"port": None, "tcp_port": 0}, "ws": {"port": 0}}[transport]
     server = StelarServer(
-        port=0,
+        **listeners,
         rate_limit=None,
         max_connections=20_000,
         max_connections_per_ip=20_000,
@@ -26,7 +29,7 @@ async def main():
     server.on_ack("echo", lambda ctx: ctx.data)
     server.on("fan", lambda ctx: ctx.to("room", "fan", ctx.data))
     await server.start()
-    print("PORT", server.get_port("ws"), flush=True)
+    print("PORT", server.get_port(transport), flush=True)
     stopped = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
     await stopped.wait()
@@ -34,4 +37,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1]))
