@@ -5,6 +5,7 @@ The public API::
     from stelar_core import StelarServer, RateLimit, hookimpl
 """
 
+from stelar_core.client import ClientOptions, ClientState, StelarClient
 from stelar_core.config import RateLimit, ServerConfig, TLSConfig
 from stelar_core.errors import (
     AckError,
@@ -14,6 +15,7 @@ from stelar_core.errors import (
     NotConnected,
     PluginError,
     ProtocolError,
+    RemoteError,
     StelarError,
 )
 from stelar_core.hub import ClientInfo, Context, Stats
@@ -27,6 +29,8 @@ __all__ = [
     "AckError",
     "AckTimeout",
     "ClientInfo",
+    "ClientOptions",
+    "ClientState",
     "ConfigError",
     "ConnectionRefused",
     "Context",
@@ -36,8 +40,10 @@ __all__ = [
     "PluginError",
     "ProtocolError",
     "RateLimit",
+    "RemoteError",
     "ServerConfig",
     "Stats",
+    "StelarClient",
     "StelarError",
     "StelarServer",
     "TLSConfig",

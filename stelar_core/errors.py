@@ -49,3 +49,12 @@ class AckTimeout(StelarError, TimeoutError):
 
 class NotConnected(StelarError):
     """The target client is not connected (or no longer)."""
+
+
+class RemoteError(StelarError):
+    """The server sent an ``error`` frame (``code`` from the table in docs/protocol.md)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message

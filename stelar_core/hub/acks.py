@@ -59,6 +59,15 @@ class PendingAcks:
             future.set_exception(AckError(ErrorCode.INVALID_FRAME, "ACK response is not {ok} or {error}"))
         return True
 
+    def __contains__(self, ack_id: object) -> bool:
+        return ack_id in self._futures
+
+    def fail(self, ack_id: int, reason: str) -> None:
+        """Fail one request (its connection is gone) with :class:`NotConnected`."""
+        future = self._futures.pop(ack_id, None)
+        if future is not None and not future.done():
+            future.set_exception(NotConnected(reason))
+
     def fail_all(self, reason: str) -> None:
         for future in self._futures.values():
             if not future.done():

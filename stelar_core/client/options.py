@@ -1,0 +1,129 @@
+"""Client options: frozen attrs, validated like the server's (a bad value names option, value
+and rule)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from stelar_core.config import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PAYLOAD_SIZE
+from stelar_core.errors import ConfigError
+
+CLIENT_HOOKS = (
+    "on_before_emit",
+    "on_message",
+    "on_state_change",
+    "on_reconnect_delay",
+    "on_message_queued",
+    "on_queue_drained",
+    "on_error",
+)
+MODES = ("ws", "tcp")
+
+
+def _fail(option: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"option {option!r} = {value!r} is invalid: {allowed}")
+
+
+def _positive(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise _fail(attribute.name, value, "expected a number > 0")
+
+
+def _count(minimum: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _fail(attribute.name, value, f"expected an integer >= {minimum}")
+
+    return check
+
+
+def _attempts(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise _fail(attribute.name, value, "expected an integer >= 0, or None for unlimited")
+
+
+def _bool(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise _fail(attribute.name, value, "expected True or False")
+
+
+def _mode(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and value not in MODES:
+        raise _fail(attribute.name, value, "expected 'ws', 'tcp' or None (from the URL)")
+
+
+def _callable_or_none(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not callable(value):
+        raise _fail(attribute.name, value, "expected a function or None")
+
+
+def _optional_positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
+
+
+def _hooks(value: Mapping[str, Callable[..., Any]] | None) -> Mapping[str, Callable[..., Any]]:
+    hooks = dict(value or {})
+    for name, function in hooks.items():
+        if name not in CLIENT_HOOKS:
+            raise ConfigError(f"unknown client hook {name!r}; known hooks: {', '.join(CLIENT_HOOKS)}")
+        if not callable(function):
+            raise _fail(f"hooks[{name!r}]", function, "expected a function")
+    return MappingProxyType(hooks)
+
+
+def _string_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ClientOptions:
+    """Every client option. Durations are seconds (the seed's are milliseconds)."""
+
+    mode: str | None = attrs.field(default=None, validator=_mode)
+    auth: Mapping[str, Any] = attrs.field(factory=dict, converter=_string_map)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_string_map)
+    reconnection: bool = attrs.field(default=True, validator=_bool)
+    reconnection_attempts: int | None = attrs.field(default=10, validator=_attempts)
+    reconnection_delay: float = attrs.field(default=1.0, validator=_positive)
+    max_reconnection_delay: float = attrs.field(default=30.0, validator=_positive)
+    custom_reconnect_delay: Callable[[int, float, float], float] | None = attrs.field(
+        default=None, validator=_callable_or_none
+    )
+    # None: 2.5 heartbeats of the server (its welcome says how often it pings).
+    heartbeat_timeout: float | None = attrs.field(default=None, validator=_optional_positive)
+    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
+    ack_timeout: float = attrs.field(default=5.0, validator=_positive)
+    message_queue_size: int = attrs.field(default=100, validator=_count(0))
+    max_pending_requests: int = attrs.field(default=1024, validator=_count(1))
+    max_payload_size: int = attrs.field(default=DEFAULT_MAX_PAYLOAD_SIZE, validator=_count(0))
+    max_frame_size: int = attrs.field(default=DEFAULT_MAX_FRAME_SIZE, validator=_count(16))
+    reject_unauthorized: bool = attrs.field(default=True, validator=_bool)
+    ca_file: str | None = attrs.field(default=None)
+    compression: bool = attrs.field(default=False, validator=_bool)
+    hooks: Mapping[str, Callable[..., Any]] = attrs.field(factory=dict, converter=_hooks)
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_reconnection_delay < self.reconnection_delay:
+            raise _fail(
+                "max_reconnection_delay", self.max_reconnection_delay, "must be at least reconnection_delay"
+            )
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(field.name for field in attrs.fields(cls))
+
+    @classmethod
+    def build(cls, options: Mapping[str, Any], base: ClientOptions | None = None) -> ClientOptions:
+        known = cls.names()
+        for name in options:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(known)}"
+                raise ConfigError(f"unknown client option {name!r}{hint}")
+        return attrs.evolve(base, **options) if base is not None else cls(**options)
