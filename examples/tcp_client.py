@@ -1,21 +1,17 @@
-"""Talks to examples/tcp_server.py: ``python examples/tcp_client.py [tcp://127.0.0.1:3001]``.
-
-It uses the test kit's protocol-level client; ``StelarClient`` (reconnection, offline queue)
-will do the same with more care.
-"""
+"""Talks to examples/tcp_server.py: ``python examples/tcp_client.py [tcp://127.0.0.1:3001]``."""
 
 import asyncio
 import sys
 
-from stelar_core.testing import connect_url
+from stelar_core import StelarClient
 
 
 async def main(url: str) -> None:
-    client = await connect_url(url, auth={"service": "pricing-consumer"})  # tcps://... with ca_file=
-    print("connected as", client.id)
-    print("price:", await client.request("price", "ACME"))
-    print("joined:", await client.join("prices"))
-    client.close()
+    # tcps://... with ca_file="ca.pem" for TLS; reconnection and an offline queue come built in.
+    async with StelarClient(url, auth={"service": "pricing-consumer"}) as client:
+        print("connected as", client.id)
+        print("price:", await client.request("price", "ACME"))
+        print("joined:", await client.join_room("prices"))
 
 
 if __name__ == "__main__":
