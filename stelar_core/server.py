@@ -383,7 +383,11 @@ class StelarServer:
             log.info("transport %s listening on %s", name, ", ".join(urls) or "(no address)")
 
     async def stop(self) -> None:
-        """Close every connection (1001, going away), stop transports, release everything."""
+        """Graceful shutdown, in this order: readiness turns 503 and listeners close (no new
+        connections); handlers already running finish and answer their ACKs; every client gets
+        a going-away disconnect (WebSocket 1001 / a TCP disconnect frame); clients have up to
+        ``shutdown_timeout`` to leave, then the rest are closed; tasks and timers are cancelled
+        and the signal handlers that were there before are restored."""
         if not self._running:
             return
         self._running = False
@@ -391,6 +395,8 @@ class StelarServer:
         self._restore_signal_handlers()
         self.hub._notify("stelar_on_server_stopping")
         self.hub.stop_accepting()
+        for transport in self.transports:
+            await transport.stop_accepting()
         await self.hub.stop(self._config.shutdown_timeout)
         for transport in reversed(self.transports):
             await transport.stop()

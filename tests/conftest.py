@@ -8,6 +8,7 @@ import os
 import socket
 
 import pytest
+from hypothesis import settings
 
 from stelar_core.protocol import (
     Frame,
@@ -18,6 +19,10 @@ from stelar_core.protocol import (
     encode_frame,
     length_prefixed,
 )
+
+# Examples are cheap; a loaded 2-core machine is not a reason to fail one.
+settings.register_profile("stelar", deadline=None)
+settings.load_profile("stelar")
 
 
 class RawTcpPeer:

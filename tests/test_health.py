@@ -78,8 +78,15 @@ async def test_live_and_ready(health_server):
     assert status == 200 and json.loads(body) == {"status": "ready"}
 
 
-async def test_during_shutdown_health_and_ready_say_503_stopping(health_server):
-    server, port = await health_server(shutdown_timeout=5)
+async def test_during_shutdown_readiness_is_503_and_the_main_listeners_are_closed(stelar_server_factory):
+    stopping = asyncio.Event()
+    server = await stelar_server_factory(
+        port=0,
+        tcp_port=0,
+        health_port=0,
+        shutdown_timeout=5,
+        hooks={"on_server_stopping": lambda: stopping.set()},
+    )
     started, release = asyncio.Event(), asyncio.Event()
 
     @server.on("work")
@@ -90,17 +97,20 @@ async def test_during_shutdown_health_and_ready_say_503_stopping(health_server):
     client = await connect_client(server, "tcp")
     client.emit("work")
     await asyncio.wait_for(started.wait(), 5)
-    stopping = asyncio.ensure_future(server.stop())
-    await client.wait_closed()  # stop() has begun and is waiting for the handler
-    status, _, body = await call(port, "/health")
+    ws_port, health_port = server.get_port("ws"), server.get_port("http")
+    stop = asyncio.ensure_future(server.stop())
+    await asyncio.wait_for(stopping.wait(), 5)
+    status, _, body = await call(health_port, "/health")
     assert status == 503 and json.loads(body)["status"] == "stopping"
-    status, _, body = await call(port, "/health/ready")
+    status, _, body = await call(health_port, "/health/ready")
     assert status == 503 and json.loads(body) == {"status": "stopping"}
-    assert (await call(port, "/health/live"))[0] == 200
+    assert (await call(health_port, "/health/live"))[0] == 200
+    with pytest.raises(ConnectionRefusedError):  # no new connections on the main ports
+        await call(ws_port, "/health/ready")
     release.set()
-    await stopping
+    await stop
     with pytest.raises(OSError):
-        await call(port, "/health")
+        await call(health_port, "/health")
 
 
 async def test_health_endpoint_can_move_or_be_disabled(stelar_server_factory):
@@ -268,6 +278,9 @@ class GateTransport:
     async def start(self):
         self._entered.set()
         await self._release.wait()
+
+    async def stop_accepting(self):
+        return None
 
     async def stop(self):
         return None

@@ -120,27 +120,31 @@ async def test_stop_closes_every_client_with_going_away(stelar_server_factory, s
     assert server.get_stats().active_connections == 0
 
 
-async def test_stop_lets_a_running_handler_finish_within_shutdown_timeout(
+async def test_stop_answers_the_acks_in_flight_before_going_away(
     stelar_server_factory, stelar_client_factory
 ):
     server = await stelar_server_factory(shutdown_timeout=5)
-    started, finished = asyncio.Event(), []
-    release = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
+    stopping = asyncio.Event()
+    server.plugin_manager.register(_StoppingProbe(stopping), name="probe")
 
-    @server.on("work")
+    @server.on_ack("work")
     async def work(ctx):
         started.set()
         await release.wait()
-        finished.append(ctx.data)
+        return "done"
 
     client = await stelar_client_factory(server)
-    client.emit("work", 1)
+    answer = asyncio.ensure_future(client.request("work", timeout=10))
     await asyncio.wait_for(started.wait(), 5)
-    stopping = asyncio.ensure_future(server.stop())
-    await client.wait_closed()
+    stop = asyncio.ensure_future(server.stop())
+    await asyncio.wait_for(stopping.wait(), 5)
+    assert server.state == "stopping" and not server.accepting
+    assert not client.closed.done()  # still connected while its request is in flight
     release.set()
-    await stopping
-    assert finished == [1]
+    assert await answer == "done"
+    assert await client.wait_closed() == (1001, "server shutting down")
+    await stop
 
 
 async def test_stop_cancels_handlers_past_shutdown_timeout(stelar_server_factory, stelar_client_factory):

@@ -864,17 +864,18 @@ class Hub:
         return self._accepting
 
     async def stop(self, timeout: float) -> None:
-        """Close every session with 1001, let running handlers finish within ``timeout``,
-        cancel what is left, and stop the broker."""
+        """Graceful end, bounded by ``timeout`` seconds: new connections are refused, work in
+        flight (handlers, the ACKs they answer) finishes while connections are still open, then
+        every session gets a going-away close (1001); what still runs is cancelled."""
         self._accepting = False
-        for session in tuple(self._sessions):
-            self.close_session(session, DisconnectCode.GOING_AWAY, "server shutting down")
         if self._tasks:
             _, still_running = await asyncio.wait(tuple(self._tasks), timeout=timeout)
             for task in still_running:
                 task.cancel()
             if still_running:
                 await asyncio.wait(still_running)
+        for session in tuple(self._sessions):
+            self.close_session(session, DisconnectCode.GOING_AWAY, "server shutting down")
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)

@@ -125,8 +125,13 @@ class Transport(Protocol):
     async def start(self) -> None:
         """Start listening (or accepting); return once ready."""
 
+    async def stop_accepting(self) -> None:
+        """Close the listening sockets (the first step of a shutdown); open connections stay.
+        A transport that serves only HTTP routes (health) may keep listening until ``stop``."""
+
     async def stop(self) -> None:
-        """Stop accepting and release every resource; the hub has closed the sessions already."""
+        """Release every resource, waiting up to ``shutdown_timeout`` for connections the hub
+        has closed to go, then aborting the rest."""
 
     @property
     def addresses(self) -> list[str]:

@@ -125,10 +125,13 @@ class MemoryTransport:
         self._address = f"memory://{next(_numbers)}"
         _listeners[self._address] = self
 
-    async def stop(self) -> None:
+    async def stop_accepting(self) -> None:
         if self._address is not None:
             _listeners.pop(self._address, None)
-            self._address = None
+
+    async def stop(self) -> None:
+        await self.stop_accepting()
+        self._address = None
         for connection in tuple(self.connections):
             connection.close(DisconnectCode.GOING_AWAY, "server stopped")
 

@@ -124,6 +124,9 @@ class HttpTransport:
             lambda: HttpConnection(self), host=config.host, port=config.health_port
         )
 
+    async def stop_accepting(self) -> None:
+        """Keeps serving: readiness must be readable (503) while the server drains."""
+
     async def stop(self) -> None:
         if self._server is None:
             return

@@ -28,7 +28,6 @@ log = logging.getLogger("stelar.tcp")
 
 PROTOCOL = "tcp"
 DEFAULT_TCP_PORT = 3001
-_CLOSE_WAIT = 5.0
 
 
 def refusal_frames(code: str, reason: str, close_code: int) -> bytes:
@@ -149,6 +148,10 @@ class TcpTransport:
             backlog=1024,
         )
 
+    async def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
     async def stop(self) -> None:
         """Stop listening, drop what the hub did not close (peers still in admission), and wait
         until every connection has really gone."""
@@ -157,4 +160,4 @@ class TcpTransport:
         self._server.close()
         await self._server.wait_closed()
         self._server = None
-        await close_connections(self.connections, _CLOSE_WAIT)
+        await close_connections(self.connections, self.hub.config.shutdown_timeout)

@@ -36,7 +36,6 @@ PROTOCOL = "ws"
 SUBPROTOCOL = Subprotocol("stelar.v1")
 DEFAULT_PORT = 3000
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
-_STOP_WAIT = 5.0
 # Admission refusals as HTTP statuses: a refused upgrade gets an answer, not a hang.
 _REFUSAL_STATUS: dict[str, http.HTTPStatus] = {
     ErrorCode.SERVER_FULL: http.HTTPStatus.SERVICE_UNAVAILABLE,
@@ -329,6 +328,10 @@ class WsTransport:
             backlog=1024,
         )
 
+    async def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
     async def stop(self) -> None:
         if self._server is None:
             return
@@ -336,4 +339,4 @@ class WsTransport:
         await self._server.wait_closed()
         self._server = None
         self._last_frame, self._last_wire = None, b""
-        await close_connections(self.connections, _STOP_WAIT)
+        await close_connections(self.connections, self.hub.config.shutdown_timeout)
