@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-from collections.abc import Awaitable, Callable, Iterable
-from types import FrameType as _StackFrame
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
@@ -14,7 +12,7 @@ import attrs
 
 from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig
 from stelar_core.errors import ConfigError, NotConnected, PluginError
-from stelar_core.hub import ClientInfo, Context, Hub, Stats
+from stelar_core.hub import ClientInfo, Hub, Stats
 from stelar_core.hub.middleware import Middleware
 from stelar_core.hub.ratelimit import LimiterFactory, RateLimitPolicy
 from stelar_core.plugins.manager import (
@@ -26,13 +24,12 @@ from stelar_core.plugins.manager import (
 from stelar_core.plugins.registry import ProviderRegistry, all_registries
 from stelar_core.protocol import DisconnectCode
 from stelar_core.providers import RateLimiter
+from stelar_core.signals import on_shutdown_signal
 from stelar_core.transports.base import HttpRoute, Transport
 
 log = logging.getLogger("stelar.server")
 
 H = TypeVar("H", bound=Callable[..., Any])
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-SignalHandler = Callable[[int, _StackFrame | None], Any] | int | None
 
 
 def _option_for_transport(name: str, config: ServerConfig) -> str:
@@ -78,7 +75,7 @@ class StelarServer:
         self.transports: list[Transport] = [factory(self.hub) for factory in self._select_transports(config)]
         self._running = False
         self._state = "stopped"
-        self._previous_signal_handlers: dict[int, SignalHandler] = {}
+        self._unsubscribe_signals: Callable[[], None] | None = None
         self._signal_stop: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ provider selection
@@ -414,36 +411,25 @@ class StelarServer:
 
         async def serve() -> None:
             stopped = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            # Handlers first: a signal arriving while transports start must still stop cleanly.
-            for sig in _SIGNALS:
-                loop.add_signal_handler(sig, stopped.set)
+            # Subscribed first: a signal arriving while transports start must still stop cleanly.
+            unsubscribe = on_shutdown_signal(stopped.set)
             try:
                 await self.start()
                 await stopped.wait()
             finally:
-                for sig in _SIGNALS:
-                    loop.remove_signal_handler(sig)
+                unsubscribe()
                 await self.stop()
 
         asyncio.run(serve())
 
     def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in _SIGNALS:
-            self._previous_signal_handlers[sig] = signal.getsignal(sig)
-            loop.add_signal_handler(sig, self._stop_on_signal)
+        self._unsubscribe_signals = on_shutdown_signal(self._stop_on_signal)
 
     def _stop_on_signal(self) -> None:
         # Not a hub task: the hub's stop waits for its own tasks, and this one runs that stop.
         self._signal_stop = asyncio.ensure_future(self.stop())
 
     def _restore_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig, previous in self._previous_signal_handlers.items():
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
-        self._previous_signal_handlers.clear()
-
-
-Handler = Callable[[Context], Any | Awaitable[Any]]
+        if self._unsubscribe_signals is not None:
+            self._unsubscribe_signals()
+            self._unsubscribe_signals = None

@@ -43,6 +43,7 @@ class WsClientLink(asyncio.Protocol):
         self._fragments: list[bytes] = []
         self.handshake: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._lost = False
+        self._close_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -87,6 +88,8 @@ class WsClientLink(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        if self._close_timer is not None:
+            self._close_timer.cancel()
         if not self.handshake.done():
             self.handshake.set_exception(ConnectionError(f"connection lost during the handshake: {exc}"))
             return
@@ -108,7 +111,7 @@ class WsClientLink(asyncio.Protocol):
         if self.ws.state is State.OPEN:
             self.ws.send_close(code, reason)
             self._write_output()
-            asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_TIMEOUT, self._abort)
+            self._close_timer = asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_TIMEOUT, self._abort)
 
     def _abort(self) -> None:
         if not self._lost and self._transport is not None:

@@ -76,6 +76,7 @@ class WsConnection(FlowControlledProtocol):
         self._fragmented_text = False
         self._compressed = False
         self._deadline: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ asyncio.Protocol
@@ -105,6 +106,8 @@ class WsConnection(FlowControlledProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.ended()
         self._cancel_deadline()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
         self._owner.connections.discard(self)
         for task in self._tasks:
             task.cancel()
@@ -246,9 +249,11 @@ class WsConnection(FlowControlledProtocol):
             self._start_close_timer()
 
     def _start_close_timer(self) -> None:
-        self._loop.call_later(CLOSE_HANDSHAKE_TIMEOUT, self._close_handshake_expired)
+        if self._close_timer is None:
+            self._close_timer = self._loop.call_later(CLOSE_HANDSHAKE_TIMEOUT, self._close_handshake_expired)
 
     def _close_handshake_expired(self) -> None:
+        self._close_timer = None
         if not self.closing and self._transport is not None:
             self.closing = True
             self._transport.abort()
