@@ -71,7 +71,7 @@ def _options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "health_port",
         "max_connections",
         "max_connections_per_ip",
-        "log_level",
+        "logger",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -168,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", action="append", help="transport name; repeat for several")
     serve.add_argument("--max-connections", type=int)
     serve.add_argument("--max-connections-per-ip", type=int)
-    serve.add_argument("--log-level", choices=LOG_LEVELS)
+    serve.add_argument("--log-level", dest="logger", choices=LOG_LEVELS, help="stelar's log level")
     serve.set_defaults(run=_serve)
     return parser
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import logging
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from stelar_core import logs
 from stelar_core.errors import ConfigError
 
 MiB = 1024 * 1024
@@ -40,7 +42,7 @@ DEFAULT_MAX_BUFFERED_BYTES = 4 * MiB
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_SLOW_CONSUMER_TIMEOUT = 5.0
 DEFAULT_HEALTH_ENDPOINT = "/health"
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_LEVELS = tuple(logs.LEVELS)
 _SECRET_WORDS = ("password", "secret", "token", "key", "credential")
 
 
@@ -198,9 +200,11 @@ def _tls(value: Any) -> TLSConfig | None:
     raise _fail("tls", value, "expected TLSConfig(cert=..., key=...) or a mapping with cert and key")
 
 
-def _log_level(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and value not in LOG_LEVELS:
-        raise _fail(attribute.name, value, f"expected one of {', '.join(LOG_LEVELS)} or None")
+def _logger(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not logs.is_valid(value):
+        raise _fail(
+            attribute.name, value, f"expected one of {', '.join(LOG_LEVELS)}, False, a logging.Logger or None"
+        )
 
 
 def _path(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -289,7 +293,8 @@ class ServerConfig:
     # ``fn(request, stats)`` (sync or async) replacing the health body and status.
     custom_health_handler: Callable[..., Any] | None = attrs.field(default=None, validator=_callable_or_none)
 
-    log_level: str | None = attrs.field(default=None, validator=_log_level)
+    # The seed's levels, False (silent), a logging.Logger to forward to, or None (leave as is).
+    logger: Any = attrs.field(default=None, validator=_logger)
     hooks: Mapping[str, Callable[..., Any]] = attrs.field(factory=dict, converter=_hooks)
     block_plugins: tuple[str, ...] = attrs.field(default=(), converter=_block_list)
     # Options of third-party plugins, by plugin: ``{"my-plugin": {...}}``.
@@ -370,6 +375,8 @@ class ServerConfig:
                 value = None if value is None else {"cert": value.cert, "key": "***"}
             elif field.name == "hooks":
                 value = sorted(value)
+            elif field.name == "logger":
+                value = value.name if isinstance(value, logging.Logger) else value
             elif field.name == "custom_health_handler":
                 value = None if value is None else getattr(value, "__qualname__", repr(value))
             elif field.name in ("rate_limiter", "ip_tracker", "id_generator", "broker"):

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from stelar_core import logs
 from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig
 from stelar_core.errors import ConfigError, NotConnected, PluginError
 from stelar_core.hub import ClientInfo, Hub, Stats
@@ -50,8 +51,7 @@ class StelarServer:
     ) -> None:
         ServerConfig.check_option_names(options)
         config = ServerConfig(**options) if config is None else attrs.evolve(config, **options)
-        if config.log_level is not None:
-            logging.getLogger("stelar").setLevel(config.log_level.upper())
+        logs.apply(config.logger)
         self._config = config
         self.plugin_manager: StelarPluginManager = build_plugin_manager(
             plugins=plugins, hooks=config.hooks, block=config.block_plugins
@@ -335,8 +335,8 @@ class StelarServer:
                 self.hub.limits.remove_event_limit(event)
             for event, limit in new.event_rate_limits.items():
                 self.hub.limits.set_event_limit(event, limit)
-        if "log_level" in options and new.log_level is not None:
-            logging.getLogger("stelar").setLevel(new.log_level.upper())
+        if "logger" in options:
+            logs.apply(new.logger)
         self._config = new
         self.hub.config = new
 

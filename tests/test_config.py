@@ -33,7 +33,7 @@ from stelar_core import ConfigError, RateLimit, ServerConfig, TLSConfig
         ("graceful_shutdown", "yes", "'graceful_shutdown'"),
         ("path", "ws", "option 'path' = 'ws' is invalid: expected a URL path starting with '/'"),
         ("health_endpoint", "health", "option 'health_endpoint' = 'health'"),
-        ("log_level", "loud", "option 'log_level' = 'loud' is invalid: expected one of debug, info"),
+        ("logger", "loud", "option 'logger' = 'loud' is invalid: expected one of debug, info, warn"),
         ("rate_limit", 5, "option 'rate_limit' = 5 is invalid: expected RateLimit"),
         ("rate_limit", {"max_points": 0}, "in option 'rate_limit': option 'max_points' = 0"),
         ("rate_limit", {"points": 5}, "unknown keys ['points']"),

@@ -190,6 +190,7 @@ class Hub:
         self, code: str, reason: str, active: int, limit: int, ip: str, scope: str
     ) -> ConnectionRefused:
         self.counters.refused[code] += 1
+        log.warning("refused connection from %s: %s", ip, reason)
         self._notify(
             "stelar_on_max_connections_reached",
             active_connections=active,
@@ -233,6 +234,7 @@ class Hub:
             return
         del self._open[session.id]
         self._by_transport[session.protocol] -= 1
+        log.info("client %s disconnected: %s %s", session.id, code, reason)
         rooms = frozenset(session.rooms)
         self._rooms.remove_everywhere(session)
         for pending in self.limits.forget(session.id):
@@ -339,6 +341,7 @@ class Hub:
             "max_payload": config.max_payload_size,
         }
         self._send(session, encode_frame(FrameType.CONNECT, "", dump_json(welcome)))
+        log.info("client %s connected over %s from %s", session.id, session.protocol, session.remote_address)
         self._notify(
             "stelar_on_client_connect",
             client_id=session.id,
@@ -352,6 +355,7 @@ class Hub:
 
     def _refuse_connect(self, session: Session, code: str, reason: str, close_code: int) -> None:
         self.counters.refused[code] += 1
+        log.info("refused connection from %s: %s (%s)", session.remote_address, code, reason)
         self._send_error(session, code, reason)
         self.close_session(session, close_code, reason)
 
