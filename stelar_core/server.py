@@ -339,6 +339,8 @@ class StelarServer:
             logs.apply(new.logger)
         self._config = new
         self.hub.config = new
+        if "heartbeat_interval" in options:
+            self.hub.restart_heartbeat()
 
     def get_config(self) -> dict[str, Any]:
         """The options in force, secrets redacted, plus what was changed at run time."""

@@ -860,6 +860,12 @@ class Hub:
         self._accepting = True
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="stelar-heartbeat")
 
+    def restart_heartbeat(self) -> None:
+        """Apply a new ``heartbeat_interval`` now rather than after the sweep already waiting."""
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="stelar-heartbeat")
+
     def stop_accepting(self) -> None:
         self._accepting = False
 
