@@ -65,7 +65,8 @@ class TcpClientLink(asyncio.Protocol):
         self._receiver.connection_lost(code, reason)
 
     def send(self, frame: bytes) -> None:
-        if self._transport is not None and not self._closing:
+        # A transport already failing is closing: writing would only log asyncio warnings.
+        if self._transport is not None and not self._closing and not self._transport.is_closing():
             self._transport.write(length_prefixed(frame))
 
     def close(self, code: int = DisconnectCode.NORMAL, reason: str = "") -> None:

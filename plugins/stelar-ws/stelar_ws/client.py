@@ -119,6 +119,9 @@ class WsClientLink(asyncio.Protocol):
 
     def _write_output(self) -> None:
         assert self._transport is not None
+        if self._transport.is_closing():
+            self.ws.data_to_send()  # nothing can leave any more
+            return
         for chunk in self.ws.data_to_send():
             if chunk:
                 self._transport.write(chunk)
