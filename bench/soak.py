@@ -116,12 +116,15 @@ async def flooder(url: str, stop: asyncio.Event, counts: dict[str, int]) -> None
 
 
 class SlowReader(asyncio.Protocol):
-    """Connects over raw TCP, joins every room, then never reads another byte."""
+    """Connects over raw TCP, joins every room, then never reads another byte. It keeps sending
+    pings, so the server sees it alive: only its unread output can get it dropped."""
 
     def __init__(self) -> None:
         self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport):
+        self.transport = transport
         transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         transport.write(length_prefixed(encode_frame(FrameType.CONNECT, "", dump_json({"auth": {}}))))
         for room in range(ROOMS):
@@ -136,11 +139,12 @@ class SlowReader(asyncio.Protocol):
 async def slow_reader(tcp_port: int, stop: asyncio.Event, counts: dict[str, int]) -> None:
     """Reopened every time the server drops it as a slow consumer."""
     loop = asyncio.get_running_loop()
+    ping = length_prefixed(encode_frame(FrameType.PING))
     while not stop.is_set():
         transport, reader = await loop.create_connection(SlowReader, "127.0.0.1", tcp_port)
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({reader.gone, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
+        while not stop.is_set() and not reader.gone.done():
+            transport.write(ping)
+            await asyncio.wait({reader.gone}, timeout=2.0)
         transport.abort()
         counts["slow_reopened"] += 1
 
