@@ -213,7 +213,8 @@ async def soak(duration: float, interval: float) -> int:
         )
         previous = now
     stop.set()
-    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+    outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+    failures = [repr(outcome) for outcome in outcomes if isinstance(outcome, BaseException)]
     final = await asyncio.to_thread(health, ports["ws"])
     server.send_signal(signal.SIGTERM)
     server.wait(30)
@@ -224,6 +225,9 @@ async def soak(duration: float, interval: float) -> int:
         f"(growth {rss_end - (baseline_rss or rss_end):+.1f} MB)"
     )
     print(f"steady messages: {sum(tally.sent.values()):,} sent, lost {lost}, duplicated {duplicated}")
+    print(
+        f"slow reader reopened {counts['slow_reopened']} times; generator task failures: {failures or 'none'}"
+    )
     print(
         f"server totals: {final['total_connections']:,} connections accepted, "
         f"refused {final['refused_connections']}, rate limited {final['rate_limited']:,}, "
