@@ -233,6 +233,14 @@ async def soak(duration: float, interval: float) -> int:
         f"refused {final['refused_connections']}, rate limited {final['rate_limited']:,}, "
         f"slow consumers {final['counters'].get('slow_consumers', 0)}"
     )
+    closes = {
+        name[len("closed ") :]: count
+        for name, count in final["counters"].items()
+        if name.startswith("closed ")
+    }
+    print(
+        "connections ended by: " + ", ".join(f"{reason} x{count}" for reason, count in sorted(closes.items()))
+    )
     return 0 if lost == 0 and duplicated == 0 else 1
 
 
