@@ -21,11 +21,10 @@ from stelar_core.client.backoff import full_jitter_delay
 from stelar_core.client.files import encode_file
 from stelar_core.client.options import ClientOptions
 from stelar_core.errors import AckError, AckTimeout, ConfigError, NotConnected, ProtocolError, RemoteError
-from stelar_core.hub.acks import PendingAcks
+from stelar_core.hub.acks import PendingAcks, client_answer
 from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.protocol import (
     DisconnectCode,
-    ErrorCode,
     Frame,
     FrameType,
     decode_frame,
@@ -390,19 +389,8 @@ class StelarClient:
             self._record_error(RemoteError(frame.event, str(body.get("message", ""))), "server")
 
     async def _answer(self, frame: Frame) -> None:
-        handler = self._ack_handlers.get(frame.event)
-        if handler is None:
-            answer: dict[str, Any] = {"error": {"code": ErrorCode.NO_HANDLER, "message": frame.event}}
-        else:
-            try:
-                value = handler(frame.json())
-                if inspect.isawaitable(value):
-                    value = await value
-                answer = {"ok": value}
-            except Exception as exc:
-                log.exception("request handler %r failed", frame.event)
-                answer = {"error": {"code": ErrorCode.HANDLER_ERROR, "message": str(exc)}}
-        self._send(FrameType.ACK_RESPONSE, frame.event, dump_json(answer), frame.ack_id)
+        answer = await client_answer(self._ack_handlers, frame)
+        self._send(FrameType.ACK_RESPONSE, frame.event, answer, frame.ack_id)
 
     # ================================================================== sending
 

@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from stelar_core.errors import AckError, AckTimeout, NotConnected
-from stelar_core.protocol import MAX_ACK_ID, ErrorCode
+from stelar_core.protocol import MAX_ACK_ID, ErrorCode, Frame, dump_json
+
+log = logging.getLogger("stelar.client")
+
+
+async def client_answer(handlers: Mapping[str, Callable[[Any], Any]], request: Frame) -> bytes:
+    """The ACK response payload a client sends to a server's request: the handler's return
+    value as ``{"ok": ...}``, or ``{"error": ...}`` (no handler, or the handler raised)."""
+    handler = handlers.get(request.event)
+    if handler is None:
+        return dump_json({"error": {"code": ErrorCode.NO_HANDLER, "message": request.event}})
+    try:
+        value = handler(request.json())
+        if inspect.isawaitable(value):
+            value = await value
+        return dump_json({"ok": value})
+    except Exception as exc:
+        log.exception("request handler %r failed", request.event)
+        return dump_json({"error": {"code": ErrorCode.HANDLER_ERROR, "message": str(exc)}})
 
 
 class PendingAcks:

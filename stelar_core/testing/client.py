@@ -7,7 +7,6 @@ send raw bytes. It does not reconnect or queue (that is ``StelarClient``'s job).
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stelar_core.errors import AckError, NotConnected
-from stelar_core.hub.acks import PendingAcks
+from stelar_core.hub.acks import PendingAcks, client_answer
 from stelar_core.protocol import (
     DisconnectCode,
-    ErrorCode,
     Frame,
     FrameType,
     decode_frame,
@@ -127,18 +125,8 @@ class TestClient:
             queue.append(item)
 
     async def _answer(self, frame: Frame) -> None:
-        handler = self.ack_handlers.get(frame.event)
-        if handler is None:
-            answer: dict[str, Any] = {"error": {"code": ErrorCode.NO_HANDLER, "message": frame.event}}
-        else:
-            try:
-                value = handler(frame.json())
-                if inspect.isawaitable(value):
-                    value = await value
-                answer = {"ok": value}
-            except Exception as exc:
-                answer = {"error": {"code": ErrorCode.HANDLER_ERROR, "message": str(exc)}}
-        self.send_frame(FrameType.ACK_RESPONSE, frame.event, dump_json(answer), frame.ack_id)
+        answer = await client_answer(self.ack_handlers, frame)
+        self.send_frame(FrameType.ACK_RESPONSE, frame.event, answer, frame.ack_id)
 
     # ------------------------------------------------------------------ sending
 
