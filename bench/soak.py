@@ -152,7 +152,7 @@ async def slow_reader(tcp_port: int, stop: asyncio.Event, counts: dict[str, int]
 ready = asyncio.Event()
 
 
-async def soak(duration: float, interval: float) -> int:
+async def soak(duration: float, interval: float, flood: bool = True) -> int:
     server = subprocess.Popen(  # noqa: ASYNC220 (once, before any traffic)
         [sys.executable, str(HERE / "servers" / "soak_server.py")],
         stdout=subprocess.PIPE,
@@ -178,12 +178,13 @@ async def soak(duration: float, interval: float) -> int:
         asyncio.ensure_future(churner(random.choice([ws_url, tcp_url]), stop, counts))
         for _ in range(CHURNERS)
     ]
-    tasks.append(asyncio.ensure_future(flooder(tcp_url, stop, counts)))
+    if flood:
+        tasks.append(asyncio.ensure_future(flooder(tcp_url, stop, counts)))
     tasks.append(asyncio.ensure_future(slow_reader(ports["tcp"], stop, counts)))
 
     print(
         f"soak for {duration:.0f}s: {2 * STEADY_PER_TRANSPORT} steady clients (ws + tcp) in {ROOMS} rooms, "
-        f"{CHURNERS} churners, 1 flooder, 1 slow reader\n"
+        f"{CHURNERS} churners, {int(flood)} flooder, 1 slow reader\n"
     )
     print(
         "| t (s) | connections | msgs in/s | msgs out/s | ACK p50 ms | ACK p99 ms | server RSS MB "
@@ -248,11 +249,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="stelar soak run")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds (a 10-minute run: 600)")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between table rows")
+    parser.add_argument(
+        "--no-flooder", action="store_true", help="leave the flooder out (its cost, by comparison)"
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     os.sched_setaffinity(0, {1})
-    sys.exit(asyncio.run(soak(min(args.duration, 3600.0), args.interval)))
+    sys.exit(asyncio.run(soak(min(args.duration, 3600.0), args.interval, flood=not args.no_flooder)))
 
 
 if __name__ == "__main__":
