@@ -66,7 +66,9 @@ def health(port: int) -> dict:
 
 
 async def steady(name: str, url: str, room: str, tally: Tally, stop: asyncio.Event) -> None:
-    client = StelarClient(url, auth={"name": name}, reconnection_attempts=None, message_queue_size=10_000)
+    client = StelarClient(
+        url, auth={"name": name, "role": "steady"}, reconnection_attempts=None, message_queue_size=10_000
+    )
 
     def chat(data):
         tally.received += 1
@@ -95,7 +97,7 @@ async def steady(name: str, url: str, room: str, tally: Tally, stop: asyncio.Eve
 
 async def churner(url: str, stop: asyncio.Event, counts: dict[str, int]) -> None:
     while not stop.is_set():
-        async with StelarClient(url, reconnection=False) as client:
+        async with StelarClient(url, auth={"role": "churner"}, reconnection=False) as client:
             await client.join_room(f"room-{random.randrange(ROOMS)}")
             for _ in range(3):
                 client.emit("chat", {"from": "churner", "room": "", "seq": 0})
@@ -105,7 +107,13 @@ async def churner(url: str, stop: asyncio.Event, counts: dict[str, int]) -> None
 
 
 async def flooder(url: str, stop: asyncio.Event, counts: dict[str, int]) -> None:
-    client = StelarClient(url, reconnection_attempts=None, reconnection_delay=0.5, message_queue_size=0)
+    client = StelarClient(
+        url,
+        auth={"role": "flooder"},
+        reconnection_attempts=None,
+        reconnection_delay=0.5,
+        message_queue_size=0,
+    )
     client.on("disconnect", lambda info: counts.__setitem__("flooder_dropped", counts["flooder_dropped"] + 1))
     async with client:
         while not stop.is_set():
@@ -126,7 +134,8 @@ class SlowReader(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
         transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        transport.write(length_prefixed(encode_frame(FrameType.CONNECT, "", dump_json({"auth": {}}))))
+        hello = dump_json({"auth": {"role": "slow reader"}})
+        transport.write(length_prefixed(encode_frame(FrameType.CONNECT, "", hello)))
         for room in range(ROOMS):
             transport.write(length_prefixed(encode_frame(FrameType.JOIN, f"room-{room}")))
         transport.pause_reading()

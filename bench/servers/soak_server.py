@@ -26,7 +26,11 @@ async def main():
     server.on("spam", lambda ctx: None)
     server.on_ack("echo", lambda ctx: ctx.data)
     # Why connections ended, by close code and reason: in the health body's counters.
-    server.on_disconnect(lambda ctx: server.hub.count(f"closed {ctx.data['code']} {ctx.data['reason']}"))
+    server.on_disconnect(
+        lambda ctx: server.hub.count(
+            f"closed {ctx.data['code']} {ctx.data['reason']} ({ctx.auth.get('role', '?')})"
+        )
+    )
     await server.start()
     print(json.dumps({"ws": server.get_port("ws"), "tcp": server.get_port("tcp")}), flush=True)
     stopped = asyncio.Event()
