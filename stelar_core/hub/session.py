@@ -66,7 +66,8 @@ class Session:
         self.rooms: set[str] = set()
         self.acks = PendingAcks(hub.config.max_pending_acks)
         self.last_seen = time.monotonic()
-        self._inbox: deque[bytes] = deque()
+        # Made when a handler first has to wait: an empty deque costs ~600 bytes per connection.
+        self._inbox: deque[bytes] | None = None
         self._draining = False
         self._paused = False
         self._connect_timer: asyncio.TimerHandle | None = None
@@ -94,6 +95,8 @@ class Session:
             return
         self.last_seen = time.monotonic()
         if self._draining and (not frame or frame[0] not in _RUN_NO_USER_CODE):
+            if self._inbox is None:
+                self._inbox = deque()
             self._inbox.append(frame)
             if len(self._inbox) >= self._hub.config.max_queued_messages and not self._paused:
                 self._paused = True
@@ -122,8 +125,7 @@ class Session:
         hub = self._hub
         try:
             await pending
-            inbox = self._inbox
-            while inbox and self.state is not SessionState.CLOSED:
+            while (inbox := self._inbox) and self.state is not SessionState.CLOSED:
                 if self._paused and len(inbox) <= hub.config.max_queued_messages // 2:
                     self._paused = False
                     self.connection.resume_reading()
@@ -156,4 +158,4 @@ class Session:
         if self._connect_timer is not None:
             self._connect_timer.cancel()
             self._connect_timer = None
-        self._inbox.clear()
+        self._inbox = None

@@ -36,7 +36,8 @@ class FlowControlledProtocol(asyncio.Protocol):
         self.overflowed = False
         self.closing = False
         self.session = None
-        self.closed: asyncio.Future[None] = self._loop.create_future()
+        self._closed: asyncio.Future[None] | None = None  # made on demand: most never need it
+        self._ended = False
 
     def set_transport(self, transport: asyncio.BaseTransport) -> asyncio.Transport:
         assert isinstance(transport, asyncio.Transport)
@@ -130,9 +131,19 @@ class FlowControlledProtocol(asyncio.Protocol):
     def ended(self) -> None:
         """Call from ``connection_lost``: stop timers, resolve ``closed``."""
         self.closing = True
+        self._ended = True
         self._cancel_slow_timer()
-        if not self.closed.done():
-            self.closed.set_result(None)
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+
+    @property
+    def closed(self) -> asyncio.Future[None]:
+        """Resolved once the connection is gone."""
+        if self._closed is None:
+            self._closed = self._loop.create_future()
+            if self._ended:
+                self._closed.set_result(None)
+        return self._closed
 
 
 async def close_connections(connections: Iterable[FlowControlledProtocol], timeout: float) -> None:

@@ -64,6 +64,12 @@ class TcpConnection(FlowControlledProtocol):
 
     async def _admit(self, stream: asyncio.Transport) -> None:
         try:
+            await self._admit_now(stream)
+        finally:
+            self._admitting = None  # a finished task and its coroutine cost ~700 bytes per connection
+
+    async def _admit_now(self, stream: asyncio.Transport) -> None:
+        try:
             admission = await self._hub.admit(self.remote_address, PROTOCOL)
         except ConnectionRefused as refusal:
             self.closing = True

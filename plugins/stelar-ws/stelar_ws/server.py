@@ -77,7 +77,7 @@ class WsConnection(FlowControlledProtocol):
         self._compressed = False
         self._deadline: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] | None = None  # HTTP routes and admission only
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -109,7 +109,7 @@ class WsConnection(FlowControlledProtocol):
         if self._close_timer is not None:
             self._close_timer.cancel()
         self._owner.connections.discard(self)
-        for task in self._tasks:
+        for task in self._tasks or ():
             task.cancel()
         if self.session is not None:
             received = self.ws.close_rcvd
@@ -270,8 +270,16 @@ class WsConnection(FlowControlledProtocol):
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(work)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if self._tasks is not None:
+            self._tasks.discard(task)
+            if not self._tasks:
+                self._tasks = None
 
     def _stream(self) -> asyncio.Transport:
         assert self._transport is not None
