@@ -15,9 +15,11 @@ A transport's per-connection protocol subclasses :class:`FlowControlledProtocol`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
 
-from stelar_core.transports.base import SessionPort
+from stelar_core.transports.base import HubPort, SessionPort
+from stelar_core.transports.tls import server_context
 
 
 class FlowControlledProtocol(asyncio.Protocol):
@@ -159,6 +161,51 @@ async def close_connections(connections: Iterable[FlowControlledProtocol], timeo
     for connection in remaining:
         if not connection.closed.done() and connection._transport is not None:
             connection._transport.abort()
+
+
+C = TypeVar("C", bound=FlowControlledProtocol)
+
+
+class SocketListener(Generic[C]):
+    """The listening side shared by socket transports: TLS from ``config.tls``, the listener,
+    its URLs, and the two steps of a shutdown."""
+
+    def __init__(self, hub: HubPort, scheme: str, secure_scheme: str) -> None:
+        self.hub = hub
+        self.connections: set[C] = set()
+        self._server: asyncio.Server | None = None
+        self._ssl = server_context(hub.config.tls) if hub.config.tls is not None else None
+        self._scheme = secure_scheme if self._ssl is not None else scheme
+
+    def urls(self, path: str = "") -> list[str]:
+        if self._server is None:
+            return []
+        return [socket_url(self._scheme, sock.getsockname(), path) for sock in self._server.sockets]
+
+    async def listen(self, protocol_factory: Callable[[], C], port: int) -> None:
+        config = self.hub.config
+        self._server = await asyncio.get_running_loop().create_server(
+            protocol_factory,
+            host=config.host,
+            port=port,
+            ssl=self._ssl,
+            ssl_handshake_timeout=config.connect_timeout if self._ssl is not None else None,
+            backlog=1024,
+        )
+
+    async def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def stop(self) -> None:
+        """Stop listening, end the connections the hub did not know, wait up to
+        ``shutdown_timeout`` for the rest to go."""
+        if self._server is None:
+            return
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
+        await close_connections(self.connections, self.hub.config.shutdown_timeout)
 
 
 def socket_url(scheme: str, sockname: tuple[str, int] | tuple[str, int, int, int], path: str = "") -> str:

@@ -21,8 +21,7 @@ from stelar_core.protocol import (
     length_prefixed,
 )
 from stelar_core.transports.base import HttpRequest, HubPort
-from stelar_core.transports.streams import FlowControlledProtocol, close_connections, socket_url
-from stelar_core.transports.tls import server_context
+from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
 
 log = logging.getLogger("stelar.tcp")
 
@@ -122,48 +121,18 @@ class TcpConnection(FlowControlledProtocol):
         self.end()
 
 
-class TcpTransport:
+class TcpTransport(SocketListener[TcpConnection]):
     """Listens on ``host``:``tcp_port`` (IPv4 or IPv6; port 0 picks a free one)."""
 
     name = PROTOCOL
 
     def __init__(self, hub: HubPort) -> None:
-        self.hub = hub
-        self.connections: set[TcpConnection] = set()
-        self._server: asyncio.Server | None = None
-        config = hub.config
-        self._ssl = server_context(config.tls) if config.tls is not None else None
+        super().__init__(hub, "tcp", "tcps")
 
     @property
     def addresses(self) -> list[str]:
-        if self._server is None:
-            return []
-        scheme = "tcps" if self._ssl is not None else "tcp"
-        return [socket_url(scheme, sock.getsockname()) for sock in self._server.sockets]
+        return self.urls()
 
     async def start(self) -> None:
-        config = self.hub.config
-        port = DEFAULT_TCP_PORT if config.tcp_port is None else config.tcp_port
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: TcpConnection(self),
-            host=config.host,
-            port=port,
-            ssl=self._ssl,
-            ssl_handshake_timeout=config.connect_timeout if self._ssl is not None else None,
-            backlog=1024,
-        )
-
-    async def stop_accepting(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-    async def stop(self) -> None:
-        """Stop listening, drop what the hub did not close (peers still in admission), and wait
-        until every connection has really gone."""
-        if self._server is None:
-            return
-        self._server.close()
-        await self._server.wait_closed()
-        self._server = None
-        await close_connections(self.connections, self.hub.config.shutdown_timeout)
+        port = self.hub.config.tcp_port
+        await self.listen(lambda: TcpConnection(self), DEFAULT_TCP_PORT if port is None else port)

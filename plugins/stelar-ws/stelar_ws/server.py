@@ -26,8 +26,7 @@ from stelar_core.errors import ConnectionRefused
 from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.transports.base import Admission, HttpRequest, HubPort
 from stelar_core.transports.http import serve_route
-from stelar_core.transports.streams import FlowControlledProtocol, close_connections, socket_url
-from stelar_core.transports.tls import server_context
+from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
 from stelar_ws.http import client_address, header_map, origin_refusal, text_response, to_request, to_response
 
 log = logging.getLogger("stelar.ws")
@@ -286,7 +285,7 @@ class WsConnection(FlowControlledProtocol):
         return self._transport
 
 
-class WsTransport:
+class WsTransport(SocketListener[WsConnection]):
     """Listens on ``host``:``port`` at ``path``; the same port serves the hub's HTTP routes."""
 
     name = PROTOCOL
@@ -304,12 +303,9 @@ class WsTransport:
     ) -> None:
         """``subprotocols``: an upgrade must offer one of these (400 otherwise); ``None`` accepts
         any client (the conformance mode's echo, for test suites that offer none)."""
-        self.hub = hub
+        super().__init__(hub, "ws", "wss")
         self.text_handler = text_handler
         self.subprotocols = list(subprotocols) if subprotocols is not None else None
-        self.connections: set[WsConnection] = set()
-        self._server: asyncio.Server | None = None
-        self._ssl = server_context(hub.config.tls) if hub.config.tls is not None else None
         self._last_frame: bytes | None = None
         self._last_wire = b""
 
@@ -324,32 +320,12 @@ class WsTransport:
 
     @property
     def addresses(self) -> list[str]:
-        if self._server is None:
-            return []
-        scheme = "wss" if self._ssl is not None else "ws"
-        return [socket_url(scheme, sock.getsockname(), self.hub.config.path) for sock in self._server.sockets]
+        return self.urls(self.hub.config.path)
 
     async def start(self) -> None:
-        config = self.hub.config
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: WsConnection(self),
-            host=config.host,
-            port=DEFAULT_PORT if config.port is None else config.port,
-            ssl=self._ssl,
-            ssl_handshake_timeout=config.connect_timeout if self._ssl is not None else None,
-            backlog=1024,
-        )
-
-    async def stop_accepting(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        port = self.hub.config.port
+        await self.listen(lambda: WsConnection(self), DEFAULT_PORT if port is None else port)
 
     async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        await self._server.wait_closed()
-        self._server = None
+        await super().stop()
         self._last_frame, self._last_wire = None, b""
-        await close_connections(self.connections, self.hub.config.shutdown_timeout)
