@@ -3,6 +3,8 @@ middleware and stats."""
 
 import asyncio
 
+import pytest
+
 from stelar_core.testing import ReceivedEvent, connect_client
 
 
@@ -54,3 +56,22 @@ async def test_ws_and_tcp_clients_share_everything(stelar_server_factory):
     assert sorted(server.get_room_members("lobby")) == sorted([browser.id, service.id])
     browser.close()
     service.close()
+
+
+@pytest.mark.parametrize("transport", ["ws", "tcp"])
+async def test_a_client_that_leaves_is_forgotten(stelar_server_factory, transport):
+    server = await stelar_server_factory(port=0, tcp_port=0)
+    gone = asyncio.Event()
+    codes = []
+
+    @server.on_disconnect
+    def bye(ctx):
+        codes.append(ctx.data["code"])
+        gone.set()
+
+    client = await connect_client(server, transport)
+    await client.join("r")
+    client.close(1000, "done")
+    await asyncio.wait_for(gone.wait(), 5)
+    assert codes == [1000]
+    assert server.get_rooms() == [] and server.get_clients() == []

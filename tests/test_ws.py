@@ -333,22 +333,6 @@ async def test_the_connector_refuses_what_is_not_a_websocket_server(unused_tcp_p
         await connect_ws("http://127.0.0.1:1/", TestClient())
 
 
-async def test_a_client_that_leaves_is_forgotten(stelar_server):
-    gone = asyncio.Event()
-    codes = []
-
-    @stelar_server.on_disconnect
-    def bye(ctx):
-        codes.append(ctx.data["code"])
-        gone.set()
-
-    client = await connect_client(stelar_server)
-    await client.join("r")
-    client.close(1000, "done")
-    await asyncio.wait_for(gone.wait(), 5)
-    assert codes == [1000] and stelar_server.get_rooms() == []
-
-
 async def test_a_frame_before_connect_closes_with_1008(stelar_server):
     client = await connect_client(stelar_server, handshake=False)
     client.emit("too-early")
