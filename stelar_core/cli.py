@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import json
 import logging
@@ -12,6 +13,7 @@ from typing import Any
 
 from stelar_core.config import LOG_LEVELS, ServerConfig
 from stelar_core.errors import StelarError
+from stelar_core.eventloop import EVENT_LOOPS, loop_name
 from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.plugins.markers import hookimpl
 from stelar_core.plugins.registry import all_registries
@@ -88,8 +90,10 @@ class _AnnounceAddresses:
 
     @hookimpl
     def stelar_on_server_started(self, server: StelarServer) -> None:
+        event_loop = loop_name(asyncio.get_running_loop())
         for transport, urls in server.addresses.items():
-            print(f"stelar: {transport} listening on {', '.join(urls) or '(in-process)'}", flush=True)
+            where = ", ".join(urls) or "(in-process)"
+            print(f"stelar: {transport} listening on {where} (event loop: {event_loop})", flush=True)
 
 
 # What the relay listens on when nothing says otherwise: each network transport installed.
@@ -139,7 +143,7 @@ def _build_server(args: argparse.Namespace) -> StelarServer:
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     server = _build_server(args)
-    server.run()
+    server.run(event_loop=args.event_loop)
     return 0
 
 
@@ -169,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=int)
     serve.add_argument("--max-connections-per-ip", type=int)
     serve.add_argument("--log-level", dest="logger", choices=LOG_LEVELS, help="stelar's log level")
+    serve.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default="auto",
+        help="auto (default): uvloop when installed (pip install 'stelar-core[uvloop]'), else asyncio's",
+    )
     serve.set_defaults(run=_serve)
     return parser
 

@@ -13,6 +13,8 @@ import attrs
 from stelar_core import logs
 from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig
 from stelar_core.errors import ConfigError, NotConnected, PluginError
+from stelar_core.eventloop import loop_name
+from stelar_core.eventloop import run as run_loop
 from stelar_core.hub import ClientInfo, Hub, Stats
 from stelar_core.hub.middleware import Middleware
 from stelar_core.hub.ratelimit import LimiterFactory, RateLimitPolicy
@@ -379,7 +381,12 @@ class StelarServer:
             self._install_signal_handlers()
         self.hub._notify("stelar_on_server_started")
         for name, urls in self.addresses.items():
-            log.info("transport %s listening on %s", name, ", ".join(urls) or "(no address)")
+            log.info(
+                "transport %s listening on %s (event loop: %s)",
+                name,
+                ", ".join(urls) or "(no address)",
+                loop_name(asyncio.get_running_loop()),
+            )
 
     async def stop(self) -> None:
         """Graceful shutdown, in this order: readiness turns 503 and listeners close (no new
@@ -408,8 +415,9 @@ class StelarServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    def run(self) -> None:
-        """Start, serve until SIGINT or SIGTERM, stop. For scripts; blocks."""
+    def run(self, *, event_loop: str = "auto") -> None:
+        """Start, serve until SIGINT or SIGTERM, stop. For scripts; blocks. ``event_loop``:
+        "auto" (uvloop when installed), "uvloop" or "asyncio"."""
 
         async def serve() -> None:
             stopped = asyncio.Event()
@@ -422,7 +430,7 @@ class StelarServer:
                 unsubscribe()
                 await self.stop()
 
-        asyncio.run(serve())
+        run_loop(serve(), event_loop=event_loop)
 
     def _install_signal_handlers(self) -> None:
         self._unsubscribe_signals = on_shutdown_signal(self._stop_on_signal)

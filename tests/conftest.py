@@ -8,6 +8,7 @@ import os
 import socket
 
 import pytest
+import uvloop
 from hypothesis import settings
 
 from stelar_core.protocol import (
@@ -177,3 +178,10 @@ async def raw_ws():
     yield connect
     for peer in peers:
         peer.close()
+
+
+def pytest_asyncio_loop_factories(config, item):
+    """Every async test runs on asyncio's loop and on uvloop (stelar-core's ``uvloop`` extra):
+    uvloop's transports differ in ways that matter (not ``asyncio.Transport`` subclasses; reading
+    starts after ``connection_made`` even when it paused)."""
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}

@@ -47,6 +47,13 @@ def test_serve_asks_for_the_distribution_of_a_requested_transport(capsys, monkey
 async def test_serve_listens_on_every_installed_network_transport_by_default():
     process, line = await start_serving("--tcp-port", "0")
     assert line.startswith("stelar: tcp listening on tcp://127.0.0.1:")
+    assert line.endswith("(event loop: uvloop)\n")  # installed here, so chosen by default
+    assert await stop(process) == 0
+
+
+async def test_serve_runs_on_the_event_loop_named():
+    process, line = await start_serving("--tcp-port", "0", "--event-loop", "asyncio")
+    assert line.endswith("(event loop: asyncio)\n")
     assert await stop(process) == 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from stelar_core.transports.base import HubPort, SessionPort
 from stelar_core.transports.tls import server_context
@@ -42,10 +42,14 @@ class FlowControlledProtocol(asyncio.Protocol):
         self._ended = False
 
     def set_transport(self, transport: asyncio.BaseTransport) -> asyncio.Transport:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport; uvloop's implement the interface without subclassing it.
+        self._transport = transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=self._max_buffered, low=self._max_buffered // 2)
         return transport
+
+    def _stream(self) -> asyncio.Transport:
+        assert self._transport is not None, "used before connection_made"
+        return self._transport
 
     # ------------------------------------------------------------------ writing
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import h11
 
@@ -33,8 +34,8 @@ class HttpConnection(asyncio.Protocol):
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport; uvloop's implement the interface without subclassing it.
+        self._transport = transport = cast(asyncio.Transport, transport)
         if len(self._owner.connections) >= MAX_OPEN_CONNECTIONS:
             transport.abort()
             return

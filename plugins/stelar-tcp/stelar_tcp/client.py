@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 from urllib.parse import urlsplit
 
 from stelar_core.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_FRAME_SIZE
@@ -35,8 +36,8 @@ class TcpClientLink(asyncio.Protocol):
         self._closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport; uvloop's implement the interface without subclassing it.
+        self._transport = transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         try:

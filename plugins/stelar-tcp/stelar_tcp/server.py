@@ -20,7 +20,7 @@ from stelar_core.protocol import (
     encode_frame,
     length_prefixed,
 )
-from stelar_core.transports.base import HttpRequest, HubPort
+from stelar_core.transports.base import HttpRequest, HubPort, SessionPort
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
 
 log = logging.getLogger("stelar.tcp")
@@ -79,18 +79,24 @@ class TcpConnection(FlowControlledProtocol):
             admission.release()
             return
         self.session = self._hub.open_session(self, admission)
+        self._receive_frames(self.session)  # those that arrived during admission
         self.update_reading()
 
     def data_received(self, data: bytes) -> None:
-        session = self.session
-        if session is None or self.closing:
+        if self.closing:
             return
+        self._parser.receive_data(data)
+        if self.session is None:
+            # Bytes that beat the admission: uvloop starts reading after connection_made even
+            # though it paused. They wait in the parser; nothing more is read until admitted.
+            self._stream().pause_reading()
+            return
+        self._receive_frames(self.session)
+
+    def _receive_frames(self, session: SessionPort) -> None:
         try:
-            self._parser.receive_data(data)
-            while (frame := self._parser.next_frame()) is not None:
+            while not self.closing and (frame := self._parser.next_frame()) is not None:
                 session.receive(frame)
-                if self.closing:
-                    return
         except ProtocolError as exc:
             too_big = exc.code == ErrorCode.FRAME_TOO_LARGE
             session.fail(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import cast
 
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
@@ -46,8 +47,8 @@ class WsClientLink(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport; uvloop's implement the interface without subclassing it.
+        self._transport = transport = cast(asyncio.Transport, transport)
 
     def start(self, headers: Mapping[str, str]) -> None:
         request = self.ws.connect()

@@ -280,10 +280,6 @@ class WsConnection(FlowControlledProtocol):
             if not self._tasks:
                 self._tasks = None
 
-    def _stream(self) -> asyncio.Transport:
-        assert self._transport is not None
-        return self._transport
-
 
 class WsTransport(SocketListener[WsConnection]):
     """Listens on ``host``:``port`` at ``path``; the same port serves the hub's HTTP routes."""
