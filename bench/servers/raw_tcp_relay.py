@@ -2,12 +2,13 @@
 nothing else (no limits, no hooks, no JSON decoding). Answers connect and join, echoes ACK
 requests, and relays a JSON event to every member of the room with one write per delivery.
 
-    python bench/servers/raw_tcp_relay.py     # prints "PORT <n>", serves until SIGTERM
+    python bench/servers/raw_tcp_relay.py [uvloop]   # prints "PORT <n>", serves until SIGTERM
 """
 
 import asyncio
 import signal
 import struct
+import sys
 
 LENGTH = struct.Struct(">I")
 WELCOME = b'\x06\x00\x00{"id":"raw","v":1}'
@@ -69,4 +70,9 @@ async def main():
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:] == ["uvloop"]:
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

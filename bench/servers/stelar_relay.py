@@ -1,17 +1,22 @@
 """stelar doing the reference servers' work: echo ACKs, relay "fan" events to the room.
 
-    python bench/servers/stelar_relay.py tcp|ws [--frame-per-recipient]
+    python bench/servers/stelar_relay.py tcp|ws [asyncio|uvloop] [--frame-per-recipient] [--profile FILE]
 
 Prints "PORT <n>" once listening, serves until SIGTERM. ``--frame-per-recipient`` (ws) turns off
-the shared broadcast framing.
+the shared broadcast framing; ``--profile FILE`` profiles (cProfile) from SIGUSR1 to SIGUSR2,
+which the load generator sends around the measured part of a scenario, and writes FILE at exit.
 """
 
 import asyncio
+import cProfile
 import signal
 import sys
 
 from stelar_core import StelarServer
+from stelar_core.eventloop import run
 from stelar_ws import WsTransport
+
+PROFILE = cProfile.Profile()
 
 
 async def main(transport: str):
@@ -31,10 +36,17 @@ async def main(transport: str):
     await server.start()
     print("PORT", server.get_port(transport), flush=True)
     stopped = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set)
+    if "--profile" in sys.argv:
+        loop.add_signal_handler(signal.SIGUSR1, PROFILE.enable)
+        loop.add_signal_handler(signal.SIGUSR2, PROFILE.disable)
     await stopped.wait()
     await server.stop()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    event_loop = sys.argv[2] if len(sys.argv) > 2 and not sys.argv[2].startswith("-") else "asyncio"
+    run(main(sys.argv[1]), event_loop=event_loop)
+    if "--profile" in sys.argv:
+        PROFILE.dump_stats(sys.argv[sys.argv.index("--profile") + 1])

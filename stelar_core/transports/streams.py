@@ -172,14 +172,29 @@ C = TypeVar("C", bound=FlowControlledProtocol)
 
 class SocketListener(Generic[C]):
     """The listening side shared by socket transports: TLS from ``config.tls``, the listener,
-    its URLs, and the two steps of a shutdown."""
+    its URLs, the two steps of a shutdown, and a broadcast's wire bytes made once."""
 
     def __init__(self, hub: HubPort, scheme: str, secure_scheme: str) -> None:
         self.hub = hub
         self.connections: set[C] = set()
         self._server: asyncio.Server | None = None
+        self._last_frame: bytes | None = None
+        self._last_wire = b""
         self._ssl = server_context(hub.config.tls) if hub.config.tls is not None else None
         self._scheme = secure_scheme if self._ssl is not None else scheme
+
+    def wrap(self, frame: bytes) -> bytes:
+        """The bytes that carry one encoded frame on this transport's wire."""
+        raise NotImplementedError
+
+    def wire_frame(self, frame: bytes) -> bytes:
+        """``wrap(frame)``, made once per broadcast: the hub hands every recipient the same
+        ``bytes`` object, so remembering the last one wraps a broadcast once, not per member."""
+        if frame is self._last_frame:
+            return self._last_wire
+        wire = self.wrap(frame)
+        self._last_frame, self._last_wire = frame, wire
+        return wire
 
     def urls(self, path: str = "") -> list[str]:
         if self._server is None:
@@ -210,6 +225,7 @@ class SocketListener(Generic[C]):
         await self._server.wait_closed()
         self._server = None
         await close_connections(self.connections, self.hub.config.shutdown_timeout)
+        self._last_frame, self._last_wire = None, b""
 
 
 def socket_url(scheme: str, sockname: tuple[str, int] | tuple[str, int, int, int], path: str = "") -> str:

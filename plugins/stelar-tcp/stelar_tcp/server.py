@@ -120,8 +120,7 @@ class TcpConnection(FlowControlledProtocol):
     # ------------------------------------------------------------------ Connection (hub side)
 
     def send(self, frame: bytes) -> None:
-        self.queue(len(frame).to_bytes(LENGTH_PREFIX_SIZE, "big"))
-        self.queue(frame)
+        self.queue(self._owner.wire_frame(frame))
 
     def close(self, code: int, reason: str) -> None:
         self.end()
@@ -134,6 +133,9 @@ class TcpTransport(SocketListener[TcpConnection]):
 
     def __init__(self, hub: HubPort) -> None:
         super().__init__(hub, "tcp", "tcps")
+
+    def wrap(self, frame: bytes) -> bytes:
+        return len(frame).to_bytes(LENGTH_PREFIX_SIZE, "big") + frame
 
     @property
     def addresses(self) -> list[str]:

@@ -302,17 +302,9 @@ class WsTransport(SocketListener[WsConnection]):
         super().__init__(hub, "ws", "wss")
         self.text_handler = text_handler
         self.subprotocols = list(subprotocols) if subprotocols is not None else None
-        self._last_frame: bytes | None = None
-        self._last_wire = b""
 
-    def wire_frame(self, frame: bytes) -> bytes:
-        """The WebSocket bytes of ``frame``; the hub hands every recipient of a broadcast the same
-        ``bytes`` object, so remembering the last one encodes a broadcast once."""
-        if frame is self._last_frame:
-            return self._last_wire
-        wire = binary_frame_header(len(frame)) + frame
-        self._last_frame, self._last_wire = frame, wire
-        return wire
+    def wrap(self, frame: bytes) -> bytes:
+        return binary_frame_header(len(frame)) + frame
 
     @property
     def addresses(self) -> list[str]:
@@ -321,7 +313,3 @@ class WsTransport(SocketListener[WsConnection]):
     async def start(self) -> None:
         port = self.hub.config.port
         await self.listen(lambda: WsConnection(self), DEFAULT_PORT if port is None else port)
-
-    async def stop(self) -> None:
-        await super().stop()
-        self._last_frame, self._last_wire = None, b""
