@@ -377,3 +377,19 @@ async def test_routes_answer_the_methods_they_declare(stelar_server_factory):
     assert (await asyncio.to_thread(http_request, port, "GET", "/both"))[0] == 200
     status, headers = await asyncio.to_thread(http_request, port, "OPTIONS", "/ping")
     assert status == 405 and headers["Allow"] == "GET"
+
+
+def test_request_headers_are_lower_case_with_repeated_fields_joined():
+    from websockets.datastructures import Headers
+    from websockets.http11 import Request
+
+    from stelar_ws.http import to_request
+
+    headers = Headers([("Cookie", "a=1"), ("X-Tag", "one"), ("cookie", "b=2"), ("Host", "h")])
+    request = to_request(Request("/live?x=1", headers), "192.0.2.1")
+    assert (request.path, request.query, request.remote_address) == ("/live", "x=1", "192.0.2.1")
+    assert dict(request.headers) == {"cookie": "a=1, b=2", "x-tag": "one", "host": "h"}
+    assert request.headers["COOKIE"] == "a=1, b=2" and "x-tag" in request.headers
+    assert request.headers.get("origin") is None and len(request.headers) == 3
+    with pytest.raises(KeyError):
+        request.headers["origin"]

@@ -27,7 +27,14 @@ from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.transports.base import Admission, HttpRequest, HubPort
 from stelar_core.transports.http import serve_route
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
-from stelar_ws.http import client_address, header_map, origin_refusal, text_response, to_request, to_response
+from stelar_ws.http import (
+    HeaderView,
+    client_address,
+    origin_refusal,
+    text_response,
+    to_request,
+    to_response,
+)
 
 log = logging.getLogger("stelar.ws")
 
@@ -123,9 +130,11 @@ class WsConnection(FlowControlledProtocol):
 
     def _on_request(self, request: Request) -> None:
         config = self._hub.config
-        headers = header_map(request.headers)
-        self.remote_address = client_address(self._peer, headers, config.trusted_proxies)
-        self.request = to_request(request, self.remote_address)
+        self.request = to_request(
+            request, client_address(self._peer, HeaderView(request.headers), config.trusted_proxies)
+        )
+        self.remote_address = self.request.remote_address
+        headers = self.request.headers
         if self.request.path != config.path:
             self._spawn(self._serve_route(self.request))
         elif "websocket" not in headers.get("upgrade", "").lower():
