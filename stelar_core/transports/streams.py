@@ -3,7 +3,9 @@
 A transport's per-connection protocol subclasses :class:`FlowControlledProtocol` and gets:
 
 * **corking**: bytes queued during one event-loop iteration leave in one write, so a burst of
-  broadcasts costs one system call per connection, not one per message;
+  broadcasts costs one system call per connection, not one per message; the connections with
+  bytes waiting are flushed together by one callback per iteration (:class:`WriteBatch`), not
+  one callback each;
 * **bounded output**: above ``max_buffered_bytes`` of unsent output the peer's input is paused;
   if it stays above for ``slow_consumer_timeout``, or exceeds twice the bound after a write, the
   peer is reported to the hub as a slow consumer and aborted. Queuing never blocks, so a
@@ -22,16 +24,34 @@ from stelar_core.transports.base import HubPort, SessionPort
 from stelar_core.transports.tls import server_context
 
 
+class WriteBatch:
+    """The connections that queued bytes during this loop iteration, flushed together at its end:
+    a broadcast to 1,000 members schedules one callback, not 1,000."""
+
+    def __init__(self) -> None:
+        self._waiting: list[FlowControlledProtocol] = []
+
+    def add(self, connection: FlowControlledProtocol) -> None:
+        if not self._waiting:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._waiting.append(connection)
+
+    def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for connection in waiting:
+            connection.flush()
+
+
 class FlowControlledProtocol(asyncio.Protocol):
     session: SessionPort | None
 
-    def __init__(self, max_buffered_bytes: int, slow_consumer_timeout: float) -> None:
+    def __init__(self, max_buffered_bytes: int, slow_consumer_timeout: float, batch: WriteBatch) -> None:
         self._loop = asyncio.get_running_loop()
+        self._batch = batch
         self._max_buffered = max_buffered_bytes
         self._slow_consumer_timeout = slow_consumer_timeout
         self._transport: asyncio.Transport | None = None
         self._queued: list[bytes] = []
-        self._flush_scheduled = False
         self._hub_paused = False
         self._write_paused = False
         self._slow_timer: asyncio.TimerHandle | None = None
@@ -57,13 +77,12 @@ class FlowControlledProtocol(asyncio.Protocol):
         """Queue bytes for the end of this iteration's write."""
         if self.closing or self.overflowed:
             return
-        self._queued.append(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self.flush)
+        queued = self._queued
+        queued.append(data)
+        if len(queued) == 1:  # the first bytes since the last flush
+            self._batch.add(self)
 
     def flush(self) -> None:
-        self._flush_scheduled = False
         transport = self._transport
         if self._queued and transport is not None and not transport.is_closing():
             transport.write(b"".join(self._queued))
@@ -180,6 +199,7 @@ class SocketListener(Generic[C]):
         self._server: asyncio.Server | None = None
         self._last_frame: bytes | None = None
         self._last_wire = b""
+        self.write_batch = WriteBatch()
         self._ssl = server_context(hub.config.tls) if hub.config.tls is not None else None
         self._scheme = secure_scheme if self._ssl is not None else scheme
 

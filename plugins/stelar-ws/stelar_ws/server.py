@@ -68,7 +68,7 @@ class WsConnection(FlowControlledProtocol):
 
     def __init__(self, owner: WsTransport) -> None:
         config = owner.hub.config
-        super().__init__(config.max_buffered_bytes, config.slow_consumer_timeout)
+        super().__init__(config.max_buffered_bytes, config.slow_consumer_timeout, owner.write_batch)
         self._owner = owner
         self._hub = owner.hub
         extensions = [ServerPerMessageDeflateFactory()] if config.compression else None
