@@ -326,7 +326,8 @@ def hub_table() -> list[str]:
     done = subprocess.run(
         [sys.executable, str(HERE / "hub.py")], capture_output=True, text=True, timeout=300, check=True
     )
-    return [line for line in done.stdout.splitlines() if line.startswith("|")] + [""]
+    tables = [line if line.startswith("|") else "" for line in done.stdout.splitlines()]
+    return [line for n, line in enumerate(tables) if line or (n and tables[n - 1])] + [""]
 
 
 def profile(scenario: ScenarioSpec, transport: str, out: Path) -> list[str]:
