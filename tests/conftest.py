@@ -97,6 +97,33 @@ async def raw_tcp():
         peer.close()
 
 
+class GatedTracker:
+    """An IP tracker whose check waits until the test opens ``gate``: admission stays pending."""
+
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def check(self, ip, limit):
+        self.asked.set()
+        await self.gate.wait()
+        return True
+
+    def add(self, ip):
+        pass
+
+    def remove(self, ip):
+        pass
+
+    def count(self, ip):
+        return 0
+
+
+@pytest.fixture
+def gated_tracker() -> GatedTracker:
+    return GatedTracker()
+
+
 class RawWsPeer:
     """A bare socket that did the WebSocket handshake by hand, to send what no library would."""
 
@@ -156,7 +183,10 @@ class RawWsPeer:
 async def raw_ws():
     peers: list[RawWsPeer] = []
 
-    async def connect(server, *, headers: dict[str, str] | None = None, path: str = "/") -> RawWsPeer:
+    async def connect(
+        server, *, headers: dict[str, str] | None = None, path: str = "/", pipelined: bytes = b""
+    ) -> RawWsPeer:
+        """``pipelined``: bytes sent with the request, before the server's 101."""
         reader, writer = await asyncio.open_connection("127.0.0.1", server.get_port("ws"))
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
@@ -169,7 +199,7 @@ async def raw_ws():
             "Sec-WebSocket-Protocol: stelar.v1",
             *(f"{name}: {value}" for name, value in (headers or {}).items()),
         ]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + pipelined)
         response = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         peer = RawWsPeer(reader, writer, response)
         peers.append(peer)

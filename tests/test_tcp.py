@@ -247,3 +247,24 @@ async def test_the_connector_refuses_bad_urls_and_absent_servers(unused_tcp_port
         await connect_tcp("tcp://127.0.0.1", TestClient())
     with pytest.raises(ConnectionRefusedError):
         await connect_tcp(f"tcp://127.0.0.1:{unused_tcp_port}", TestClient())
+
+
+async def test_frames_sent_before_admission_completes_are_all_handled(
+    stelar_server_factory, raw_tcp, gated_tracker
+):
+    # On uvloop reading starts after connection_made even though the transport paused it, so these
+    # bytes reach the server while it is still admitting; they must wait, not be dropped.
+    tracker = gated_tracker
+    server = await stelar_server_factory(ip_tracker=tracker)
+    server.on_ack("echo", lambda ctx: ctx.data)
+    peer = await raw_tcp(server)
+    await peer.send_frame(FrameType.CONNECT, payload=dump_json({"auth": {}}))
+    for n in range(3):
+        await peer.send_frame(FrameType.ACK_REQUEST, "echo", dump_json(n), ack_id=n + 1)
+    await asyncio.wait_for(tracker.asked.wait(), 5)
+    tracker.gate.set()
+    assert (await peer.next_frame()).type is FrameType.CONNECT
+    answers = [await peer.next_frame() for _ in range(3)]
+    assert [(a.type, a.ack_id, a.json()) for a in answers] == [
+        (FrameType.ACK_RESPONSE, n + 1, {"ok": n}) for n in range(3)
+    ]

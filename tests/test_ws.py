@@ -393,3 +393,25 @@ def test_request_headers_are_lower_case_with_repeated_fields_joined():
     assert request.headers.get("origin") is None and len(request.headers) == 3
     with pytest.raises(KeyError):
         request.headers["origin"]
+
+
+async def test_messages_sent_with_the_upgrade_request_are_kept_for_the_session(
+    stelar_server_factory, raw_ws, gated_tracker
+):
+    # A client that does not wait for the 101 (websockets' own server accepts it): its messages
+    # arrive while the server is still admitting the connection.
+    server = await stelar_server_factory(ip_tracker=gated_tracker)
+    server.on_ack("echo", lambda ctx: ctx.data)
+
+    def masked(message: bytes) -> bytes:  # a short binary frame, mask of zeros
+        return bytes((0x82, 0x80 | len(message))) + b"\x00\x00\x00\x00" + message
+
+    early = masked(CONNECT) + masked(encode_frame(FrameType.ACK_REQUEST, "echo", b"7", 1))
+    connecting = asyncio.ensure_future(raw_ws(server, pipelined=early))
+    await asyncio.wait_for(gated_tracker.asked.wait(), 5)
+    gated_tracker.gate.set()
+    peer = await connecting
+    assert b" 101 " in peer.response
+    kinds = [decode_frame((await peer.next_message())[1]) for _ in range(2)]
+    assert kinds[0].type is FrameType.CONNECT
+    assert (kinds[1].type, kinds[1].ack_id, kinds[1].json()) == (FrameType.ACK_RESPONSE, 1, {"ok": 7})

@@ -80,6 +80,7 @@ class WsConnection(FlowControlledProtocol):
         self._peer = ""
         self._fragments: list[bytes] = []
         self._fragmented_text = False
+        self._early: list[bytes] | None = None  # messages that came before the session opened
         self._compressed = False
         self._deadline: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
@@ -173,6 +174,10 @@ class WsConnection(FlowControlledProtocol):
         self._compressed = bool(self.ws.extensions)
         self.session = self._hub.open_session(self, admission)
         self._write_output()
+        early, self._early = self._early, None
+        for data in early or ():
+            if not self.closing:
+                self.session.receive(data)
         self.update_reading()
 
     def _respond(self, response: Response) -> None:
@@ -212,8 +217,17 @@ class WsConnection(FlowControlledProtocol):
         if self._fragmented_text:
             self._text_message(data)
             return
-        if self.session is not None and not self.closing:
-            self.session.receive(data)
+        if self.closing:
+            return
+        if self.session is None:
+            # Sent with the upgrade request, before our 101 (websockets' own server accepts that
+            # too): kept for the session. Reading pauses once the request is parsed, so only what
+            # came in the same read can wait here.
+            if self._early is None:
+                self._early = []
+            self._early.append(data)
+            return
+        self.session.receive(data)
 
     def _text_message(self, data: bytes) -> None:
         # The sans-I/O layer leaves decoding text to its caller, so RFC 6455's 1007 is ours.
