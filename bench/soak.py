@@ -5,8 +5,9 @@
 The server runs in its own process (WebSocket + TCP + health, pinned to CPU 0); this process
 (CPU 1) runs StelarClients: steady WebSocket and TCP clients chatting in rooms and making
 requests, churners that connect, join, chat and leave in a loop, one flooder that exceeds its
-rate limit (and is disconnected, and comes back), and one slow reader that never reads (and is
-dropped as a slow consumer, and comes back). Every interval it prints connections, messages/s,
+rate limit (and is disconnected, and comes back), and one slow reader that reads a trickle (and
+is dropped as a slow consumer once the kernel's buffers and the server's bound are full, and
+comes back). Every interval it prints connections, messages/s,
 the steady clients' ACK p50/p99 and the server's RSS; at the end, the RSS growth after warm-up
 and the messages lost or duplicated between steady clients, which must be zero.
 """
@@ -124,8 +125,10 @@ async def flooder(url: str, stop: asyncio.Event, counts: dict[str, int]) -> None
 
 
 class SlowReader(asyncio.Protocol):
-    """Connects over raw TCP, joins every room, then never reads another byte. It keeps sending
-    pings, so the server sees it alive: only its unread output can get it dropped."""
+    """Connects over raw TCP, joins every room, then reads one chunk every 2 s: far slower than
+    the rooms' traffic. It keeps sending pings, so the server sees it alive: only its unread
+    output can get it dropped. (A peer that never read at all went silent in earlier soaks: its
+    pings stopped reaching the server's socket, and the server rightly closed it for heartbeat.)"""
 
     def __init__(self) -> None:
         self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -140,6 +143,13 @@ class SlowReader(asyncio.Protocol):
             transport.write(length_prefixed(encode_frame(FrameType.JOIN, f"room-{room}")))
         transport.pause_reading()
 
+    def data_received(self, data):
+        self.transport.pause_reading()  # one chunk per trickle
+
+    def trickle(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def connection_lost(self, exc):
         if not self.gone.done():
             self.gone.set_result(None)
@@ -153,6 +163,7 @@ async def slow_reader(tcp_port: int, stop: asyncio.Event, counts: dict[str, int]
         transport, reader = await loop.create_connection(SlowReader, "127.0.0.1", tcp_port)
         while not stop.is_set() and not reader.gone.done():
             transport.write(ping)
+            reader.trickle()
             await asyncio.wait({reader.gone}, timeout=2.0)
         transport.abort()
         counts["slow_reopened"] += 1
