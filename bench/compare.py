@@ -326,8 +326,9 @@ def hub_table() -> list[str]:
     done = subprocess.run(
         [sys.executable, str(HERE / "hub.py")], capture_output=True, text=True, timeout=300, check=True
     )
-    tables = [line if line.startswith("|") else "" for line in done.stdout.splitlines()]
-    return [line for n, line in enumerate(tables) if line or (n and tables[n - 1])] + [""]
+    lines = done.stdout.splitlines()
+    first_table = next(n for n, line in enumerate(lines) if line.startswith("|"))
+    return [*lines[first_table:], ""]
 
 
 def profile(scenario: ScenarioSpec, transport: str, out: Path) -> list[str]:

@@ -74,10 +74,12 @@ def origin_refusal(headers: Mapping[str, str], config: ServerConfig) -> str | No
     return None if origin in allowed else f"origin {origin!r} is not allowed"
 
 
-def to_request(request: Request, remote_address: str) -> HttpRequest:
+def to_request(request: Request, peer: str, trusted_proxies: Sequence[str] = ()) -> HttpRequest:
+    """stelar's view of ``request`` from ``peer``; the client's address per ``trusted_proxies``."""
     path, _, query = request.path.partition("?")
     method = getattr(request, "method", "GET")
-    return HttpRequest(method, path, query, HeaderView(request.headers), remote_address)
+    headers = HeaderView(request.headers)
+    return HttpRequest(method, path, query, headers, client_address(peer, headers, trusted_proxies))
 
 
 def to_response(response: HttpResponse) -> Response:

@@ -28,8 +28,6 @@ from stelar_core.transports.base import Admission, HttpRequest, HubPort
 from stelar_core.transports.http import serve_route
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
 from stelar_ws.http import (
-    HeaderView,
-    client_address,
     origin_refusal,
     text_response,
     to_request,
@@ -131,9 +129,7 @@ class WsConnection(FlowControlledProtocol):
 
     def _on_request(self, request: Request) -> None:
         config = self._hub.config
-        self.request = to_request(
-            request, client_address(self._peer, HeaderView(request.headers), config.trusted_proxies)
-        )
+        self.request = to_request(request, self._peer, config.trusted_proxies)
         self.remote_address = self.request.remote_address
         headers = self.request.headers
         if self.request.path != config.path:
