@@ -11,11 +11,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from stelar_core.config import LOG_LEVELS, ServerConfig
+from stelar_core.assembly import collect_options
+from stelar_core.config import LOG_LEVELS, read_toml
 from stelar_core.errors import StelarError
 from stelar_core.eventloop import EVENT_LOOPS, loop_name
 from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.plugins.markers import hookimpl
+from stelar_core.plugins.options import FLAG_TYPES, OptionSpec, OptionTable, section_name
 from stelar_core.plugins.registry import all_registries
 from stelar_core.relay import build_relay_server
 from stelar_core.server import StelarServer
@@ -25,6 +27,7 @@ EXIT_USAGE = 2
 
 def _plugins(args: argparse.Namespace) -> int:
     pm = build_plugin_manager()
+    table = collect_options(pm)
     providers: dict[str, list[str]] = {}
     for kind, registry in all_registries(pm).items():
         for provider in registry.providers():
@@ -36,6 +39,10 @@ def _plugins(args: argparse.Namespace) -> int:
             "version": info.version or "-",
             "hooks": list(info.hooks),
             "providers": providers.get(info.name, []),
+            "options": [
+                {"name": spec.qualified, "flag": _flag(spec), "short": spec.short, "help": spec.help}
+                for spec in table.sections.get(section_name(info.name), {}).values()
+            ],
         }
         for info in pm.describe()
     ]
@@ -46,7 +53,16 @@ def _plugins(args: argparse.Namespace) -> int:
         print(f"{row['name']}  ({row['distribution']} {row['version']})")
         print(f"    hooks:     {', '.join(row['hooks']) or '-'}")
         print(f"    providers: {', '.join(row['providers']) or '-'}")
+        for option in row["options"]:
+            short = f" (short form: {option['short']})" if option["short"] else ""
+            flag = f" {option['flag']}" if option["flag"] else ""
+            print(f"    option:    {option['name']}{flag}{short} - {option['help']}")
     return 0
+
+
+def _flag(spec: OptionSpec) -> str | None:
+    """The ``stelar serve`` flag of an option, if it has one (options taking objects have none)."""
+    return spec.flag if spec.type in FLAG_TYPES else None
 
 
 def _load_app(spec: str) -> Any:
@@ -64,23 +80,54 @@ def _load_app(spec: str) -> Any:
         raise StelarError(f"module {module_name!r} has no attribute {attr!r}") from None
 
 
+_CORE_FLAGS = ("host", "max_connections", "max_connections_per_ip", "logger")
+_SHORT = "short:"
+_SECTION = "option:"
+
+
 def _options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword options from the flags given: core options, short forms, plugin sections."""
     options: dict[str, Any] = {}
-    for name in (
-        "host",
-        "port",
-        "tcp_port",
-        "health_port",
-        "max_connections",
-        "max_connections_per_ip",
-        "logger",
-    ):
+    for name in _CORE_FLAGS:
         value = getattr(args, name)
         if value is not None:
             options[name] = value
     if args.transport:
         options["transports"] = args.transport
+    for dest, value in vars(args).items():
+        if value is None:
+            continue
+        if dest.startswith(_SHORT):
+            options[dest.removeprefix(_SHORT)] = value
+        elif dest.startswith(_SECTION):
+            section, _, name = dest.removeprefix(_SECTION).partition(".")
+            options.setdefault(section, {})[name] = value
     return options
+
+
+def _add_option_flags(parser: argparse.ArgumentParser, table: OptionTable) -> None:
+    """A flag per plugin option (``--redis-url``) and per short form (``--tcp-port``), from the
+    plugins' own declarations."""
+    taken: set[str] = set()
+    for short, specs in sorted(table.shorts.items()):
+        spec = specs[0]
+        flag = "--" + short.replace("_", "-")
+        if spec.type in FLAG_TYPES and flag not in taken:
+            parser.add_argument(flag, dest=_SHORT + short, help=f"{spec.help} (short for {spec.qualified})", **_kind(spec))
+            taken.add(flag)
+    for spec in table.specs():
+        flag = _flag(spec)
+        if flag is not None and flag not in taken:
+            parser.add_argument(flag, dest=_SECTION + spec.qualified, help=spec.help, **_kind(spec))
+            taken.add(flag)
+
+
+def _kind(spec: OptionSpec) -> dict[str, Any]:
+    if spec.type is bool:
+        return {"action": argparse.BooleanOptionalAction, "default": None}
+    if spec.type is list:
+        return {"action": "append"}
+    return {"type": spec.type}
 
 
 class _AnnounceAddresses:
@@ -117,7 +164,7 @@ def _default_listeners() -> dict[str, Any]:
 def _build_server(args: argparse.Namespace) -> StelarServer:
     options = _options_from_args(args)
     if args.config:
-        options = {**ServerConfig.read_toml(args.config), **options}
+        options = _merge(read_toml(args.config), options)
     plugins = [_AnnounceAddresses()]
     if "port" not in options and {"tcp_port", "health_port", "transports"} & set(options):
         options["port"] = None  # listeners were named: only those
@@ -140,6 +187,17 @@ def _build_server(args: argparse.Namespace) -> StelarServer:
     raise StelarError(f"{args.app} must be a StelarServer or a function returning one")
 
 
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, section tables merged key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     server = _build_server(args)
@@ -147,7 +205,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(table: OptionTable) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stelar", description="Real-time messaging server.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -162,13 +220,10 @@ def _parser() -> argparse.ArgumentParser:
         "or the built-in relay app: clients join rooms and their events go to the room.",
     )
     serve.add_argument("app", nargs="?", help="module:attribute of your server")
-    serve.add_argument("--config", help="TOML file of server options (top level or [stelar])")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="WebSocket port (stelar-ws)")
-    serve.add_argument("--tcp-port", type=int, help="TCP port (stelar-tcp)")
     serve.add_argument(
-        "--health-port", type=int, help="a port of its own for /health and /metrics (stelar-health)"
+        "--config", help="TOML file of server options (top level or [stelar]; plugins' in [stelar.<plugin>])"
     )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--transport", action="append", help="transport name; repeat for several")
     serve.add_argument("--max-connections", type=int)
     serve.add_argument("--max-connections-per-ip", type=int)
@@ -179,12 +234,18 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto (default): uvloop when installed (pip install 'stelar-core[uvloop]'), else asyncio's",
     )
+    _add_option_flags(serve, table)
     serve.set_defaults(run=_serve)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        table = collect_options(build_plugin_manager())
+    except StelarError as exc:
+        print(f"stelar: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    args = _parser(table).parse_args(argv)
     try:
         code: int = args.run(args)
     except StelarError as exc:

@@ -11,22 +11,19 @@ from urllib.parse import urlsplit
 import attrs
 
 from stelar_core import logs
-from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig
+from stelar_core.assembly import Assembly, check_plugin_option_names, split_options
+from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig, is_secret
 from stelar_core.errors import ConfigError, NotConnected, PluginError
 from stelar_core.eventloop import loop_name
 from stelar_core.eventloop import run as run_loop
 from stelar_core.hub import ClientInfo, Hub, Stats
+from stelar_core.hub.hooks import Hook
 from stelar_core.hub.middleware import Middleware
-from stelar_core.hub.ratelimit import LimiterFactory, RateLimitPolicy
-from stelar_core.plugins.manager import (
-    USER_HOOKS_PLUGIN,
-    StelarPluginManager,
-    build_plugin_manager,
-    user_hooks_plugin,
-)
-from stelar_core.plugins.registry import ProviderRegistry, all_registries
+from stelar_core.hub.ratelimit import RateLimitPolicy
+from stelar_core.plugins.manager import USER_HOOKS_PLUGIN, StelarPluginManager, user_hooks_plugin
+from stelar_core.plugins.options import OptionTable
+from stelar_core.plugins.registry import ProviderRegistry
 from stelar_core.protocol import DisconnectCode
-from stelar_core.providers import RateLimiter
 from stelar_core.signals import on_shutdown_signal
 from stelar_core.transports.base import HttpRoute, Transport
 
@@ -35,86 +32,50 @@ log = logging.getLogger("stelar.server")
 H = TypeVar("H", bound=Callable[..., Any])
 
 
-def _option_for_transport(name: str, config: ServerConfig) -> str:
-    if config.transports is None:
-        return {"ws": "port", "tcp": "tcp_port", "http": "health_port"}.get(name, "transports")
-    return "transports"
-
-
 class StelarServer:
     """One server: any number of transports sharing rooms, handlers, limits and stats.
 
-    ``StelarServer(**options)`` takes every option of :class:`ServerConfig`; or pass a built
-    ``config`` (options then override it). ``plugins`` are registered after the installed ones.
+    ``StelarServer(**options)`` takes the core's options (:class:`ServerConfig`), each installed
+    plugin's section (``ws={...}``, ``redis={...}``) and the plugins' short forms (``port``,
+    ``tcp_port``, ``allowed_origins``...); or pass a built ``config`` (options then override it).
+    ``plugins`` are registered after the installed ones.
     """
 
     def __init__(
         self, config: ServerConfig | None = None, *, plugins: Iterable[object] = (), **options: Any
     ) -> None:
-        ServerConfig.check_option_names(options)
-        config = ServerConfig(**options) if config is None else attrs.evolve(config, **options)
+        assembly = Assembly(config, plugins, options)
+        config = assembly.config
         logs.apply(config.logger)
         self._config = config
-        self.plugin_manager: StelarPluginManager = build_plugin_manager(
-            plugins=plugins, hooks=config.hooks, block=config.block_plugins
-        )
-        self.providers: dict[str, ProviderRegistry] = all_registries(self.plugin_manager)
-        self._limiter_factory = self._select_limiter_factory(config)
+        self.plugin_manager: StelarPluginManager = assembly.pm
+        self.options: OptionTable = assembly.options
+        self.providers: dict[str, ProviderRegistry] = assembly.providers
+        self._assembly = assembly
+        self._limiter_factory = assembly.limiter_factory()
         self.hub = Hub(
             self,
             config,
             self.plugin_manager,
             limits=RateLimitPolicy(
-                self._limiter_factory, self._global_limiter(config), config.event_rate_limits
+                self._limiter_factory,
+                assembly.global_limiter(self._limiter_factory, config),
+                config.event_rate_limits,
             ),
-            ip_tracker=self._select("IP tracker", "ip_tracker", config.ip_tracker, lambda f: f()),
-            id_generator=self._select_id_generator(config),
-            broker=self._select("broker", "broker", config.broker, lambda f: f(config)),
+            ip_tracker=assembly.ip_tracker(),
+            id_generator=assembly.id_generator(),
+            broker=assembly.broker(),
             http_routes=self._collect_http_routes(),
+            clock=config.clock,
         )
         # Built now, so that a bad option of a transport (an unreadable certificate) fails here;
         # they listen only from start().
-        self.transports: list[Transport] = [factory(self.hub) for factory in self._select_transports(config)]
+        self.transports: list[Transport] = assembly.transports(self.hub)
         self._running = False
         self._state = "stopped"
         self._unsubscribe_signals: Callable[[], None] | None = None
         self._signal_stop: asyncio.Future[None] | None = None
-
-    # ------------------------------------------------------------------ provider selection
-
-    def _select(self, kind: str, option: str, value: Any, build: Callable[[Callable[..., Any]], Any]) -> Any:
-        if not isinstance(value, str):
-            return value
-        return build(self.providers[kind].get(value, option).factory)
-
-    def _select_transports(self, config: ServerConfig) -> list[Callable[..., Transport]]:
-        names = config.transport_names
-        if not names:
-            raise ConfigError(
-                "no transport configured: set port (WebSocket, pip install stelar-ws), tcp_port "
-                "(TCP, pip install stelar-tcp) or transports=[...] (e.g. 'memory')"
-            )
-        registry = self.providers["transport"]
-        return [registry.get(name, _option_for_transport(name, config)).factory for name in names]
-
-    def _select_limiter_factory(self, config: ServerConfig) -> LimiterFactory:
-        # A custom limiter object only answers for itself; per-event and per-client limits
-        # then use the built-in token bucket.
-        name = config.rate_limiter if isinstance(config.rate_limiter, str) else "token-bucket"
-        factory: LimiterFactory = self.providers["rate limiter"].get(name, "rate_limiter").factory
-        return factory
-
-    def _global_limiter(self, config: ServerConfig) -> RateLimiter | None:
-        if not isinstance(config.rate_limiter, str):
-            limiter: RateLimiter = config.rate_limiter
-            return limiter
-        return None if config.rate_limit is None else self._limiter_factory(config.rate_limit)
-
-    def _select_id_generator(self, config: ServerConfig) -> Callable[[], str]:
-        if callable(config.id_generator):
-            generator: Callable[[], str] = config.id_generator
-            return generator
-        return self._select("client ID generator", "id_generator", config.id_generator, lambda f: f())  # type: ignore[no-any-return]
+        self._closed: asyncio.Event | None = None
 
     def _collect_http_routes(self) -> dict[str, HttpRoute]:
         routes: dict[str, HttpRoute] = {}
@@ -141,55 +102,54 @@ class StelarServer:
             raise ValueError(f"event name must be a non-empty string, got {event!r}")
 
         def add(fn: H) -> H:
-            self.hub.handlers.setdefault(event, []).append(fn)
+            self.hub.handlers.add_event(event, fn)
             return fn
 
         return add if handler is None else add(handler)
 
     def off(self, event: str, handler: Callable[..., Any] | None = None) -> None:
         """Remove one handler of ``event``, or all of them."""
-        handlers = self.hub.handlers.get(event, [])
-        if handler is None:
-            handlers.clear()
-        elif handler in handlers:
-            handlers.remove(handler)
-        if not handlers:
-            self.hub.handlers.pop(event, None)
+        self.hub.handlers.remove_event(event, handler)
 
     def on_any(self, handler: H) -> H:
         """Handle every event (after its own handlers); usable as a decorator."""
-        self.hub.any_handlers.append(handler)
+        self.hub.handlers.add_any(handler)
         return handler
 
     def on_connection(self, handler: H) -> H:
         """Called with the client's ``ctx`` once its connect handshake is accepted."""
-        self.hub.connection_handlers.append(handler)
+        self.hub.handlers.add_connection(handler)
         return handler
 
     def on_disconnect(self, handler: H) -> H:
         """Called with ``ctx`` (``ctx.data`` is ``{"code", "reason"}``) when a client has gone."""
-        self.hub.disconnect_handlers.append(handler)
+        self.hub.handlers.add_disconnect(handler)
         return handler
 
     @overload
-    def on_ack(self, name: str) -> Callable[[H], H]: ...
+    def on_ack(self, name: str, *, concurrent: bool = False) -> Callable[[H], H]: ...
     @overload
-    def on_ack(self, name: str, handler: H) -> H: ...
-    def on_ack(self, name: str, handler: H | None = None) -> H | Callable[[H], H]:
+    def on_ack(self, name: str, handler: H, *, concurrent: bool = False) -> H: ...
+    def on_ack(self, name: str, handler: H | None = None, *, concurrent: bool = False) -> H | Callable[[H], H]:
         """Answer requests named ``name``: the handler's return value is the reply, an exception
-        becomes an error reply. One handler per name (a new one replaces the old)."""
+        becomes an error reply. One handler per name (a new one replaces the old).
+
+        A client's messages are handled in order: its next message waits until an async handler
+        has answered. ``concurrent=True`` lets this handler's requests run side by side with that
+        client's later messages (at most ``max_concurrent_requests`` per client; past that, the
+        client's messages wait for a place), for requests that do not depend on each other."""
         if not name or not isinstance(name, str):
             raise ValueError(f"request name must be a non-empty string, got {name!r}")
 
         def add(fn: H) -> H:
-            self.hub.ack_handlers[name] = fn
+            self.hub.handlers.set_ack(name, fn, concurrent=concurrent)
             return fn
 
         return add if handler is None else add(handler)
 
     def use(self, middleware: Middleware) -> Middleware:
         """Add connection middleware ``fn(ctx, next)``; usable as a decorator."""
-        self.hub.middleware.append(middleware)
+        self.hub.handlers.add_middleware(middleware)
         return middleware
 
     # ------------------------------------------------------------------ sending
@@ -248,7 +208,7 @@ class StelarServer:
         return self.hub.get_rooms()
 
     def get_stats(self) -> Stats:
-        return self.hub.stats()
+        return self.hub.stats({transport.name: transport.stats() for transport in self.transports})
 
     @property
     def addresses(self) -> dict[str, list[str]]:
@@ -307,22 +267,29 @@ class StelarServer:
         return self._config
 
     def update_config(self, **options: Any) -> None:
-        """Change options on the running server, all or nothing.
+        """Change options on the running server, all or nothing: core options, a plugin's section
+        (``update_config(ws={"allowed_origins": [...]})``) or a short form.
 
-        Options in ``RESTART_OPTIONS`` (listeners, providers, plugins) are refused: they take a
-        new server. Lowering a limit applies to what comes next and drops nobody.
+        Options that shape listeners, providers or plugins (``RESTART_OPTIONS``, and plugin
+        options declared with ``restart=True``) are refused: they take a new server. Lowering a
+        limit applies to what comes next and drops nobody.
         """
-        ServerConfig.check_option_names(options)
-        needs_restart = sorted(name for name in options if name in RESTART_OPTIONS)
+        core, rest = split_options(options)
+        check_plugin_option_names(self.options, rest)
+        given = self.options.given(rest)
+        needs_restart = sorted(
+            [name for name in core if name in RESTART_OPTIONS]
+            + [f"{section}.{name}" for section, name in given if self.options.sections[section][name].restart]
+        )
         if needs_restart:
             raise ConfigError(
                 f"options {', '.join(needs_restart)} cannot change on a built server; "
                 "create a new server with them"
             )
-        new = attrs.evolve(self._config, **options)
+        new = attrs.evolve(self._config, **core, plugins=self.options.apply(self._config.plugins, given))
         global_limiter = self.hub.limits.global_limiter
         if "rate_limit" in options:
-            global_limiter = self._global_limiter(new)
+            global_limiter = self._assembly.global_limiter(self._limiter_factory, new)
         new_hooks_plugin = user_hooks_plugin(new.hooks) if "hooks" in options and new.hooks else None
         # Everything is validated and built; now commit.
         if "hooks" in options:
@@ -342,11 +309,23 @@ class StelarServer:
         self._config = new
         self.hub.config = new
         if "heartbeat_interval" in options:
-            self.hub.restart_heartbeat()
+            self.hub.heartbeat.start()
 
     def get_config(self) -> dict[str, Any]:
-        """The options in force, secrets redacted, plus what was changed at run time."""
+        """The options in force, secrets redacted: the core's, each plugin's section (and the
+        short forms, as the seed names them), plus what was changed at run time."""
         data = self._config.redacted()
+        for section, values in self._config.plugins.items():
+            specs = self.options.sections.get(section, {})
+            shown = {}
+            for name, value in values.items():
+                spec = specs.get(name)
+                if spec is not None and (spec.secret or is_secret(name)) and value is not None:
+                    value = "***"
+                shown[name] = _plain(value)
+            data[section] = shown
+        for short, specs in self.options.shorts.items():
+            data.setdefault(short, data[specs[0].section][specs[0].name])
         data["has_custom_rate_limiter"] = not isinstance(self._config.rate_limiter, str)
         data["client_rate_limits"] = {
             client: attrs.asdict(limit) for client, limit in self.hub.limits.client_limits.items()
@@ -377,9 +356,10 @@ class StelarServer:
             raise
         self._running = True
         self._state = "running"
+        self._closed = asyncio.Event()
         if self._config.graceful_shutdown:
             self._install_signal_handlers()
-        self.hub._notify("stelar_on_server_started")
+        self.hub.hooks.notify(Hook.SERVER_STARTED)
         for name, urls in self.addresses.items():
             log.info(
                 "transport %s listening on %s (event loop: %s)",
@@ -399,7 +379,7 @@ class StelarServer:
         self._running = False
         self._state = "stopping"
         self._restore_signal_handlers()
-        self.hub._notify("stelar_on_server_stopping")
+        self.hub.hooks.notify(Hook.SERVER_STOPPING)
         self.hub.stop_accepting()
         for transport in self.transports:
             await transport.stop_accepting()
@@ -407,6 +387,20 @@ class StelarServer:
         for transport in reversed(self.transports):
             await transport.stop()
         self._state = "stopped"
+        if self._closed is not None:
+            self._closed.set()
+
+    async def serve_forever(self) -> None:
+        """Start (unless running) and return once the server has stopped: by ``stop()``, or by
+        SIGINT/SIGTERM when ``graceful_shutdown=True`` (as ``asyncio.Server.serve_forever``)."""
+        if not self._running:
+            await self.start()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Return once a started server has stopped (at once if it is not running)."""
+        if self._closed is not None:
+            await self._closed.wait()
 
     async def __aenter__(self) -> StelarServer:
         await self.start()
@@ -443,3 +437,12 @@ class StelarServer:
         if self._unsubscribe_signals is not None:
             self._unsubscribe_signals()
             self._unsubscribe_signals = None
+
+
+def _plain(value: Any) -> Any:
+    """An option's value as ``get_config`` shows it: attrs classes as dicts, functions by name."""
+    if attrs.has(type(value)):
+        return {k: "***" if is_secret(k) else v for k, v in attrs.asdict(value).items()}
+    if callable(value):
+        return getattr(value, "__qualname__", repr(value))
+    return value

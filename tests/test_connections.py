@@ -69,17 +69,17 @@ async def test_max_connections_refuses_the_next_and_fires_the_hook(
             )
         },
     )
-    first = await stelar_client_factory(server, remote_address="10.0.0.1")
-    await stelar_client_factory(server, remote_address="10.0.0.2")
+    first = await stelar_client_factory(server, local_address="10.0.0.1")
+    await stelar_client_factory(server, local_address="10.0.0.2")
     with pytest.raises(ConnectionRefused) as info:
-        await connect_client(server, remote_address="10.0.0.3")
+        await connect_client(server, local_address="10.0.0.3")
     assert info.value.code == ErrorCode.SERVER_FULL
     assert info.value.close_code == 1013
     assert reached == [(2, 2, "global")]
     assert server.get_stats().refused_connections == {ErrorCode.SERVER_FULL: 1}
     first.close()
     await first.wait_closed()
-    await stelar_client_factory(server, remote_address="10.0.0.3")
+    await stelar_client_factory(server, local_address="10.0.0.3")
 
 
 async def test_max_connections_per_ip(stelar_server_factory, stelar_client_factory):
@@ -92,16 +92,16 @@ async def test_max_connections_per_ip(stelar_server_factory, stelar_client_facto
             )
         },
     )
-    a = await stelar_client_factory(server, remote_address="192.0.2.1")
-    await stelar_client_factory(server, remote_address="192.0.2.1")
+    a = await stelar_client_factory(server, local_address="192.0.2.1")
+    await stelar_client_factory(server, local_address="192.0.2.1")
     with pytest.raises(ConnectionRefused) as info:
-        await connect_client(server, remote_address="192.0.2.1")
+        await connect_client(server, local_address="192.0.2.1")
     assert info.value.code == ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP
-    await stelar_client_factory(server, remote_address="192.0.2.2")  # another IP is fine
+    await stelar_client_factory(server, local_address="192.0.2.2")  # another IP is fine
     assert reached == [("192.0.2.1", "ip", 2)]
     a.close()
     await a.wait_closed()
-    await stelar_client_factory(server, remote_address="192.0.2.1")
+    await stelar_client_factory(server, local_address="192.0.2.1")
     assert server.hub.ip_tracker.count("192.0.2.1") == 2
 
 

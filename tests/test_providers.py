@@ -56,12 +56,12 @@ async def test_a_custom_ip_tracker_decides_admission(
     tracker = tracker_class()
     server = await stelar_server_factory(ip_tracker=tracker, max_connections_per_ip=1)
     with pytest.raises(ConnectionRefused) as info:
-        await connect_client(server, remote_address="203.0.113.9")
+        await connect_client(server, local_address="203.0.113.9")
     assert info.value.code == ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP
-    vips = [await stelar_client_factory(server, remote_address="198.51.100.1") for _ in range(3)]
-    normal = await stelar_client_factory(server, remote_address="192.0.2.5")
+    vips = [await stelar_client_factory(server, local_address="198.51.100.1") for _ in range(3)]
+    normal = await stelar_client_factory(server, local_address="192.0.2.5")
     with pytest.raises(ConnectionRefused):
-        await connect_client(server, remote_address="192.0.2.5")
+        await connect_client(server, local_address="192.0.2.5")
     assert tracker.counts == {"198.51.100.1": 3, "192.0.2.5": 1}
     normal.close()
     await normal.wait_closed()

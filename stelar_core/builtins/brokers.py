@@ -6,16 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stelar_core.config import ServerConfig
-from stelar_core.plugins.hookspecs import Register
 from stelar_core.plugins.markers import hookimpl
-from stelar_core.providers import Delivery
+from stelar_core.providers import BrokerFactory, Delivery, ProviderContext, Register
 
 
 class LocalBroker:
     """Hands every delivery straight to this process's hub: no copy, no queue."""
 
-    def __init__(self, config: ServerConfig | None = None) -> None:
+    def __init__(self) -> None:
         self.publish: Callable[[Delivery], Any] = self._not_started
 
     async def start(self, deliver: Callable[[Delivery], Any]) -> None:
@@ -70,6 +68,10 @@ class MemoryBroker:
             self._deliver = None
 
 
+def _local_broker(context: ProviderContext) -> LocalBroker:
+    return LocalBroker()
+
+
 @hookimpl(trylast=True)
-def stelar_register_brokers(register: Register) -> None:
-    register("local", LocalBroker)
+def stelar_register_brokers(register: Register[BrokerFactory]) -> None:
+    register("local", _local_broker)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stelar_core.plugins.hookspecs import Register
 from stelar_core.plugins.markers import hookimpl
+from stelar_core.providers import IPTrackerFactory, ProviderContext, Register
 
 
 class MemoryIPTracker:
@@ -35,6 +35,10 @@ class MemoryIPTracker:
         return len(self._counts)
 
 
+def _memory_ip_tracker(context: ProviderContext) -> MemoryIPTracker:
+    return MemoryIPTracker()
+
+
 @hookimpl(trylast=True)
-def stelar_register_ip_trackers(register: Register) -> None:
-    register("memory", MemoryIPTracker)
+def stelar_register_ip_trackers(register: Register[IPTrackerFactory]) -> None:
+    register("memory", _memory_ip_tracker)

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 
 from stelar_core.config import RateLimit
-from stelar_core.plugins.hookspecs import Register
 from stelar_core.plugins.markers import hookimpl
+from stelar_core.providers import LimiterContext, RateLimiterFactory, Register
 
 DEFAULT_MAX_ENTRIES = 100_000
 
@@ -65,6 +65,10 @@ class TokenBucketLimiter:
         return len(self._buckets)
 
 
+def _token_bucket(context: LimiterContext) -> TokenBucketLimiter:
+    return TokenBucketLimiter(context.limit)
+
+
 @hookimpl(trylast=True)
-def stelar_register_rate_limiters(register: Register) -> None:
-    register("token-bucket", TokenBucketLimiter)
+def stelar_register_rate_limiters(register: Register[RateLimiterFactory]) -> None:
+    register("token-bucket", _token_bucket)

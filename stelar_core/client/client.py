@@ -38,14 +38,6 @@ log = logging.getLogger("stelar.client")
 
 H = TypeVar("H", bound=Callable[..., Any])
 # Connector keywords the client can fill from its options; each connector takes those it knows.
-_CONNECTOR_OPTIONS = (
-    "headers",
-    "reject_unauthorized",
-    "ca_file",
-    "compression",
-    "max_frame_size",
-    "connect_timeout",
-)
 _HEARTBEAT_FACTOR = 2.5
 
 
@@ -275,13 +267,9 @@ class StelarClient:
         self._welcome = loop.create_future()
         self._lost = loop.create_future()
         connector = find_connector(self._url, self._pm)
-        accepted = inspect.signature(connector).parameters
-        kwargs = {name: getattr(self._options, name) for name in _CONNECTOR_OPTIONS if name in accepted}
-        if "headers" in kwargs:
-            kwargs["headers"] = dict(kwargs["headers"])
         timeout = self._options.connect_timeout
         self._link = await asyncio.wait_for(
-            connector(self._url, _LinkReceiver(self, self._generation), **kwargs), timeout
+            connector(self._url, _LinkReceiver(self, self._generation), self._options.connect_options()), timeout
         )
         self._link.send(encode_frame(FrameType.CONNECT, "", dump_json({"auth": dict(self._options.auth)})))
         try:

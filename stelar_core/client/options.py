@@ -3,15 +3,17 @@ and rule)."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
+from stelar_core import validation
 from stelar_core.config import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PAYLOAD_SIZE
 from stelar_core.errors import ConfigError
+from stelar_core.transports.base import ConnectOptions
+from stelar_core.validation import fail, validator
 
 CLIENT_HOOKS = (
     "on_before_emit",
@@ -25,46 +27,29 @@ CLIENT_HOOKS = (
 MODES = ("ws", "tcp")
 
 
-def _fail(option: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"option {option!r} = {value!r} is invalid: {allowed}")
-
-
-def _positive(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise _fail(attribute.name, value, "expected a number > 0")
+_positive = validator(validation.seconds)
+_bool = validator(validation.boolean)
+_callable_or_none = validator(validation.function_or_none)
+_optional_text = validator(validation.optional(validation.text))
 
 
 def _count(minimum: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _fail(attribute.name, value, f"expected an integer >= {minimum}")
-
-    return check
+    return validator(validation.integer(minimum))
 
 
 def _attempts(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise _fail(attribute.name, value, "expected an integer >= 0, or None for unlimited")
-
-
-def _bool(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, bool):
-        raise _fail(attribute.name, value, "expected True or False")
+        raise fail(attribute.name, value, "expected an integer >= 0, or None for unlimited")
 
 
 def _mode(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value not in MODES:
-        raise _fail(attribute.name, value, "expected 'ws', 'tcp' or None (from the URL)")
+        raise fail(attribute.name, value, "expected 'ws', 'tcp' or None (from the URL)")
 
 
-def _callable_or_none(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not callable(value):
-        raise _fail(attribute.name, value, "expected a function or None")
 
 
-def _optional_positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None:
-        _positive(instance, attribute, value)
+_optional_positive = validator(validation.optional(validation.seconds))
 
 
 def _hooks(value: Mapping[str, Callable[..., Any]] | None) -> Mapping[str, Callable[..., Any]]:
@@ -73,7 +58,7 @@ def _hooks(value: Mapping[str, Callable[..., Any]] | None) -> Mapping[str, Calla
         if name not in CLIENT_HOOKS:
             raise ConfigError(f"unknown client hook {name!r}; known hooks: {', '.join(CLIENT_HOOKS)}")
         if not callable(function):
-            raise _fail(f"hooks[{name!r}]", function, "expected a function")
+            raise fail(f"hooks[{name!r}]", function, "expected a function")
     return MappingProxyType(hooks)
 
 
@@ -106,13 +91,28 @@ class ClientOptions:
     reject_unauthorized: bool = attrs.field(default=True, validator=_bool)
     ca_file: str | None = attrs.field(default=None)
     compression: bool = attrs.field(default=False, validator=_bool)
+    # Sent as the WebSocket upgrade's Origin header: a server with allowed_origins refuses
+    # upgrades without one (browsers always send theirs).
+    origin: str | None = attrs.field(default=None, validator=_optional_text)
     hooks: Mapping[str, Callable[..., Any]] = attrs.field(factory=dict, converter=_hooks)
 
     def __attrs_post_init__(self) -> None:
         if self.max_reconnection_delay < self.reconnection_delay:
-            raise _fail(
+            raise fail(
                 "max_reconnection_delay", self.max_reconnection_delay, "must be at least reconnection_delay"
             )
+
+    def connect_options(self) -> ConnectOptions:
+        """What the transport's connector needs of these options."""
+        return ConnectOptions(
+            headers=dict(self.headers),
+            origin=self.origin,
+            reject_unauthorized=self.reject_unauthorized,
+            ca_file=self.ca_file,
+            compression=self.compression,
+            max_frame_size=self.max_frame_size,
+            connect_timeout=self.connect_timeout,
+        )
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -123,7 +123,5 @@ class ClientOptions:
         known = cls.names()
         for name in options:
             if name not in known:
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(known)}"
-                raise ConfigError(f"unknown client option {name!r}{hint}")
+                raise validation.unknown("client option", name, known)
         return attrs.evolve(base, **options) if base is not None else cls(**options)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from stelar_core.clock import REAL_CLOCK, Clock
 from stelar_core.errors import AckError, AckTimeout, NotConnected
 from stelar_core.protocol import MAX_ACK_ID, ErrorCode, Frame, dump_json
 
@@ -30,13 +31,20 @@ async def client_answer(handlers: Mapping[str, Callable[[Any], Any]], request: F
         return dump_json({"error": {"code": ErrorCode.HANDLER_ERROR, "message": str(exc)}})
 
 
+def _time_out(future: asyncio.Future[Any], event: str, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(AckTimeout(f"no answer to request {event!r} within {timeout}s"))
+
+
 class PendingAcks:
-    """Ack ids count up and wrap at 2**32, skipping ids still in flight."""
+    """Ack ids count up and wrap at 2**32, skipping ids still in flight. At most ``limit`` wait
+    at once; each waits at most its timeout on ``clock``."""
 
-    __slots__ = ("_futures", "_next_id", "limit")
+    __slots__ = ("_clock", "_futures", "_next_id", "limit")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, clock: Clock = REAL_CLOCK) -> None:
         self.limit = limit
+        self._clock = clock
         self._futures: dict[int, asyncio.Future[Any]] = {}
         self._next_id = 0
 
@@ -57,11 +65,11 @@ class PendingAcks:
         return ack_id, future
 
     async def wait(self, ack_id: int, future: asyncio.Future[Any], timeout: float, event: str) -> Any:
+        timer = self._clock.call_later(timeout, _time_out, future, event, timeout)
         try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise AckTimeout(f"no answer to request {event!r} within {timeout}s") from None
+            return await future
         finally:
+            timer.cancel()
             self._futures.pop(ack_id, None)
 
     def resolve(self, ack_id: int, answer: Any) -> bool:

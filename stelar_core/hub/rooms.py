@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
+
+from stelar_core.config import ServerConfig
+from stelar_core.hub.hooks import Hook, HookRunner
+from stelar_core.protocol import ErrorCode
 
 if TYPE_CHECKING:
     from stelar_core.hub.session import Session
+
+# Why a join or leave was refused: (error code, message).
+Refusal = tuple[str, str]
 
 
 class RoomTable:
@@ -48,3 +55,58 @@ class RoomTable:
     def remove_everywhere(self, session: Session) -> None:
         for room in tuple(session.rooms):
             self.remove(room, session)
+
+
+class Rooms:
+    """Joining and leaving with the room limits and the join/leave veto hooks."""
+
+    __slots__ = ("_config", "_hooks", "table")
+
+    def __init__(self, config: Callable[[], ServerConfig], hooks: HookRunner) -> None:
+        self._config = config
+        self._hooks = hooks
+        self.table = RoomTable()
+
+    def join(self, session: Session, room: str) -> Refusal | None:
+        """Put ``session`` in ``room``; returns ``(code, message)`` when refused."""
+        config = self._config()
+        if not session.is_open:
+            return ErrorCode.NOT_CONNECTED, "client is not connected"
+        if room in session.rooms:
+            return None
+        if not room or len(room) > config.max_event_name_length:
+            return ErrorCode.INVALID_EVENT, f"room name must be 1..{config.max_event_name_length} characters"
+        if not self._allowed(Hook.CLIENT_JOIN_ROOM, session, room):
+            return ErrorCode.JOIN_REJECTED, f"joining room {room!r} was rejected"
+        if len(session.rooms) >= config.max_rooms_per_client:
+            self._hooks.notify(
+                Hook.MAX_ROOMS_PER_CLIENT_REACHED,
+                client_id=session.id,
+                room=room,
+                current_rooms=len(session.rooms),
+                max_rooms=config.max_rooms_per_client,
+            )
+            return ErrorCode.MAX_ROOMS_PER_CLIENT, f"a client may be in at most {config.max_rooms_per_client} rooms"
+        table = self.table
+        if room not in table and len(table) >= config.max_rooms:
+            self._hooks.notify(
+                Hook.MAX_ROOMS_REACHED,
+                client_id=session.id,
+                room=room,
+                total_rooms=len(table),
+                max_rooms=config.max_rooms,
+            )
+            return ErrorCode.MAX_ROOMS, f"the server holds at most {config.max_rooms} rooms"
+        table.add(room, session)
+        return None
+
+    def leave(self, session: Session, room: str) -> Refusal | None:
+        if room not in session.rooms:
+            return ErrorCode.NOT_IN_ROOM, f"not in room {room!r}"
+        if not self._allowed(Hook.CLIENT_LEAVE_ROOM, session, room):
+            return ErrorCode.LEAVE_REJECTED, f"leaving room {room!r} was rejected"
+        self.table.remove(room, session)
+        return None
+
+    def _allowed(self, hook: str, session: Session, room: str) -> bool:
+        return self._hooks.allows(hook, client_id=session.id, room=room, metadata=session.metadata)

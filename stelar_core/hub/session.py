@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from stelar_core.clock import Timer
 from stelar_core.hub.acks import PendingAcks
+from stelar_core.hub.slots import Slots
 from stelar_core.protocol import DisconnectCode, FrameType
 from stelar_core.transports.base import Admission, Connection, HttpRequest
 
@@ -44,6 +44,7 @@ class Session:
         "_hub",
         "_inbox",
         "_paused",
+        "_request_slots",
         "acks",
         "admission",
         "auth",
@@ -64,13 +65,14 @@ class Session:
         self.auth: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {}
         self.rooms: set[str] = set()
-        self.acks = PendingAcks(hub.config.max_pending_acks)
-        self.last_seen = time.monotonic()
+        self.acks = PendingAcks(hub.config.max_pending_acks, hub.clock)
+        self.last_seen = hub.clock.now()
         # Made when a handler first has to wait: an empty deque costs ~600 bytes per connection.
         self._inbox: deque[bytes] | None = None
         self._draining = False
         self._paused = False
-        self._connect_timer: asyncio.TimerHandle | None = None
+        self._connect_timer: Timer | None = None
+        self._request_slots: Slots | None = None  # made on the first concurrent request
 
     @property
     def protocol(self) -> str:
@@ -93,7 +95,7 @@ class Session:
     def receive(self, frame: bytes) -> None:
         if self.state is SessionState.CLOSED:
             return
-        self.last_seen = time.monotonic()
+        self.last_seen = self._hub.clock.now()
         if self._draining and (not frame or frame[0] not in _RUN_NO_USER_CODE):
             if self._inbox is None:
                 self._inbox = deque()
@@ -141,9 +143,14 @@ class Session:
                 self._paused = False
                 self.connection.resume_reading()
 
+    def request_slots(self, limit: int) -> Slots:
+        """Places for this client's requests to ``concurrent=True`` handlers."""
+        if self._request_slots is None:
+            self._request_slots = Slots(limit)
+        return self._request_slots
+
     def start_connect_timer(self, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._connect_timer = loop.call_later(timeout, self._hub.connect_timed_out, self)
+        self._connect_timer = self._hub.clock.call_later(timeout, self._hub.connect_timed_out, self)
 
     def mark_open(self) -> None:
         self.state = SessionState.OPEN

@@ -113,17 +113,18 @@ class Stats:
     refused_connections: Mapping[str, int]
     counters: Mapping[str, int]
     ack_latency: LatencySnapshot
+    # Each transport's own figures (``Transport.stats()``), by transport name.
+    transports: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
-    @property
-    def ws_connections(self) -> int:
-        return self.connections_by_transport.get("ws", 0)
-
-    @property
-    def tcp_connections(self) -> int:
-        return self.connections_by_transport.get("tcp", 0)
+    def __getattr__(self, name: str) -> int:
+        # The seed's ``ws_connections`` / ``tcp_connections``, for any transport: ``<name>_connections``.
+        transport = name.removesuffix("_connections")
+        if transport != name and transport:
+            return self.connections_by_transport.get(transport, 0)
+        raise AttributeError(name)
 
     def to_dict(self) -> dict[str, Any]:
         data = attrs.asdict(self)
-        data["ws_connections"] = self.ws_connections
-        data["tcp_connections"] = self.tcp_connections
+        for transport in self.transports:
+            data[f"{transport}_connections"] = self.connections_by_transport.get(transport, 0)
         return data

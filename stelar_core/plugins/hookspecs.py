@@ -2,14 +2,18 @@
 
 Two kinds of hook:
 
-* **Provider hooks** (``stelar_register_*``) run once when a server is built. Each receives a
-  ``register(name, factory)`` callable; the server keeps a name -> factory table per kind and
-  selects by the name in its configuration.
+* **Provider hooks** (``stelar_register_*``) and ``stelar_add_options`` run once when a server is
+  built, once per plugin (so each registration is attributed to its plugin). A provider hook
+  receives a ``register(name, factory)`` callable; the server keeps a name -> factory table per
+  kind and selects by the name in its configuration.
 * **Event hooks** (``stelar_on_*``) run while the server works. They are synchronous: an
   ``async def`` implementation is refused at registration, because a coroutine would silently
   count as "a result" (pluggy#320). A notification hook that needs to do I/O should start a task.
-  Hooks marked *firstresult* stop at the first implementation returning something other than
-  ``None``; returning ``False`` there cancels the default action.
+  *Veto* hooks (join, leave, before-broadcast, rate-limit-exceeded) ask **every** implementation:
+  any ``False`` cancels the action, so the outcome never depends on the order plugins were
+  registered in (none is ``firstresult``, where an early ``True`` would hide a later ``False``).
+  An implementation that raises is logged, counted as ``hook_errors`` and counts as ``False``.
+  In notification hooks an implementation that raises is logged and counted; the others run.
 
 Implementations receive only the arguments they name, so a hook can gain arguments without
 breaking anyone. ``server`` is always the :class:`~stelar_core.StelarServer` concerned.
@@ -23,45 +27,71 @@ from typing import TYPE_CHECKING, Any
 from stelar_core.plugins.markers import hookspec
 
 if TYPE_CHECKING:
+    from stelar_core.plugins.options import OptionDeclarations
+    from stelar_core.providers import (
+        BrokerFactory,
+        IdGeneratorFactory,
+        IPTrackerFactory,
+        RateLimiterFactory,
+        Register,
+        TransportProvider,
+    )
     from stelar_core.server import StelarServer
 
-Register = Callable[[str, Callable[..., Any]], None]
+# --------------------------------------------------------------------------- options
+
+
+@hookspec
+def stelar_add_options(options: OptionDeclarations) -> None:
+    """Declare this plugin's options: ``options.add(name, default=..., type=..., help=...)``.
+
+    They form a section named after the plugin (``[stelar.<name>]`` in TOML, ``<name>={...}``
+    in Python, ``--<name>-<option>`` on ``stelar serve``) and are validated before any provider
+    is built; the plugin's factories receive them as ``context.options``. Called once per plugin
+    when a server is built (see ``stelar_core.plugins.options``).
+    """
+
 
 # --------------------------------------------------------------------------- providers
+# Every factory is called as ``factory(context)`` (``stelar_core.providers``); what it returns
+# is checked against its protocol when the server is built.
 
 
 @hookspec
-def stelar_register_transports(register: Register) -> None:
-    """Register transports: ``register(name, factory)``.
+def stelar_register_transports(register: Register[TransportProvider]) -> None:
+    """Register transports: ``register(name, TransportProvider(factory, connector=..., schemes=...))``.
 
-    ``factory(hub: HubPort) -> Transport`` builds the server side (see
-    ``stelar_core.transports.base``). A factory may carry a ``connector`` attribute, a
-    ``Connector`` used by clients that reach this transport.
+    ``factory(context: TransportContext) -> Transport`` builds the server side (see
+    ``stelar_core.transports.base``); ``connector`` is the client side, used for URLs of the
+    given ``schemes``.
     """
 
 
 @hookspec
-def stelar_register_rate_limiters(register: Register) -> None:
-    """Register rate-limiter backends: ``register(name, factory)``.
-
-    ``factory(limit: RateLimit) -> RateLimiter``; selected with ``rate_limiter="name"``. The server
-    builds one limiter per policy (global, each per-event limit, each per-client override).
+def stelar_register_rate_limiters(register: Register[RateLimiterFactory]) -> None:
+    """Register rate-limiter backends: ``register(name, factory)``,
+    ``factory(context: LimiterContext) -> RateLimiter``; selected with ``rate_limiter="name"``.
+    The server builds one limiter per policy (global, each per-event limit, each per-client
+    override), each with its ``context.limit``.
     """
 
 
 @hookspec
-def stelar_register_ip_trackers(register: Register) -> None:
-    """Register per-IP connection trackers: ``register(name, factory)``, ``factory() -> IPTracker``."""
+def stelar_register_ip_trackers(register: Register[IPTrackerFactory]) -> None:
+    """Register per-IP connection trackers: ``register(name, factory)``,
+    ``factory(context: ProviderContext) -> IPTracker``; selected with ``ip_tracker="name"``."""
 
 
 @hookspec
-def stelar_register_id_generators(register: Register) -> None:
-    """Register client-ID generators: ``register(name, factory)``, ``factory() -> Callable[[], str]``."""
+def stelar_register_id_generators(register: Register[IdGeneratorFactory]) -> None:
+    """Register client-ID generators: ``register(name, factory)``,
+    ``factory(context: ProviderContext) -> Callable[[], str]``; selected with ``id_generator="name"``."""
 
 
 @hookspec
-def stelar_register_brokers(register: Register) -> None:
-    """Register delivery brokers: ``register(name, factory)``, ``factory(config) -> Broker``.
+def stelar_register_brokers(register: Register[BrokerFactory]) -> None:
+    """Register delivery brokers: ``register(name, factory)``,
+    ``factory(context: ProviderContext) -> Broker``; selected with ``broker="name"``.
 
     Every emit goes through the selected broker; the default, ``local``, delivers in-process.
     """
@@ -79,12 +109,14 @@ def stelar_register_http_routes(register: Callable[..., None], server: StelarSer
 # --------------------------------------------------------------------------- events
 
 
-@hookspec(firstresult=True)
+@hookspec
 def stelar_on_rate_limit_exceeded(
     server: StelarServer, client_id: str, event: str, protocol: str
 ) -> bool | None:
-    """A client exceeded a rate limit. Return ``False`` to keep it connected (the message is still
-    dropped and answered with a ``rate_limited`` error); otherwise it is disconnected."""
+    """A client exceeded a rate limit; the message is dropped and answered with ``rate_limited``.
+
+    Veto hook: the client is then disconnected unless any implementation returns ``False`` (or
+    raises) to keep it connected. Every implementation is asked, in any order."""
 
 
 @hookspec
@@ -95,19 +127,24 @@ def stelar_on_max_connections_reached(
     ``"ip"`` (``max_connections_per_ip``, then ``active_connections`` counts that IP)."""
 
 
-@hookspec(firstresult=True)
+@hookspec
 def stelar_on_client_join_room(
     server: StelarServer, client_id: str, room: str, metadata: Mapping[str, Any]
 ) -> bool | None:
-    """A client asks to join ``room``. Return ``False`` to reject (``join_rejected``)."""
+    """A client asks to join ``room``.
+
+    Veto hook: any implementation returning ``False`` (or raising) rejects it (``join_rejected``),
+    whatever the others answer. Every implementation is asked."""
 
 
-@hookspec(firstresult=True)
+@hookspec
 def stelar_on_client_leave_room(
     server: StelarServer, client_id: str, room: str, metadata: Mapping[str, Any]
 ) -> bool | None:
-    """A client asks to leave ``room``. Return ``False`` to reject (``leave_rejected``).
-    Not called when a disconnect removes the client from its rooms."""
+    """A client asks to leave ``room``. Not called when a disconnect removes it from its rooms.
+
+    Veto hook: any implementation returning ``False`` (or raising) rejects it (``leave_rejected``),
+    whatever the others answer. Every implementation is asked."""
 
 
 @hookspec
@@ -150,11 +187,14 @@ def stelar_on_handler_error(server: StelarServer, client_id: str, event: str, er
     connection kept and a request answered with ``handler_error``. For error reporters."""
 
 
-@hookspec(firstresult=True)
+@hookspec
 def stelar_on_before_broadcast(
     server: StelarServer, event: str, data: Any, exclude: Set[str], room: str | None
 ) -> bool | None:
-    """Before ``broadcast`` / ``to(room)`` (``room`` is ``None`` for everyone). Return ``False`` to cancel."""
+    """Before ``broadcast`` / ``to(room)`` (``room`` is ``None`` for everyone).
+
+    Veto hook: any implementation returning ``False`` (or raising) cancels it, whatever the
+    others answer. Every implementation is asked."""
 
 
 @hookspec

@@ -12,7 +12,7 @@ import inspect
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -57,10 +57,13 @@ class StelarPluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.distributions: dict[str, tuple[str, str]] = {}
         self._implemented: frozenset[str] | None = None
+        # Bumped on every (un)registration, so callers that cache per-hook state know to rebuild.
+        self.generation = 0
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
         registered = super().register(plugin, name)
         self._implemented = None
+        self.generation += 1
         if registered is not None:
             _refuse_async_event_hooks(self, registered)
         return registered
@@ -68,6 +71,7 @@ class StelarPluginManager(pluggy.PluginManager):
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
         removed = super().unregister(plugin, name)
         self._implemented = None
+        self.generation += 1
         return removed
 
     def implements(self, hook_name: str) -> bool:
@@ -127,13 +131,17 @@ def _dist_name(point: importlib.metadata.EntryPoint) -> str:
     return dist.metadata["Name"] if dist is not None else ""
 
 
+class _UserHooks:
+    """The plugin object of a ``hooks={...}`` mapping (hashable by identity, as pluggy needs)."""
+
+
 def user_hooks_plugin(hooks: Mapping[str, Callable[..., Any]]) -> object:
     """Wrap a ``{"on_client_connect": fn, ...}`` mapping as one plugin.
 
     Each function keeps its own signature, so it receives only the arguments it names.
     """
     allowed = user_hook_names()
-    namespace = SimpleNamespace()
+    namespace = _UserHooks()
     for key, function in hooks.items():
         if key not in allowed:
             raise PluginError(f"unknown hook {key!r} in hooks; known hooks: {', '.join(allowed)}")

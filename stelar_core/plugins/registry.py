@@ -1,4 +1,9 @@
-"""Name -> factory tables filled by the provider hooks, and selection by configured name."""
+"""Name -> factory tables filled by the provider hooks, and selection by configured name.
+
+Each plugin's provider hook is called through pluggy on its own (a subset hook caller), so every
+name is attributed to the plugin that registered it — its factory will receive that plugin's
+options — and ``STELAR_TRACE_PLUGINS`` sees the registration like any other hook call.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,9 @@ from typing import Any
 import attrs
 
 from stelar_core.errors import ConfigError, PluginError
+from stelar_core.plugins import catalog
 from stelar_core.plugins.manager import StelarPluginManager
-
-# Names whose providers the stelar project publishes, so a missing one says what to install.
-KNOWN_DISTRIBUTIONS: dict[tuple[str, str], str] = {
-    ("transport", "ws"): "stelar-ws",
-    ("transport", "tcp"): "stelar-tcp",
-    ("transport", "http"): "stelar-health",
-    ("rate limiter", "redis"): "stelar-redis",
-    ("broker", "redis"): "stelar-redis",
-}
+from stelar_core.plugins.options import section_name
 
 PROVIDER_HOOKS = {
     "transport": "stelar_register_transports",
@@ -31,27 +29,38 @@ PROVIDER_HOOKS = {
 @attrs.frozen(slots=True)
 class Provider:
     name: str
-    factory: Callable[..., Any]
+    factory: Any
     plugin: str
+
+    @property
+    def section(self) -> str:
+        """The configuration section of the plugin that registered it."""
+        return section_name(self.plugin)
+
+
+def call_each_plugin(pm: StelarPluginManager, hook: str, make_kwargs: Callable[[str], dict[str, Any]]) -> None:
+    """Call ``hook`` once per implementing plugin, through pluggy, with arguments made for it.
+
+    pluggy calls the last registered first; the same order here lets a user's plugin take a name
+    that a (``trylast``) built-in also offers."""
+    implementations = getattr(pm.hook, hook).get_hookimpls()
+    for impl in reversed(implementations):
+        others = [other.plugin for other in implementations if other.plugin is not impl.plugin]
+        plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
+        pm.subset_hook_caller(hook, others)(**make_kwargs(plugin_name))
 
 
 class ProviderRegistry:
-    """All providers of one kind, filled by calling each plugin's implementation separately so
-    that every name is attributed to the plugin that registered it."""
+    """All providers of one kind."""
 
     def __init__(self, pm: StelarPluginManager, kind: str) -> None:
         self.kind = kind
         self._pm = pm
         self._providers: dict[str, Provider] = {}
-        caller = getattr(pm.hook, PROVIDER_HOOKS[kind])
-        # pluggy calls the last registered first; register in that order so a user's plugin
-        # can take a name that a (trylast) built-in also offers.
-        for impl in reversed(caller.get_hookimpls()):
-            plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
-            impl.function(register=self._registrar(plugin_name))
+        call_each_plugin(pm, PROVIDER_HOOKS[kind], lambda plugin: {"register": self._registrar(plugin)})
 
-    def _registrar(self, plugin_name: str) -> Callable[[str, Callable[..., Any]], None]:
-        def register(name: str, factory: Callable[..., Any]) -> None:
+    def _registrar(self, plugin_name: str) -> Callable[[str, Any], None]:
+        def register(name: str, factory: Any) -> None:
             if not isinstance(name, str) or not name:
                 raise PluginError(f"plugin {plugin_name!r} registered a {self.kind} with bad name {name!r}")
             if not callable(factory):
@@ -78,10 +87,7 @@ class ProviderRegistry:
             or "none"
         )
         message = f"option {option!r}: no {self.kind} named {name!r} is installed; installed: {installed}"
-        distribution = KNOWN_DISTRIBUTIONS.get((self.kind, name))
-        if distribution is not None:
-            message += f". Install it with: pip install {distribution}"
-        raise ConfigError(message)
+        raise ConfigError(message + catalog.install_hint(catalog.PROVIDERS.get((self.kind, name))))
 
 
 def all_registries(pm: StelarPluginManager) -> dict[str, ProviderRegistry]:

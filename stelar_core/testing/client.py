@@ -24,6 +24,8 @@ from stelar_core.protocol import (
     encode_frame,
 )
 from stelar_core.transports.base import ClientLink, Connector
+from stelar_core.providers import TransportProvider
+from stelar_core.transports.base import ConnectOptions
 from stelar_core.transports.connectors import find_connector
 
 if TYPE_CHECKING:
@@ -230,12 +232,12 @@ async def connect_client(
 ) -> TestClient:
     """Open a :class:`TestClient` to a running ``server`` over ``transport`` (default: the first).
 
-    ``connector_options`` go to the transport's connector (``remote_address`` for memory;
-    ``local_address``, ``ca_file``, ``reject_unauthorized`` for tcp).
+    ``connector_options`` are :class:`ConnectOptions` fields (``local_address``, which the memory
+    transport presents as the peer's address; ``ca_file``, ``reject_unauthorized``, ``origin``...).
     """
     name = transport or server.transports[0].name
-    factory = server.providers["transport"].get(name, "transport").factory
-    connector = getattr(factory, "connector", None)
+    provider = server.providers["transport"].get(name, "transport").factory
+    connector = provider.connector if isinstance(provider, TransportProvider) else None
     if connector is None:
         raise LookupError(f"transport {name!r} has no client connector")
     return await _open(
@@ -269,7 +271,7 @@ async def _open(
     """With ``handshake`` the connect frame is sent and the answer awaited; a refusal raises
     :class:`NotConnected` with the server's error."""
     client = client or TestClient()
-    client.link = await connector(url, client, **connector_options)
+    client.link = await connector(url, client, ConnectOptions(**connector_options))
     if handshake:
         client.send_frame(FrameType.CONNECT, payload=dump_json({"auth": auth or {}}))
         try:

@@ -13,18 +13,27 @@ Opt in with ``pytest_plugins = ["stelar_core.testing.pytest_plugin"]``. Fixtures
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from stelar_core.assembly import collect_options
+from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.server import StelarServer
 from stelar_core.testing.client import TestClient, connect_client
 from stelar_core.testing.recorder import HookRecorder
 
 ServerFactory = Callable[..., Awaitable[StelarServer]]
 ClientFactory = Callable[..., Awaitable[TestClient]]
+
+
+@functools.cache
+def known_shorts() -> frozenset[str]:
+    """The short forms the installed plugins declare (read once per test session)."""
+    return frozenset(collect_options(build_plugin_manager()).shorts)
 
 
 @pytest.fixture
@@ -42,8 +51,9 @@ async def stelar_server_factory(stelar_transport: str) -> AsyncIterator[ServerFa
         if "transports" not in options and "port" not in options and "tcp_port" not in options:
             options["transports"] = [stelar_transport]
         # Tests never take fixed ports: 0 lets the kernel pick a free one for each listener.
-        options.setdefault("port", 0)
-        options.setdefault("tcp_port", 0)
+        for short in ("port", "tcp_port"):
+            if short in known_shorts():
+                options.setdefault(short, 0)
         options.setdefault("host", "127.0.0.1")
         server = StelarServer(**options)
         await server.start()

@@ -137,6 +137,10 @@ class Transport(Protocol):
     def addresses(self) -> list[str]:
         """Where clients reach it, as URLs (``ws://127.0.0.1:3000/``, ``tcp://[::1]:3001``)."""
 
+    def stats(self) -> Mapping[str, int]:
+        """This transport's own figures for ``get_stats().transports[name]`` (e.g. open sockets,
+        handshakes that timed out); ``{}`` when it has none."""
+
 
 class FrameReceiver(Protocol):
     """The client side's counterpart of :class:`SessionPort`."""
@@ -154,7 +158,30 @@ class ClientLink(Protocol):
     def close(self, code: int, reason: str) -> None: ...
 
 
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_FRAME_SIZE = 10 * 1024 * 1024 + 1024
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ConnectOptions:
+    """How a client opens its link; each connector uses what applies to it and ignores the rest.
+
+    ``headers`` and ``origin`` go with an HTTP upgrade (WebSocket); ``reject_unauthorized`` and
+    ``ca_file`` govern TLS; ``local_address`` is the address to connect from (the memory
+    transport presents it as the peer's address, so tests can act as many IPs)."""
+
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    origin: str | None = None
+    reject_unauthorized: bool = True
+    ca_file: str | None = None
+    server_hostname: str | None = None
+    compression: bool = False
+    local_address: str | None = None
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+
+
 class Connector(Protocol):
     """The client side of a transport: opens a link to a server URL."""
 
-    async def __call__(self, url: str, receiver: FrameReceiver) -> ClientLink: ...
+    async def __call__(self, url: str, receiver: FrameReceiver, options: ConnectOptions) -> ClientLink: ...

@@ -13,17 +13,23 @@ import itertools
 import weakref
 from collections import deque
 
-from stelar_core.plugins.hookspecs import Register
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from stelar_core.plugins.markers import hookimpl
 from stelar_core.protocol import DisconnectCode
 from stelar_core.transports.base import (
     Admission,
     ClientLink,
+    ConnectOptions,
     FrameReceiver,
     HttpRequest,
     HubPort,
     SessionPort,
 )
+
+if TYPE_CHECKING:
+    from stelar_core.providers import Register, TransportContext, TransportProvider
 
 PROTOCOL = "memory"
 REMOTE_ADDRESS = "memory"
@@ -121,6 +127,9 @@ class MemoryTransport:
     def addresses(self) -> list[str]:
         return [] if self._address is None else [self._address]
 
+    def stats(self) -> Mapping[str, int]:
+        return {"connections": len(self.connections)}
+
     async def start(self) -> None:
         self._address = f"memory://{next(_numbers)}"
         _listeners[self._address] = self
@@ -143,10 +152,9 @@ class MemoryTransport:
         return connection
 
 
-async def connect_memory(
-    url: str, receiver: FrameReceiver, *, remote_address: str = REMOTE_ADDRESS
-) -> ClientLink:
-    """Connector of the memory transport. ``remote_address`` lets tests act as distinct IPs.
+async def connect_memory(url: str, receiver: FrameReceiver, options: ConnectOptions) -> ClientLink:
+    """Connector of the memory transport. ``options.local_address`` is the address the server
+    sees (default ``"memory"``), so tests can act as distinct IPs.
 
     Raises :class:`ConnectionRefusedError` when nothing listens at ``url``, and
     :class:`~stelar_core.errors.ConnectionRefused` when the server's admission refuses.
@@ -154,17 +162,15 @@ async def connect_memory(
     transport = _listeners.get(url)
     if transport is None:
         raise ConnectionRefusedError(f"no memory transport listens at {url!r}")
-    return MemoryClientLink(await transport.accept(receiver, remote_address))
+    return MemoryClientLink(await transport.accept(receiver, options.local_address or REMOTE_ADDRESS))
 
 
-class _MemoryTransportFactory:
-    connector = staticmethod(connect_memory)
-    schemes = ("memory",)
-
-    def __call__(self, hub: HubPort) -> MemoryTransport:
-        return MemoryTransport(hub)
+def _memory_transport(context: TransportContext) -> MemoryTransport:
+    return MemoryTransport(context.hub)
 
 
 @hookimpl(trylast=True)
-def stelar_register_transports(register: Register) -> None:
-    register(PROTOCOL, _MemoryTransportFactory())
+def stelar_register_transports(register: Register[TransportProvider]) -> None:
+    from stelar_core.providers import TransportProvider  # the providers module imports this one
+
+    register(PROTOCOL, TransportProvider(_memory_transport, connect_memory, ("memory",)))

@@ -17,11 +17,14 @@ A transport's per-connection protocol subclasses :class:`FlowControlledProtocol`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from stelar_core.transports.base import HubPort, SessionPort
 from stelar_core.transports.tls import server_context
+
+if TYPE_CHECKING:
+    from stelar_core.config import TLSConfig
 
 
 class WriteBatch:
@@ -190,17 +193,17 @@ C = TypeVar("C", bound=FlowControlledProtocol)
 
 
 class SocketListener(Generic[C]):
-    """The listening side shared by socket transports: TLS from ``config.tls``, the listener,
-    its URLs, the two steps of a shutdown, and a broadcast's wire bytes made once."""
+    """The listening side shared by socket transports: TLS (``tls``, the transport's option),
+    the listener, its URLs, the two steps of a shutdown, and a broadcast's wire bytes made once."""
 
-    def __init__(self, hub: HubPort, scheme: str, secure_scheme: str) -> None:
+    def __init__(self, hub: HubPort, scheme: str, secure_scheme: str, tls: TLSConfig | None) -> None:
         self.hub = hub
         self.connections: set[C] = set()
         self._server: asyncio.Server | None = None
         self._last_frame: bytes | None = None
         self._last_wire = b""
         self.write_batch = WriteBatch()
-        self._ssl = server_context(hub.config.tls) if hub.config.tls is not None else None
+        self._ssl = server_context(tls) if tls is not None else None
         self._scheme = secure_scheme if self._ssl is not None else scheme
 
     def wrap(self, frame: bytes) -> bytes:
@@ -235,6 +238,9 @@ class SocketListener(Generic[C]):
     async def stop_accepting(self) -> None:
         if self._server is not None:
             self._server.close()
+
+    def stats(self) -> Mapping[str, int]:
+        return {"connections": len(self.connections)}
 
     async def stop(self) -> None:
         """Stop listening, end the connections the hub did not know, wait up to

@@ -10,6 +10,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from stelar_core.plugins.options import Options
 from stelar_core.server import StelarServer
 from stelar_core.transports.base import HttpRequest, HttpResponse
 from stelar_health.metrics import metrics_registry
@@ -31,12 +32,18 @@ def json_body(status: int, data: Any, headers: Mapping[str, str] | None = None) 
 class HealthRoutes:
     """The routes of one server. ``paths()`` gives what to register."""
 
-    def __init__(self, server: StelarServer) -> None:
+    def __init__(self, server: StelarServer, section: str) -> None:
         self.server = server
+        self.section = section
         self.registry = metrics_registry(server)
 
+    @property
+    def options(self) -> Options:
+        """This plugin's options in force (some may change at run time)."""
+        return self.server.config.plugin(self.section)
+
     def paths(self) -> dict[str, Callable[[HttpRequest], Any]]:
-        endpoint = self.server.config.health_endpoint
+        endpoint = self.options.endpoint
         if endpoint is None:
             return {}
         base = endpoint.rstrip("/")
@@ -51,7 +58,7 @@ class HealthRoutes:
 
     def cors(self, request: HttpRequest) -> dict[str, str]:
         """``Access-Control-Allow-Origin`` for an allowed origin (``*`` when unrestricted)."""
-        allowed = self.server.config.allowed_origins
+        allowed = self.options.allowed_origins
         if allowed is None:
             return {"Access-Control-Allow-Origin": "*"}
         origin = request.headers.get("origin")
@@ -76,7 +83,7 @@ class HealthRoutes:
         if request.method == "OPTIONS":
             return self.preflight(request)
         stats = self.server.get_stats()
-        handler = self.server.config.custom_health_handler
+        handler = self.options.custom_handler
         cors = self.cors(request)
         if handler is not None:
             return await self._custom(handler, request, stats, cors)

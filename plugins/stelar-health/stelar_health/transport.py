@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import cast
 
 import h11
@@ -103,12 +104,13 @@ class HttpConnection(asyncio.Protocol):
 
 
 class HttpTransport:
-    """Listens on ``host``:``health_port``; serves only HTTP routes."""
+    """Listens on ``host``:``port`` of its options (``health_port``); serves only HTTP routes."""
 
     name = PROTOCOL
 
-    def __init__(self, hub: HubPort) -> None:
+    def __init__(self, hub: HubPort, port: int) -> None:
         self.hub = hub
+        self.port = port
         self.connections: set[HttpConnection] = set()
         self._server: asyncio.Server | None = None
 
@@ -118,11 +120,12 @@ class HttpTransport:
             return []
         return [socket_url(PROTOCOL, sock.getsockname()) for sock in self._server.sockets]
 
+    def stats(self) -> Mapping[str, int]:
+        return {"connections": len(self.connections)}
+
     async def start(self) -> None:
-        config = self.hub.config
-        assert config.health_port is not None, "the http transport needs health_port"
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: HttpConnection(self), host=config.host, port=config.health_port
+            lambda: HttpConnection(self), host=self.hub.config.host, port=self.port
         )
 
     async def stop_accepting(self) -> None:

@@ -6,7 +6,6 @@ import asyncio
 from typing import cast
 from urllib.parse import urlsplit
 
-from stelar_core.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_FRAME_SIZE
 from stelar_core.errors import ProtocolError
 from stelar_core.protocol import (
     DisconnectCode,
@@ -17,7 +16,7 @@ from stelar_core.protocol import (
     length_prefixed,
     load_json,
 )
-from stelar_core.transports.base import FrameReceiver
+from stelar_core.transports.base import ConnectOptions, FrameReceiver
 from stelar_core.transports.tls import client_context
 
 SCHEMES = ("tcp", "tcps")
@@ -81,40 +80,30 @@ class TcpClientLink(asyncio.Protocol):
         self._transport.close()
 
 
-async def connect_tcp(
-    url: str,
-    receiver: FrameReceiver,
-    *,
-    reject_unauthorized: bool = True,
-    ca_file: str | None = None,
-    server_hostname: str | None = None,
-    local_address: str | None = None,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-) -> TcpClientLink:
+async def connect_tcp(url: str, receiver: FrameReceiver, options: ConnectOptions) -> TcpClientLink:
     """Open ``tcp://host:port`` or ``tcps://host:port`` (TLS, certificate verified unless
-    ``reject_unauthorized=False``; ``ca_file`` adds a trusted CA). ``local_address`` binds the
-    client's end (e.g. another loopback address)."""
+    ``options.reject_unauthorized`` is false; ``ca_file`` adds a trusted CA). ``local_address``
+    binds the client's end (e.g. another loopback address)."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
         raise ValueError(f"expected a tcp:// or tcps:// URL, got {url!r}")
     if not parts.hostname or parts.port is None:
         raise ValueError(f"URL {url!r} needs a host and a port")
     ssl = (
-        client_context(reject_unauthorized=reject_unauthorized, ca_file=ca_file)
+        client_context(reject_unauthorized=options.reject_unauthorized, ca_file=options.ca_file)
         if parts.scheme == "tcps"
         else None
     )
     loop = asyncio.get_running_loop()
     _, link = await asyncio.wait_for(
         loop.create_connection(
-            lambda: TcpClientLink(receiver, max_frame_size),
+            lambda: TcpClientLink(receiver, options.max_frame_size),
             parts.hostname,
             parts.port,
             ssl=ssl,
-            server_hostname=(server_hostname or parts.hostname) if ssl is not None else None,
-            local_addr=(local_address, 0) if local_address else None,
+            server_hostname=(options.server_hostname or parts.hostname) if ssl is not None else None,
+            local_addr=(options.local_address, 0) if options.local_address else None,
         ),
-        connect_timeout,
+        options.connect_timeout,
     )
     return link

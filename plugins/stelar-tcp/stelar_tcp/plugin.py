@@ -1,22 +1,32 @@
-"""Registers the ``tcp`` transport (server factory with its client connector)."""
+"""Registers the ``tcp`` transport (server side with its client connector) and its options."""
 
 from __future__ import annotations
 
 from stelar_core import hookimpl
-from stelar_core.plugins.hookspecs import Register
-from stelar_core.transports.base import HubPort
+from stelar_core.config import tls
+from stelar_core.plugins.options import OptionDeclarations, Options
+from stelar_core.providers import Register, TransportContext, TransportProvider
+from stelar_core.validation import port
 from stelar_tcp.client import connect_tcp
 from stelar_tcp.server import TcpTransport
 
 
-class TcpTransportFactory:
-    connector = staticmethod(connect_tcp)
-    schemes = ("tcp", "tcps")
+@hookimpl
+def stelar_add_options(options: OptionDeclarations) -> None:
+    options.add(
+        "port", type=int, check=port, short="tcp_port", help="TCP port to listen on (0 picks a free one)"
+    )
+    options.add("tls", check=tls, short="tls", help="TLSConfig(cert=..., key=...) to serve tcps://")
 
-    def __call__(self, hub: HubPort) -> TcpTransport:
-        return TcpTransport(hub)
+
+def _tcp_transport(context: TransportContext) -> TcpTransport:
+    return TcpTransport(context.hub, context.options)
+
+
+def _enabled(options: Options) -> bool:
+    return options.port is not None
 
 
 @hookimpl
-def stelar_register_transports(register: Register) -> None:
-    register("tcp", TcpTransportFactory())
+def stelar_register_transports(register: Register[TransportProvider]) -> None:
+    register("tcp", TransportProvider(_tcp_transport, connect_tcp, ("tcp", "tcps"), _enabled, order=20))

@@ -1,7 +1,7 @@
 """The server side: one ``asyncio.Protocol`` per connection around the core's ``StreamParser``.
 
 Nothing is read before the hub admits the peer; framing errors end the stream; output is
-corked and bounded by the core's ``FlowControlledProtocol`` (see ``stelar_core.transports.flow``).
+corked and bounded by the core's ``FlowControlledProtocol`` (see ``stelar_core.transports.streams``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from stelar_core.errors import ConnectionRefused, ProtocolError
+from stelar_core.plugins.options import Options
 from stelar_core.protocol import (
     LENGTH_PREFIX_SIZE,
     DisconnectCode,
@@ -127,12 +128,13 @@ class TcpConnection(FlowControlledProtocol):
 
 
 class TcpTransport(SocketListener[TcpConnection]):
-    """Listens on ``host``:``tcp_port`` (IPv4 or IPv6; port 0 picks a free one)."""
+    """Listens on ``host``:``port`` of its options (IPv4 or IPv6; port 0 picks a free one)."""
 
     name = PROTOCOL
 
-    def __init__(self, hub: HubPort) -> None:
-        super().__init__(hub, "tcp", "tcps")
+    def __init__(self, hub: HubPort, options: Options) -> None:
+        super().__init__(hub, "tcp", "tcps", options.tls)
+        self.options = options
 
     def wrap(self, frame: bytes) -> bytes:
         return len(frame).to_bytes(LENGTH_PREFIX_SIZE, "big") + frame
@@ -142,5 +144,5 @@ class TcpTransport(SocketListener[TcpConnection]):
         return self.urls()
 
     async def start(self) -> None:
-        port = self.hub.config.tcp_port
+        port = self.options.port
         await self.listen(lambda: TcpConnection(self), DEFAULT_TCP_PORT if port is None else port)

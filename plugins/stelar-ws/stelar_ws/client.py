@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import cast
 
 from websockets.client import ClientProtocol
@@ -12,17 +11,14 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
-from websockets.typing import Subprotocol
+from websockets.typing import Origin
 from websockets.uri import parse_uri
 
-from stelar_core.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_FRAME_SIZE
 from stelar_core.errors import ConnectionRefused
 from stelar_core.protocol import DisconnectCode
-from stelar_core.transports.base import FrameReceiver
+from stelar_core.transports.base import ConnectOptions, FrameReceiver
 from stelar_core.transports.tls import client_context
-
-SUBPROTOCOL = Subprotocol("stelar.v1")
-CLOSE_HANDSHAKE_TIMEOUT = 5.0
+from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL
 
 
 class HandshakeRejected(ConnectionRefused):
@@ -132,28 +128,28 @@ class WsClientLink(asyncio.Protocol):
                 self._transport.close()
 
 
-async def connect_ws(
-    url: str,
-    receiver: FrameReceiver,
-    *,
-    headers: Mapping[str, str] | None = None,
-    reject_unauthorized: bool = True,
-    ca_file: str | None = None,
-    compression: bool = False,
-    local_address: str | None = None,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-) -> WsClientLink:
+async def connect_ws(url: str, receiver: FrameReceiver, options: ConnectOptions) -> WsClientLink:
     """Open ``ws://host:port/path`` or ``wss://...`` with subprotocol ``stelar.v1``.
 
-    ``headers`` are added to the upgrade request (the seed's ``headers``); certificates are
-    verified unless ``reject_unauthorized=False``; ``ca_file`` adds a trusted CA. Raises
+    ``options.headers`` are added to the upgrade request (the seed's ``headers``) and
+    ``options.origin`` is sent as its ``Origin``; certificates are verified unless
+    ``reject_unauthorized=False``; ``ca_file`` adds a trusted CA. Raises
     :class:`HandshakeRejected` when the server answers with another status than 101.
     """
     uri = parse_uri(url)
-    extensions = [ClientPerMessageDeflateFactory()] if compression else None
-    ws = ClientProtocol(uri, subprotocols=[SUBPROTOCOL], extensions=extensions, max_size=max_frame_size)
-    ssl = client_context(reject_unauthorized=reject_unauthorized, ca_file=ca_file) if uri.secure else None
+    extensions = [ClientPerMessageDeflateFactory()] if options.compression else None
+    ws = ClientProtocol(
+        uri,
+        origin=Origin(options.origin) if options.origin else None,
+        subprotocols=[SUBPROTOCOL],
+        extensions=extensions,
+        max_size=options.max_frame_size,
+    )
+    ssl = (
+        client_context(reject_unauthorized=options.reject_unauthorized, ca_file=options.ca_file)
+        if uri.secure
+        else None
+    )
     loop = asyncio.get_running_loop()
 
     async def open_link() -> WsClientLink:
@@ -162,11 +158,11 @@ async def connect_ws(
             uri.host,
             uri.port,
             ssl=ssl,
-            server_hostname=uri.host if ssl is not None else None,
-            local_addr=(local_address, 0) if local_address else None,
+            server_hostname=(options.server_hostname or uri.host) if ssl is not None else None,
+            local_addr=(options.local_address, 0) if options.local_address else None,
         )
-        link.start(headers or {})
+        link.start(options.headers)
         await link.handshake
         return link
 
-    return await asyncio.wait_for(open_link(), connect_timeout)
+    return await asyncio.wait_for(open_link(), options.connect_timeout)

@@ -15,7 +15,9 @@ import signal
 from collections.abc import Mapping
 
 from stelar_core.config import ServerConfig
+from stelar_core.plugins.options import OptionDeclarations, Options
 from stelar_core.transports.base import Admission, Connection, HttpRoute, SessionPort
+from stelar_ws.plugin import stelar_add_options
 from stelar_ws.server import WsConnection, WsTransport
 
 # Autobahn's largest non-performance messages are 16 MiB.
@@ -80,13 +82,15 @@ def echo_text(connection: WsConnection, text: str) -> None:
 def echo_transport(*, host: str = "127.0.0.1", port: int = 0, compression: bool = False) -> WsTransport:
     config = ServerConfig(
         host=host,
-        port=port,
-        compression=compression,
         max_payload_size=MAX_MESSAGE,
         max_frame_size=MAX_MESSAGE,
         max_buffered_bytes=64 * 1024 * 1024,
     )
-    return WsTransport(EchoHub(config), text_handler=echo_text, subprotocols=None)
+    declarations = OptionDeclarations("ws")
+    stelar_add_options(declarations)
+    defaults = {name: spec.default for name, spec in declarations.specs.items()}
+    options = Options("ws", {**defaults, "port": port, "compression": compression})
+    return WsTransport(EchoHub(config), options, text_handler=echo_text, subprotocols=None)
 
 
 async def serve(port: int, compression: bool) -> None:

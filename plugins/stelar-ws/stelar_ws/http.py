@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from stelar_core.config import ServerConfig
+from stelar_core.plugins.options import Options
 from stelar_core.transports.base import HttpRequest, HttpResponse
 from stelar_core.transports.http import text
 
@@ -63,14 +63,14 @@ def _is_trusted(address: str, trusted: Sequence[str]) -> bool:
     return any(ip in ipaddress.ip_network(network, strict=False) for network in trusted)
 
 
-def origin_refusal(headers: Mapping[str, str], config: ServerConfig) -> str | None:
+def origin_refusal(headers: Mapping[str, str], options: Options) -> str | None:
     """Why the upgrade's Origin is refused, or None when it is allowed."""
-    allowed = config.allowed_origins
+    allowed = options.allowed_origins
     if allowed is None:
         return None
     origin = headers.get("origin")
     if origin is None:
-        return None if config.allow_missing_origin else "an Origin header is required"
+        return None if options.allow_missing_origin else "an Origin header is required"
     return None if origin in allowed else f"origin {origin!r} is not allowed"
 
 

@@ -1,22 +1,73 @@
-"""Registers the ``ws`` transport (server factory with its client connector)."""
+"""Registers the ``ws`` transport (server side with its client connector) and its options."""
 
 from __future__ import annotations
 
 from stelar_core import hookimpl
-from stelar_core.plugins.hookspecs import Register
-from stelar_core.transports.base import HubPort
+from stelar_core.config import networks, tls
+from stelar_core.plugins.options import OptionDeclarations, Options
+from stelar_core.providers import Register, TransportContext, TransportProvider
+from stelar_core.validation import port, strings_or_none, url_path
 from stelar_ws.client import connect_ws
 from stelar_ws.server import WsTransport
 
-
-class WsTransportFactory:
-    connector = staticmethod(connect_ws)
-    schemes = ("ws", "wss")
-
-    def __call__(self, hub: HubPort) -> WsTransport:
-        return WsTransport(hub)
+DEFAULT_PORT = 3000
 
 
 @hookimpl
-def stelar_register_transports(register: Register) -> None:
-    register("ws", WsTransportFactory())
+def stelar_add_options(options: OptionDeclarations) -> None:
+    options.add(
+        "port",
+        default=DEFAULT_PORT,
+        type=int,
+        check=port,
+        short="port",
+        help="WebSocket port to listen on (0 picks a free one; None: no WebSocket listener)",
+    )
+    options.add("path", default="/", type=str, check=url_path, short="path", help="URL path of the upgrade")
+    options.add(
+        "allowed_origins",
+        type=list,
+        check=strings_or_none,
+        short="allowed_origins",
+        restart=False,
+        help="browser origins allowed to connect (None: any); an upgrade without Origin is refused "
+        "unless allow_missing_origin",
+    )
+    options.add(
+        "allow_missing_origin",
+        default=False,
+        type=bool,
+        short="allow_missing_origin",
+        restart=False,
+        help="with allowed_origins set, let in upgrades without an Origin header (non-browser clients)",
+    )
+    options.add(
+        "trusted_proxies",
+        default=(),
+        type=list,
+        check=networks,
+        short="trusted_proxies",
+        restart=False,
+        help="proxy addresses or networks whose X-Forwarded-For is believed",
+    )
+    options.add(
+        "compression",
+        default=False,
+        type=bool,
+        short="compression",
+        help="offer permessage-deflate (costs CPU and memory per connection)",
+    )
+    options.add("tls", check=tls, short="tls", help="TLSConfig(cert=..., key=...) to serve wss://")
+
+
+def _ws_transport(context: TransportContext) -> WsTransport:
+    return WsTransport(context.hub, context.options, section=context.section)
+
+
+def _enabled(options: Options) -> bool:
+    return options.port is not None
+
+
+@hookimpl
+def stelar_register_transports(register: Register[TransportProvider]) -> None:
+    register("ws", TransportProvider(_ws_transport, connect_ws, ("ws", "wss"), _enabled, order=10))

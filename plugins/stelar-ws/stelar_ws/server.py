@@ -13,7 +13,7 @@ import asyncio
 import http
 import logging
 import struct
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
@@ -23,10 +23,12 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from stelar_core.errors import ConnectionRefused
+from stelar_core.plugins.options import Options
 from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.transports.base import Admission, HttpRequest, HubPort
 from stelar_core.transports.http import serve_route
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
+from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL
 from stelar_ws.http import (
     origin_refusal,
     text_response,
@@ -37,9 +39,7 @@ from stelar_ws.http import (
 log = logging.getLogger("stelar.ws")
 
 PROTOCOL = "ws"
-SUBPROTOCOL = Subprotocol("stelar.v1")
 DEFAULT_PORT = 3000
-CLOSE_HANDSHAKE_TIMEOUT = 5.0
 # Admission refusals as HTTP statuses: a refused upgrade gets an answer, not a hang.
 _REFUSAL_STATUS: dict[str, http.HTTPStatus] = {
     ErrorCode.SERVER_FULL: http.HTTPStatus.SERVICE_UNAVAILABLE,
@@ -67,9 +67,10 @@ class WsConnection(FlowControlledProtocol):
     def __init__(self, owner: WsTransport) -> None:
         config = owner.hub.config
         super().__init__(config.max_buffered_bytes, config.slow_consumer_timeout, owner.write_batch)
+        options = owner.options
         self._owner = owner
         self._hub = owner.hub
-        extensions = [ServerPerMessageDeflateFactory()] if config.compression else None
+        extensions = [ServerPerMessageDeflateFactory()] if options.compression else None
         self.ws = ServerProtocol(
             subprotocols=owner.subprotocols, extensions=extensions, max_size=config.max_frame_size
         )
@@ -128,17 +129,17 @@ class WsConnection(FlowControlledProtocol):
     # ------------------------------------------------------------------ HTTP and upgrade
 
     def _on_request(self, request: Request) -> None:
-        config = self._hub.config
-        self.request = to_request(request, self._peer, config.trusted_proxies)
+        options = self._owner.options
+        self.request = to_request(request, self._peer, options.trusted_proxies)
         self.remote_address = self.request.remote_address
         headers = self.request.headers
-        if self.request.path != config.path:
+        if self.request.path != options.path:
             self._spawn(self._serve_route(self.request))
         elif "websocket" not in headers.get("upgrade", "").lower():
             self._respond(
                 text_response(426, "this path speaks WebSocket (stelar.v1) only", Upgrade="websocket")
             )
-        elif (refusal := origin_refusal(headers, config)) is not None:
+        elif (refusal := origin_refusal(headers, options)) is not None:
             self._respond(text_response(403, refusal))
         else:
             self._stream().pause_reading()  # until admitted
@@ -183,7 +184,7 @@ class WsConnection(FlowControlledProtocol):
     def _handshake_too_slow(self) -> None:
         self._deadline = None
         if self.session is None and not self.closing:
-            self._hub.count("handshake_timeouts")
+            self._owner.handshake_timeouts += 1
             self.closing = True
             self._stream().abort()
 
@@ -312,23 +313,37 @@ class WsTransport(SocketListener[WsConnection]):
     def __init__(
         self,
         hub: HubPort,
+        options: Options,
         *,
+        section: str = "ws",
         text_handler: TextHandler | None = None,
         subprotocols: Sequence[Subprotocol] | None = (SUBPROTOCOL,),
     ) -> None:
-        """``subprotocols``: an upgrade must offer one of these (400 otherwise); ``None`` accepts
-        any client (the conformance mode's echo, for test suites that offer none)."""
-        super().__init__(hub, "ws", "wss")
+        """``options`` are the plugin's section as built (``section`` names it; options that may
+        change at run time are read again from ``hub.config``); ``subprotocols``: an upgrade must offer one of these
+        (400 otherwise); ``None`` accepts any client (the conformance mode's echo)."""
+        super().__init__(hub, "ws", "wss", options.tls)
+        self._built_options = options
+        self._section = section
         self.text_handler = text_handler
+        self.handshake_timeouts = 0
         self.subprotocols = list(subprotocols) if subprotocols is not None else None
 
     def wrap(self, frame: bytes) -> bytes:
         return binary_frame_header(len(frame)) + frame
 
     @property
+    def options(self) -> Options:
+        """The ``ws`` options in force (``update_config`` may have changed some since)."""
+        return self.hub.config.plugins.get(self._section, self._built_options)
+
+    @property
     def addresses(self) -> list[str]:
-        return self.urls(self.hub.config.path)
+        return self.urls(self.options.path)
+
+    def stats(self) -> Mapping[str, int]:
+        return {"connections": len(self.connections), "handshake_timeouts": self.handshake_timeouts}
 
     async def start(self) -> None:
-        port = self.hub.config.port
+        port = self.options.port
         await self.listen(lambda: WsConnection(self), DEFAULT_PORT if port is None else port)

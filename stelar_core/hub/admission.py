@@ -1,0 +1,104 @@
+"""Who may connect: the server-wide and per-IP connection limits, and whether it accepts at all."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from stelar_core.config import ServerConfig
+from stelar_core.errors import ConnectionRefused
+from stelar_core.hub.hooks import Hook, HookRunner
+from stelar_core.hub.stats import Counters
+from stelar_core.protocol import DisconnectCode, ErrorCode
+from stelar_core.providers import IPTracker, resolve
+
+log = logging.getLogger("stelar.hub")
+
+
+class AdmissionTicket:
+    """A place reserved by :meth:`Admissions.admit`; ``release`` is idempotent."""
+
+    __slots__ = ("_admissions", "_released", "ip")
+
+    def __init__(self, admissions: Admissions, ip: str) -> None:
+        self._admissions = admissions
+        self.ip = ip
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._admissions.release(self.ip)
+
+
+class Admissions:
+    """Counts reserved places (connections admitted, handshake or open) against the limits."""
+
+    def __init__(
+        self,
+        config: Callable[[], ServerConfig],
+        ip_tracker: IPTracker,
+        counters: Counters,
+        hooks: HookRunner,
+        spawn: Callable[[Awaitable[Any]], object],
+    ) -> None:
+        self._config = config
+        self.ip_tracker = ip_tracker
+        self._counters = counters
+        self._hooks = hooks
+        self._spawn = spawn
+        self.admitted = 0
+        self.accepting = False
+
+    async def admit(self, remote_address: str) -> AdmissionTicket:
+        config = self._config()
+        if not self.accepting:
+            self._counters.refused[ErrorCode.SERVER_SHUTDOWN] += 1
+            raise ConnectionRefused(
+                ErrorCode.SERVER_SHUTDOWN, "server is not accepting connections", DisconnectCode.GOING_AWAY
+            )
+        if self.admitted >= config.max_connections:
+            raise self._limit_reached(
+                ErrorCode.SERVER_FULL,
+                f"server is full ({config.max_connections} connections)",
+                self.admitted,
+                config.max_connections,
+                remote_address,
+                "global",
+            )
+        # Reserve before any await so concurrent admissions cannot overshoot the limit.
+        self.admitted += 1
+        try:
+            limit = config.max_connections_per_ip
+            if not await resolve(self.ip_tracker.check(remote_address, limit)):
+                raise self._limit_reached(
+                    ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP,
+                    f"too many connections from {remote_address} (at most {limit})",
+                    await resolve(self.ip_tracker.count(remote_address)),
+                    limit,
+                    remote_address,
+                    "ip",
+                )
+            await resolve(self.ip_tracker.add(remote_address))
+        except BaseException:
+            self.admitted -= 1
+            raise
+        return AdmissionTicket(self, remote_address)
+
+    def _limit_reached(
+        self, code: str, reason: str, active: int, limit: int, ip: str, scope: str
+    ) -> ConnectionRefused:
+        self._counters.refused[code] += 1
+        log.warning("refused connection from %s: %s", ip, reason)
+        self._hooks.notify(
+            Hook.MAX_CONNECTIONS_REACHED, active_connections=active, max_connections=limit, ip=ip, scope=scope
+        )
+        return ConnectionRefused(code, reason, DisconnectCode.TRY_AGAIN_LATER)
+
+    def release(self, ip: str) -> None:
+        self.admitted -= 1
+        removed = self.ip_tracker.remove(ip)
+        if inspect.isawaitable(removed):
+            self._spawn(removed)

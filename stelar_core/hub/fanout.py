@@ -1,0 +1,91 @@
+"""Messages out to many: encode once, ask ``on_before_broadcast``, publish through the broker,
+and write what the broker delivers to the local recipients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from stelar_core.hub.hooks import Hook, HookRunner
+from stelar_core.hub.rooms import RoomTable
+from stelar_core.hub.session import Session, SessionState
+from stelar_core.hub.stats import Counters
+from stelar_core.protocol import FrameType, dump_json, encode_frame
+from stelar_core.providers import Broker, Delivery
+
+Exclude = str | Iterable[str] | None
+_NO_ONE: frozenset[str] = frozenset()
+
+
+def exclusion(exclude: Exclude) -> frozenset[str]:
+    if exclude is None:
+        return _NO_ONE
+    if isinstance(exclude, str):
+        return frozenset((exclude,))
+    return frozenset(exclude)
+
+
+def _check_event(event: str) -> None:
+    if not event or not isinstance(event, str):
+        raise ValueError(f"event name must be a non-empty string, got {event!r}")
+
+
+def encode_event(event: str, data: Any) -> bytes:
+    _check_event(event)
+    return encode_frame(FrameType.JSON, event, dump_json(data))
+
+
+def encode_binary(event: str, data: bytes) -> bytes:
+    _check_event(event)
+    return encode_frame(FrameType.BINARY, event, bytes(data))
+
+
+class Fanout:
+    __slots__ = ("_counters", "_hooks", "_open", "_rooms", "broker")
+
+    def __init__(
+        self,
+        broker: Broker,
+        open_sessions: Mapping[str, Session],
+        rooms: RoomTable,
+        counters: Counters,
+        hooks: HookRunner,
+    ) -> None:
+        self.broker = broker
+        self._open = open_sessions
+        self._rooms = rooms
+        self._counters = counters
+        self._hooks = hooks
+
+    def to_many(
+        self, encode: Callable[[str, Any], bytes], event: str, data: Any, room: str | None, exclude: Exclude
+    ) -> None:
+        """Everyone (``room`` None) or a room's members, minus ``exclude``, unless a hook vetoes."""
+        excluded = exclusion(exclude)
+        if self._hooks.implemented(Hook.BEFORE_BROADCAST) and not self._hooks.allows(
+            Hook.BEFORE_BROADCAST, event=event, data=data, exclude=excluded, room=room
+        ):
+            return
+        self.broker.publish(Delivery(encode(event, data), room=room, exclude=excluded))
+
+    def to_one(self, client_id: str, frame: bytes) -> None:
+        self.broker.publish(Delivery(frame, client_id=client_id))
+
+    def deliver(self, delivery: Delivery) -> None:
+        """The broker's callback: write one encoded frame to every local recipient."""
+        frame = delivery.frame
+        exclude = delivery.exclude
+        if delivery.client_id is not None:
+            session = self._open.get(delivery.client_id)
+            recipients: tuple[Session, ...] = () if session is None else (session,)
+        elif delivery.room is None:
+            recipients = tuple(self._open.values())
+        else:
+            recipients = tuple(self._rooms.members(delivery.room))
+        sent = 0
+        for session in recipients:
+            if session.id not in exclude and session.state is SessionState.OPEN:
+                session.connection.send(frame)
+                sent += 1
+        self._counters.messages_sent += sent
+        self._counters.bytes_sent += sent * len(frame)

@@ -1,0 +1,66 @@
+"""Heartbeat sweeps on the server's clock: every ``heartbeat_interval`` each open session is
+pinged, or closed when nothing came from it within ``heartbeat_timeout``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from stelar_core.clock import Clock, Timer
+from stelar_core.config import ServerConfig
+from stelar_core.hub.outbox import Outbox
+from stelar_core.hub.session import Session
+from stelar_core.protocol import DisconnectCode, ErrorCode, FrameType, encode_frame
+
+log = logging.getLogger("stelar.hub")
+
+_PING = encode_frame(FrameType.PING)
+
+
+class Heartbeat:
+    __slots__ = ("_after_sweep", "_clock", "_close", "_config", "_open", "_outbox", "_timer")
+
+    def __init__(
+        self,
+        config: Callable[[], ServerConfig],
+        clock: Clock,
+        open_sessions: Mapping[str, Session],
+        outbox: Outbox,
+        close: Callable[[Session, int, str], None],
+        after_sweep: Callable[[], Awaitable[Any] | None],
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._open = open_sessions
+        self._outbox = outbox
+        self._close = close
+        self._after_sweep = after_sweep
+        self._timer: Timer | None = None
+
+    def start(self) -> None:
+        """(Re)schedule the next sweep a whole interval from now."""
+        self.stop()
+        self._timer = self._clock.call_later(self._config().heartbeat_interval, self._sweep)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _sweep(self) -> None:
+        self._timer = None
+        try:
+            self.sweep()
+        finally:
+            self.start()
+
+    def sweep(self) -> None:
+        deadline = self._clock.now() - self._config().heartbeat_timeout
+        for session in tuple(self._open.values()):
+            if session.last_seen < deadline:
+                self._outbox.send_error(session, ErrorCode.HEARTBEAT_TIMEOUT, "no traffic within heartbeat_timeout")
+                self._close(session, DisconnectCode.SERVER_ERROR, "heartbeat timeout")
+            else:
+                self._outbox.send(session, _PING)
+        self._after_sweep()

@@ -1,0 +1,65 @@
+"""Frames from the hub to one session: counted, and refusals answered the way the sender waits
+for them (an ACK error for a request, a room answer for a join or leave, else an error frame)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stelar_core.hub.hooks import Hook, HookRunner
+from stelar_core.hub.session import Session, SessionState
+from stelar_core.hub.stats import Counters
+from stelar_core.protocol import Frame, FrameType, dump_json, encode_frame
+
+
+def answer_payload(refusal: tuple[str, str] | None) -> bytes:
+    """The payload answering a join, leave or request: ``{"ok": true}`` or ``{"error": ...}``."""
+    if refusal is None:
+        return dump_json({"ok": True})
+    return dump_json({"error": {"code": refusal[0], "message": refusal[1]}})
+
+
+class Outbox:
+    __slots__ = ("_counters", "_hooks")
+
+    def __init__(self, counters: Counters, hooks: HookRunner) -> None:
+        self._counters = counters
+        self._hooks = hooks
+
+    def send(self, session: Session, frame: bytes) -> None:
+        if session.state is not SessionState.CLOSED:
+            self._counters.messages_sent += 1
+            self._counters.bytes_sent += len(frame)
+            session.connection.send(frame)
+
+    def send_error(self, session: Session, code: str, message: str, event: str = "") -> None:
+        body: dict[str, Any] = {"message": message}
+        if event:
+            body["event"] = event
+        self.send(session, encode_frame(FrameType.ERROR, code, dump_json(body)))
+
+    def answer_room(self, session: Session, frame: Frame, refusal: tuple[str, str] | None) -> None:
+        self.send(session, encode_frame(frame.type, frame.event, answer_payload(refusal)))
+
+    def reply_error(self, session: Session, request: Frame, code: str, message: str) -> None:
+        payload = answer_payload((code, message))
+        self.send(session, encode_frame(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id))
+
+    def refuse(self, session: Session, frame: Frame, code: str, message: str) -> None:
+        """Tell the sender its message was refused, in the answer it waits for."""
+        if frame.type is FrameType.ACK_REQUEST:
+            self.reply_error(session, frame, code, message)
+        elif frame.type is FrameType.JOIN or frame.type is FrameType.LEAVE:
+            self.answer_room(session, frame, (code, message))
+        else:
+            self.send_error(session, code, message, frame.event)
+
+    def invalid(self, session: Session, code: str, reason: str, frame: Frame | None = None) -> None:
+        """A frame broke the protocol: counted, the hooks told, the sender answered."""
+        self._counters.invalid_messages += 1
+        self._hooks.notify(
+            Hook.INVALID_MESSAGE, client_id=session.id, code=code, reason=reason, protocol=session.protocol
+        )
+        if frame is not None:
+            self.refuse(session, frame, code, reason)
+        else:
+            self.send_error(session, code, reason)
