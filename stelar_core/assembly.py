@@ -69,7 +69,9 @@ def check_plugin_option_names(table: OptionTable, options: Mapping[str, Any]) ->
 class Assembly:
     """The configuration and providers of one server, before anything runs."""
 
-    def __init__(self, config: ServerConfig | None, plugins: Iterable[object], options: Mapping[str, Any]) -> None:
+    def __init__(
+        self, config: ServerConfig | None, plugins: Iterable[object], options: Mapping[str, Any]
+    ) -> None:
         core, rest = split_options(options)
         base = ServerConfig(**core) if config is None else attrs.evolve(config, **core)
         self.pm = build_plugin_manager(plugins=plugins, hooks=base.hooks, block=base.block_plugins)
@@ -83,7 +85,9 @@ class Assembly:
     # ------------------------------------------------------------------ providers
 
     def context(self, provider: Provider) -> ProviderContext:
-        return ProviderContext(self.config, self.config.plugins.get(provider.section, EMPTY), provider.section)
+        return ProviderContext(
+            self.config, self.config.plugins.get(provider.section, EMPTY), provider.section
+        )
 
     def _build(self, kind: str, option: str, provider: Provider, context: Any) -> Any:
         try:
@@ -111,7 +115,9 @@ class Assembly:
         return broker
 
     def id_generator(self) -> Callable[[], str]:
-        generator: Callable[[], str] = self._named_or_object("client ID generator", "id_generator", IdGenerator)
+        generator: Callable[[], str] = self._named_or_object(
+            "client ID generator", "id_generator", IdGenerator
+        )
         return generator
 
     def limiter_factory(self) -> Callable[[RateLimit], RateLimiter]:
@@ -131,7 +137,9 @@ class Assembly:
 
         return build
 
-    def global_limiter(self, build: Callable[[RateLimit], RateLimiter], config: ServerConfig) -> RateLimiter | None:
+    def global_limiter(
+        self, build: Callable[[RateLimit], RateLimiter], config: ServerConfig
+    ) -> RateLimiter | None:
         if not isinstance(config.rate_limiter, str):
             check_provider(config.rate_limiter, RateLimiter, "rate limiter", "rate_limiter")
             limiter: RateLimiter = config.rate_limiter
@@ -150,9 +158,9 @@ class Assembly:
         enabled = []
         for provider in registry.providers():
             transport = provider.factory
-            if isinstance(transport, TransportProvider) and transport.enabled is not None:
-                if transport.enabled(self.config.plugins.get(provider.section, EMPTY)):
-                    enabled.append((transport.order, provider.name, provider))
+            options = self.config.plugins.get(provider.section, EMPTY)
+            if isinstance(transport, TransportProvider) and transport.enabled and transport.enabled(options):
+                enabled.append((transport.order, provider.name, provider))
         if not enabled:
             installed = ", ".join(registry.names()) or "none"
             raise ConfigError(

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from stelar_core.assembly import collect_options
-from stelar_core.config import LOG_LEVELS, read_toml
+from stelar_core.config import LOG_LEVELS, merge_options, read_toml
 from stelar_core.errors import StelarError
 from stelar_core.eventloop import EVENT_LOOPS, loop_name
+from stelar_core.plugins import catalog
 from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.plugins.markers import hookimpl
 from stelar_core.plugins.options import FLAG_TYPES, OptionSpec, OptionTable, section_name
@@ -32,7 +33,7 @@ def _plugins(args: argparse.Namespace) -> int:
     for kind, registry in all_registries(pm).items():
         for provider in registry.providers():
             providers.setdefault(provider.plugin, []).append(f"{kind}:{provider.name}")
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": info.name,
             "distribution": info.distribution or "-",
@@ -113,13 +114,15 @@ def _add_option_flags(parser: argparse.ArgumentParser, table: OptionTable) -> No
         spec = specs[0]
         flag = "--" + short.replace("_", "-")
         if spec.type in FLAG_TYPES and flag not in taken:
-            parser.add_argument(flag, dest=_SHORT + short, help=f"{spec.help} (short for {spec.qualified})", **_kind(spec))
+            parser.add_argument(
+                flag, dest=_SHORT + short, help=f"{spec.help} (short for {spec.qualified})", **_kind(spec)
+            )
             taken.add(flag)
     for spec in table.specs():
-        flag = _flag(spec)
-        if flag is not None and flag not in taken:
-            parser.add_argument(flag, dest=_SECTION + spec.qualified, help=spec.help, **_kind(spec))
-            taken.add(flag)
+        section_flag = _flag(spec)
+        if section_flag is not None and section_flag not in taken:
+            parser.add_argument(section_flag, dest=_SECTION + spec.qualified, help=spec.help, **_kind(spec))
+            taken.add(section_flag)
 
 
 def _kind(spec: OptionSpec) -> dict[str, Any]:
@@ -128,6 +131,17 @@ def _kind(spec: OptionSpec) -> dict[str, Any]:
     if spec.type is list:
         return {"action": "append"}
     return {"type": spec.type}
+
+
+def _unknown_flag(flag: str) -> str:
+    """What to say of a flag no installed plugin declares: the distribution that has it, if any."""
+    name = flag.removeprefix("--").partition("=")[0].replace("-", "_")
+    distribution = catalog.OPTIONS.get(name) or catalog.OPTIONS.get(name.partition("_")[0])
+    if distribution is None:
+        return f"unrecognized arguments: {flag}"
+    return f"{flag.partition('=')[0]} belongs to a plugin that is not installed" + catalog.install_hint(
+        distribution
+    )
 
 
 class _AnnounceAddresses:
@@ -164,7 +178,7 @@ def _default_listeners() -> dict[str, Any]:
 def _build_server(args: argparse.Namespace) -> StelarServer:
     options = _options_from_args(args)
     if args.config:
-        options = _merge(read_toml(args.config), options)
+        options = merge_options(read_toml(args.config), options)
     plugins = [_AnnounceAddresses()]
     if "port" not in options and {"tcp_port", "health_port", "transports"} & set(options):
         options["port"] = None  # listeners were named: only those
@@ -185,17 +199,6 @@ def _build_server(args: argparse.Namespace) -> StelarServer:
         if isinstance(server, StelarServer):
             return server
     raise StelarError(f"{args.app} must be a StelarServer or a function returning one")
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """``override`` over ``base``, section tables merged key by key."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    return merged
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -245,7 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StelarError as exc:
         print(f"stelar: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    args = _parser(table).parse_args(argv)
+    parser = _parser(table)
+    args, unknown_flags = parser.parse_known_args(argv)
+    if unknown_flags:
+        parser.error(_unknown_flag(unknown_flags[0]))
     try:
         code: int = args.run(args)
     except StelarError as exc:

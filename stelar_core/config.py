@@ -283,8 +283,19 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     return dict(data.get("stelar", data))
 
 
+def merge_options(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``; a plugin's section given in both is merged key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            value = {**merged[key], **value}
+        merged[key] = value
+    return merged
+
+
 def is_secret(name: str) -> bool:
-    return any(word in name.lower() for word in _SECRET_WORDS)
+    """Whether a name says its value is a secret (``password``, ``api_key``; not ``max_keys``)."""
+    return any(part in _SECRET_WORDS for part in name.lower().split("_"))
 
 
 # Core options that only a restart can apply: they shape listeners, providers or the plugin set.

@@ -200,8 +200,7 @@ def check_provider(value: Any, protocol: type, kind: str, option: str) -> None:
         method = value if name == "__call__" else getattr(value, name, None)
         if not callable(method):
             raise ConfigError(
-                f"option {option!r}: the {kind} {type(value).__name__} has no method {name}; "
-                f"expected {shown}"
+                f"option {option!r}: the {kind} {type(value).__name__} has no method {name}; expected {shown}"
             )
         try:
             actual = inspect.signature(method)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
@@ -12,7 +13,7 @@ import attrs
 
 from stelar_core import logs
 from stelar_core.assembly import Assembly, check_plugin_option_names, split_options
-from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig, is_secret
+from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig, is_secret, merge_options, read_toml
 from stelar_core.errors import ConfigError, NotConnected, PluginError
 from stelar_core.eventloop import loop_name
 from stelar_core.eventloop import run as run_loop
@@ -77,6 +78,11 @@ class StelarServer:
         self._signal_stop: asyncio.Future[None] | None = None
         self._closed: asyncio.Event | None = None
 
+    @classmethod
+    def from_toml(cls, path: str | Path, *, plugins: Iterable[object] = (), **overrides: Any) -> StelarServer:
+        """A server from a TOML file (``[stelar]`` and its plugin tables); ``overrides`` win."""
+        return cls(plugins=plugins, **merge_options(read_toml(path), overrides))
+
     def _collect_http_routes(self) -> dict[str, HttpRoute]:
         routes: dict[str, HttpRoute] = {}
 
@@ -130,7 +136,9 @@ class StelarServer:
     def on_ack(self, name: str, *, concurrent: bool = False) -> Callable[[H], H]: ...
     @overload
     def on_ack(self, name: str, handler: H, *, concurrent: bool = False) -> H: ...
-    def on_ack(self, name: str, handler: H | None = None, *, concurrent: bool = False) -> H | Callable[[H], H]:
+    def on_ack(
+        self, name: str, handler: H | None = None, *, concurrent: bool = False
+    ) -> H | Callable[[H], H]:
         """Answer requests named ``name``: the handler's return value is the reply, an exception
         becomes an error reply. One handler per name (a new one replaces the old).
 
@@ -324,8 +332,8 @@ class StelarServer:
                     value = "***"
                 shown[name] = _plain(value)
             data[section] = shown
-        for short, specs in self.options.shorts.items():
-            data.setdefault(short, data[specs[0].section][specs[0].name])
+        for short, claimed in self.options.shorts.items():
+            data.setdefault(short, data[claimed[0].section][claimed[0].name])
         data["has_custom_rate_limiter"] = not isinstance(self._config.rate_limiter, str)
         data["client_rate_limits"] = {
             client: attrs.asdict(limit) for client, limit in self.hub.limits.client_limits.items()

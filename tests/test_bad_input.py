@@ -81,12 +81,14 @@ async def test_a_payload_exactly_at_the_limit_passes(watched):
     assert too_large == []
 
 
-async def test_an_error_frame_from_a_client_is_only_logged(watched, caplog):
+async def test_an_error_frame_from_a_client_is_answered_as_a_frame_it_must_not_send(watched, caplog):
     caplog.set_level("INFO", logger="stelar")
     _, offender, bystander, invalid, _ = watched
     offender.send_frame(FrameType.ERROR, "client_problem", dump_json({"message": "oops"}))
+    code, body = await offender.next_error()
+    assert code == ErrorCode.INVALID_FRAME and "type 10" in body["message"]
     await assert_both_still_served(offender, bystander)
-    assert invalid == []
+    assert invalid == [(offender.id, ErrorCode.INVALID_FRAME)]
     assert "client_problem" in caplog.text
 
 

@@ -22,7 +22,7 @@ def table_sizes(server):
         "client_limits": len(hub.limits.client_limits),
         "pending_acks": server.get_stats().pending_acks,
         "hub_tasks": len(hub._tasks),
-        "admitted": hub._admitted,
+        "admitted": hub.admissions.admitted,
         "connections": sum(len(t.connections) for t in server.transports if hasattr(t, "connections")),
     }
 

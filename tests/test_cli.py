@@ -40,7 +40,11 @@ def test_serve_without_a_network_transport_names_the_distributions(capsys, monke
 
 def test_serve_asks_for_the_distribution_of_a_requested_transport(capsys, monkeypatch):
     monkeypatch.setenv("STELAR_BLOCK_PLUGINS", "tcp")
-    assert main(["serve", "--tcp-port", "0"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--tcp-port", "0"])
+    assert exit_info.value.code == 2
+    assert "--tcp-port belongs to a plugin that is not installed" in capsys.readouterr().err
+    assert main(["serve", "--transport", "tcp"]) == 2
     assert "pip install stelar-tcp" in capsys.readouterr().err
 
 

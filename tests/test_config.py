@@ -1,9 +1,16 @@
-"""Every option is validated at construction, with a message naming option, value and rule."""
+"""Every option is validated at construction, with a message naming option, value and rule:
+the core's, the plugins' (through their short forms and their sections) and the providers'."""
 
 import attrs
 import pytest
 
-from stelar_core import ConfigError, RateLimit, ServerConfig, TLSConfig
+from stelar_core import ConfigError, RateLimit, ServerConfig, StelarServer, TLSConfig
+
+
+def build(**options):
+    """The configuration a server builds from ``options`` (in-process transport unless named)."""
+    options.setdefault("transports", ["memory"])
+    return StelarServer(**options).config
 
 
 @pytest.mark.parametrize(
@@ -20,8 +27,8 @@ from stelar_core import ConfigError, RateLimit, ServerConfig, TLSConfig
         ("max_pending_acks", 0, "option 'max_pending_acks' = 0"),
         ("max_queued_messages", 0, "option 'max_queued_messages' = 0"),
         ("max_event_name_length", 70000, "the wire allows at most 65535"),
-        ("port", 70000, "option 'port' = 70000 is invalid: expected a port number 0..65535"),
-        ("tcp_port", -1, "option 'tcp_port' = -1"),
+        ("port", 70000, "option 'ws.port' = 70000 is invalid: expected a port number 0..65535"),
+        ("tcp_port", -1, "option 'tcp.port' = -1"),
         (
             "heartbeat_interval",
             0,
@@ -31,30 +38,28 @@ from stelar_core import ConfigError, RateLimit, ServerConfig, TLSConfig
         ("ack_timeout", "5", "option 'ack_timeout' = '5'"),
         ("shutdown_timeout", 0, "option 'shutdown_timeout' = 0"),
         ("graceful_shutdown", "yes", "'graceful_shutdown'"),
-        ("path", "ws", "option 'path' = 'ws' is invalid: expected a URL path starting with '/'"),
-        ("health_endpoint", "health", "option 'health_endpoint' = 'health'"),
+        ("path", "ws", "option 'ws.path' = 'ws' is invalid: expected a URL path starting with '/'"),
+        ("health_endpoint", "health", "option 'health.endpoint' = 'health'"),
         ("logger", "loud", "option 'logger' = 'loud' is invalid: expected one of debug, info, warn"),
         ("rate_limit", 5, "option 'rate_limit' = 5 is invalid: expected RateLimit"),
         ("rate_limit", {"max_points": 0}, "in option 'rate_limit': option 'max_points' = 0"),
         ("rate_limit", {"points": 5}, "unknown keys ['points']"),
         ("event_rate_limits", {"chat": {"max_points": 1, "window": 0}}, "event_rate_limits['chat']"),
         ("event_rate_limits", [1], "expected a mapping of event name to RateLimit"),
-        ("rate_limiter", object(), "expected a rate limiter name or an object with methods check, reset"),
+        ("rate_limiter", object(), "the rate limiter object has no method check; expected check(key"),
         ("rate_limiter", "", "expected the name of a rate limiter provider"),
-        ("ip_tracker", object(), "missing check, add, remove, count"),
-        (
-            "id_generator",
-            42,
-            "option 'id_generator' = 42 is invalid: expected a client ID generator name or a callable",
-        ),
-        ("broker", object(), "missing start, publish, stop"),
-        ("tls", {"cert": "c"}, "option 'tls'"),
+        ("ip_tracker", object(), "the IP tracker object has no method check; expected check(ip"),
+        ("id_generator", 42, "option 'id_generator': the client ID generator int has no method __call__"),
+        ("broker", object(), "the broker object has no method start"),
+        ("tls", {"cert": "c"}, "option 'ws.tls'"),
+        ("ws", {"prot": 1}, "unknown option of plugin section 'ws' 'prot'; did you mean 'port'?"),
+        ("ws", 5, "option 'ws' = 5 is invalid: expected a mapping of the 'ws' plugin's options"),
         ("hooks", [1], "expected a mapping of hook name"),
     ],
 )
 def test_bad_values_name_option_value_and_rule(option, value, message):
     with pytest.raises(ConfigError) as info:
-        ServerConfig(**{option: value})
+        build(**{option: value})
     assert message in str(info.value)
 
 
@@ -70,11 +75,11 @@ def test_frame_size_must_hold_the_payload_size():
 
 def test_unknown_option_suggests_the_close_one():
     with pytest.raises(ConfigError, match="unknown option 'max_conections'; did you mean 'max_connections'"):
-        ServerConfig.from_mapping({"max_conections": 5})
+        build(max_conections=5)
 
 
 def test_defaults_follow_the_seed():
-    config = ServerConfig()
+    config = build()
     assert config.max_connections == 10_000
     assert config.max_connections_per_ip == 50
     assert config.max_rooms_per_client == 50
@@ -82,15 +87,26 @@ def test_defaults_follow_the_seed():
     assert config.rate_limit == RateLimit(100, 1.0)
     assert config.heartbeat_interval == 30.0
     assert config.heartbeat_timeout == 60.0
-    assert config.health_endpoint == "/health"
+    assert config.plugin("health").endpoint == "/health"
+    assert config.plugin("ws").port == 3000 and config.plugin("tcp").port is None
+
+
+def names(**options):
+    return [transport.name for transport in StelarServer(**options).transports]
 
 
 def test_transports_follow_the_ports_unless_named():
-    assert ServerConfig().transport_names == ("ws",)
-    assert ServerConfig(port=None, tcp_port=3001).transport_names == ("tcp",)
-    assert ServerConfig(tcp_port=0).transport_names == ("ws", "tcp")
-    assert ServerConfig(transports="memory").transport_names == ("memory",)
-    assert ServerConfig(port=None).transport_names == ()
+    assert names() == ["ws"]
+    assert names(port=None, tcp_port=3001) == ["tcp"]
+    assert names(tcp_port=0) == ["ws", "tcp"]
+    assert names(ws={"port": None}, tcp={"port": 0}, health_port=0) == ["tcp", "http"]
+    assert names(transports="memory") == ["memory"]
+    with pytest.raises(ConfigError, match="no transport configured"):
+        names(port=None)
+
+
+def test_a_section_entry_wins_over_the_short_form():
+    assert build(port=1, ws={"port": 2}).plugin("ws").port == 2
 
 
 def test_mappings_are_coerced_and_evolve_is_idempotent():
@@ -100,40 +116,41 @@ def test_mappings_are_coerced_and_evolve_is_idempotent():
     assert config.rate_limit == RateLimit(5, 2)
     assert config.event_rate_limits["chat"] == RateLimit(1, 1.0)
     assert attrs.evolve(config) == config
-    assert ServerConfig(health_endpoint=False).health_endpoint is None
-    assert ServerConfig(tls={"cert": "c.pem", "key": "k.pem"}).tls == TLSConfig("c.pem", "k.pem")
+    assert build(health_endpoint=False).plugin("health").endpoint is None
+    tls = build(tls={"cert": "c.pem", "key": "k.pem"}).plugins
+    assert tls["ws"].tls == tls["tcp"].tls == TLSConfig("c.pem", "k.pem")  # one short form, two plugins
 
 
 def test_read_from_toml_with_overrides(tmp_path):
     path = tmp_path / "stelar.toml"
     path.write_text(
-        '[stelar]\nmax_connections = 7\ntransports = ["memory"]\n[stelar.rate_limit]\nmax_points = 3\n'
+        '[stelar]\nmax_connections = 7\ntransports = ["memory"]\nallowed_origins = ["https://a"]\n'
+        '[stelar.rate_limit]\nmax_points = 3\n[stelar.ws]\npath = "/live"\n'
     )
-    config = ServerConfig.from_toml(path, max_rooms=9)
+    config = StelarServer.from_toml(path, max_rooms=9).config
     assert (config.max_connections, config.max_rooms, config.rate_limit) == (7, 9, RateLimit(3, 1.0))
+    assert config.plugin("ws").path == "/live" and config.plugin("ws").allowed_origins == ("https://a",)
 
 
 def test_toml_errors_name_the_file_and_the_key(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("max_connections = [")
     with pytest.raises(ConfigError, match="is not valid TOML"):
-        ServerConfig.from_toml(bad)
+        StelarServer.from_toml(bad)
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("max_romos = 3\n")
     with pytest.raises(ConfigError, match="unknown option 'max_romos'; did you mean 'max_rooms'"):
-        ServerConfig.from_toml(unknown)
+        StelarServer.from_toml(unknown)
     with pytest.raises(ConfigError, match="cannot read config file"):
-        ServerConfig.from_toml(tmp_path / "missing.toml")
+        StelarServer.from_toml(tmp_path / "missing.toml")
 
 
-def test_redacted_hides_secrets():
-    config = ServerConfig(
-        tls={"cert": "c.pem", "key": "k.pem"},
-        plugin_options={"redis": {"url": "redis://x", "password": "hunter2"}},
-        hooks={"on_client_connect": print},
+def test_get_config_hides_secrets():
+    server = StelarServer(
+        transports=["memory"], tls={"cert": "c.pem", "key": "k.pem"}, hooks={"on_client_connect": print}
     )
-    data = config.redacted()
-    assert data["tls"] == {"cert": "c.pem", "key": "***"}
-    assert data["plugin_options"] == {"redis": {"url": "redis://x", "password": "***"}}
+    data = server.get_config()
+    assert data["ws"]["tls"] == {"cert": "c.pem", "key": "***"}
+    assert data["tls"] == {"cert": "c.pem", "key": "***"}  # the short form, as the seed names it
     assert data["hooks"] == ["on_client_connect"]
-    assert "hunter2" not in repr(data)
+    assert "k.pem" not in repr(data)

@@ -8,6 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stelar_core import NotConnected, StelarServer, hookimpl
+from stelar_core.providers import TransportProvider
 from stelar_core.testing import connect_client
 from stelar_core.transports import HttpResponse
 
@@ -59,7 +60,7 @@ async def test_health_body_has_the_seed_fields(health_server):
         "uptime_ms",
         "uptime_seconds",
         "connections_by_transport",
-        "ws_connections",
+        "transports",
         "tcp_connections",
         "memory_mb",
         "memory_usage",
@@ -67,6 +68,9 @@ async def test_health_body_has_the_seed_fields(health_server):
     ):
         assert field in data, field
     assert data["active_connections"] == 1 and data["tcp_connections"] == 1 and data["total_rooms"] == 1
+    # Each running transport's own figures, and the seed's <name>_connections for each.
+    assert data["transports"]["tcp"]["connections"] == 1
+    assert all(f"{name}_connections" in data for name in data["transports"])
     assert data["memory_usage"]["rss"] > 0
     client.close()
 
@@ -279,6 +283,9 @@ class GateTransport:
         self._entered.set()
         await self._release.wait()
 
+    def stats(self):
+        return {}
+
     async def stop_accepting(self):
         return None
 
@@ -292,7 +299,7 @@ class Gate:
 
     @hookimpl
     def stelar_register_transports(self, register):
-        register("gate", lambda hub: GateTransport(hub, self.entered, self.release))
+        register("gate", TransportProvider(lambda ctx: GateTransport(ctx.hub, self.entered, self.release)))
 
 
 async def test_while_starting_ready_and_health_say_503_starting():

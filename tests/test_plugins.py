@@ -64,13 +64,29 @@ def test_disabling_autoload_keeps_only_stelar_core(monkeypatch):
 
 def test_unknown_transport_lists_installed_and_names_the_distribution():
     with pytest.raises(ConfigError) as info:
-        StelarServer(port=3000, block_plugins=["ws"])
+        StelarServer(transports=["ws"], block_plugins=["ws"])
     message = str(info.value)
-    assert "option 'port': no transport named 'ws' is installed" in message
+    assert "option 'transports': no transport named 'ws' is installed" in message
     assert "memory (stelar-core)" in message
     assert "pip install stelar-ws" in message
-    with pytest.raises(ConfigError, match=r"option 'tcp_port'.*pip install stelar-tcp"):
-        StelarServer(port=None, tcp_port=0, block_plugins=["tcp"])
+
+
+@pytest.mark.parametrize(
+    ("options", "distribution"),
+    [
+        ({"port": 3000}, "stelar-ws"),
+        ({"allowed_origins": ["https://a"]}, "stelar-ws"),
+        ({"ws": {"port": 1}}, "stelar-ws"),
+        ({"tcp_port": 0}, "stelar-tcp"),
+        ({"health_endpoint": "/h"}, "stelar-health"),
+    ],
+)
+def test_an_option_of_a_plugin_not_installed_names_the_distribution(options, distribution):
+    blocked = ["ws", "tcp", "health"]
+    with pytest.raises(
+        ConfigError, match=f"belongs to a plugin that is not installed.*pip install {distribution}"
+    ):
+        StelarServer(transports=["memory"], block_plugins=blocked, **options)
 
 
 def test_unknown_provider_names_list_what_is_installed():
@@ -98,7 +114,7 @@ class ShortIds:
 
     @hookimpl
     def stelar_register_id_generators(self, register):
-        register("uuid4", lambda: lambda: "always-the-same")
+        register("uuid4", lambda context: lambda: "always-the-same")
 
 
 def test_a_plugin_in_code_wins_over_a_builtin_of_the_same_name():

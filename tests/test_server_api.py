@@ -30,7 +30,8 @@ async def test_stats_have_the_seed_fields_and_count_traffic(stelar_server, stela
     assert stats.uptime_ms >= 0 and stats.uptime_seconds >= 0
     assert stats.rate_limiter_entries == 1
     data = stats.to_dict()
-    assert data["ws_connections"] == 0 and data["tcp_connections"] == 0
+    assert data["memory_connections"] == 1 and data["transports"] == {"memory": {"connections": 1}}
+    assert stats.ws_connections == 0 and stats.tcp_connections == 0  # the seed's names, any transport
     for field in ("invalid_messages", "rate_limited", "payload_too_large", "handler_errors", "pending_acks"):
         assert data[field] == 0
 
@@ -61,7 +62,7 @@ async def test_update_config_is_atomic(stelar_server):
 
 def test_options_that_need_a_restart_say_so():
     server = StelarServer(transports=["memory"])
-    with pytest.raises(ConfigError, match="port, rate_limiter cannot change on a built server"):
+    with pytest.raises(ConfigError, match=r"rate_limiter, ws\.port cannot change on a built server"):
         server.update_config(port=1, rate_limiter="token-bucket", max_rooms=5)
     assert server.config.max_rooms == 10_000
 

@@ -51,7 +51,7 @@ async def test_two_servers_and_repeated_cycles_leave_nothing_behind():
             assert signal.getsignal(signal.SIGTERM) is previous_handler
             for server in servers:
                 assert server.get_stats().active_connections == 0 and server.get_rooms() == []
-                assert server.hub._sessions == set() and server.hub._tasks == set()
+                assert not server.hub.busy
         leftover = [h for h in loop._scheduled if not h.cancelled()]
         assert (open_fds(), len(asyncio.all_tasks()), len(leftover)) == baseline, leftover
     finally:

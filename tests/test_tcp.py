@@ -9,6 +9,7 @@ import pytest
 from stelar_core import AckError, ErrorCode, NotConnected
 from stelar_core.protocol import FrameType, dump_json, encode_frame, length_prefixed
 from stelar_core.testing import ReceivedEvent, TestClient, connect_client
+from stelar_core.transports.base import ConnectOptions
 from stelar_tcp import connect_tcp
 
 
@@ -242,11 +243,11 @@ async def test_a_peer_that_vanishes_without_goodbye(stelar_server, raw_tcp):
 
 async def test_the_connector_refuses_bad_urls_and_absent_servers(unused_tcp_port):
     with pytest.raises(ValueError, match="expected a tcp:// or tcps:// URL"):
-        await connect_tcp("ws://127.0.0.1:1", TestClient())
+        await connect_tcp("ws://127.0.0.1:1", TestClient(), ConnectOptions())
     with pytest.raises(ValueError, match="needs a host and a port"):
-        await connect_tcp("tcp://127.0.0.1", TestClient())
+        await connect_tcp("tcp://127.0.0.1", TestClient(), ConnectOptions())
     with pytest.raises(ConnectionRefusedError):
-        await connect_tcp(f"tcp://127.0.0.1:{unused_tcp_port}", TestClient())
+        await connect_tcp(f"tcp://127.0.0.1:{unused_tcp_port}", TestClient(), ConnectOptions())
 
 
 async def test_frames_sent_before_admission_completes_are_all_handled(

@@ -91,9 +91,54 @@ def test_stelar_plugins_lists_the_distribution(plugin_site):
         "name": "example-limiter",
         "distribution": "stelar-example-limiter",
         "version": "1.2.3",
-        "hooks": ["stelar_register_rate_limiters"],
+        "hooks": ["stelar_add_options", "stelar_register_rate_limiters"],
         "providers": ["rate limiter:fixed-window"],
+        "options": [
+            {
+                "name": "example_limiter.max_keys",
+                "flag": "--example-limiter-max-keys",
+                "short": None,
+                "help": "clients tracked at most",
+            }
+        ],
     }
+
+
+def test_its_options_come_from_a_toml_file(plugin_site, tmp_path):
+    config = tmp_path / "stelar.toml"
+    config.write_text(
+        '[stelar]\ntransports = ["memory"]\nrate_limiter = "fixed-window"\n'
+        "[stelar.rate_limit]\nmax_points = 5\nwindow = 60\n"
+        "[stelar.example_limiter]\nmax_keys = 2\n"
+    )
+    result = run_python(
+        plugin_site,
+        f"""
+        from stelar_core import StelarServer
+        server = StelarServer.from_toml({str(config)!r})
+        limiter = server.hub.limits.global_limiter
+        for key in ("a", "b", "c"):
+            limiter.check(key)
+        options = server.get_config()["example_limiter"]
+        print(type(limiter).__name__, limiter.max_keys, limiter.size(), options)
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == "FixedWindowLimiter 2 2 {'max_keys': 2}"
+
+
+def test_its_options_come_from_stelar_serve_flags_and_are_validated(plugin_site):
+    helped = run_python(plugin_site, "from stelar_core.cli import main; main(['serve', '--help'])")
+    assert "--example-limiter-max-keys" in helped.stdout
+    bad = run_python(
+        plugin_site,
+        """
+        from stelar_core.cli import main
+        raise SystemExit(main(["serve", "--transport", "memory", "--example-limiter-max-keys", "0"]))
+        """,
+    )
+    assert bad.returncode == 2
+    assert "option 'example_limiter.max_keys' = 0 is invalid: expected an integer >= 1" in bad.stderr
 
 
 def test_it_can_be_blocked_by_environment_variable(plugin_site):

@@ -8,6 +8,7 @@ import trustme
 from stelar_core import ConfigError, StelarServer, TLSConfig
 from stelar_core.protocol import FrameType
 from stelar_core.testing import TestClient, connect_client
+from stelar_core.transports.base import ConnectOptions
 from stelar_core.transports.connectors import find_connector
 
 
@@ -68,9 +69,9 @@ async def test_a_plain_text_client_fails_cleanly_and_the_server_carries_on(
     if stelar_transport == "ws":
         # The upgrade request is not a TLS hello: the server drops it, the handshake never answers.
         with pytest.raises(ConnectionError, match="connection lost during the handshake"):
-            await find_connector(url)(url, plain, connect_timeout=5)
+            await find_connector(url)(url, plain, ConnectOptions(connect_timeout=5))
     else:
-        plain.link = await find_connector(url)(url, plain)
+        plain.link = await find_connector(url)(url, plain, ConnectOptions())
         plain.send_frame(FrameType.CONNECT, payload=b"{}")
         assert (await plain.wait_closed())[0] == 1006  # closed without a stelar answer
         assert plain.frames_received == 0

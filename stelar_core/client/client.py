@@ -269,7 +269,8 @@ class StelarClient:
         connector = find_connector(self._url, self._pm)
         timeout = self._options.connect_timeout
         self._link = await asyncio.wait_for(
-            connector(self._url, _LinkReceiver(self, self._generation), self._options.connect_options()), timeout
+            connector(self._url, _LinkReceiver(self, self._generation), self._options.connect_options()),
+            timeout,
         )
         self._link.send(encode_frame(FrameType.CONNECT, "", dump_json({"auth": dict(self._options.auth)})))
         try:

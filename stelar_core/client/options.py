@@ -47,8 +47,6 @@ def _mode(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise fail(attribute.name, value, "expected 'ws', 'tcp' or None (from the URL)")
 
 
-
-
 _optional_positive = validator(validation.optional(validation.seconds))
 
 

@@ -59,7 +59,9 @@ class Heartbeat:
         deadline = self._clock.now() - self._config().heartbeat_timeout
         for session in tuple(self._open.values()):
             if session.last_seen < deadline:
-                self._outbox.send_error(session, ErrorCode.HEARTBEAT_TIMEOUT, "no traffic within heartbeat_timeout")
+                self._outbox.send_error(
+                    session, ErrorCode.HEARTBEAT_TIMEOUT, "no traffic within heartbeat_timeout"
+                )
                 self._close(session, DisconnectCode.SERVER_ERROR, "heartbeat timeout")
             else:
                 self._outbox.send(session, _PING)

@@ -105,7 +105,9 @@ class HookRunner:
             callers = [
                 (
                     impl.plugin_name,
-                    self._pm.subset_hook_caller(hook, [o.plugin for o in impls if o.plugin is not impl.plugin]),
+                    self._pm.subset_hook_caller(
+                        hook, [o.plugin for o in impls if o.plugin is not impl.plugin]
+                    ),
                 )
                 for impl in reversed(impls)
             ]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from stelar_core.clock import Clock
 from stelar_core.config import ServerConfig
 from stelar_core.errors import ConnectionRefused, ProtocolError
-from stelar_core.hub.admission import AdmissionTicket, Admissions
+from stelar_core.hub.admission import Admissions, AdmissionTicket
 from stelar_core.hub.context import ClientInfo, Context
 from stelar_core.hub.fanout import Exclude, Fanout, encode_binary, encode_event
 from stelar_core.hub.handlers import HandlerRegistry, HandlerRunner
@@ -300,7 +300,11 @@ class Hub:
         event = frame.event
         max_name = self._config.max_event_name_length
         if not event or len(event) > max_name:
-            reason = "event name is empty" if not event else f"event name is {len(event)} characters, at most {max_name}"
+            reason = (
+                "event name is empty"
+                if not event
+                else f"event name is {len(event)} characters, at most {max_name}"
+            )
             self.outbox.invalid(session, ErrorCode.INVALID_EVENT, reason, frame)
             return False
         size, limit = len(frame.payload), self._config.max_payload_size
@@ -309,11 +313,15 @@ class Hub:
             self.hooks.notify(
                 Hook.PAYLOAD_TOO_LARGE, client_id=session.id, event=event, size=size, max_size=limit
             )
-            self.outbox.refuse(session, frame, ErrorCode.PAYLOAD_TOO_LARGE, f"payload is {size} bytes, at most {limit}")
+            self.outbox.refuse(
+                session, frame, ErrorCode.PAYLOAD_TOO_LARGE, f"payload is {size} bytes, at most {limit}"
+            )
             return False
         return True
 
-    def _rate_checked(self, session: Session, frame: Frame, event: str, then: FrameHandler) -> Awaitable[None] | None:
+    def _rate_checked(
+        self, session: Session, frame: Frame, event: str, then: FrameHandler
+    ) -> Awaitable[None] | None:
         allowed = self.limits.check(session.id, event)
         if allowed is True:
             return then(session, frame)
@@ -389,9 +397,7 @@ class Hub:
     def _on_error(self, session: Session, frame: Frame) -> None:
         # Error frames go from server to client only; say so, as for any frame a client must not send.
         log.info("client %s sent an error frame %r: %r", session.id, frame.event, frame.payload[:200])
-        self.outbox.invalid(
-            session, ErrorCode.INVALID_FRAME, "clients must not send error frames (type 10)"
-        )
+        self.outbox.invalid(session, ErrorCode.INVALID_FRAME, "clients must not send error frames (type 10)")
 
     def _on_join(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         return self._rate_checked(session, frame, "", self._join_requested)
@@ -455,7 +461,11 @@ class Hub:
 
     def client_info(self, session: Session) -> ClientInfo:
         return ClientInfo(
-            session.id, session.protocol, session.remote_address, frozenset(session.rooms), dict(session.metadata)
+            session.id,
+            session.protocol,
+            session.remote_address,
+            frozenset(session.rooms),
+            dict(session.metadata),
         )
 
     def get_clients(self, room: str | None = None) -> list[ClientInfo]:
@@ -553,6 +563,8 @@ class Hub:
         """Close from our side: a disconnect frame with code and reason, then the connection."""
         if session.state is SessionState.CLOSED:
             return
-        self.outbox.send(session, encode_frame(FrameType.DISCONNECT, "", dump_json({"code": code, "reason": reason})))
+        self.outbox.send(
+            session, encode_frame(FrameType.DISCONNECT, "", dump_json({"code": code, "reason": reason}))
+        )
         session.connection.close(code, reason)
         self.session_closed(session, code, reason)

@@ -51,7 +51,9 @@ class Requests:
         frames until it is done: an ordered async handler, or a concurrent one waiting for a slot."""
         handler = self._registry.ack(frame.event)
         if handler is None:
-            self._outbox.refuse(session, frame, ErrorCode.NO_HANDLER, f"no handler for request {frame.event!r}")
+            self._outbox.refuse(
+                session, frame, ErrorCode.NO_HANDLER, f"no handler for request {frame.event!r}"
+            )
             return None
         try:
             data = frame.json()
@@ -120,9 +122,13 @@ class Requests:
         except (TypeError, ValueError) as exc:
             self._counters.handler_errors += 1
             log.error("reply to request %r is not JSON-serializable: %s", request.event, exc)
-            self._outbox.reply_error(session, request, ErrorCode.HANDLER_ERROR, "reply is not JSON-serializable")
+            self._outbox.reply_error(
+                session, request, ErrorCode.HANDLER_ERROR, "reply is not JSON-serializable"
+            )
             return
-        self._outbox.send(session, encode_frame(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id))
+        self._outbox.send(
+            session, encode_frame(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id)
+        )
 
     # ------------------------------------------------------------------ asking a client
 
@@ -134,7 +140,9 @@ class Requests:
             self._outbox.invalid(session, exc.code, exc.reason)
             answer = {"error": {"code": exc.code, "message": exc.reason}}
         if not session.acks.resolve(frame.ack_id, answer):
-            self._outbox.invalid(session, ErrorCode.UNKNOWN_ACK, f"no request is waiting for ack id {frame.ack_id}")
+            self._outbox.invalid(
+                session, ErrorCode.UNKNOWN_ACK, f"no request is waiting for ack id {frame.ack_id}"
+            )
 
     async def ask(self, session: Session, event: str, data: Any, *, timeout: float | None) -> Any:
         if not session.is_open:

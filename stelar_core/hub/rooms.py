@@ -86,7 +86,10 @@ class Rooms:
                 current_rooms=len(session.rooms),
                 max_rooms=config.max_rooms_per_client,
             )
-            return ErrorCode.MAX_ROOMS_PER_CLIENT, f"a client may be in at most {config.max_rooms_per_client} rooms"
+            return (
+                ErrorCode.MAX_ROOMS_PER_CLIENT,
+                f"a client may be in at most {config.max_rooms_per_client} rooms",
+            )
         table = self.table
         if room not in table and len(table) >= config.max_rooms:
             self._hooks.notify(

@@ -96,9 +96,9 @@ class OptionDeclarations:
         name: str,
         *,
         default: Any = None,
-        type: type | None = None,  # noqa: A002 (argparse's and attrs' own word for it)
+        type: type | None = None,
         check: Check | None = None,
-        help: str = "",  # noqa: A002
+        help: str = "",
         restart: bool = True,
         short: str | None = None,
         secret: bool = False,
@@ -163,7 +163,9 @@ class OptionTable:
     """Every declared option of one plugin manager, by section and by short form."""
 
     def __init__(self, sections: Mapping[str, Mapping[str, OptionSpec]]) -> None:
-        self.sections: dict[str, dict[str, OptionSpec]] = {name: dict(specs) for name, specs in sections.items()}
+        self.sections: dict[str, dict[str, OptionSpec]] = {
+            name: dict(specs) for name, specs in sections.items()
+        }
         self.shorts: dict[str, list[OptionSpec]] = {}
         for specs in self.sections.values():
             for spec in specs.values():
@@ -202,7 +204,9 @@ class OptionTable:
                 flat[(key, name)] = item
         return flat
 
-    def apply(self, current: Mapping[str, Options], given: Mapping[tuple[str, str], Any]) -> dict[str, Options]:
+    def apply(
+        self, current: Mapping[str, Options], given: Mapping[tuple[str, str], Any]
+    ) -> dict[str, Options]:
         """``current`` with ``given`` validated and set; returns new sections (all or nothing)."""
         values = {section: dict(options) for section, options in current.items()}
         for (section, name), value in given.items():

@@ -38,7 +38,9 @@ class Provider:
         return section_name(self.plugin)
 
 
-def call_each_plugin(pm: StelarPluginManager, hook: str, make_kwargs: Callable[[str], dict[str, Any]]) -> None:
+def call_each_plugin(
+    pm: StelarPluginManager, hook: str, make_kwargs: Callable[[str], dict[str, Any]]
+) -> None:
     """Call ``hook`` once per implementing plugin, through pluggy, with arguments made for it.
 
     pluggy calls the last registered first; the same order here lets a user's plugin take a name

@@ -23,9 +23,8 @@ from stelar_core.protocol import (
     dump_json,
     encode_frame,
 )
-from stelar_core.transports.base import ClientLink, Connector
 from stelar_core.providers import TransportProvider
-from stelar_core.transports.base import ConnectOptions
+from stelar_core.transports.base import ClientLink, ConnectOptions, Connector
 from stelar_core.transports.connectors import find_connector
 
 if TYPE_CHECKING:

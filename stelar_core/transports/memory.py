@@ -12,7 +12,6 @@ import asyncio
 import itertools
 import weakref
 from collections import deque
-
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 

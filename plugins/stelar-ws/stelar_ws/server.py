@@ -28,13 +28,13 @@ from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.transports.base import Admission, HttpRequest, HubPort
 from stelar_core.transports.http import serve_route
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
-from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL
 from stelar_ws.http import (
     origin_refusal,
     text_response,
     to_request,
     to_response,
 )
+from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL
 
 log = logging.getLogger("stelar.ws")
 
@@ -320,8 +320,9 @@ class WsTransport(SocketListener[WsConnection]):
         subprotocols: Sequence[Subprotocol] | None = (SUBPROTOCOL,),
     ) -> None:
         """``options`` are the plugin's section as built (``section`` names it; options that may
-        change at run time are read again from ``hub.config``); ``subprotocols``: an upgrade must offer one of these
-        (400 otherwise); ``None`` accepts any client (the conformance mode's echo)."""
+        change at run time are read again from ``hub.config``). ``subprotocols``: an upgrade
+        must offer one of these (400 otherwise); ``None`` accepts any client (the conformance
+        mode's echo)."""
         super().__init__(hub, "ws", "wss", options.tls)
         self._built_options = options
         self._section = section
