@@ -6,6 +6,7 @@ import pytest
 
 from stelar_core import AckError, AckTimeout, ErrorCode, NotConnected
 from stelar_core.protocol import FrameType, dump_json
+from stelar_core.testing import FakeClock
 
 
 async def test_the_return_value_is_the_answer(stelar_server, stelar_client):
@@ -72,7 +73,9 @@ async def test_server_asks_a_client(stelar_server, stelar_client):
     assert await stelar_server.request(stelar_client.id, "whoami", "x") == {"me": "x"}
 
 
-async def test_server_request_errors_and_timeouts(stelar_server, stelar_client_factory):
+async def test_server_request_errors_and_timeouts(stelar_server_factory, stelar_client_factory):
+    clock = FakeClock()
+    stelar_server = await stelar_server_factory(clock=clock)
     client = await stelar_client_factory(stelar_server)
 
     def failing(data):
@@ -85,14 +88,20 @@ async def test_server_request_errors_and_timeouts(stelar_server, stelar_client_f
         await stelar_server.request(client.id, "unhandled")
     assert info.value.code == ErrorCode.NO_HANDLER
 
-    never = asyncio.Event()
+    never, asked = asyncio.Event(), asyncio.Event()
 
     async def hang(data):
+        asked.set()
         await never.wait()
 
     client.on_ack("hang", hang)
+    request = asyncio.ensure_future(stelar_server.request(client.id, "hang", timeout=0.05))
+    await asked.wait()
+    clock.advance(0.049)
+    assert not request.done() and stelar_server.get_stats().pending_acks == 1
+    clock.advance(0.001)
     with pytest.raises(AckTimeout, match=r"no answer to request 'hang' within 0\.05s"):
-        await stelar_server.request(client.id, "hang", timeout=0.05)
+        await request
     assert stelar_server.get_stats().pending_acks == 0
     with pytest.raises(NotConnected):
         await stelar_server.request("no-such-client", "x")

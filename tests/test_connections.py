@@ -6,7 +6,7 @@ import pytest
 
 from stelar_core import ConnectionRefused, ErrorCode, NotConnected
 from stelar_core.protocol import FrameType, dump_json
-from stelar_core.testing import TestClient, connect_client
+from stelar_core.testing import FakeClock, TestClient, connect_client
 
 
 async def test_the_handshake_answers_id_version_heartbeat_and_max_payload(
@@ -113,8 +113,12 @@ async def test_connections_still_in_handshake_count_against_the_limit(stelar_ser
 
 
 async def test_no_connect_frame_within_connect_timeout_closes(stelar_server_factory):
-    server = await stelar_server_factory(connect_timeout=0.05)
+    clock = FakeClock()
+    server = await stelar_server_factory(connect_timeout=0.05, clock=clock)
     client = await connect_client(server, handshake=False)
+    clock.advance(0.049)
+    assert server.get_stats().refused_connections == {}
+    clock.advance(0.001)
     code, reason = await client.wait_closed()
     assert code == 1008 and "no connect frame within 0.05s" in reason
     assert (await client.next_error())[0] == ErrorCode.CONNECT_TIMEOUT
@@ -177,12 +181,20 @@ async def test_middleware_rejection_reaches_the_client_as_an_error(stelar_server
 
 
 async def test_silent_peers_are_dropped_after_heartbeat_timeout(stelar_server_factory):
-    server = await stelar_server_factory(heartbeat_interval=0.02, heartbeat_timeout=0.06)
+    clock = FakeClock()
+    server = await stelar_server_factory(heartbeat_interval=30, heartbeat_timeout=60, clock=clock)
     silent = await connect_client(server, client=TestClient(auto_pong=False))
     lively = await connect_client(server)
+    clock.advance(30)  # first sweep: both pinged, neither silent for 60 s yet
+    await silent.wait_until(lambda: silent.pings_received == 1)
+    await lively.wait_until(lambda: lively.pings_received == 1)
+    await lively.join("after-pong")  # a round trip: the server has read the pong before it
+    clock.advance(30)  # silent for exactly 60 s: not yet past the timeout
+    await lively.join("second-round-trip")
+    assert not silent.closed.done()
+    clock.advance(30)
     code, reason = await silent.wait_closed()
     assert (code, reason) == (1011, "heartbeat timeout")
-    assert silent.pings_received >= 1
     assert not lively.closed.done()
     assert [c.id for c in server.get_clients()] == [lively.id]
 

@@ -6,7 +6,7 @@ import pytest
 
 from stelar_core import AckTimeout, ConfigError, ErrorCode, NotConnected
 from stelar_core.config import RESTART_OPTIONS
-from stelar_core.testing import TestClient, connect_client
+from stelar_core.testing import FakeClock, TestClient, connect_client
 from stelar_ws import HandshakeRejected
 
 
@@ -89,20 +89,37 @@ async def test_hooks_are_swapped(server):
     client.close()
 
 
-async def test_heartbeat_timings(server):
+async def test_heartbeat_timings(stelar_server_factory):
+    clock = FakeClock()
+    server = await stelar_server_factory(clock=clock, transports=["tcp"])
     silent = await connect_client(server, "tcp", client=TestClient(auto_pong=False))
-    server.update_config(heartbeat_interval=0.05, heartbeat_timeout=0.1)
+    server.update_config(heartbeat_interval=5, heartbeat_timeout=10)
+    clock.advance(5)  # the new interval applies now, not after the 30 s sweep already waiting
+    await silent.wait_until(lambda: silent.pings_received == 1)
+    clock.advance(10)  # silent since it connected: past the 10 s timeout at the sweep of t+15
     assert await silent.wait_closed() == (1011, "heartbeat timeout")
 
 
-async def test_connect_and_ack_timeouts(server):
+async def test_connect_and_ack_timeouts(stelar_server_factory):
+    clock = FakeClock()
+    server = await stelar_server_factory(clock=clock, transports=["tcp"])
     server.update_config(connect_timeout=0.1, ack_timeout=0.05)
     lazy = await connect_client(server, "tcp", handshake=False)
+    clock.advance(0.1)
     assert (await lazy.wait_closed())[0] == 1008
     client = await connect_client(server, "tcp")
-    client.on_ack("slow", lambda data: asyncio.Event().wait())
+    asked = asyncio.Event()
+
+    async def slow(data):
+        asked.set()
+        await asyncio.Event().wait()
+
+    client.on_ack("slow", slow)
+    request = asyncio.ensure_future(server.request(client.id, "slow", None))
+    await asked.wait()
+    clock.advance(0.05)
     with pytest.raises(AckTimeout, match=r"within 0\.05s"):
-        await server.request(client.id, "slow", None)
+        await request
     client.close()
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from stelar_core import AckError, ErrorCode, NotConnected
 from stelar_core.protocol import FrameType, dump_json, encode_frame, length_prefixed
-from stelar_core.testing import ReceivedEvent, TestClient, connect_client
+from stelar_core.testing import FakeClock, ReceivedEvent, TestClient, connect_client
 from stelar_core.transports.base import ConnectOptions
 from stelar_tcp import connect_tcp
 
@@ -199,8 +199,11 @@ async def test_connections_per_ip_are_limited_by_source_address(stelar_server_fa
 
 
 async def test_connect_timeout_and_server_closes_with_disconnect_first(stelar_server_factory, raw_tcp):
-    server = await stelar_server_factory(connect_timeout=0.1)
+    clock = FakeClock()
+    server = await stelar_server_factory(connect_timeout=0.1, clock=clock)
     peer = await raw_tcp(server)
+    await clock.wait_for_timers(2)  # the heartbeat sweep and this connection's connect timeout
+    clock.advance(0.1)
     frames = await peer.until_closed()
     assert [(f.type, f.event) for f in frames] == [
         (FrameType.ERROR, ErrorCode.CONNECT_TIMEOUT),
@@ -209,9 +212,15 @@ async def test_connect_timeout_and_server_closes_with_disconnect_first(stelar_se
 
 
 async def test_silent_peers_are_dropped_and_pings_answered(stelar_server_factory):
-    server = await stelar_server_factory(heartbeat_interval=0.05, heartbeat_timeout=0.15)
+    clock = FakeClock()
+    server = await stelar_server_factory(heartbeat_interval=0.05, heartbeat_timeout=0.15, clock=clock)
     silent = await connect_client(server, client=TestClient(auto_pong=False))
     lively = await connect_client(server)
+    for _ in range(3):
+        clock.advance(0.05)
+        await lively.wait_until(lambda: lively.pings_received == silent.pings_received)
+        await lively.join(f"round-trip-{silent.pings_received}")  # the server has read the pong
+    clock.advance(0.05)
     assert await silent.wait_closed() == (1011, "heartbeat timeout")
     assert lively.pings_received >= 1 and not lively.closed.done()
     lively.close()

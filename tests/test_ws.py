@@ -9,7 +9,7 @@ from websockets.asyncio.client import connect as websockets_connect
 
 from stelar_core import ErrorCode, hookimpl
 from stelar_core.protocol import Frame, FrameType, decode_frame, dump_json, encode_frame
-from stelar_core.testing import ReceivedEvent, TestClient, connect_client
+from stelar_core.testing import FakeClock, ReceivedEvent, TestClient, connect_client
 from stelar_core.transports.base import ConnectOptions
 from stelar_ws import HandshakeRejected, connect_ws
 from stelar_ws import server as ws_server
@@ -232,8 +232,10 @@ async def test_a_payload_over_max_payload_size_gets_an_error_frame(stelar_server
 
 
 async def test_close_codes_with_reasons(stelar_server_factory):
-    server = await stelar_server_factory(heartbeat_interval=0.05, heartbeat_timeout=0.15)
+    clock = FakeClock()
+    server = await stelar_server_factory(heartbeat_interval=0.05, heartbeat_timeout=0.15, clock=clock)
     silent = await connect_client(server, client=TestClient(auto_pong=False))
+    clock.advance(0.21)
     assert await silent.wait_closed() == (1011, "heartbeat timeout")
     limited = await stelar_server_factory(rate_limit={"max_points": 1, "window": 60})
     spammer = await connect_client(limited)

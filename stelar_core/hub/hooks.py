@@ -3,7 +3,7 @@
 Two ways to call, matching the two kinds of event hook in ``hookspecs``:
 
 * :meth:`HookRunner.notify` tells every implementation; one raising is logged and counted and
-  the others still run.
+  the others still run (the plugin manager guards each implementation).
 * :meth:`HookRunner.allows` asks every implementation whether an action may happen: any ``False``
   refuses, whatever the order the plugins were registered in, and an implementation that raises
   counts as a refusal (it is logged and counted as ``hook_errors``). ``None`` and ``True`` are no
@@ -12,18 +12,13 @@ Two ways to call, matching the two kinds of event hook in ``hookspecs``:
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Final
 
-from pluggy import HookCaller
-
-from stelar_core.plugins.manager import StelarPluginManager
+from stelar_core.plugins.manager import HOOK_FAILED, StelarPluginManager
 
 if TYPE_CHECKING:
     from stelar_core.server import StelarServer
-
-log = logging.getLogger("stelar.hooks")
 
 HOOK_ERRORS = "hook_errors"
 
@@ -49,71 +44,33 @@ class Hook:
 
 
 class HookRunner:
-    """Calls one server's event hooks with ``server`` filled in.
+    """Calls one server's event hooks with ``server`` filled in, each as one pluggy call (so
+    ``STELAR_TRACE_PLUGINS`` and hook-call monitoring see it once). The plugin manager guards
+    every implementation: one that raises is logged, counted here as ``hook_errors`` and
+    answers ``HOOK_FAILED``, and the others are still called."""
 
-    Each implementation is called through its own pluggy caller (``subset_hook_caller``), so
-    ``STELAR_TRACE_PLUGINS`` and hook-call monitoring see every call, and one implementation
-    raising neither stops the others nor decides for them.
-    """
-
-    __slots__ = ("_callers", "_counters", "_generation", "_pm", "_server")
+    __slots__ = ("_pm", "_server")
 
     def __init__(self, pm: StelarPluginManager, server: StelarServer, counters: Counter[str]) -> None:
         self._pm = pm
         self._server = server
-        self._counters = counters
-        self._callers: dict[str, list[tuple[str, HookCaller]]] = {}
-        self._generation = -1
+
+        def count(hook: str, plugin: str) -> None:
+            counters[HOOK_ERRORS] += 1
+
+        pm.on_hook_error = count
 
     def implemented(self, hook: str) -> bool:
         return self._pm.implements(hook)
 
     def notify(self, hook: str, **kwargs: Any) -> None:
-        """Tell every implementation; returns nothing."""
-        if not self._pm.implements(hook):
-            return
-        for plugin_name, caller in self._per_implementation(hook):
-            try:
-                caller(server=self._server, **kwargs)
-            except Exception:
-                self._failed(hook, plugin_name)
+        """Tell every implementation."""
+        if self._pm.implements(hook):
+            getattr(self._pm.hook, hook)(server=self._server, **kwargs)
 
     def allows(self, hook: str, **kwargs: Any) -> bool:
         """Whether no implementation objects (returns ``False`` or raises). Every one is asked."""
         if not self._pm.implements(hook):
             return True
-        allowed = True
-        for plugin_name, caller in self._per_implementation(hook):
-            try:
-                answers = caller(server=self._server, **kwargs)
-            except Exception:
-                self._failed(hook, plugin_name)
-                allowed = False
-                continue
-            if False in answers:
-                allowed = False
-        return allowed
-
-    def _per_implementation(self, hook: str) -> list[tuple[str, HookCaller]]:
-        if self._generation != self._pm.generation:
-            self._callers.clear()
-            self._generation = self._pm.generation
-        callers = self._callers.get(hook)
-        if callers is None:
-            impls = getattr(self._pm.hook, hook).get_hookimpls()
-            # pluggy calls the last registered first; keep that order (user code first).
-            callers = [
-                (
-                    impl.plugin_name,
-                    self._pm.subset_hook_caller(
-                        hook, [o.plugin for o in impls if o.plugin is not impl.plugin]
-                    ),
-                )
-                for impl in reversed(impls)
-            ]
-            self._callers[hook] = callers
-        return callers
-
-    def _failed(self, hook: str, plugin_name: str) -> None:
-        self._counters[HOOK_ERRORS] += 1
-        log.exception("hook %s of plugin %s raised", hook, plugin_name)
+        answers = getattr(self._pm.hook, hook)(server=self._server, **kwargs)
+        return not any(answer is False or answer is HOOK_FAILED for answer in answers)

@@ -30,6 +30,8 @@ TRACE_ENV = "STELAR_TRACE_PLUGINS"
 CORE_DISTRIBUTION = "stelar-core"
 USER_HOOKS_PLUGIN = "user-hooks"
 _EVENT_HOOK_PREFIX = "stelar_on_"
+# What a raising event-hook implementation answers: never None (no objection) nor True.
+HOOK_FAILED = object()
 
 
 @attrs.frozen(slots=True)
@@ -57,21 +59,46 @@ class StelarPluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.distributions: dict[str, tuple[str, str]] = {}
         self._implemented: frozenset[str] | None = None
-        # Bumped on every (un)registration, so callers that cache per-hook state know to rebuild.
-        self.generation = 0
+        # Called when an event-hook implementation raised (the server counts them).
+        self.on_hook_error: Callable[[str, str], None] = lambda hook, plugin: None
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
         registered = super().register(plugin, name)
         self._implemented = None
-        self.generation += 1
         if registered is not None:
             _refuse_async_event_hooks(self, registered)
+            self._guard_event_hooks(registered)
         return registered
+
+    def _guard_event_hooks(self, name: str) -> None:
+        """Wrap the plugin's event-hook implementations so that one raising is logged and
+        reported to ``on_hook_error`` and answers :data:`HOOK_FAILED`, while pluggy goes on
+        calling the others (it would stop at the first exception)."""
+        plugin = self.get_plugin(name)
+        for caller in self.get_hookcallers(plugin) or ():
+            if not caller.name.startswith(_EVENT_HOOK_PREFIX):
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin:
+                    # pluggy calls ``impl.function`` with the arguments named in ``impl.argnames``
+                    # (read from the original function when it was registered); the attribute
+                    # is typed Final but is a plain slot, replaced here once, at registration.
+                    object.__setattr__(impl, "function", self._guarded(caller.name, name, impl.function))
+
+    def _guarded(self, hook: str, plugin_name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def guarded(*args: Any) -> Any:
+            try:
+                return function(*args)
+            except Exception:
+                log.exception("hook %s of plugin %s raised", hook, plugin_name)
+                self.on_hook_error(hook, plugin_name)
+                return HOOK_FAILED
+
+        return guarded
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
         removed = super().unregister(plugin, name)
         self._implemented = None
-        self.generation += 1
         return removed
 
     def implements(self, hook_name: str) -> bool:

@@ -5,6 +5,7 @@ Enable the fixtures with ``pytest_plugins = ["stelar_core.testing.pytest_plugin"
 """
 
 from stelar_core.testing.client import ReceivedEvent, TestClient, connect_client, connect_url
+from stelar_core.testing.clock import FakeClock
 from stelar_core.testing.recorder import HookRecorder
 
-__all__ = ["HookRecorder", "ReceivedEvent", "TestClient", "connect_client", "connect_url"]
+__all__ = ["FakeClock", "HookRecorder", "ReceivedEvent", "TestClient", "connect_client", "connect_url"]
