@@ -77,6 +77,8 @@ class StelarServer:
         self._unsubscribe_signals: Callable[[], None] | None = None
         self._signal_stop: asyncio.Future[None] | None = None
         self._closed: asyncio.Event | None = None
+        # Set once start() has returned (for applications awaiting serve_forever in a task).
+        self.started = asyncio.Event()
 
     @classmethod
     def from_toml(cls, path: str | Path, *, plugins: Iterable[object] = (), **overrides: Any) -> StelarServer:
@@ -365,6 +367,7 @@ class StelarServer:
         self._running = True
         self._state = "running"
         self._closed = asyncio.Event()
+        self.started.set()
         if self._config.graceful_shutdown:
             self._install_signal_handlers()
         self.hub.hooks.notify(Hook.SERVER_STARTED)
@@ -395,6 +398,7 @@ class StelarServer:
         for transport in reversed(self.transports):
             await transport.stop()
         self._state = "stopped"
+        self.started.clear()
         if self._closed is not None:
             self._closed.set()
 
