@@ -282,7 +282,7 @@ def test_update_config_changes_live_plugin_options_and_refuses_the_rest():
     with pytest.raises(ConfigError, match=r"quota\.label cannot change on a built server"):
         server.update_config(quota_label="other", quota={"burst": 8})
     assert server.config.plugin("quota").burst == 7  # all or nothing
-    with pytest.raises(ConfigError, match="'quota.burst' = -1"):
+    with pytest.raises(ConfigError, match=r"'quota\.burst' = -1"):
         server.update_config(quota={"burst": -1})
 
 
@@ -305,5 +305,5 @@ def test_a_bad_declaration_is_a_plugin_error():
         def stelar_add_options(self, options):
             options.add("n", default="many", type=int)
 
-    with pytest.raises(PluginError, match="the default of option 'bad_default.n' is invalid"):
+    with pytest.raises(PluginError, match=r"the default of option 'bad_default\.n' is invalid"):
         StelarServer(transports=["memory"], plugins=[BadDefault()])
