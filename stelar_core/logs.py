@@ -33,18 +33,55 @@ def is_valid(value: Any) -> bool:
     return value is None or value is False or isinstance(value, logging.Logger) or value in LEVELS
 
 
-def apply(value: Any) -> None:
-    """``None`` leaves logging as the application set it up. ``logging`` is process-wide, so the
-    last server configured wins."""
+class _ServerLogger(logging.Logger):
+    """A logger outside ``logging``'s registry. The registry clears its loggers' level caches
+    when any level changes; this one is not among them, so it reads the levels each time."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        if self.disabled or self.manager.disable >= level:
+            return False
+        return level >= self.getEffectiveLevel()
+
+
+class ServerLogging:
+    """The loggers of one server, so that its ``logger`` option concerns it alone.
+
+    Each is a logger of its own (not in ``logging``'s registry) whose parent is the usual
+    ``stelar.<part>`` logger: with ``logger=None`` it inherits that logger's level and records
+    reach the application's handlers exactly as before; a level, ``False`` or a
+    ``logging.Logger`` to forward to applies to this server only, whatever other servers of the
+    process were given.
+    """
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+        self._loggers: dict[str, logging.Logger] = {}
+
+    def get(self, name: str) -> logging.Logger:
+        logger = self._loggers.get(name)
+        if logger is None:
+            logger = _ServerLogger(name)
+            logger.parent = logging.getLogger(name)
+            _configure(logger, self._value)
+            self._loggers[name] = logger
+        return logger
+
+    def apply(self, value: Any) -> None:
+        """A new ``logger`` option (``update_config``), for every logger already handed out."""
+        self._value = value
+        for logger in self._loggers.values():
+            _configure(logger, value)
+
+
+def _configure(logger: logging.Logger, value: Any) -> None:
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
     if value is None:
-        return
-    root = logging.getLogger(STELAR_LOGGER)
-    for handler in [h for h in root.handlers if isinstance(h, _ForwardTo)]:
-        root.removeHandler(handler)
-    if isinstance(value, logging.Logger):
-        root.addHandler(_ForwardTo(value))
-        root.propagate = False
-        root.setLevel(logging.NOTSET if value.level == logging.NOTSET else value.level)
-        return
-    root.propagate = True
-    root.setLevel(LEVELS["silent"] if value is False else LEVELS[value])
+        logger.setLevel(logging.NOTSET)  # the application's configuration of stelar.* decides
+    elif isinstance(value, logging.Logger):
+        logger.addHandler(_ForwardTo(value))
+        logger.propagate = False
+        logger.setLevel(logging.NOTSET if value.level == logging.NOTSET else value.level)
+    else:
+        logger.setLevel(LEVELS["silent"] if value is False else LEVELS[value])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -28,8 +27,6 @@ from stelar_core.protocol import DisconnectCode
 from stelar_core.signals import on_shutdown_signal
 from stelar_core.transports.base import HttpRoute, Transport
 
-log = logging.getLogger("stelar.server")
-
 H = TypeVar("H", bound=Callable[..., Any])
 
 
@@ -47,7 +44,8 @@ class StelarServer:
     ) -> None:
         assembly = Assembly(config, plugins, options)
         config = assembly.config
-        logs.apply(config.logger)
+        self._logging = logs.ServerLogging(config.logger)
+        self._log = self._logging.get("stelar.server")
         self._config = config
         self.plugin_manager: StelarPluginManager = assembly.pm
         self.options: OptionTable = assembly.options
@@ -68,6 +66,7 @@ class StelarServer:
             broker=assembly.broker(),
             http_routes=self._collect_http_routes(),
             clock=config.clock,
+            logging_=self._logging,
         )
         # Built now, so that a bad option of a transport (an unreadable certificate) fails here;
         # they listen only from start().
@@ -315,7 +314,7 @@ class StelarServer:
             for event, limit in new.event_rate_limits.items():
                 self.hub.limits.set_event_limit(event, limit)
         if "logger" in options:
-            logs.apply(new.logger)
+            self._logging.apply(new.logger)
         self._config = new
         self.hub.config = new
         if "heartbeat_interval" in options:
@@ -372,7 +371,7 @@ class StelarServer:
             self._install_signal_handlers()
         self.hub.hooks.notify(Hook.SERVER_STARTED)
         for name, urls in self.addresses.items():
-            log.info(
+            self._log.info(
                 "transport %s listening on %s (event loop: %s)",
                 name,
                 ", ".join(urls) or "(no address)",

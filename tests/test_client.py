@@ -167,6 +167,21 @@ async def test_once_off_and_remove_all_listeners(server, client_factory):
     assert calls == [("once", 1), ("on", 1), ("on", 2)]
 
 
+async def test_off_removes_a_listener_added_with_once(server, client_factory):
+    client = await client_factory(url_of(server))
+    calls = []
+
+    def listener(data):
+        calls.append(data)
+
+    client.once("echo", listener)
+    client.off("echo", listener)
+    await client.connect()
+    client.emit("echo", 1)
+    await client.request("add", [0, 0])  # answered after the echo
+    assert calls == []
+
+
 async def test_requests_errors_timeouts_and_many_in_flight(server, client_factory):
     @server.on_ack("fail")
     def fail(ctx):
@@ -449,3 +464,37 @@ async def test_the_url_changes_only_while_disconnected(server, client_factory):
         client.url = "ws://127.0.0.1:1/"
     await client.disconnect()
     client.url = url_of(server)
+
+
+@pytest.mark.parametrize("refusal", ["full", "origin"])
+async def test_a_connection_refused_at_the_http_stage_leaves_no_unretrieved_future(
+    stelar_server_factory, client_factory, caplog, refusal
+):
+    import gc
+
+    server = await stelar_server_factory(
+        port=0, transports=["ws"], max_connections=1, allowed_origins=["https://app"]
+    )
+    url = server.addresses["ws"][0]
+    holder = await client_factory(url, origin="https://app")
+    await holder.connect()
+    refused = await client_factory(
+        url, reconnection=False, origin="https://app" if refusal == "full" else "https://evil"
+    )
+    for _ in range(3):
+        with pytest.raises(NotConnected, match="HTTP 503" if refusal == "full" else "HTTP 403"):
+            await refused.connect()
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+
+
+async def test_the_readmes_origin_checked_server_takes_the_readmes_client(stelar_server_factory):
+    server = await stelar_server_factory(port=0, transports=["ws"], allowed_origins=["https://app.example"])
+    url = server.addresses["ws"][0]
+    without = StelarClient(url, reconnection=False)
+    with pytest.raises(NotConnected, match=r"HTTP 403: an Origin header is required.*origin=\.\.\."):
+        await without.connect()
+    client = StelarClient(url, origin="https://app.example")
+    await client.connect()
+    assert client.connected
+    await client.disconnect()

@@ -8,16 +8,6 @@ from stelar_core import ConfigError, StelarServer
 from stelar_core.testing import connect_client
 
 
-@pytest.fixture(autouse=True)
-def restore_stelar_logger():
-    root = logging.getLogger("stelar")
-    saved = (root.level, root.propagate, list(root.handlers))
-    yield
-    root.setLevel(saved[0])
-    root.propagate = saved[1]
-    root.handlers[:] = saved[2]
-
-
 @pytest.mark.parametrize(
     ("value", "level"),
     [
@@ -30,8 +20,10 @@ def restore_stelar_logger():
     ],
 )
 def test_the_seeds_levels(value, level):
-    StelarServer(transports=["memory"], logger=value)
-    assert logging.getLogger("stelar").level == level
+    before = logging.getLogger("stelar").level
+    server = StelarServer(transports=["memory"], logger=value)
+    assert server.hub.log.level == level and server.hub.logger("stelar.ws").level == level
+    assert logging.getLogger("stelar").level == before  # the process-wide logger is left alone
 
 
 def test_a_bad_level_names_the_choices():
@@ -67,4 +59,29 @@ async def test_lifecycle_lines_at_info_and_nothing_per_message(stelar_server_fac
 def test_the_logger_option_can_change_at_run_time():
     server = StelarServer(transports=["memory"], logger="error")
     server.update_config(logger="debug")
-    assert logging.getLogger("stelar").level == logging.DEBUG
+    assert server.hub.log.level == logging.DEBUG
+
+
+async def test_each_server_logs_by_its_own_option(stelar_server_factory, caplog):
+    quiet = await stelar_server_factory(logger="error")
+    chatty = await stelar_server_factory(logger="info")  # built last: it used to win for both
+    caplog.set_level(logging.INFO)
+    quiet_client = await connect_client(quiet)
+    chatty_client = await connect_client(chatty)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(m.startswith(f"client {chatty_client.id} connected") for m in messages)
+    assert not any(quiet_client.id in m for m in messages)
+    silent = await stelar_server_factory(logger=False)
+    caplog.clear()
+    await connect_client(silent)
+    assert caplog.records == []
+
+
+async def test_without_the_option_the_applications_logging_config_decides(stelar_server_factory, caplog):
+    server = await stelar_server_factory()
+    caplog.set_level(logging.WARNING, logger="stelar")
+    await connect_client(server)
+    assert caplog.records == []
+    caplog.set_level(logging.INFO, logger="stelar.hub")
+    client = await connect_client(server)
+    assert [r.getMessage() for r in caplog.records if client.id in r.getMessage()]

@@ -232,3 +232,16 @@ async def test_the_server_state_follows_its_lifecycle():
     assert (server.state, server.accepting) == ("running", True)
     await server.stop()
     assert (server.state, server.accepting) == ("stopped", False)
+
+
+def test_peak_rss_is_never_below_rss(monkeypatch):
+    import resource
+
+    from stelar_core.hub import stats
+
+    class LaggingUsage:
+        ru_maxrss = 1  # the kernel's sample, taken before memory grew
+
+    monkeypatch.setattr(resource, "getrusage", lambda who: LaggingUsage())
+    memory = stats.memory_usage()
+    assert memory["rss"] > 1024 and memory["peak_rss"] >= memory["rss"]

@@ -129,6 +129,21 @@ async def test_http_routes_404_and_426(stelar_server_factory):
     client.close()
 
 
+@pytest.mark.parametrize("version", ["8", "14", None])
+async def test_an_unsupported_websocket_version_is_told_the_one_spoken(stelar_server, version):
+    headers = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    if version is not None:
+        headers["Sec-WebSocket-Version"] = version
+    status, answer, _ = await get(stelar_server, "/", headers)
+    assert status == 426 and answer["Sec-WebSocket-Version"] == "13"  # RFC 6455 section 4.4
+    client = await connect_client(stelar_server)  # version 13 still upgrades
+    client.close()
+
+
 # ---------------------------------------------------------------- admission before the upgrade
 
 

@@ -540,17 +540,23 @@ class StelarClient:
                 self.off(event, once_wrapper)
                 return fn(*args)
 
+            # ``off(event, fn)`` finds the wrapper by the function it wraps.
+            once_wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
             self.on(event, once_wrapper)
             return fn
 
         return add if handler is None else add(handler)
 
     def off(self, event: str, handler: Callable[..., Any] | None = None) -> None:
+        """Remove ``handler`` (added with ``on`` or ``once``) from ``event``, or every handler."""
         handlers = self._listeners.get(event, [])
         if handler is None:
             handlers.clear()
-        elif handler in handlers:
-            handlers.remove(handler)
+        else:
+            for registered in handlers:
+                if registered == handler or getattr(registered, "__wrapped__", None) == handler:
+                    handlers.remove(registered)
+                    break
         if not handlers:
             self._listeners.pop(event, None)
 

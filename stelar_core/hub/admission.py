@@ -14,8 +14,6 @@ from stelar_core.hub.stats import Counters
 from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.providers import IPTracker, resolve
 
-log = logging.getLogger("stelar.hub")
-
 
 class AdmissionTicket:
     """A place reserved by :meth:`Admissions.admit`; ``release`` is idempotent."""
@@ -43,12 +41,14 @@ class Admissions:
         counters: Counters,
         hooks: HookRunner,
         spawn: Callable[[Awaitable[Any]], object],
+        log: logging.Logger,
     ) -> None:
         self._config = config
         self.ip_tracker = ip_tracker
         self._counters = counters
         self._hooks = hooks
         self._spawn = spawn
+        self._log = log
         self.admitted = 0
         self.accepting = False
 
@@ -91,7 +91,7 @@ class Admissions:
         self, code: str, reason: str, active: int, limit: int, ip: str, scope: str
     ) -> ConnectionRefused:
         self._counters.refused[code] += 1
-        log.warning("refused connection from %s: %s", ip, reason)
+        self._log.warning("refused connection from %s: %s", ip, reason)
         self._hooks.notify(
             Hook.MAX_CONNECTIONS_REACHED, active_connections=active, max_connections=limit, ip=ip, scope=scope
         )

@@ -19,8 +19,6 @@ from stelar_core.hub.hooks import Hook, HookRunner
 from stelar_core.hub.middleware import Middleware
 from stelar_core.hub.stats import Counters
 
-log = logging.getLogger("stelar.hub")
-
 Handler = Callable[[Context], Any]
 
 
@@ -103,11 +101,12 @@ class HandlerRunner:
     that returns an awaitable. A handler that raises is logged, counted and reported to
     ``on_handler_error``; the chain goes on."""
 
-    __slots__ = ("_counters", "_hooks")
+    __slots__ = ("_counters", "_hooks", "_log")
 
-    def __init__(self, counters: Counters, hooks: HookRunner) -> None:
+    def __init__(self, counters: Counters, hooks: HookRunner, log: logging.Logger) -> None:
         self._counters = counters
         self._hooks = hooks
+        self._log = log
 
     def run(self, handlers: Sequence[Handler], ctx: Context) -> Awaitable[None] | None:
         for index, handler in enumerate(handlers):
@@ -139,7 +138,7 @@ class HandlerRunner:
         """Called inside ``except``: log, count and report the exception being handled."""
         self._counters.handler_errors += 1
         name = getattr(handler, "__qualname__", repr(handler))
-        log.exception("handler %s failed on event %r of client %s", name, ctx.event, ctx.id)
+        self._log.exception("handler %s failed on event %r of client %s", name, ctx.event, ctx.id)
         error = sys.exc_info()[1]
         if error is not None:
             self._hooks.notify(Hook.HANDLER_ERROR, client_id=ctx.id, event=ctx.event, error=error)

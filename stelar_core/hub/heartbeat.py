@@ -3,7 +3,6 @@ pinged, or closed when nothing came from it within ``heartbeat_timeout``."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -12,8 +11,6 @@ from stelar_core.config import ServerConfig
 from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.session import Session
 from stelar_core.protocol import DisconnectCode, ErrorCode, FrameType, encode_frame
-
-log = logging.getLogger("stelar.hub")
 
 _PING = encode_frame(FrameType.PING)
 

@@ -32,6 +32,7 @@ from stelar_core.hub.requests import Requests
 from stelar_core.hub.rooms import Refusal, Rooms
 from stelar_core.hub.session import Session, SessionState
 from stelar_core.hub.stats import Counters, Stats, memory_usage
+from stelar_core.logs import ServerLogging
 from stelar_core.plugins.manager import StelarPluginManager
 from stelar_core.protocol import (
     PROTOCOL_VERSION,
@@ -48,8 +49,6 @@ from stelar_core.transports.base import Connection, HttpRoute
 
 if TYPE_CHECKING:
     from stelar_core.server import StelarServer
-
-log = logging.getLogger("stelar.hub")
 
 FrameHandler = Callable[[Session, Frame], "Awaitable[None] | None"]
 
@@ -70,8 +69,11 @@ class Hub:
         broker: Broker,
         http_routes: Mapping[str, HttpRoute],
         clock: Clock,
+        logging_: ServerLogging,
     ) -> None:
         self._config = config
+        self._logging = logging_
+        self.log = logging_.get("stelar.hub")
         self.limits = limits
         self.id_generator = id_generator
         self.clock = clock
@@ -80,12 +82,14 @@ class Hub:
         self.hooks = HookRunner(pm, server, self.counters.other)
         self.outbox = Outbox(self.counters, self.hooks)
         self.handlers = HandlerRegistry()
-        self._runner = HandlerRunner(self.counters, self.hooks)
+        self._runner = HandlerRunner(self.counters, self.hooks, self.log)
         self._sessions: set[Session] = set()
         self._open: dict[str, Session] = {}
         self._by_transport: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.admissions = Admissions(self._current_config, ip_tracker, self.counters, self.hooks, self.spawn)
+        self.admissions = Admissions(
+            self._current_config, ip_tracker, self.counters, self.hooks, self.spawn, self.log
+        )
         self.rooms = Rooms(self._current_config, self.hooks)
         self.fanout = Fanout(broker, self._open, self.rooms.table, self.counters, self.hooks)
         self.requests = Requests(
@@ -96,6 +100,7 @@ class Hub:
             self.counters,
             self._context,
             self.spawn,
+            self.log,
         )
         self.heartbeat = Heartbeat(
             self._current_config, clock, self._open, self.outbox, self.close_session, self._cleanup_limits
@@ -139,6 +144,10 @@ class Hub:
     def ip_tracker(self) -> IPTracker:
         return self.admissions.ip_tracker
 
+    def logger(self, name: str) -> logging.Logger:
+        """This server's logger ``name`` (``stelar.ws``...): it follows the ``logger`` option."""
+        return self._logging.get(name)
+
     def count(self, counter: str, amount: int = 1) -> None:
         self.counters.other[counter] += amount
 
@@ -173,7 +182,7 @@ class Hub:
             return
         del self._open[session.id]
         self._by_transport[session.protocol] -= 1
-        log.info("client %s disconnected: %s %s", session.id, code, reason)
+        self.log.info("client %s disconnected: %s %s", session.id, code, reason)
         rooms = frozenset(session.rooms)
         self.rooms.table.remove_everywhere(session)
         for pending in self.limits.forget(session.id):
@@ -253,7 +262,9 @@ class Hub:
 
     async def _handshake_through_middleware(self, session: Session) -> None:
         try:
-            await run_middleware(self.handlers.middleware, Context(self, session, "connect", session.auth))
+            await run_middleware(
+                self.handlers.middleware, Context(self, session, "connect", session.auth), self.log
+            )
         except ConnectionRefused as refusal:
             self._refuse_connect(session, refusal.code, refusal.reason, refusal.close_code)
             return
@@ -275,7 +286,9 @@ class Hub:
             "max_payload": config.max_payload_size,
         }
         self.outbox.send(session, encode_frame(FrameType.CONNECT, "", dump_json(welcome)))
-        log.info("client %s connected over %s from %s", session.id, session.protocol, session.remote_address)
+        self.log.info(
+            "client %s connected over %s from %s", session.id, session.protocol, session.remote_address
+        )
         self.hooks.notify(
             Hook.CLIENT_CONNECT,
             client_id=session.id,
@@ -289,7 +302,7 @@ class Hub:
 
     def _refuse_connect(self, session: Session, code: str, reason: str, close_code: int) -> None:
         self.counters.refused[code] += 1
-        log.info("refused connection from %s: %s (%s)", session.remote_address, code, reason)
+        self.log.info("refused connection from %s: %s (%s)", session.remote_address, code, reason)
         self.outbox.send_error(session, code, reason)
         self.close_session(session, close_code, reason)
 
@@ -336,7 +349,7 @@ class Hub:
         try:
             ok = await allowed
         except Exception:
-            log.exception("rate limiter failed; letting the message of %s through", session.id)
+            self.log.exception("rate limiter failed; letting the message of %s through", session.id)
             ok = True
         if not ok:
             self._rate_limited(session, frame)
@@ -362,7 +375,7 @@ class Hub:
     def _dispatch_event(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         handlers = self.handlers.for_event(frame.event)
         if not handlers:
-            log.debug("no handler for event %r from %s", frame.event, session.id)
+            self.log.debug("no handler for event %r from %s", frame.event, session.id)
             return None
         if frame.type is FrameType.JSON:
             try:
@@ -396,7 +409,7 @@ class Hub:
 
     def _on_error(self, session: Session, frame: Frame) -> None:
         # Error frames go from server to client only; say so, as for any frame a client must not send.
-        log.info("client %s sent an error frame %r: %r", session.id, frame.event, frame.payload[:200])
+        self.log.info("client %s sent an error frame %r: %r", session.id, frame.event, frame.payload[:200])
         self.outbox.invalid(session, ErrorCode.INVALID_FRAME, "clients must not send error frames (type 10)")
 
     def _on_join(self, session: Session, frame: Frame) -> Awaitable[None] | None:
@@ -514,7 +527,7 @@ class Hub:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("background task failed", exc_info=task.exception())
+            self.log.error("background task failed", exc_info=task.exception())
 
     def _cleanup_limits(self) -> None:
         self.spawn(self._cleanup_limits_now())
@@ -523,7 +536,7 @@ class Hub:
         try:
             await self.limits.cleanup()
         except Exception:
-            log.exception("rate limiter cleanup failed")
+            self.log.exception("rate limiter cleanup failed")
 
     async def start(self) -> None:
         await self.fanout.broker.start(self.fanout.deliver)

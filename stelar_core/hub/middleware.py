@@ -15,8 +15,6 @@ from stelar_core.protocol import DisconnectCode, ErrorCode
 if TYPE_CHECKING:
     from stelar_core.hub.context import Context
 
-log = logging.getLogger("stelar.hub")
-
 Middleware = Callable[["Context", Callable[[], Any]], "Awaitable[None] | None"]
 
 
@@ -36,7 +34,7 @@ class _Proceed:
         yield from ()
 
 
-async def run_middleware(chain: Sequence[Middleware], ctx: Context) -> None:
+async def run_middleware(chain: Sequence[Middleware], ctx: Context, log: logging.Logger) -> None:
     """Run ``chain`` in order; raises :class:`ConnectionRefused` if any link stops the connection."""
     for middleware in chain:
         proceed = _Proceed()

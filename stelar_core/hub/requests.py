@@ -19,8 +19,6 @@ from stelar_core.hub.session import Session
 from stelar_core.hub.stats import Counters, LatencyHistogram
 from stelar_core.protocol import ErrorCode, Frame, FrameType, dump_json, encode_frame
 
-log = logging.getLogger("stelar.hub")
-
 MakeContext = Callable[[Session, str, Any], Context]
 
 
@@ -34,6 +32,7 @@ class Requests:
         counters: Counters,
         context: MakeContext,
         spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
+        log: logging.Logger,
     ) -> None:
         self._config = config
         self._registry = registry
@@ -42,6 +41,7 @@ class Requests:
         self._counters = counters
         self._context = context
         self._spawn = spawn
+        self._log = log
         self.latency = LatencyHistogram()
 
     # ------------------------------------------------------------------ answering
@@ -121,7 +121,7 @@ class Requests:
             payload = dump_json({"ok": value})
         except (TypeError, ValueError) as exc:
             self._counters.handler_errors += 1
-            log.error("reply to request %r is not JSON-serializable: %s", request.event, exc)
+            self._log.error("reply to request %r is not JSON-serializable: %s", request.event, exc)
             self._outbox.reply_error(
                 session, request, ErrorCode.HANDLER_ERROR, "reply is not JSON-serializable"
             )

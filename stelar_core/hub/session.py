@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import logging
 from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
@@ -16,8 +15,6 @@ from stelar_core.transports.base import Admission, Connection, HttpRequest
 
 if TYPE_CHECKING:
     from stelar_core.hub.hub import Hub
-
-log = logging.getLogger("stelar.hub")
 
 # Frames handled at once even while a handler runs: they run no user code, and a handler may be
 # awaiting one of them (the ACK response to its own ``ctx.request``).
@@ -135,7 +132,7 @@ class Session:
                 if more is not None:
                     await more
         except Exception:
-            log.exception("unexpected error while handling frames of client %s", self.id)
+            hub.log.exception("unexpected error while handling frames of client %s", self.id)
             hub.close_session(self, DisconnectCode.SERVER_ERROR, "internal error")
         finally:
             self._draining = False

@@ -22,7 +22,9 @@ def memory_usage() -> dict[str, int]:
             rss = int(statm.read().split()[1]) * resource.getpagesize()
     except (OSError, IndexError, ValueError):
         pass
-    return {"rss": rss, "peak_rss": peak_bytes}
+    # ru_maxrss is sampled by the kernel and can lag the rss read just after it: the peak is
+    # at least what is resident now.
+    return {"rss": rss, "peak_rss": max(peak_bytes, rss)}
 
 
 class Counters:

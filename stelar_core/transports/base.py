@@ -17,6 +17,7 @@ recipient of a broadcast, so a transport can wrap it once) and ``connection.clos
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -114,6 +115,10 @@ class HubPort(Protocol):
 
     def count(self, counter: str, amount: int = 1) -> None:
         """Add to a named counter of ``get_stats()`` (e.g. ``slow_consumers``)."""
+
+    def logger(self, name: str) -> logging.Logger:
+        """The server's logger ``name`` (``stelar.<transport>``): it follows the server's
+        ``logger`` option, which concerns that server only."""
 
 
 @runtime_checkable

@@ -9,8 +9,6 @@ from collections.abc import Mapping
 
 from stelar_core.transports.base import HttpRequest, HttpResponse, HttpRoute
 
-log = logging.getLogger("stelar.http")
-
 
 def text(status: int, message: str, **headers: str) -> HttpResponse:
     return HttpResponse(
@@ -18,9 +16,12 @@ def text(status: int, message: str, **headers: str) -> HttpResponse:
     )
 
 
-async def serve_route(routes: Mapping[str, HttpRoute], request: HttpRequest) -> HttpResponse:
+async def serve_route(
+    routes: Mapping[str, HttpRoute], request: HttpRequest, log: logging.Logger
+) -> HttpResponse:
     """The route's answer; 404 for an unknown path, 405 (with ``Allow``) for a method the route
-    does not take, 500 with a JSON error when the handler raises (the transport carries on)."""
+    does not take, 500 with a JSON error when the handler raises (logged on ``log``; the
+    transport carries on)."""
     route = routes.get(request.path)
     if route is None:
         return text(404, f"no route {request.path}")

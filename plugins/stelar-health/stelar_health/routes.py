@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,8 +13,6 @@ from stelar_core.plugins.options import Options
 from stelar_core.server import StelarServer
 from stelar_core.transports.base import HttpRequest, HttpResponse
 from stelar_health.metrics import metrics_registry
-
-log = logging.getLogger("stelar.health")
 
 ALLOWED_METHODS = "GET, OPTIONS"
 ALLOWED_HEADERS = "Accept, Authorization, Content-Type"
@@ -101,7 +98,7 @@ class HealthRoutes:
             if inspect.isawaitable(result):
                 result = await result
         except Exception as exc:
-            log.exception("custom_health_handler raised")
+            self.server.hub.logger("stelar.health").exception("custom_health_handler raised")
             return json_body(
                 500, {"status": "error", "error": {"code": "health_handler_error", "message": str(exc)}}, cors
             )

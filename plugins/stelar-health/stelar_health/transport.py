@@ -5,7 +5,6 @@ connection; it carries no stelar sessions."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import cast
 
@@ -14,8 +13,6 @@ import h11
 from stelar_core.transports.base import HttpRequest, HttpResponse, HubPort
 from stelar_core.transports.http import serve_route, text
 from stelar_core.transports.streams import socket_url
-
-log = logging.getLogger("stelar.health")
 
 PROTOCOL = "http"
 MAX_REQUEST_HEAD = 16 * 1024
@@ -71,7 +68,7 @@ class HttpConnection(asyncio.Protocol):
         path, _, query = target.partition("?")
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in event.headers}
         request = HttpRequest(event.method.decode("ascii"), path, query, headers, self._peer)
-        self._send(await serve_route(self._owner.hub.http_routes, request))
+        self._send(await serve_route(self._owner.hub.http_routes, request, self._owner.log))
 
     def _send(self, response: HttpResponse) -> None:
         if self._transport is None or self._transport.is_closing():
@@ -83,7 +80,7 @@ class HttpConnection(asyncio.Protocol):
             out += self._http.send(h11.Data(data=response.body)) if response.body else b""
             out += self._http.send(h11.EndOfMessage())
         except h11.LocalProtocolError:
-            log.exception("could not answer an HTTP request")
+            self._owner.log.exception("could not answer an HTTP request")
             self.close()
             return
         self._transport.write(out)
@@ -111,6 +108,7 @@ class HttpTransport:
     def __init__(self, hub: HubPort, port: int) -> None:
         self.hub = hub
         self.port = port
+        self.log = hub.logger("stelar.health")
         self.connections: set[HttpConnection] = set()
         self._server: asyncio.Server | None = None
 

@@ -7,7 +7,6 @@ corked and bounded by the core's ``FlowControlledProtocol`` (see ``stelar_core.t
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from stelar_core.errors import ConnectionRefused, ProtocolError
 from stelar_core.plugins.options import Options
@@ -23,8 +22,6 @@ from stelar_core.protocol import (
 )
 from stelar_core.transports.base import HttpRequest, HubPort, SessionPort
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
-
-log = logging.getLogger("stelar.tcp")
 
 PROTOCOL = "tcp"
 DEFAULT_TCP_PORT = 3001

@@ -91,6 +91,8 @@ class WsClientLink(asyncio.Protocol):
         if not self.handshake.done():
             self.handshake.set_exception(ConnectionError(f"connection lost during the handshake: {exc}"))
             return
+        if self.handshake.cancelled() or self.handshake.exception() is not None:
+            return  # refused at the HTTP stage: the link never opened, so there is nothing to lose
         received = self.ws.close_rcvd
         if received is not None:
             self._receiver.connection_lost(received.code, received.reason)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 from collections.abc import Mapping
 
@@ -73,6 +74,9 @@ class EchoHub:
 
     def count(self, counter: str, amount: int = 1) -> None:
         """No statistics here."""
+
+    def logger(self, name: str) -> logging.Logger:
+        return logging.getLogger(name)
 
 
 def echo_text(connection: WsConnection, text: str) -> None:

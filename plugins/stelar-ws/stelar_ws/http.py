@@ -70,7 +70,12 @@ def origin_refusal(headers: Mapping[str, str], options: Options) -> str | None:
         return None
     origin = headers.get("origin")
     if origin is None:
-        return None if options.allow_missing_origin else "an Origin header is required"
+        if options.allow_missing_origin:
+            return None
+        return (
+            "an Origin header is required: allowed_origins is set (a non-browser client sends one "
+            "with StelarClient(..., origin=...), or the server sets allow_missing_origin=True)"
+        )
     return None if origin in allowed else f"origin {origin!r} is not allowed"
 
 

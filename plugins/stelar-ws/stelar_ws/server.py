@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import http
-import logging
 import struct
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 
@@ -34,9 +33,7 @@ from stelar_ws.http import (
     to_request,
     to_response,
 )
-from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL
-
-log = logging.getLogger("stelar.ws")
+from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL, WEBSOCKET_VERSION
 
 PROTOCOL = "ws"
 DEFAULT_PORT = 3000
@@ -139,6 +136,15 @@ class WsConnection(FlowControlledProtocol):
             self._respond(
                 text_response(426, "this path speaks WebSocket (stelar.v1) only", Upgrade="websocket")
             )
+        elif headers.get("sec-websocket-version") != WEBSOCKET_VERSION:
+            # RFC 6455 section 4.4: say which version this server speaks.
+            self._respond(
+                text_response(
+                    426,
+                    f"unsupported Sec-WebSocket-Version; this server speaks {WEBSOCKET_VERSION}",
+                    **{"Sec-WebSocket-Version": WEBSOCKET_VERSION},
+                )
+            )
         elif (refusal := origin_refusal(headers, options)) is not None:
             self._respond(text_response(403, refusal))
         else:
@@ -146,7 +152,7 @@ class WsConnection(FlowControlledProtocol):
             self._spawn(self._admit(request))
 
     async def _serve_route(self, request: HttpRequest) -> None:
-        self._respond(to_response(await serve_route(self._hub.http_routes, request)))
+        self._respond(to_response(await serve_route(self._hub.http_routes, request, self._owner.http_log)))
 
     async def _admit(self, request: Request) -> None:
         try:
@@ -327,6 +333,7 @@ class WsTransport(SocketListener[WsConnection]):
         self._built_options = options
         self._section = section
         self.text_handler = text_handler
+        self.http_log = hub.logger("stelar.http")
         self.handshake_timeouts = 0
         self.subprotocols = list(subprotocols) if subprotocols is not None else None
 
