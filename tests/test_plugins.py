@@ -186,3 +186,13 @@ def test_two_plugins_claiming_one_route_is_an_error():
 
     with pytest.raises(PluginError, match="two plugins register the HTTP route '/ping'"):
         StelarServer(transports=["memory"], plugins=[Routes(), Again()])
+
+
+@pytest.mark.parametrize(
+    ("option", "name"), [("broker", "redis"), ("rate_limiter", "redis"), ("ip_tracker", "redis")]
+)
+def test_a_hint_names_only_distributions_that_exist(option, name):
+    with pytest.raises(ConfigError) as info:
+        StelarServer(transports=["memory"], **{option: name})
+    assert "is installed; installed:" in str(info.value)
+    assert "pip install" not in str(info.value)  # there is no stelar-redis to install yet

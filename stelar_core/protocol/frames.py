@@ -40,19 +40,6 @@ class FrameType(IntEnum):
 
 
 _WITH_ACK_ID = frozenset({FrameType.ACK_REQUEST, FrameType.ACK_RESPONSE})
-# Frame types whose payload, when present, must be JSON.
-JSON_PAYLOAD_TYPES = frozenset(
-    {
-        FrameType.JSON,
-        FrameType.ACK_REQUEST,
-        FrameType.ACK_RESPONSE,
-        FrameType.CONNECT,
-        FrameType.DISCONNECT,
-        FrameType.ERROR,
-        FrameType.JOIN,
-        FrameType.LEAVE,
-    }
-)
 _TYPES_BY_VALUE = {t.value: t for t in FrameType}
 
 
