@@ -13,15 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stelar_core.errors import AckError, NotConnected
-from stelar_core.hub.acks import PendingAcks, client_answer
-from stelar_core.protocol import (
-    DisconnectCode,
-    Frame,
-    FrameType,
-    decode_frame,
-    dump_json,
-    encode_frame,
+from stelar_core.client.answers import answer_request, room_answer
+from stelar_core.errors import AckError, NotConnected, ProtocolError
+from stelar_core.protocol import DisconnectCode, FrameType, dump_json, encode_frame
+from stelar_core.protocol.client import (
+    ClientEvent,
+    ClientSession,
+    DisconnectReceived,
+    ErrorReceived,
+    EventReceived,
+    InvalidFrame,
+    PingReceived,
+    PongReceived,
+    RequestReceived,
+    ResponseReceived,
+    RoomAnswered,
+    Welcome,
 )
 from stelar_core.providers import TransportProvider
 from stelar_core.transports.base import ClientLink, ConnectOptions, Connector
@@ -69,7 +76,11 @@ class TestClient:
         self._errors: deque[tuple[str, dict[str, Any]]] = deque()
         self._overflow = False
         self._arrived = asyncio.Event()
-        self._acks = PendingAcks(1 << 20)
+        # Every frame this client understands goes through the protocol's client session.
+        self.session = ClientSession(auto_pong=auto_pong, max_in_flight=1 << 20)
+        self._requests: dict[int, asyncio.Future[Any]] = {}
+        # Frames from the server that broke the protocol (a test of the server asserts none).
+        self.invalid_frames: list[ProtocolError] = []
         self._room_answers: dict[tuple[FrameType, str], deque[asyncio.Future[Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -77,38 +88,49 @@ class TestClient:
 
     def frame_received(self, data: bytes) -> None:
         self.frames_received += 1
-        frame = decode_frame(data)
-        kind = frame.type
-        if kind is FrameType.JSON or kind is FrameType.BINARY:
-            data_ = frame.json() if kind is FrameType.JSON else frame.payload
-            self._keep(self._events, ReceivedEvent(frame.event, data_, kind is FrameType.BINARY))
-        elif kind is FrameType.CONNECT:
-            self.welcome = frame.json()
-            self.id = self.welcome.get("id")
+        self.session.receive_frame(data)
+        for event in self.session.events_received():
+            self._handle(event)
+        self._flush()
+        self._arrived.set()
+
+    def _handle(self, event: ClientEvent) -> None:
+        if isinstance(event, EventReceived):
+            self._keep(self._events, ReceivedEvent(event.event, event.data, event.binary))
+        elif isinstance(event, Welcome):
+            self.id = event.id
+            self.welcome = event.body
             if not self.connected.done():
                 self.connected.set_result(self.welcome)
-        elif kind is FrameType.ERROR:
-            self._keep(self._errors, (frame.event, frame.json() or {}))
-        elif kind is FrameType.PING:
+        elif isinstance(event, ErrorReceived):
+            self._keep(self._errors, (event.code, event.body if isinstance(event.body, dict) else {}))
+        elif isinstance(event, PingReceived):
             self.pings_received += 1
-            if self.auto_pong:
-                self.send_frame(FrameType.PONG, payload=frame.payload)
-        elif kind is FrameType.PONG:
-            self.pongs.append(frame.payload)
-        elif kind is FrameType.ACK_RESPONSE:
-            assert frame.ack_id is not None
-            self._acks.resolve(frame.ack_id, frame.json())
-        elif kind is FrameType.ACK_REQUEST:
-            task = asyncio.ensure_future(self._answer(frame))
+        elif isinstance(event, PongReceived):
+            self.pongs.append(event.payload)
+        elif isinstance(event, ResponseReceived):
+            self._settle(event)
+        elif isinstance(event, RequestReceived):
+            task = asyncio.ensure_future(self._answer(event))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        elif kind is FrameType.JOIN or kind is FrameType.LEAVE:
-            waiters = self._room_answers.get((kind, frame.event))
+        elif isinstance(event, RoomAnswered):
+            waiters = self._room_answers.get((event.kind, event.room))
             if waiters:
-                waiters.popleft().set_result(frame.json())
-        elif kind is FrameType.DISCONNECT:
-            self.disconnect = frame.json()
-        self._arrived.set()
+                waiters.popleft().set_result(room_answer(event))
+        elif isinstance(event, DisconnectReceived):
+            self.disconnect = {"code": event.code, "reason": event.reason}
+        elif isinstance(event, InvalidFrame):
+            self.invalid_frames.append(event.error)
+
+    def _settle(self, response: ResponseReceived) -> None:
+        future = self._requests.pop(response.ack_id, None)
+        if future is None or future.done():
+            return
+        if response.error is not None:
+            future.set_exception(response.error)
+        else:
+            future.set_result(response.value)
 
     def connection_lost(self, code: int, reason: str) -> None:
         if not self.closed.done():
@@ -116,7 +138,11 @@ class TestClient:
         if not self.connected.done():
             self.connected.set_exception(NotConnected(f"server closed the connection: {code} {reason}"))
             self.connected.exception()  # retrieved here; waiters still see it
-        self._acks.fail_all("connection closed")
+        self.session.connection_lost()
+        for future in self._requests.values():
+            if not future.done():
+                future.set_exception(NotConnected("connection closed"))
+        self._requests.clear()
         self._arrived.set()
 
     def _keep(self, queue: deque[Any], item: Any) -> None:
@@ -125,9 +151,13 @@ class TestClient:
         else:
             queue.append(item)
 
-    async def _answer(self, frame: Frame) -> None:
-        answer = await client_answer(self.ack_handlers, frame)
-        self.send_frame(FrameType.ACK_RESPONSE, frame.event, answer, frame.ack_id)
+    async def _answer(self, request: RequestReceived) -> None:
+        await answer_request(self.session, self.ack_handlers, request)
+        self._flush()
+
+    def _flush(self) -> None:
+        for frame in self.session.data_to_send():
+            self.send_raw(frame)
 
     # ------------------------------------------------------------------ sending
 
@@ -152,9 +182,15 @@ class TestClient:
         self, event: str, data: Any = None, *, timeout: float = DEFAULT_TIMEOUT, raw: bytes | None = None
     ) -> Any:
         """Ask the server; ``raw`` sends those payload bytes instead of ``data`` as JSON."""
-        ack_id, future = self._acks.open()
-        self.send_frame(FrameType.ACK_REQUEST, event, dump_json(data) if raw is None else raw, ack_id)
-        return await self._acks.wait(ack_id, future, timeout, event)
+        ack_id = self.session.request(event, data, payload=raw)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._requests[ack_id] = future
+        self._flush()
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._requests.pop(ack_id, None)
+            self.session.forget_request(ack_id)
 
     async def join(self, room: str, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
         """Join ``room``; returns the server's answer (``{"ok": true}`` or ``{"error": ...}``)."""

@@ -1,0 +1,326 @@
+"""The client side of wire protocol v1, sans-I/O: frames in -> events out, commands -> frames.
+
+:class:`ClientSession` keeps what the protocol itself needs (whether the handshake is done, the
+ack ids of the requests in flight, answering pings) and nothing of asyncio: the glue feeds it
+whole frames (``receive_frame``), reads ``events_received()`` and sends what
+``data_to_send()`` returns (encoded frames, without a transport's envelope). ``StelarClient``
+and the test kit's ``TestClient`` are such glue; a browser client must behave the same way, frame
+for frame (``tests/test_protocol_client.py`` asserts the exact bytes).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, TypeAlias
+
+import attrs
+
+from stelar_core.errors import AckError, ProtocolError
+from stelar_core.protocol.codes import ErrorCode
+from stelar_core.protocol.frames import MAX_ACK_ID, Frame, FrameType, decode_frame, dump_json, encode_frame
+
+DEFAULT_MAX_IN_FLIGHT = 1024
+
+
+class ClientState(enum.Enum):
+    CONNECTING = "connecting"  # connect sent, no welcome yet
+    OPEN = "open"
+    CLOSED = "closed"  # the server said disconnect, or the glue said the connection is gone
+
+
+# --------------------------------------------------------------------------- events
+
+
+@attrs.frozen(slots=True)
+class Welcome:
+    """The server accepted the handshake. ``body`` is the welcome as sent (a newer server may
+    add fields)."""
+
+    id: str
+    version: int | None
+    heartbeat: float | None
+    max_payload: int | None
+    body: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+@attrs.frozen(slots=True)
+class EventReceived:
+    event: str
+    data: Any  # decoded JSON, or bytes for a binary event
+    binary: bool = False
+
+
+@attrs.frozen(slots=True)
+class RequestReceived:
+    """The server asks; answer with :meth:`ClientSession.answer` or ``answer_error``."""
+
+    event: str
+    data: Any
+    ack_id: int
+
+
+@attrs.frozen(slots=True)
+class ResponseReceived:
+    """The answer to one of our requests: ``value`` when ``error`` is None."""
+
+    ack_id: int
+    event: str
+    value: Any = None
+    error: AckError | None = None
+
+
+@attrs.frozen(slots=True)
+class RoomAnswered:
+    """The answer to a join or leave: ``error`` is None when accepted."""
+
+    kind: FrameType  # JOIN or LEAVE
+    room: str
+    error: AckError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@attrs.frozen(slots=True)
+class PingReceived:
+    """The server's heartbeat; answered already when ``auto_pong``."""
+
+    payload: bytes
+
+
+@attrs.frozen(slots=True)
+class PongReceived:
+    payload: bytes
+
+
+@attrs.frozen(slots=True)
+class ErrorReceived:
+    code: str
+    message: str
+    body: Any
+
+
+@attrs.frozen(slots=True)
+class DisconnectReceived:
+    code: int
+    reason: str
+
+
+@attrs.frozen(slots=True)
+class InvalidFrame:
+    """A frame from the server that breaks the protocol (it is otherwise ignored)."""
+
+    error: ProtocolError
+
+
+ClientEvent: TypeAlias = (
+    Welcome
+    | EventReceived
+    | RequestReceived
+    | ResponseReceived
+    | RoomAnswered
+    | PingReceived
+    | PongReceived
+    | ErrorReceived
+    | DisconnectReceived
+    | InvalidFrame
+)
+
+
+def _ack_error(answer: Any) -> AckError | None:
+    """The error of an ``{"ok": ...}`` / ``{"error": {...}}`` answer, or None when it is ok."""
+    if isinstance(answer, dict) and "ok" in answer and "error" not in answer:
+        return None
+    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+        error = answer["error"]
+        return AckError(str(error.get("code", ErrorCode.HANDLER_ERROR)), str(error.get("message", "")))
+    return AckError(ErrorCode.INVALID_FRAME, "answer is neither {ok} nor {error}")
+
+
+class ClientSession:
+    """One connection's protocol state, from the client's side.
+
+    ``auto_pong``: answer the server's pings at once (the test kit turns it off to play a silent
+    peer). ``max_in_flight``: requests awaiting an answer at most; past it ``request`` raises
+    ``AckError(too_many_pending_acks)``.
+    """
+
+    def __init__(self, *, auto_pong: bool = True, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
+        self.auto_pong = auto_pong
+        self.max_in_flight = max_in_flight
+        self.state = ClientState.CONNECTING
+        self.id: str | None = None
+        self._in_flight: set[int] = set()
+        self._next_ack_id = 0
+        self._events: list[ClientEvent] = []
+        self._out: list[bytes] = []
+
+    # ------------------------------------------------------------------ output
+
+    def data_to_send(self) -> list[bytes]:
+        """The frames to send, in order, since the last call."""
+        out, self._out = self._out, []
+        return out
+
+    def _send(
+        self, kind: FrameType, event: str = "", payload: bytes = b"", ack_id: int | None = None
+    ) -> None:
+        self._out.append(encode_frame(kind, event, payload, ack_id))
+
+    def connect(self, auth: dict[str, Any] | None = None) -> None:
+        """The handshake's first frame: ``connect`` with ``{"auth": ...}``."""
+        self._send(FrameType.CONNECT, payload=dump_json({"auth": auth or {}}))
+
+    def emit(self, event: str, data: Any = None) -> None:
+        self._send(FrameType.JSON, event, dump_json(data))
+
+    def emit_binary(self, event: str, data: bytes) -> None:
+        self._send(FrameType.BINARY, event, bytes(data))
+
+    def emit_payload(self, kind: FrameType, event: str, payload: bytes) -> None:
+        """An already encoded payload (the client's offline queue keeps payloads as bytes)."""
+        self._send(kind, event, payload)
+
+    def request(self, event: str, data: Any = None, *, payload: bytes | None = None) -> int:
+        """Ask the server; returns the ack id its :class:`ResponseReceived` will carry. Ids count
+        up and wrap at 2**32, skipping those still in flight."""
+        ack_id = self.open_request()
+        self.send_request(ack_id, event, dump_json(data) if payload is None else payload)
+        return ack_id
+
+    def open_request(self) -> int:
+        """Take an ack id without sending (a request queued while offline keeps its id)."""
+        if len(self._in_flight) >= self.max_in_flight:
+            raise AckError(
+                ErrorCode.TOO_MANY_PENDING_ACKS, f"{self.max_in_flight} requests already wait for an answer"
+            )
+        ack_id = self._next_ack_id
+        while ack_id in self._in_flight:
+            ack_id = (ack_id + 1) & MAX_ACK_ID
+        self._next_ack_id = (ack_id + 1) & MAX_ACK_ID
+        self._in_flight.add(ack_id)
+        return ack_id
+
+    def send_request(self, ack_id: int, event: str, payload: bytes) -> None:
+        self._send(FrameType.ACK_REQUEST, event, payload, ack_id)
+
+    def forget_request(self, ack_id: int) -> None:
+        """The glue gave up on a request (timeout, lost connection): a late answer is invalid."""
+        self._in_flight.discard(ack_id)
+
+    @property
+    def requests_in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def answer(self, request: RequestReceived, value: Any) -> None:
+        """Answer the server's request with ``{"ok": value}`` (an error answer when the value
+        cannot be carried as JSON)."""
+        try:
+            payload = dump_json({"ok": value})
+        except TypeError as exc:
+            self.answer_error(request, ErrorCode.HANDLER_ERROR, f"answer is not JSON-serializable: {exc}")
+            return
+        self._send(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id)
+
+    def answer_error(self, request: RequestReceived, code: str, message: str) -> None:
+        payload = dump_json({"error": {"code": code, "message": message}})
+        self._send(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id)
+
+    def join(self, room: str) -> None:
+        self._send(FrameType.JOIN, room)
+
+    def leave(self, room: str) -> None:
+        self._send(FrameType.LEAVE, room)
+
+    def ping(self, payload: bytes = b"") -> None:
+        self._send(FrameType.PING, payload=payload)
+
+    def pong(self, payload: bytes = b"") -> None:
+        self._send(FrameType.PONG, payload=payload)
+
+    def disconnect(self, code: int, reason: str = "") -> None:
+        self._send(FrameType.DISCONNECT, payload=dump_json({"code": code, "reason": reason}))
+        self.connection_lost()
+
+    def connection_lost(self) -> None:
+        """The connection is gone: requests in flight will get no answer."""
+        self.state = ClientState.CLOSED
+        self._in_flight.clear()
+
+    # ------------------------------------------------------------------ input
+
+    def events_received(self) -> list[ClientEvent]:
+        """What the frames received since the last call meant, in order."""
+        events, self._events = self._events, []
+        return events
+
+    def receive_frame(self, data: bytes) -> None:
+        """One whole frame from the server (the transport's envelope removed)."""
+        try:
+            frame = decode_frame(data)
+            self._events.append(self._interpret(frame))
+        except ProtocolError as exc:
+            self._events.append(InvalidFrame(exc))
+
+    def _interpret(self, frame: Frame) -> ClientEvent:
+        kind = frame.type
+        if kind is FrameType.JSON:
+            return EventReceived(frame.event, frame.json())
+        if kind is FrameType.BINARY:
+            return EventReceived(frame.event, frame.payload, binary=True)
+        if kind is FrameType.ACK_RESPONSE:
+            return self._response(frame)
+        if kind is FrameType.ACK_REQUEST:
+            assert frame.ack_id is not None  # decode_frame guarantees it for this type
+            return RequestReceived(frame.event, frame.json(), frame.ack_id)
+        if kind is FrameType.JOIN or kind is FrameType.LEAVE:
+            return RoomAnswered(kind, frame.event, _ack_error(frame.json()))
+        if kind is FrameType.PING:
+            if self.auto_pong:
+                self.pong(frame.payload)
+            return PingReceived(frame.payload)
+        if kind is FrameType.PONG:
+            return PongReceived(frame.payload)
+        if kind is FrameType.CONNECT:
+            return self._welcome(frame)
+        if kind is FrameType.ERROR:
+            body = frame.json()
+            message = body.get("message", "") if isinstance(body, dict) else ""
+            return ErrorReceived(frame.event, str(message), body)
+        return self._disconnect(frame)
+
+    def _response(self, frame: Frame) -> ClientEvent:
+        assert frame.ack_id is not None
+        if frame.ack_id not in self._in_flight:
+            raise ProtocolError(ErrorCode.UNKNOWN_ACK, f"no request is waiting for ack id {frame.ack_id}")
+        self._in_flight.discard(frame.ack_id)
+        answer = frame.json()
+        error = _ack_error(answer)
+        value = answer["ok"] if error is None else None
+        return ResponseReceived(frame.ack_id, frame.event, value, error)
+
+    def _welcome(self, frame: Frame) -> ClientEvent:
+        if self.state is not ClientState.CONNECTING:
+            raise ProtocolError(ErrorCode.INVALID_FRAME, "a second welcome")
+        body = frame.json()
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            raise ProtocolError(ErrorCode.INVALID_FRAME, 'the welcome must be {"id": ..., ...}')
+        self.state = ClientState.OPEN
+        self.id = body["id"]
+        heartbeat = body.get("heartbeat")
+        max_payload = body.get("max_payload")
+        return Welcome(
+            body["id"],
+            body.get("v") if isinstance(body.get("v"), int) else None,
+            float(heartbeat) if isinstance(heartbeat, int | float) and heartbeat > 0 else None,
+            max_payload if isinstance(max_payload, int) else None,
+            body,
+        )
+
+    def _disconnect(self, frame: Frame) -> ClientEvent:
+        body = frame.json()
+        code = body.get("code") if isinstance(body, dict) else None
+        reason = body.get("reason", "") if isinstance(body, dict) else ""
+        self.connection_lost()
+        return DisconnectReceived(code if isinstance(code, int) else 1006, str(reason))
