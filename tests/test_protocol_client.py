@@ -93,7 +93,7 @@ def test_an_answer_nobody_waits_for_is_invalid_and_changes_nothing():
 
 def test_ack_ids_wrap_and_skip_those_in_flight_and_are_bounded():
     session = welcomed(max_in_flight=2)
-    session._next_ack_id = 0xFFFFFFFF
+    session._in_flight._next = 0xFFFFFFFF  # as after 2**32 - 1 requests
     assert session.request("a") == 0xFFFFFFFF
     assert session.request("b") == 0
     with pytest.raises(AckError) as info:
@@ -181,10 +181,24 @@ def test_a_welcome_without_an_id_is_invalid():
     assert isinstance(event, InvalidFrame) and session.state is ClientState.CONNECTING
 
 
-def test_disconnect_sends_the_goodbye_and_drops_requests_in_flight():
+def test_disconnect_sends_the_goodbye_and_reports_the_requests_lost():
     session = welcomed()
     session.data_to_send()
-    session.request("x")
-    session.disconnect(1000, "done")
+    sent = session.request("x")
+    session.open_request()  # taken while offline, not sent
+    assert session.disconnect(1000, "done") == [sent]
     assert session.data_to_send()[-1] == b"\x07\x00\x00" + b'{"code":1000,"reason":"done"}'
-    assert session.state is ClientState.CLOSED and session.requests_in_flight == 0
+    assert session.state is ClientState.CLOSED and session.requests_in_flight == 1
+
+
+def test_a_session_serves_the_next_connection_and_keeps_queued_requests():
+    session = welcomed()
+    queued = session.open_request()
+    assert session.connection_lost() == []
+    session.connect()
+    assert session.state is ClientState.CONNECTING
+    session.receive_frame(encode_frame(FrameType.CONNECT, "", b'{"id":"c2"}'))
+    session.send_request(queued, "late", b"null")
+    session.receive_frame(encode_frame(FrameType.ACK_RESPONSE, "late", b'{"ok":1}', queued))
+    events = session.events_received()
+    assert events[0].id == "c2" and events[1] == ResponseReceived(queued, "late", 1)

@@ -17,19 +17,23 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from stelar_core.client.answers import answer_request
 from stelar_core.client.backoff import full_jitter_delay
 from stelar_core.client.files import encode_file
 from stelar_core.client.options import ClientOptions
-from stelar_core.errors import AckError, AckTimeout, ConfigError, NotConnected, ProtocolError, RemoteError
-from stelar_core.hub.acks import PendingAcks, client_answer
+from stelar_core.errors import AckError, AckTimeout, ConfigError, NotConnected, RemoteError
 from stelar_core.plugins.manager import build_plugin_manager
-from stelar_core.protocol import (
-    DisconnectCode,
-    Frame,
-    FrameType,
-    decode_frame,
-    dump_json,
-    encode_frame,
+from stelar_core.protocol import DisconnectCode, FrameType, dump_json
+from stelar_core.protocol.client import (
+    ClientEvent,
+    ClientSession,
+    ErrorReceived,
+    EventReceived,
+    InvalidFrame,
+    RequestReceived,
+    ResponseReceived,
+    RoomAnswered,
+    Welcome,
 )
 from stelar_core.transports.base import ClientLink
 from stelar_core.transports.connectors import find_connector
@@ -37,7 +41,6 @@ from stelar_core.transports.connectors import find_connector
 log = logging.getLogger("stelar.client")
 
 H = TypeVar("H", bound=Callable[..., Any])
-# Connector keywords the client can fill from its options; each connector takes those it knows.
 _HEARTBEAT_FACTOR = 2.5
 
 
@@ -115,8 +118,10 @@ class StelarClient:
         self._any_listeners: list[Callable[..., Any]] = []
         self._ack_handlers: dict[str, Callable[..., Any]] = {}
         self._queue: deque[_Queued] = deque()
-        self._pending = PendingAcks(self._options.max_pending_requests)
-        self._sent_requests: set[int] = set()
+        # The protocol itself (frames, ack ids, pongs) lives in the sans-I/O session; this class
+        # adds the connection's life: reconnection, the offline queue, futures, listeners.
+        self._session = ClientSession(max_in_flight=self._options.max_pending_requests)
+        self._requests: dict[int, asyncio.Future[Any]] = {}
         self._rooms: set[str] = set()
         self._room_answers: dict[tuple[FrameType, str], deque[asyncio.Future[Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -124,7 +129,7 @@ class StelarClient:
         self._generation = 0
         self._manager: asyncio.Task[None] | None = None
         self._first_connect: asyncio.Future[None] | None = None
-        self._welcome: asyncio.Future[dict[str, Any]] | None = None
+        self._welcome: asyncio.Future[Welcome] | None = None
         self._lost: asyncio.Future[tuple[int, str]] | None = None
         self._closing = False
         self._last_received = 0.0
@@ -199,7 +204,7 @@ class StelarClient:
             await asyncio.gather(self._manager, return_exceptions=True)
             self._manager = None
         self._stop_watchdog()
-        self._pending.fail_all("client disconnected")
+        self._fail_requests(list(self._requests), "client disconnected")
         self._queue.clear()
         for waiters in self._room_answers.values():
             for waiter in waiters:
@@ -272,17 +277,19 @@ class StelarClient:
             connector(self._url, _LinkReceiver(self, self._generation), self._options.connect_options()),
             timeout,
         )
-        self._link.send(encode_frame(FrameType.CONNECT, "", dump_json({"auth": dict(self._options.auth)})))
+        self._session.connect(dict(self._options.auth))
+        for frame in self._session.data_to_send():  # the handshake: not counted in messages_sent
+            self._link.send(frame)
         try:
             welcome = await asyncio.wait_for(asyncio.shield(self._welcome), timeout)
         except BaseException:
             self._link.close(DisconnectCode.NORMAL, "handshake failed")
             self._link = None
             raise
-        self.id = welcome.get("id")
-        interval = welcome.get("heartbeat")
+        self.id = welcome.id
+        interval = welcome.heartbeat
         self._heartbeat_timeout = self._options.heartbeat_timeout or (
-            interval * _HEARTBEAT_FACTOR if isinstance(interval, int | float) and interval > 0 else None
+            interval * _HEARTBEAT_FACTOR if interval is not None else None
         )
 
     def _connected(self) -> None:
@@ -291,7 +298,8 @@ class StelarClient:
         self._set_state(ClientState.CONNECTED)
         self._start_watchdog()
         for room in sorted(self._rooms | self._rooms_waiting()):
-            self._send(FrameType.JOIN, room, b"")
+            self._session.join(room)
+        self._transmit()
         self._drain_queue()
         if self._first_connect is not None and not self._first_connect.done():
             self._first_connect.set_result(None)
@@ -300,10 +308,16 @@ class StelarClient:
     def _disconnected(self, code: int, reason: str) -> None:
         self._link = None
         self._stop_watchdog()
-        for ack_id in tuple(self._sent_requests):
-            self._pending.fail(ack_id, f"connection lost before the answer ({code} {reason})")
-        self._sent_requests.clear()
+        lost = self._session.connection_lost()
+        self._fail_requests(lost, f"connection lost before the answer ({code} {reason})")
         self._emit("disconnect", {"code": code, "reason": reason})
+
+    def _fail_requests(self, ack_ids: list[int], reason: str) -> None:
+        for ack_id in ack_ids:
+            future = self._requests.pop(ack_id, None)
+            self._session.forget_request(ack_id)
+            if future is not None and not future.done():
+                future.set_exception(NotConnected(reason))
 
     def _link_lost(self, code: int, reason: str) -> None:
         if self._welcome is not None and not self._welcome.done():
@@ -345,55 +359,59 @@ class StelarClient:
     def _frame_received(self, data: bytes) -> None:
         self._last_received = asyncio.get_running_loop().time()
         self.messages_received += 1
-        try:
-            frame = decode_frame(data)
-            self._dispatch(frame)
-        except ProtocolError as exc:
-            self._record_error(exc, "receive")
+        self._session.receive_frame(data)
+        for event in self._session.events_received():
+            self._dispatch(event)
+        self._transmit()  # pongs
 
-    def _dispatch(self, frame: Frame) -> None:
-        kind = frame.type
-        if kind is FrameType.JSON or kind is FrameType.BINARY:
-            binary = kind is FrameType.BINARY
-            data = frame.payload if binary else frame.json()
-            self._hook("on_message", event=frame.event, data=data, is_binary=binary)
-            self._emit(frame.event, data)
+    def _dispatch(self, event: ClientEvent) -> None:
+        if isinstance(event, EventReceived):
+            self._hook("on_message", event=event.event, data=event.data, is_binary=event.binary)
+            self._emit(event.event, event.data)
             for listener in tuple(self._any_listeners):
-                self._call(listener, frame.event, data)
-        elif kind is FrameType.CONNECT:
+                self._call(listener, event.event, event.data)
+        elif isinstance(event, Welcome):
             if self._welcome is not None and not self._welcome.done():
-                self._welcome.set_result(frame.json() or {})
-        elif kind is FrameType.ACK_RESPONSE:
-            assert frame.ack_id is not None
-            self._sent_requests.discard(frame.ack_id)
-            self._pending.resolve(frame.ack_id, frame.json())
-        elif kind is FrameType.ACK_REQUEST:
-            self._spawn(self._answer(frame))
-        elif kind is FrameType.JOIN or kind is FrameType.LEAVE:
-            self._room_answered(frame)
-        elif kind is FrameType.PING:
-            self._send(FrameType.PONG, "", frame.payload)
-        elif kind is FrameType.ERROR:
-            body = frame.json() or {}
-            self._record_error(RemoteError(frame.event, str(body.get("message", ""))), "server")
+                self._welcome.set_result(event)
+        elif isinstance(event, ResponseReceived):
+            future = self._requests.pop(event.ack_id, None)
+            if future is not None and not future.done():
+                if event.error is not None:
+                    future.set_exception(event.error)
+                else:
+                    future.set_result(event.value)
+        elif isinstance(event, RequestReceived):
+            self._spawn(self._answer(event))
+        elif isinstance(event, RoomAnswered):
+            self._room_answered(event)
+        elif isinstance(event, ErrorReceived):
+            self._record_error(RemoteError(event.code, event.message), "server")
+        elif isinstance(event, InvalidFrame):
+            self._record_error(event.error, "receive")
+        # Pings are answered by the session; pongs and the server's goodbye need nothing here
+        # (the link reports the end of the connection).
 
-    async def _answer(self, frame: Frame) -> None:
-        answer = await client_answer(self._ack_handlers, frame)
-        self._send(FrameType.ACK_RESPONSE, frame.event, answer, frame.ack_id)
+    async def _answer(self, request: RequestReceived) -> None:
+        await answer_request(self._session, self._ack_handlers, request)
+        self._transmit()
 
     # ================================================================== sending
 
-    def _send(self, kind: FrameType, event: str, payload: bytes, ack_id: int | None = None) -> bool:
-        if self._link is None or self._state is not ClientState.CONNECTED:
-            return False
-        self._link.send(encode_frame(kind, event, payload, ack_id))
-        self.messages_sent += 1
-        return True
+    def _transmit(self) -> None:
+        """Send what the session has for the server (nothing without a link)."""
+        frames = self._session.data_to_send()
+        if self._link is not None:
+            for frame in frames:
+                self._link.send(frame)
+            self.messages_sent += len(frames)
 
     def _send_or_queue(self, entry: _Queued) -> None:
-        if self._send(entry.kind, entry.event, entry.payload, entry.ack_id):
+        if self._link is not None and self._state is ClientState.CONNECTED:
             if entry.ack_id is not None:
-                self._sent_requests.add(entry.ack_id)
+                self._session.send_request(entry.ack_id, entry.event, entry.payload)
+            else:
+                self._session.emit_payload(entry.kind, entry.event, entry.payload)
+            self._transmit()
             return
         if self._options.message_queue_size == 0:
             self._drop(entry)
@@ -406,13 +424,13 @@ class StelarClient:
     def _drop(self, entry: _Queued) -> None:
         self.dropped_messages += 1
         if entry.ack_id is not None:
-            self._pending.fail(entry.ack_id, "dropped from the full offline queue")
+            self._fail_requests([entry.ack_id], "dropped from the full offline queue")
 
     def _drain_queue(self) -> None:
         sent = 0
         while self._queue and self._state is ClientState.CONNECTED:
             entry = self._queue.popleft()
-            if entry.ack_id is not None and entry.ack_id not in self._pending:
+            if entry.ack_id is not None and entry.ack_id not in self._requests:
                 continue  # the request timed out while offline
             self._send_or_queue(entry)
             sent += 1
@@ -459,12 +477,18 @@ class StelarClient:
         or ``NotConnected`` when the connection is lost before the answer."""
         payload = dump_json(data)
         self._check_payload(payload)
-        ack_id, future = self._pending.open()
+        ack_id = self._session.open_request()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._requests[ack_id] = future
         self._send_or_queue(_Queued(FrameType.ACK_REQUEST, event, payload, ack_id))
+        timeout = timeout or self._options.ack_timeout
         try:
-            return await self._pending.wait(ack_id, future, timeout or self._options.ack_timeout, event)
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise AckTimeout(f"no answer to request {event!r} within {timeout}s") from None
         finally:
-            self._sent_requests.discard(ack_id)
+            self._requests.pop(ack_id, None)
+            self._session.forget_request(ack_id)
 
     # ================================================================== rooms
 
@@ -473,40 +497,40 @@ class StelarClient:
             room for (kind, room), waiters in self._room_answers.items() if kind is FrameType.JOIN and waiters
         }
 
-    def _room_answered(self, frame: Frame) -> None:
-        answer = frame.json()
-        accepted = isinstance(answer, dict) and answer.get("ok") is True
-        if frame.type is FrameType.JOIN:
-            if accepted:
-                self._rooms.add(frame.event)
+    def _room_answered(self, answer: RoomAnswered) -> None:
+        key = (answer.kind, answer.room)
+        if answer.kind is FrameType.JOIN:
+            if answer.ok:
+                self._rooms.add(answer.room)
             else:
-                self._rooms.discard(frame.event)
-        waiters = self._room_answers.get((frame.type, frame.event))
+                self._rooms.discard(answer.room)
+        waiters = self._room_answers.get(key)
         if waiters:
-            waiters.popleft().set_result(answer)
+            waiters.popleft().set_result(answer.ok)
             if not waiters:
-                del self._room_answers[(frame.type, frame.event)]
-        elif frame.type is FrameType.JOIN and not accepted:
-            error = answer.get("error", {}) if isinstance(answer, dict) else {}
-            self._record_error(
-                RemoteError(str(error.get("code")), f"rejoining {frame.event!r} refused"), "rejoin"
-            )
+                del self._room_answers[key]
+        elif answer.kind is FrameType.JOIN and answer.error is not None:
+            self._record_error(RemoteError(answer.error.code, f"rejoining {answer.room!r} refused"), "rejoin")
 
     async def _room_request(self, kind: FrameType, room: str, *, send: bool) -> bool:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         waiters = self._room_answers.setdefault((kind, room), deque())
         waiters.append(future)
         if send:
-            self._send(kind, room, b"")
+            if kind is FrameType.JOIN:
+                self._session.join(room)
+            else:
+                self._session.leave(room)
+            self._transmit()
         try:
-            answer = await asyncio.wait_for(future, self._options.ack_timeout)
+            accepted: bool = await asyncio.wait_for(future, self._options.ack_timeout)
         except TimeoutError:
             if future in waiters:
                 waiters.remove(future)
             raise AckTimeout(
                 f"no answer to {kind.name.lower()} {room!r} within {self._options.ack_timeout}s"
             ) from None
-        return isinstance(answer, dict) and answer.get("ok") is True
+        return accepted
 
     async def join_room(self, room: str) -> bool:
         """Join ``room``; True if the server accepted. Offline, the join is sent (and answered)

@@ -16,8 +16,9 @@ from typing import Any, TypeAlias
 import attrs
 
 from stelar_core.errors import AckError, ProtocolError
+from stelar_core.protocol.acks import AckIds, read_answer
 from stelar_core.protocol.codes import ErrorCode
-from stelar_core.protocol.frames import MAX_ACK_ID, Frame, FrameType, decode_frame, dump_json, encode_frame
+from stelar_core.protocol.frames import Frame, FrameType, decode_frame, dump_json, encode_frame
 
 DEFAULT_MAX_IN_FLIGHT = 1024
 
@@ -128,16 +129,6 @@ ClientEvent: TypeAlias = (
 )
 
 
-def _ack_error(answer: Any) -> AckError | None:
-    """The error of an ``{"ok": ...}`` / ``{"error": {...}}`` answer, or None when it is ok."""
-    if isinstance(answer, dict) and "ok" in answer and "error" not in answer:
-        return None
-    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
-        error = answer["error"]
-        return AckError(str(error.get("code", ErrorCode.HANDLER_ERROR)), str(error.get("message", "")))
-    return AckError(ErrorCode.INVALID_FRAME, "answer is neither {ok} nor {error}")
-
-
 class ClientSession:
     """One connection's protocol state, from the client's side.
 
@@ -148,11 +139,10 @@ class ClientSession:
 
     def __init__(self, *, auto_pong: bool = True, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
         self.auto_pong = auto_pong
-        self.max_in_flight = max_in_flight
         self.state = ClientState.CONNECTING
         self.id: str | None = None
-        self._in_flight: set[int] = set()
-        self._next_ack_id = 0
+        self._in_flight = AckIds(max_in_flight)  # taken and not yet answered or forgotten
+        self._sent: set[int] = set()  # those of them sent on the current connection
         self._events: list[ClientEvent] = []
         self._out: list[bytes] = []
 
@@ -169,7 +159,9 @@ class ClientSession:
         self._out.append(encode_frame(kind, event, payload, ack_id))
 
     def connect(self, auth: dict[str, Any] | None = None) -> None:
-        """The handshake's first frame: ``connect`` with ``{"auth": ...}``."""
+        """The handshake's first frame: ``connect`` with ``{"auth": ...}``. A session can serve
+        one connection after another (a reconnecting client): each starts here."""
+        self.state = ClientState.CONNECTING
         self._send(FrameType.CONNECT, payload=dump_json({"auth": auth or {}}))
 
     def emit(self, event: str, data: Any = None) -> None:
@@ -190,24 +182,18 @@ class ClientSession:
         return ack_id
 
     def open_request(self) -> int:
-        """Take an ack id without sending (a request queued while offline keeps its id)."""
-        if len(self._in_flight) >= self.max_in_flight:
-            raise AckError(
-                ErrorCode.TOO_MANY_PENDING_ACKS, f"{self.max_in_flight} requests already wait for an answer"
-            )
-        ack_id = self._next_ack_id
-        while ack_id in self._in_flight:
-            ack_id = (ack_id + 1) & MAX_ACK_ID
-        self._next_ack_id = (ack_id + 1) & MAX_ACK_ID
-        self._in_flight.add(ack_id)
-        return ack_id
+        """Take an ack id without sending (a request queued while offline keeps its id until
+        ``send_request``)."""
+        return self._in_flight.take()
 
     def send_request(self, ack_id: int, event: str, payload: bytes) -> None:
         self._send(FrameType.ACK_REQUEST, event, payload, ack_id)
+        self._sent.add(ack_id)
 
     def forget_request(self, ack_id: int) -> None:
         """The glue gave up on a request (timeout, lost connection): a late answer is invalid."""
-        self._in_flight.discard(ack_id)
+        self._in_flight.release(ack_id)
+        self._sent.discard(ack_id)
 
     @property
     def requests_in_flight(self) -> int:
@@ -239,14 +225,19 @@ class ClientSession:
     def pong(self, payload: bytes = b"") -> None:
         self._send(FrameType.PONG, payload=payload)
 
-    def disconnect(self, code: int, reason: str = "") -> None:
+    def disconnect(self, code: int, reason: str = "") -> list[int]:
+        """Say goodbye; returns the ack ids of the requests that will get no answer."""
         self._send(FrameType.DISCONNECT, payload=dump_json({"code": code, "reason": reason}))
-        self.connection_lost()
+        return self.connection_lost()
 
-    def connection_lost(self) -> None:
-        """The connection is gone: requests in flight will get no answer."""
+    def connection_lost(self) -> list[int]:
+        """The connection is gone. Returns the ack ids of the requests sent on it, which will
+        get no answer; requests taken but not sent yet (queued offline) keep theirs."""
         self.state = ClientState.CLOSED
-        self._in_flight.clear()
+        lost = sorted(self._sent)
+        self._in_flight.release_all(lost)
+        self._sent.clear()
+        return lost
 
     # ------------------------------------------------------------------ input
 
@@ -275,7 +266,7 @@ class ClientSession:
             assert frame.ack_id is not None  # decode_frame guarantees it for this type
             return RequestReceived(frame.event, frame.json(), frame.ack_id)
         if kind is FrameType.JOIN or kind is FrameType.LEAVE:
-            return RoomAnswered(kind, frame.event, _ack_error(frame.json()))
+            return RoomAnswered(kind, frame.event, read_answer(frame.json())[1])
         if kind is FrameType.PING:
             if self.auto_pong:
                 self.pong(frame.payload)
@@ -294,10 +285,9 @@ class ClientSession:
         assert frame.ack_id is not None
         if frame.ack_id not in self._in_flight:
             raise ProtocolError(ErrorCode.UNKNOWN_ACK, f"no request is waiting for ack id {frame.ack_id}")
-        self._in_flight.discard(frame.ack_id)
-        answer = frame.json()
-        error = _ack_error(answer)
-        value = answer["ok"] if error is None else None
+        self._in_flight.release(frame.ack_id)
+        self._sent.discard(frame.ack_id)
+        value, error = read_answer(frame.json())
         return ResponseReceived(frame.ack_id, frame.event, value, error)
 
     def _welcome(self, frame: Frame) -> ClientEvent:
@@ -322,5 +312,5 @@ class ClientSession:
         body = frame.json()
         code = body.get("code") if isinstance(body, dict) else None
         reason = body.get("reason", "") if isinstance(body, dict) else ""
-        self.connection_lost()
+        self.state = ClientState.CLOSED  # requests in flight are lost when the connection ends
         return DisconnectReceived(code if isinstance(code, int) else 1006, str(reason))
