@@ -278,3 +278,31 @@ async def test_frames_sent_before_admission_completes_are_all_handled(
     assert [(a.type, a.ack_id, a.json()) for a in answers] == [
         (FrameType.ACK_RESPONSE, n + 1, {"ok": n}) for n in range(3)
     ]
+
+
+async def test_a_client_link_to_a_server_that_stops_reading_is_dropped_not_grown():
+
+    accepted = asyncio.Event()
+    peers = []
+
+    async def never_read(reader, writer):
+        peers.append(writer)
+        accepted.set()
+
+    listener = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    client = TestClient()
+    options = ConnectOptions(max_buffered_bytes=64 * 1024)
+    link = await connect_tcp(f"tcp://127.0.0.1:{port}", client, options)
+    await accepted.wait()
+    frame = encode_frame(FrameType.BINARY, "x", bytes(64 * 1024))
+    for _ in range(1024):  # 64 MiB at most: far past what the kernel's buffers hold
+        if not link.writable:
+            break
+        link.send(frame)
+    assert not link.writable  # it gave up instead of queueing the rest
+    assert await client.wait_closed() == (1008, "server not reading")
+    for writer in peers:
+        writer.close()
+    listener.close()
+    await listener.wait_closed()

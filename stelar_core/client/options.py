@@ -12,7 +12,7 @@ import attrs
 from stelar_core import validation
 from stelar_core.config import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PAYLOAD_SIZE
 from stelar_core.errors import ConfigError
-from stelar_core.transports.base import ConnectOptions
+from stelar_core.transports.base import DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_WRITE_TIMEOUT, ConnectOptions
 from stelar_core.validation import fail, validator
 
 CLIENT_HOOKS = (
@@ -89,6 +89,10 @@ class ClientOptions:
     reject_unauthorized: bool = attrs.field(default=True, validator=_bool)
     ca_file: str | None = attrs.field(default=None)
     compression: bool = attrs.field(default=False, validator=_bool)
+    # Output the server has not read yet: above this for write_timeout seconds, the link is
+    # dropped (and, with reconnection, opened again) instead of growing without bound.
+    max_buffered_bytes: int = attrs.field(default=DEFAULT_MAX_BUFFERED_BYTES, validator=_count(1024))
+    write_timeout: float = attrs.field(default=DEFAULT_WRITE_TIMEOUT, validator=_positive)
     # Sent as the WebSocket upgrade's Origin header: a server with allowed_origins refuses
     # upgrades without one (browsers always send theirs).
     origin: str | None = attrs.field(default=None, validator=_optional_text)
@@ -110,6 +114,8 @@ class ClientOptions:
             compression=self.compression,
             max_frame_size=self.max_frame_size,
             connect_timeout=self.connect_timeout,
+            max_buffered_bytes=self.max_buffered_bytes,
+            write_timeout=self.write_timeout,
         )
 
     @classmethod

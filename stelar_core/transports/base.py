@@ -165,6 +165,8 @@ class ClientLink(Protocol):
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_FRAME_SIZE = 10 * 1024 * 1024 + 1024
+DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024
+DEFAULT_WRITE_TIMEOUT = 5.0
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -173,7 +175,8 @@ class ConnectOptions:
 
     ``headers`` and ``origin`` go with an HTTP upgrade (WebSocket); ``reject_unauthorized`` and
     ``ca_file`` govern TLS; ``local_address`` is the address to connect from (the memory
-    transport presents it as the peer's address, so tests can act as many IPs)."""
+    transport presents it as the peer's address, so tests can act as many IPs). Output above
+    ``max_buffered_bytes`` for ``write_timeout`` seconds (or above twice that) ends the link."""
 
     headers: Mapping[str, str] = attrs.field(factory=dict)
     origin: str | None = None
@@ -184,6 +187,8 @@ class ConnectOptions:
     local_address: str | None = None
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
+    write_timeout: float = DEFAULT_WRITE_TIMEOUT
 
 
 class Connector(Protocol):

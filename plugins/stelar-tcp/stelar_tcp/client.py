@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 from urllib.parse import urlsplit
 
 from stelar_core.errors import ProtocolError
@@ -17,26 +16,21 @@ from stelar_core.protocol import (
     load_json,
 )
 from stelar_core.transports.base import ConnectOptions, FrameReceiver
+from stelar_core.transports.client_stream import ClientStream
 from stelar_core.transports.tls import client_context
 
 SCHEMES = ("tcp", "tcps")
 
 
-class TcpClientLink(asyncio.Protocol):
+class TcpClientLink(ClientStream):
     """An open client connection: ``send(frame)``, ``close(code, reason)``; frames and the end
     of the connection go to the receiver. The close code reported is the one of the server's
     disconnect frame, or 1006 when the connection ended without one."""
 
-    def __init__(self, receiver: FrameReceiver, max_frame_size: int) -> None:
-        self._receiver = receiver
-        self._parser = StreamParser(max_frame_size)
-        self._transport: asyncio.Transport | None = None
-        self._ending: tuple[int, str] | None = None
+    def __init__(self, receiver: FrameReceiver, options: ConnectOptions) -> None:
+        super().__init__(receiver, options)
+        self._parser = StreamParser(options.max_frame_size)
         self._closing = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport; uvloop's implement the interface without subclassing it.
-        self._transport = transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -46,37 +40,28 @@ class TcpClientLink(asyncio.Protocol):
                     self._note_disconnect(frame)
                 self._receiver.frame_received(frame)
         except ProtocolError as exc:
-            self._ending = (DisconnectCode.PROTOCOL_ERROR, exc.reason)
-            assert self._transport is not None
-            self._transport.abort()
+            self.abort(DisconnectCode.PROTOCOL_ERROR, exc.reason)
 
     def _note_disconnect(self, frame: bytes) -> None:
         try:
             body = load_json(frame[3 + int.from_bytes(frame[1:3], "big") :])
-            self._ending = (int(body["code"]), str(body.get("reason", "")))
+            self.ending = (int(body["code"]), str(body.get("reason", "")))
         except (ProtocolError, KeyError, TypeError, ValueError):
-            self._ending = (DisconnectCode.PROTOCOL_ERROR, "malformed disconnect frame")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        code, reason = self._ending or (
-            DisconnectCode.ABNORMAL,
-            f"connection lost: {exc}" if exc else "connection closed",
-        )
-        self._receiver.connection_lost(code, reason)
+            self.ending = (DisconnectCode.PROTOCOL_ERROR, "malformed disconnect frame")
 
     def send(self, frame: bytes) -> None:
         # A transport already failing is closing: writing would only log asyncio warnings.
-        if self._transport is not None and not self._closing and not self._transport.is_closing():
-            self._transport.write(length_prefixed(frame))
+        if not self._closing:
+            self.write(length_prefixed(frame))
 
     def close(self, code: int = DisconnectCode.NORMAL, reason: str = "") -> None:
         """Say goodbye with a disconnect frame, then close."""
         if self._transport is None or self._closing:
             return
         self._closing = True
-        self._ending = self._ending or (code, reason)
+        self.ending = self.ending or (code, reason)
         goodbye = encode_frame(FrameType.DISCONNECT, "", dump_json({"code": code, "reason": reason}))
-        self._transport.write(length_prefixed(goodbye))
+        self.write(length_prefixed(goodbye))
         self._transport.close()
 
 
@@ -97,7 +82,7 @@ async def connect_tcp(url: str, receiver: FrameReceiver, options: ConnectOptions
     loop = asyncio.get_running_loop()
     _, link = await asyncio.wait_for(
         loop.create_connection(
-            lambda: TcpClientLink(receiver, options.max_frame_size),
+            lambda: TcpClientLink(receiver, options),
             parts.hostname,
             parts.port,
             ssl=ssl,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import cast
 
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
@@ -18,6 +17,7 @@ from websockets.uri import parse_uri
 from stelar_core.errors import ConnectionRefused
 from stelar_core.protocol import DisconnectCode
 from stelar_core.transports.base import ConnectOptions, FrameReceiver
+from stelar_core.transports.client_stream import ClientStream
 from stelar_core.transports.tls import client_context
 from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL
 
@@ -31,21 +31,15 @@ class HandshakeRejected(ConnectionRefused):
         self.body = body
 
 
-class WsClientLink(asyncio.Protocol):
+class WsClientLink(ClientStream):
     """An open client connection: ``send(frame)``, ``close(code, reason)``."""
 
-    def __init__(self, ws: ClientProtocol, receiver: FrameReceiver) -> None:
+    def __init__(self, ws: ClientProtocol, receiver: FrameReceiver, options: ConnectOptions) -> None:
+        super().__init__(receiver, options)
         self.ws = ws
-        self._receiver = receiver
-        self._transport: asyncio.Transport | None = None
         self._fragments: list[bytes] = []
         self.handshake: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._lost = False
         self._close_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport; uvloop's implement the interface without subclassing it.
-        self._transport = transport = cast(asyncio.Transport, transport)
 
     def start(self, headers: Mapping[str, str]) -> None:
         request = self.ws.connect()
@@ -84,8 +78,7 @@ class WsClientLink(asyncio.Protocol):
         self._write_output()
         return False
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
+    def report_lost(self, exc: Exception | None) -> None:
         if self._close_timer is not None:
             self._close_timer.cancel()
         if not self.handshake.done():
@@ -94,12 +87,11 @@ class WsClientLink(asyncio.Protocol):
         if self.handshake.cancelled() or self.handshake.exception() is not None:
             return  # refused at the HTTP stage: the link never opened, so there is nothing to lose
         received = self.ws.close_rcvd
-        if received is not None:
-            self._receiver.connection_lost(received.code, received.reason)
-        else:
-            self._receiver.connection_lost(
-                DisconnectCode.ABNORMAL, f"connection lost: {exc or 'no close frame'}"
-            )
+        if self.ending is None and received is not None:
+            self.ending = (received.code, received.reason)
+        if self.ending is None:
+            self.ending = (DisconnectCode.ABNORMAL, f"connection lost: {exc or 'no close frame'}")
+        super().report_lost(exc)
 
     def send(self, frame: bytes) -> None:
         if self.ws.state is State.OPEN:
@@ -114,17 +106,16 @@ class WsClientLink(asyncio.Protocol):
             self._close_timer = asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_TIMEOUT, self._abort)
 
     def _abort(self) -> None:
-        if not self._lost and self._transport is not None:
-            self._transport.abort()
+        self.abort(DisconnectCode.ABNORMAL, "no close frame from the server")
 
     def _write_output(self) -> None:
         assert self._transport is not None
-        if self._transport.is_closing():
+        if not self.writable:
             self.ws.data_to_send()  # nothing can leave any more
             return
         for chunk in self.ws.data_to_send():
             if chunk:
-                self._transport.write(chunk)
+                self.write(chunk)
             elif self._transport.can_write_eof():
                 self._transport.write_eof()
             else:
@@ -157,7 +148,7 @@ async def connect_ws(url: str, receiver: FrameReceiver, options: ConnectOptions)
 
     async def open_link() -> WsClientLink:
         _, link = await loop.create_connection(
-            lambda: WsClientLink(ws, receiver),
+            lambda: WsClientLink(ws, receiver, options),
             uri.host,
             uri.port,
             ssl=ssl,
