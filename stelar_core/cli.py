@@ -128,9 +128,10 @@ def _add_option_flags(parser: argparse.ArgumentParser, table: OptionTable) -> No
 def _kind(spec: OptionSpec) -> dict[str, Any]:
     if spec.type is bool:
         return {"action": argparse.BooleanOptionalAction, "default": None}
+    metavar = spec.name.upper()
     if spec.type is list:
-        return {"action": "append"}
-    return {"type": spec.type}
+        return {"action": "append", "metavar": metavar}
+    return {"type": spec.type, "metavar": metavar}
 
 
 def _unknown_flag(flag: str) -> str:

@@ -53,11 +53,16 @@ class TcpConnection(FlowControlledProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         stream = self.set_transport(transport)
-        peer = stream.get_extra_info("peername")
-        self.remote_address = str(peer[0]) if peer else ""
+        self.remote_address = self.peer_address(stream)
         stream.pause_reading()  # nothing is read before admission
         self._owner.connections.add(self)
         self._admitting = asyncio.ensure_future(self._admit(stream))
+
+    def peer_address(self, stream: asyncio.Transport) -> str:
+        """The address the hub's per-IP limits count (a subclass over another socket family
+        says what identifies its peers)."""
+        peer = stream.get_extra_info("peername")
+        return str(peer[0]) if peer else ""
 
     async def _admit(self, stream: asyncio.Transport) -> None:
         try:
@@ -67,7 +72,7 @@ class TcpConnection(FlowControlledProtocol):
 
     async def _admit_now(self, stream: asyncio.Transport) -> None:
         try:
-            admission = await self._hub.admit(self.remote_address, PROTOCOL)
+            admission = await self._hub.admit(self.remote_address, self.protocol)
         except ConnectionRefused as refusal:
             self.closing = True
             stream.write(refusal_frames(refusal.code, refusal.reason, refusal.close_code))
