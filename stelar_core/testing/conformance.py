@@ -178,7 +178,7 @@ class TransportConformance:
         lively = await self.connect(server)
         for sweep in range(1, 3):
             clock.advance(30)
-            await lively.wait_until(lambda: lively.pings_received == sweep)
+            await lively.wait_until(lambda sweep=sweep: lively.pings_received == sweep)
             await lively.join(f"round-trip-{sweep}")  # the server has read the pong before this
         clock.advance(30)
         assert await silent.wait_closed() == (DisconnectCode.SERVER_ERROR, "heartbeat timeout")
