@@ -22,6 +22,7 @@ transports run the same suite (``tests/test_transport_conformance.py``).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
@@ -34,6 +35,10 @@ from stelar_core.testing.client import TestClient, connect_client
 from stelar_core.testing.clock import FakeClock
 
 ServerFactory = Callable[..., Awaitable[StelarServer]]
+
+
+def _pinged(client: TestClient, times: int) -> bool:
+    return client.pings_received == times
 
 
 class TransportConformance:
@@ -126,6 +131,7 @@ class TransportConformance:
             await client.request("missing")
         assert info.value.code == ErrorCode.NO_HANDLER
         client.on_ack("whoami", lambda data: {"me": data})
+        assert client.id is not None
         assert await server.request(client.id, "whoami", "x") == {"me": "x"}
         client.close()
 
@@ -178,7 +184,7 @@ class TransportConformance:
         lively = await self.connect(server)
         for sweep in range(1, 3):
             clock.advance(30)
-            await lively.wait_until(lambda sweep=sweep: lively.pings_received == sweep)
+            await lively.wait_until(functools.partial(_pinged, lively, sweep))
             await lively.join(f"round-trip-{sweep}")  # the server has read the pong before this
         clock.advance(30)
         assert await silent.wait_closed() == (DisconnectCode.SERVER_ERROR, "heartbeat timeout")
