@@ -22,6 +22,7 @@ from stelar_core.plugins.options import FLAG_TYPES, OptionSpec, OptionTable, sec
 from stelar_core.plugins.registry import all_registries
 from stelar_core.relay import build_relay_server
 from stelar_core.server import StelarServer
+from stelar_core.view import ServerView
 
 EXIT_USAGE = 2
 
@@ -151,7 +152,7 @@ class _AnnounceAddresses:
     name = "cli-announce"
 
     @hookimpl
-    def stelar_on_server_started(self, server: StelarServer) -> None:
+    def stelar_on_server_started(self, server: ServerView) -> None:
         event_loop = loop_name(asyncio.get_running_loop())
         for transport, urls in server.addresses.items():
             where = ", ".join(urls) or "(in-process)"

@@ -21,11 +21,12 @@ from stelar_core.hub.hooks import Hook
 from stelar_core.hub.middleware import Middleware
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.plugins.manager import USER_HOOKS_PLUGIN, StelarPluginManager, user_hooks_plugin
-from stelar_core.plugins.options import OptionTable
-from stelar_core.plugins.registry import ProviderRegistry
+from stelar_core.plugins.options import OptionTable, section_name
+from stelar_core.plugins.registry import ProviderRegistry, call_each_plugin
 from stelar_core.protocol import DisconnectCode
 from stelar_core.signals import on_shutdown_signal
 from stelar_core.transports.base import HttpRoute, Transport
+from stelar_core.view import ServerView
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -52,8 +53,10 @@ class StelarServer:
         self.providers: dict[str, ProviderRegistry] = assembly.providers
         self._assembly = assembly
         self._limiter_factory = assembly.limiter_factory()
+        # What hooks and HTTP routes receive as ``server``.
+        self.view = ServerView(self)
         self.hub = Hub(
-            self,
+            self.view,
             config,
             self.plugin_manager,
             limits=RateLimitPolicy(
@@ -94,7 +97,11 @@ class StelarServer:
                 raise PluginError(f"two plugins register the HTTP route {path!r}")
             routes[path] = HttpRoute(path, handler, tuple(m.upper() for m in methods))
 
-        self.plugin_manager.hook.stelar_register_http_routes(register=register, server=self)
+        call_each_plugin(
+            self.plugin_manager,
+            "stelar_register_http_routes",
+            lambda plugin: {"register": register, "server": self.view, "section": section_name(plugin)},
+        )
         return routes
 
     # ------------------------------------------------------------------ registration

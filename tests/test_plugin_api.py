@@ -307,3 +307,23 @@ def test_a_bad_declaration_is_a_plugin_error():
 
     with pytest.raises(PluginError, match=r"the default of option 'bad_default\.n' is invalid"):
         StelarServer(transports=["memory"], plugins=[BadDefault()])
+
+
+async def test_hooks_receive_a_narrow_view_of_the_server(stelar_server_factory):
+    seen = []
+
+    class Greeter:
+        name = "greeter"
+
+        @hookimpl
+        def stelar_on_client_connect(self, server, client_id):
+            seen.append(server)
+            server.to_id(client_id, "hello", {"clients": len(server.get_clients())})
+
+    server = await stelar_server_factory(plugins=[Greeter()])
+    client = await connect_client(server)
+    assert (await client.next_event()).data == {"clients": 1}
+    (view,) = seen
+    assert view.state == "running" and view.addresses == server.addresses
+    for internal in ("hub", "plugin_manager", "update_config", "on"):
+        assert not hasattr(view, internal)

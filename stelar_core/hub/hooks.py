@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stelar_core.plugins.manager import HOOK_FAILED, StelarPluginManager
 
 if TYPE_CHECKING:
-    from stelar_core.server import StelarServer
+    from stelar_core.view import ServerView
 
 HOOK_ERRORS = "hook_errors"
 
@@ -51,7 +51,7 @@ class HookRunner:
 
     __slots__ = ("_pm", "_server")
 
-    def __init__(self, pm: StelarPluginManager, server: StelarServer, counters: Counter[str]) -> None:
+    def __init__(self, pm: StelarPluginManager, server: ServerView, counters: Counter[str]) -> None:
         self._pm = pm
         self._server = server
 

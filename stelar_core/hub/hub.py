@@ -48,7 +48,7 @@ from stelar_core.providers import Broker, IPTracker
 from stelar_core.transports.base import Connection, HttpRoute
 
 if TYPE_CHECKING:
-    from stelar_core.server import StelarServer
+    from stelar_core.view import ServerView
 
 FrameHandler = Callable[[Session, Frame], "Awaitable[None] | None"]
 
@@ -59,7 +59,7 @@ class Hub:
 
     def __init__(
         self,
-        server: StelarServer,
+        server: ServerView,
         config: ServerConfig,
         pm: StelarPluginManager,
         *,

@@ -16,7 +16,8 @@ Two kinds of hook:
   In notification hooks an implementation that raises is logged and counted; the others run.
 
 Implementations receive only the arguments they name, so a hook can gain arguments without
-breaking anyone. ``server`` is always the :class:`~stelar_core.StelarServer` concerned.
+breaking anyone. ``server`` is always a :class:`~stelar_core.view.ServerView` of the server
+concerned: its public reads and sends, not its internals.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
         Register,
         TransportProvider,
     )
-    from stelar_core.server import StelarServer
+    from stelar_core.view import ServerView
 
 # --------------------------------------------------------------------------- options
 
@@ -98,11 +99,12 @@ def stelar_register_brokers(register: Register[BrokerFactory]) -> None:
 
 
 @hookspec
-def stelar_register_http_routes(register: Callable[..., None], server: StelarServer) -> None:
+def stelar_register_http_routes(register: Callable[..., None], server: ServerView, section: str) -> None:
     """Register HTTP routes served by HTTP-capable transports (and the health plugin's own port).
 
     ``register(path, handler, methods=("GET",))``; ``handler(request: HttpRequest)`` returns an
-    ``HttpResponse`` or an awaitable of one.
+    ``HttpResponse`` or an awaitable of one. ``section`` names this plugin's options
+    (``server.config.plugin(section)`` reads them as they are in force).
     """
 
 
@@ -111,7 +113,7 @@ def stelar_register_http_routes(register: Callable[..., None], server: StelarSer
 
 @hookspec
 def stelar_on_rate_limit_exceeded(
-    server: StelarServer, client_id: str, event: str, protocol: str
+    server: ServerView, client_id: str, event: str, protocol: str
 ) -> bool | None:
     """A client exceeded a rate limit; the message is dropped and answered with ``rate_limited``.
 
@@ -121,7 +123,7 @@ def stelar_on_rate_limit_exceeded(
 
 @hookspec
 def stelar_on_max_connections_reached(
-    server: StelarServer, active_connections: int, max_connections: int, ip: str, scope: str
+    server: ServerView, active_connections: int, max_connections: int, ip: str, scope: str
 ) -> None:
     """A connection was refused by a limit. ``scope`` is ``"global"`` (``max_connections``) or
     ``"ip"`` (``max_connections_per_ip``, then ``active_connections`` counts that IP)."""
@@ -129,7 +131,7 @@ def stelar_on_max_connections_reached(
 
 @hookspec
 def stelar_on_client_join_room(
-    server: StelarServer, client_id: str, room: str, metadata: Mapping[str, Any]
+    server: ServerView, client_id: str, room: str, metadata: Mapping[str, Any]
 ) -> bool | None:
     """A client asks to join ``room``.
 
@@ -139,7 +141,7 @@ def stelar_on_client_join_room(
 
 @hookspec
 def stelar_on_client_leave_room(
-    server: StelarServer, client_id: str, room: str, metadata: Mapping[str, Any]
+    server: ServerView, client_id: str, room: str, metadata: Mapping[str, Any]
 ) -> bool | None:
     """A client asks to leave ``room``. Not called when a disconnect removes it from its rooms.
 
@@ -149,47 +151,47 @@ def stelar_on_client_leave_room(
 
 @hookspec
 def stelar_on_max_rooms_reached(
-    server: StelarServer, client_id: str, room: str, total_rooms: int, max_rooms: int
+    server: ServerView, client_id: str, room: str, total_rooms: int, max_rooms: int
 ) -> None:
     """A join would create a room beyond ``max_rooms``; it was refused."""
 
 
 @hookspec
 def stelar_on_max_rooms_per_client_reached(
-    server: StelarServer, client_id: str, room: str, current_rooms: int, max_rooms: int
+    server: ServerView, client_id: str, room: str, current_rooms: int, max_rooms: int
 ) -> None:
     """A join would put the client in more than ``max_rooms_per_client`` rooms; it was refused."""
 
 
 @hookspec
 def stelar_on_payload_too_large(
-    server: StelarServer, client_id: str, event: str, size: int, max_size: int
+    server: ServerView, client_id: str, event: str, size: int, max_size: int
 ) -> None:
     """A message's payload exceeded ``max_payload_size``; it was dropped."""
 
 
 @hookspec
 def stelar_on_invalid_message(
-    server: StelarServer, client_id: str, code: str, reason: str, protocol: str
+    server: ServerView, client_id: str, code: str, reason: str, protocol: str
 ) -> None:
     """A frame broke the protocol (``code`` is the error code sent back, ``reason`` the detail)."""
 
 
 @hookspec
-def stelar_on_slow_consumer(server: StelarServer, client_id: str, protocol: str, buffered_bytes: int) -> None:
+def stelar_on_slow_consumer(server: ServerView, client_id: str, protocol: str, buffered_bytes: int) -> None:
     """A client stopped reading: its output stayed above ``max_buffered_bytes`` (or reached twice
     that). It is disconnected (1008, ``slow consumer``) and counted as ``slow_consumers``."""
 
 
 @hookspec
-def stelar_on_handler_error(server: StelarServer, client_id: str, event: str, error: BaseException) -> None:
+def stelar_on_handler_error(server: ServerView, client_id: str, event: str, error: BaseException) -> None:
     """A handler (event, ACK, connection or disconnect) raised ``error``; it was logged, the
     connection kept and a request answered with ``handler_error``. For error reporters."""
 
 
 @hookspec
 def stelar_on_before_broadcast(
-    server: StelarServer, event: str, data: Any, exclude: Set[str], room: str | None
+    server: ServerView, event: str, data: Any, exclude: Set[str], room: str | None
 ) -> bool | None:
     """Before ``broadcast`` / ``to(room)`` (``room`` is ``None`` for everyone).
 
@@ -199,14 +201,14 @@ def stelar_on_before_broadcast(
 
 @hookspec
 def stelar_on_client_connect(
-    server: StelarServer, client_id: str, ip: str, protocol: str, metadata: Mapping[str, Any]
+    server: ServerView, client_id: str, ip: str, protocol: str, metadata: Mapping[str, Any]
 ) -> None:
     """A client finished the connect handshake."""
 
 
 @hookspec
 def stelar_on_client_disconnect(
-    server: StelarServer,
+    server: ServerView,
     client_id: str,
     ip: str,
     protocol: str,
@@ -218,10 +220,10 @@ def stelar_on_client_disconnect(
 
 
 @hookspec
-def stelar_on_server_started(server: StelarServer) -> None:
+def stelar_on_server_started(server: ServerView) -> None:
     """All transports listen."""
 
 
 @hookspec
-def stelar_on_server_stopping(server: StelarServer) -> None:
+def stelar_on_server_stopping(server: ServerView) -> None:
     """``stop()`` began; transports still run."""

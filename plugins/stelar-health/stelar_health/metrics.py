@@ -13,14 +13,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from stelar_core.server import StelarServer
+from stelar_core.view import ServerView
 
 
 class StatsCollector(Collector):
     """Everything comes from one ``get_stats()`` per scrape: nothing is counted twice and no
     metric object sits on the hot path."""
 
-    def __init__(self, server: StelarServer) -> None:
+    def __init__(self, server: ServerView) -> None:
         self._server = server
 
     def collect(self) -> Iterator[Metric]:
@@ -74,7 +74,7 @@ class StatsCollector(Collector):
         )
 
 
-def metrics_registry(server: StelarServer) -> CollectorRegistry:
+def metrics_registry(server: ServerView) -> CollectorRegistry:
     """A registry of its own per server, so two servers in one process never collide."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatsCollector(server))

@@ -3,15 +3,14 @@ them on a port of their own (``health_port``) for servers without one, and the o
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from stelar_core import hookimpl
-from stelar_core.plugins.options import OptionDeclarations, Options, section_name
+from stelar_core.plugins.options import OptionDeclarations, Options
 from stelar_core.providers import Register, TransportContext, TransportProvider
-from stelar_core.server import StelarServer
 from stelar_core.validation import fail, function_or_none, port, strings_or_none
+from stelar_core.view import ServerView
 from stelar_health.routes import HealthRoutes
 from stelar_health.transport import HttpTransport
 
@@ -61,9 +60,7 @@ def stelar_add_options(options: OptionDeclarations) -> None:
 
 
 @hookimpl
-def stelar_register_http_routes(register: Callable[..., None], server: StelarServer) -> None:
-    # The section is named after this plugin as registered (``health`` from the entry point).
-    section = section_name(server.plugin_manager.get_name(sys.modules[__name__]) or "health")
+def stelar_register_http_routes(register: Callable[..., None], server: ServerView, section: str) -> None:
     for path, handler in HealthRoutes(server, section).paths().items():
         register(path, handler, ("GET", "OPTIONS"))
 

@@ -10,8 +10,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stelar_core.plugins.options import Options
-from stelar_core.server import StelarServer
 from stelar_core.transports.base import HttpRequest, HttpResponse
+from stelar_core.view import ServerView
 from stelar_health.metrics import metrics_registry
 
 ALLOWED_METHODS = "GET, OPTIONS"
@@ -29,7 +29,7 @@ def json_body(status: int, data: Any, headers: Mapping[str, str] | None = None) 
 class HealthRoutes:
     """The routes of one server. ``paths()`` gives what to register."""
 
-    def __init__(self, server: StelarServer, section: str) -> None:
+    def __init__(self, server: ServerView, section: str) -> None:
         self.server = server
         self.section = section
         self.registry = metrics_registry(server)
@@ -98,7 +98,7 @@ class HealthRoutes:
             if inspect.isawaitable(result):
                 result = await result
         except Exception as exc:
-            self.server.hub.logger("stelar.health").exception("custom_health_handler raised")
+            self.server.logger("stelar.health").exception("custom_health_handler raised")
             return json_body(
                 500, {"status": "error", "error": {"code": "health_handler_error", "message": str(exc)}}, cors
             )
