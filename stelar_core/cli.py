@@ -11,7 +11,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from stelar_core.assembly import collect_options
 from stelar_core.config import LOG_LEVELS, merge_options, read_toml
 from stelar_core.errors import StelarError
 from stelar_core.eventloop import EVENT_LOOPS, loop_name
@@ -20,9 +19,10 @@ from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.plugins.markers import hookimpl
 from stelar_core.plugins.options import FLAG_TYPES, OptionSpec, OptionTable, section_name
 from stelar_core.plugins.registry import all_registries
-from stelar_core.relay import build_relay_server
 from stelar_core.server import StelarServer
-from stelar_core.view import ServerView
+from stelar_core.server.assembly import collect_options
+from stelar_core.server.relay import build_relay_server
+from stelar_core.server.view import ServerView
 
 EXIT_USAGE = 2
 

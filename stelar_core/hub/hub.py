@@ -48,7 +48,7 @@ from stelar_core.providers import Broker, IPTracker
 from stelar_core.transports.base import Connection, HttpRoute
 
 if TYPE_CHECKING:
-    from stelar_core.view import ServerView
+    from stelar_core.server.view import ServerView
 
 FrameHandler = Callable[[Session, Frame], "Awaitable[None] | None"]
 

@@ -16,7 +16,7 @@ Two kinds of hook:
   In notification hooks an implementation that raises is logged and counted; the others run.
 
 Implementations receive only the arguments they name, so a hook can gain arguments without
-breaking anyone. ``server`` is always a :class:`~stelar_core.view.ServerView` of the server
+breaking anyone. ``server`` is always a :class:`~stelar_core.server.view.ServerView` of the server
 concerned: its public reads and sends, not its internals.
 """
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         Register,
         TransportProvider,
     )
-    from stelar_core.view import ServerView
+    from stelar_core.server.view import ServerView
 
 # --------------------------------------------------------------------------- options
 

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from stelar_core.assembly import collect_options
 from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.server import StelarServer
+from stelar_core.server.assembly import collect_options
 from stelar_core.testing.client import TestClient, connect_client
 from stelar_core.testing.recorder import HookRecorder
 

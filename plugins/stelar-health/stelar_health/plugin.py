@@ -9,8 +9,8 @@ from typing import Any
 from stelar_core import hookimpl
 from stelar_core.plugins.options import OptionDeclarations, Options
 from stelar_core.providers import Register, TransportContext, TransportProvider
+from stelar_core.server.view import ServerView
 from stelar_core.validation import fail, function_or_none, port, strings_or_none
-from stelar_core.view import ServerView
 from stelar_health.routes import HealthRoutes
 from stelar_health.transport import HttpTransport
 

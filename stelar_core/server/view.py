@@ -17,7 +17,7 @@ from stelar_core.hub import ClientInfo, Stats
 from stelar_core.protocol import DisconnectCode
 
 if TYPE_CHECKING:
-    from stelar_core.server import StelarServer
+    from stelar_core.server.server import StelarServer
 
 
 class ServerView:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from stelar_core.hub.context import Context
-from stelar_core.server import StelarServer
+from stelar_core.server.server import StelarServer
 
 
 def relay_to_rooms(ctx: Context) -> None:

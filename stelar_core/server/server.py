@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 import attrs
 
 from stelar_core import logs
-from stelar_core.assembly import Assembly, check_plugin_option_names, split_options
 from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig, is_secret, merge_options, read_toml
 from stelar_core.errors import ConfigError, NotConnected, PluginError
 from stelar_core.eventloop import loop_name
@@ -24,9 +23,10 @@ from stelar_core.plugins.manager import USER_HOOKS_PLUGIN, StelarPluginManager, 
 from stelar_core.plugins.options import OptionTable, section_name
 from stelar_core.plugins.registry import ProviderRegistry, call_each_plugin
 from stelar_core.protocol import DisconnectCode
-from stelar_core.signals import on_shutdown_signal
+from stelar_core.server.assembly import Assembly, check_plugin_option_names, split_options
+from stelar_core.server.signals import on_shutdown_signal
+from stelar_core.server.view import ServerView
 from stelar_core.transports.base import HttpRoute, Transport
-from stelar_core.view import ServerView
 
 H = TypeVar("H", bound=Callable[..., Any])
 
