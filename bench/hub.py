@@ -24,6 +24,7 @@ import orjson
 
 from stelar_core import StelarServer
 from stelar_core.protocol import FrameType, dump_json, encode_frame
+from stelar_core.transports.base import ConnectOptions
 from stelar_core.transports.memory import connect_memory
 
 MESSAGE = {"user": "ann", "room": "general", "text": "hello there, how is everyone doing today?", "n": 12345}
@@ -55,7 +56,7 @@ class CountingPeer:
 
 async def open_peer(server: StelarServer, peer: CountingPeer):
     link = await connect_memory(
-        server.addresses["memory"][0], peer, remote_address=f"10.0.{id(peer) % 250}.1"
+        server.addresses["memory"][0], peer, ConnectOptions(local_address=f"10.0.{id(peer) % 250}.1")
     )
     link.send(CONNECT)
     return link
@@ -98,7 +99,7 @@ async def fanout_per_second(members: int, broadcasts: int) -> float:
         for peer in peers:
             await open_peer(server, peer)
         await asyncio.gather(*(peer.done for peer in peers))
-        for session in list(server.hub._open.values()):
+        for session in list(server.hub.sessions()):
             server.hub.join_room(session, "room")
         for peer in peers:
             peer.count, peer.expected = 0, broadcasts
