@@ -175,7 +175,7 @@ class Hub:
             return
         was_open = session.is_open
         session.mark_closed()
-        session.acks.fail_all(f"client {session.id} disconnected")
+        session.fail_pending_acks(f"client {session.id} disconnected")
         self._sessions.discard(session)
         session.admission.release()
         if not was_open:
@@ -489,7 +489,7 @@ class Hub:
         counters = self.counters
         uptime = time.monotonic() - self._started_at
         memory = memory_usage()
-        pending = sum(len(session.acks) for session in self._open.values())
+        pending = sum(session.pending_acks for session in self._open.values())
         return Stats(
             total_connections=counters.total_connections,
             active_connections=len(self._open),

@@ -36,13 +36,13 @@ class Session:
     """
 
     __slots__ = (
+        "_acks",
         "_connect_timer",
         "_draining",
         "_hub",
         "_inbox",
         "_paused",
         "_request_slots",
-        "acks",
         "admission",
         "auth",
         "connection",
@@ -62,7 +62,8 @@ class Session:
         self.auth: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {}
         self.rooms: set[str] = set()
-        self.acks = PendingAcks(hub.config.max_pending_acks, hub.clock)
+        # Made on the first request to this client: most sessions are never asked anything.
+        self._acks: PendingAcks | None = None
         self.last_seen = hub.clock.now()
         # Made when a handler first has to wait: an empty deque costs ~600 bytes per connection.
         self._inbox: deque[bytes] | None = None
@@ -139,6 +140,21 @@ class Session:
             if self._paused and self.state is not SessionState.CLOSED:
                 self._paused = False
                 self.connection.resume_reading()
+
+    @property
+    def acks(self) -> PendingAcks:
+        """The server's requests to this client that wait for its answer."""
+        if self._acks is None:
+            self._acks = PendingAcks(self._hub.config.max_pending_acks, self._hub.clock)
+        return self._acks
+
+    @property
+    def pending_acks(self) -> int:
+        return 0 if self._acks is None else len(self._acks)
+
+    def fail_pending_acks(self, reason: str) -> None:
+        if self._acks is not None:
+            self._acks.fail_all(reason)
 
     def request_slots(self, limit: int) -> Slots:
         """Places for this client's requests to ``concurrent=True`` handlers."""
