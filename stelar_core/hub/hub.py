@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from stelar_core.clock import Clock
 from stelar_core.config import ServerConfig
-from stelar_core.errors import ConnectionRefused, ProtocolError
+from stelar_core.errors import ProtocolError
 from stelar_core.hub.admission import Admissions, AdmissionTicket
 from stelar_core.hub.context import ClientInfo, Context
 from stelar_core.hub.fanout import Exclude, Fanout, encode_binary, encode_event
+from stelar_core.hub.gate import FrameHandler, MessageGate
 from stelar_core.hub.handlers import HandlerRegistry, HandlerRunner
+from stelar_core.hub.handshake import Handshake
 from stelar_core.hub.heartbeat import Heartbeat
 from stelar_core.hub.hooks import Hook, HookRunner
-from stelar_core.hub.middleware import run_middleware
 from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.requests import Requests
@@ -35,7 +36,6 @@ from stelar_core.hub.stats import Counters, Stats, memory_usage
 from stelar_core.logs import ServerLogging
 from stelar_core.plugins.manager import StelarPluginManager
 from stelar_core.protocol import (
-    PROTOCOL_VERSION,
     DisconnectCode,
     ErrorCode,
     Frame,
@@ -49,8 +49,6 @@ from stelar_core.transports.base import Connection, HttpRoute
 
 if TYPE_CHECKING:
     from stelar_core.server.view import ServerView
-
-FrameHandler = Callable[[Session, Frame], "Awaitable[None] | None"]
 
 
 class Hub:
@@ -102,6 +100,21 @@ class Hub:
             self.spawn,
             self.log,
         )
+        self.gate = MessageGate(
+            self._current_config, limits, self.counters, self.hooks, self.outbox, self.close_session, self.log
+        )
+        self.handshake = Handshake(
+            self._current_config,
+            self.handlers,
+            self._runner,
+            self.outbox,
+            self.hooks,
+            self.counters,
+            self._context,
+            self._opened,
+            self.close_session,
+            self.log,
+        )
         self.heartbeat = Heartbeat(
             self._current_config, clock, self._open, self.outbox, self.close_session, self._cleanup_limits
         )
@@ -122,6 +135,10 @@ class Hub:
 
     def _current_config(self) -> ServerConfig:
         return self._config
+
+    def _opened(self, session: Session) -> None:
+        self._open[session.id] = session
+        self._by_transport[session.protocol] += 1
 
     def _context(self, session: Session, event: str, data: Any) -> Context:
         return Context(self, session, event, data)
@@ -162,7 +179,7 @@ class Hub:
 
     def connect_timed_out(self, session: Session) -> None:
         if session.state is SessionState.HANDSHAKE:
-            self._refuse_connect(
+            self.handshake.refuse(
                 session,
                 ErrorCode.CONNECT_TIMEOUT,
                 f"no connect frame within {self._config.connect_timeout}s",
@@ -230,7 +247,7 @@ class Hub:
             return None
         if session.state is SessionState.HANDSHAKE:
             if frame.type is FrameType.CONNECT:
-                return self._handshake(session, frame)
+                return self.handshake.connect_received(session, frame)
             self.outbox.invalid(
                 session, ErrorCode.NOT_CONNECTED, f"expected a connect frame first, got {frame.type.name}"
             )
@@ -238,139 +255,10 @@ class Hub:
             return None
         return self._frame_handlers[frame.type](session, frame)
 
-    # ------------------------------------------------------------------ handshake
-
-    def _handshake(self, session: Session, frame: Frame) -> Awaitable[None] | None:
-        try:
-            payload = frame.json()
-        except ProtocolError as exc:
-            self._refuse_connect(session, exc.code, exc.reason, DisconnectCode.PROTOCOL_ERROR)
-            return None
-        auth = payload.get("auth") if isinstance(payload, dict) else payload
-        if not isinstance(auth, dict | None):
-            self._refuse_connect(
-                session,
-                ErrorCode.INVALID_FRAME,
-                'connect payload must be {"auth": {...}}',
-                DisconnectCode.PROTOCOL_ERROR,
-            )
-            return None
-        session.auth = auth or {}
-        if self.handlers.middleware:
-            return self._handshake_through_middleware(session)
-        return self._accept(session)
-
-    async def _handshake_through_middleware(self, session: Session) -> None:
-        try:
-            await run_middleware(
-                self.handlers.middleware, Context(self, session, "connect", session.auth), self.log
-            )
-        except ConnectionRefused as refusal:
-            self._refuse_connect(session, refusal.code, refusal.reason, refusal.close_code)
-            return
-        if session.state is SessionState.HANDSHAKE:
-            pending = self._accept(session)
-            if pending is not None:
-                await pending
-
-    def _accept(self, session: Session) -> Awaitable[None] | None:
-        config = self._config
-        session.mark_open()
-        self._open[session.id] = session
-        self._by_transport[session.protocol] += 1
-        self.counters.total_connections += 1
-        welcome = {
-            "id": session.id,
-            "v": PROTOCOL_VERSION,
-            "heartbeat": config.heartbeat_interval,
-            "max_payload": config.max_payload_size,
-        }
-        self.outbox.send(session, encode_frame(FrameType.CONNECT, "", dump_json(welcome)))
-        self.log.info(
-            "client %s connected over %s from %s", session.id, session.protocol, session.remote_address
-        )
-        self.hooks.notify(
-            Hook.CLIENT_CONNECT,
-            client_id=session.id,
-            ip=session.remote_address,
-            protocol=session.protocol,
-            metadata=session.metadata,
-        )
-        if self.handlers.connection:
-            return self._runner.run(self.handlers.connection, Context(self, session))
-        return None
-
-    def _refuse_connect(self, session: Session, code: str, reason: str, close_code: int) -> None:
-        self.counters.refused[code] += 1
-        self.log.info("refused connection from %s: %s (%s)", session.remote_address, code, reason)
-        self.outbox.send_error(session, code, reason)
-        self.close_session(session, close_code, reason)
-
-    # ------------------------------------------------------------------ messages
-
-    def _check_message(self, session: Session, frame: Frame) -> bool:
-        """Event name and payload size; False (and the sender told) when the message is refused."""
-        event = frame.event
-        max_name = self._config.max_event_name_length
-        if not event or len(event) > max_name:
-            reason = (
-                "event name is empty"
-                if not event
-                else f"event name is {len(event)} characters, at most {max_name}"
-            )
-            self.outbox.invalid(session, ErrorCode.INVALID_EVENT, reason, frame)
-            return False
-        size, limit = len(frame.payload), self._config.max_payload_size
-        if size > limit:
-            self.counters.payload_too_large += 1
-            self.hooks.notify(
-                Hook.PAYLOAD_TOO_LARGE, client_id=session.id, event=event, size=size, max_size=limit
-            )
-            self.outbox.refuse(
-                session, frame, ErrorCode.PAYLOAD_TOO_LARGE, f"payload is {size} bytes, at most {limit}"
-            )
-            return False
-        return True
-
-    def _rate_checked(
-        self, session: Session, frame: Frame, event: str, then: FrameHandler
-    ) -> Awaitable[None] | None:
-        allowed = self.limits.check(session.id, event)
-        if allowed is True:
-            return then(session, frame)
-        if allowed is False:
-            self._rate_limited(session, frame)
-            return None
-        return self._rate_checked_async(allowed, session, frame, then)
-
-    async def _rate_checked_async(
-        self, allowed: Awaitable[bool], session: Session, frame: Frame, then: FrameHandler
-    ) -> None:
-        try:
-            ok = await allowed
-        except Exception:
-            self.log.exception("rate limiter failed; letting the message of %s through", session.id)
-            ok = True
-        if not ok:
-            self._rate_limited(session, frame)
-            return
-        pending = then(session, frame)
-        if pending is not None:
-            await pending
-
-    def _rate_limited(self, session: Session, frame: Frame) -> None:
-        self.counters.rate_limited += 1
-        disconnect = self.hooks.allows(
-            Hook.RATE_LIMIT_EXCEEDED, client_id=session.id, event=frame.event, protocol=session.protocol
-        )
-        self.outbox.refuse(session, frame, ErrorCode.RATE_LIMITED, "rate limit exceeded")
-        if disconnect:
-            self.close_session(session, DisconnectCode.POLICY_VIOLATION, "rate limit exceeded")
-
     def _on_event(self, session: Session, frame: Frame) -> Awaitable[None] | None:
-        if not self._check_message(session, frame):
+        if not self.gate.well_formed(session, frame):
             return None
-        return self._rate_checked(session, frame, frame.event, self._dispatch_event)
+        return self.gate.rate_checked(session, frame, frame.event, self._dispatch_event)
 
     def _dispatch_event(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         handlers = self.handlers.for_event(frame.event)
@@ -388,9 +276,9 @@ class Hub:
         return self._runner.run(handlers, Context(self, session, frame.event, data))
 
     def _on_request(self, session: Session, frame: Frame) -> Awaitable[None] | None:
-        if not self._check_message(session, frame):
+        if not self.gate.well_formed(session, frame):
             return None
-        return self._rate_checked(session, frame, frame.event, self.requests.answer)
+        return self.gate.rate_checked(session, frame, frame.event, self.requests.answer)
 
     # ------------------------------------------------------------------ control frames
 
@@ -413,10 +301,10 @@ class Hub:
         self.outbox.invalid(session, ErrorCode.INVALID_FRAME, "clients must not send error frames (type 10)")
 
     def _on_join(self, session: Session, frame: Frame) -> Awaitable[None] | None:
-        return self._rate_checked(session, frame, "", self._join_requested)
+        return self.gate.rate_checked(session, frame, "", self._join_requested)
 
     def _on_leave(self, session: Session, frame: Frame) -> Awaitable[None] | None:
-        return self._rate_checked(session, frame, "", self._leave_requested)
+        return self.gate.rate_checked(session, frame, "", self._leave_requested)
 
     def _join_requested(self, session: Session, frame: Frame) -> None:
         self.outbox.answer_room(session, frame, self.rooms.join(session, frame.event))

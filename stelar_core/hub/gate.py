@@ -1,0 +1,102 @@
+"""What a message passes before its handlers: the event name, the payload size and the rate
+limit (per client > per event > global). A refused message is answered the way its sender waits
+for it; going over a rate limit disconnects the client unless a hook vetoes it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from stelar_core.config import ServerConfig
+from stelar_core.hub.hooks import Hook, HookRunner
+from stelar_core.hub.outbox import Outbox
+from stelar_core.hub.ratelimit import RateLimitPolicy
+from stelar_core.hub.session import Session
+from stelar_core.hub.stats import Counters
+from stelar_core.protocol import DisconnectCode, ErrorCode, Frame
+
+FrameHandler = Callable[[Session, Frame], "Awaitable[None] | None"]
+
+
+class MessageGate:
+    __slots__ = ("_close", "_config", "_counters", "_hooks", "_log", "_outbox", "limits")
+
+    def __init__(
+        self,
+        config: Callable[[], ServerConfig],
+        limits: RateLimitPolicy,
+        counters: Counters,
+        hooks: HookRunner,
+        outbox: Outbox,
+        close: Callable[[Session, int, str], None],
+        log: logging.Logger,
+    ) -> None:
+        self._config = config
+        self.limits = limits
+        self._counters = counters
+        self._hooks = hooks
+        self._outbox = outbox
+        self._close = close
+        self._log = log
+
+    def well_formed(self, session: Session, frame: Frame) -> bool:
+        """Event name and payload size; False (and the sender told) when the message is refused."""
+        config = self._config()
+        event = frame.event
+        max_name = config.max_event_name_length
+        if not event or len(event) > max_name:
+            reason = (
+                "event name is empty"
+                if not event
+                else f"event name is {len(event)} characters, at most {max_name}"
+            )
+            self._outbox.invalid(session, ErrorCode.INVALID_EVENT, reason, frame)
+            return False
+        size, limit = len(frame.payload), config.max_payload_size
+        if size > limit:
+            self._counters.payload_too_large += 1
+            self._hooks.notify(
+                Hook.PAYLOAD_TOO_LARGE, client_id=session.id, event=event, size=size, max_size=limit
+            )
+            self._outbox.refuse(
+                session, frame, ErrorCode.PAYLOAD_TOO_LARGE, f"payload is {size} bytes, at most {limit}"
+            )
+            return False
+        return True
+
+    def rate_checked(
+        self, session: Session, frame: Frame, event: str, then: FrameHandler
+    ) -> Awaitable[None] | None:
+        """``then(session, frame)`` if the rate limit of ``event`` allows it. A plain limiter
+        answer costs no ``await``; an awaitable one (a shared backend) is awaited."""
+        allowed = self.limits.check(session.id, event)
+        if allowed is True:
+            return then(session, frame)
+        if allowed is False:
+            self._rate_limited(session, frame)
+            return None
+        return self._rate_checked_async(allowed, session, frame, then)
+
+    async def _rate_checked_async(
+        self, allowed: Awaitable[bool], session: Session, frame: Frame, then: FrameHandler
+    ) -> None:
+        try:
+            ok = await allowed
+        except Exception:
+            self._log.exception("rate limiter failed; letting the message of %s through", session.id)
+            ok = True
+        if not ok:
+            self._rate_limited(session, frame)
+            return
+        pending = then(session, frame)
+        if pending is not None:
+            await pending
+
+    def _rate_limited(self, session: Session, frame: Frame) -> None:
+        self._counters.rate_limited += 1
+        disconnect = self._hooks.allows(
+            Hook.RATE_LIMIT_EXCEEDED, client_id=session.id, event=frame.event, protocol=session.protocol
+        )
+        self._outbox.refuse(session, frame, ErrorCode.RATE_LIMITED, "rate limit exceeded")
+        if disconnect:
+            self._close(session, DisconnectCode.POLICY_VIOLATION, "rate limit exceeded")
