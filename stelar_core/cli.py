@@ -19,8 +19,9 @@ from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.plugins.markers import hookimpl
 from stelar_core.plugins.options import FLAG_TYPES, OptionSpec, OptionTable, section_name
 from stelar_core.plugins.registry import all_registries
+from stelar_core.providers import TransportProvider
 from stelar_core.server import StelarServer
-from stelar_core.server.assembly import collect_options
+from stelar_core.server.assembly import check_plugin_option_names, collect_options, split_options
 from stelar_core.server.relay import build_relay_server
 from stelar_core.server.view import ServerView
 
@@ -159,22 +160,43 @@ class _AnnounceAddresses:
             print(f"stelar: {transport} listening on {where} (event loop: {event_loop})", flush=True)
 
 
-# What the relay listens on when nothing says otherwise: each network transport installed.
-DEFAULT_LISTENERS = {"ws": ("port", 3000), "tcp": ("tcp_port", 3001)}
-
-
-def _default_listeners() -> dict[str, Any]:
-    installed = all_registries(build_plugin_manager())["transport"].names()
-    options: dict[str, Any] = {"port": None}
-    for transport, (option, port) in DEFAULT_LISTENERS.items():
-        if transport in installed:
-            options[option] = port
-    if options == {"port": None}:
+def _listeners(options: dict[str, Any]) -> dict[str, Any]:
+    """Which transports ``stelar serve`` starts. Named on the command line or in the file (an
+    option saying where a transport listens, or ``transports``): those only. Else: every
+    installed transport that has a default for ``stelar serve`` (WebSocket on 3000, TCP on 3001),
+    as the transport plugins declare them."""
+    if "transports" in options:
+        return options
+    pm = build_plugin_manager()
+    table = collect_options(pm)
+    check_plugin_option_names(table, split_options(options)[1])
+    given = table.given({key: value for key, value in options.items() if table.knows(key)})
+    transports = sorted(
+        (
+            (provider, transport)
+            for provider in all_registries(pm)["transport"].providers()
+            if isinstance(transport := provider.factory, TransportProvider) and transport.listen_option
+        ),
+        key=lambda pair: (pair[1].order, pair[0].name),
+    )
+    named = [
+        provider.name
+        for provider, transport in transports
+        if given.get((provider.section, str(transport.listen_option))) is not None
+    ]
+    if any((provider.section, transport.listen_option) in given for provider, transport in transports):
+        return {**options, "transports": named}
+    defaults = {
+        provider.section: {str(transport.listen_option): transport.serve_default}
+        for provider, transport in transports
+        if transport.serve_default is not None
+    }
+    if not defaults:
         raise StelarError(
             "no network transport is installed: pip install stelar-ws (WebSocket) and/or "
             "stelar-tcp (TCP), or run in-process with --transport memory"
         )
-    return options
+    return merge_options(defaults, options)
 
 
 def _build_server(args: argparse.Namespace) -> StelarServer:
@@ -182,12 +204,8 @@ def _build_server(args: argparse.Namespace) -> StelarServer:
     if args.config:
         options = merge_options(read_toml(args.config), options)
     plugins = [_AnnounceAddresses()]
-    if "port" not in options and {"tcp_port", "health_port", "transports"} & set(options):
-        options["port"] = None  # listeners were named: only those
     if args.app is None:
-        if not {"port", "tcp_port", "health_port", "transports"} & set(options):
-            options.update(_default_listeners())
-        return build_relay_server(plugins=plugins, **options)
+        return build_relay_server(plugins=plugins, **_listeners(options))
     app = _load_app(args.app)
     if isinstance(app, StelarServer):
         if options:

@@ -158,18 +158,26 @@ BrokerFactory = Factory[ProviderContext, Broker]
 class TransportProvider:
     """What a transport plugin registers: the server side's factory and the client side.
 
-    ``enabled(options)`` says whether the transport starts when ``transports`` is not given
-    (``ws`` when its ``port`` is set); ``order`` places it among those (lower first).
-    ``schemes`` are the URL schemes ``connector`` opens (``ws``, ``wss``)."""
+    ``schemes`` are the URL schemes ``connector`` opens (``ws``, ``wss``). ``listen_option`` names
+    the option of the plugin's section that says where it listens (``port`` for ws and tcp, a
+    socket ``path``...): when ``transports`` is not given, the transport starts if that option is
+    set (not ``None``). ``serve_default`` is the value ``stelar serve`` gives it when no listener
+    is named on its command line (ws 3000, tcp 3001; ``None``: not started by default).
+    ``order`` places it among the transports started (lower first)."""
 
     factory: Factory[TransportContext, Transport]
     connector: Connector | None = None
     schemes: tuple[str, ...] = ()
-    enabled: Callable[[Options], bool] | None = None
+    listen_option: str | None = None
+    serve_default: Any = None
     order: int = 100
 
     def __call__(self, context: TransportContext) -> Transport:
         return self.factory(context)
+
+    def listens(self, options: Options) -> bool:
+        """Whether its section asks for it to start."""
+        return self.listen_option is not None and options.get(self.listen_option) is not None
 
 
 # --------------------------------------------------------------------------- conformance

@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from stelar_core.cli import main
+from stelar_core.errors import StelarError
 
 
 async def start_serving(*args, cwd=None):
@@ -108,10 +109,31 @@ def test_serve_reports_bad_input_clearly(capsys, args, message):
     assert message in capsys.readouterr().err
 
 
-def test_by_default_the_relay_listens_on_each_installed_network_transport():
-    from stelar_core.cli import _default_listeners
+@pytest.mark.parametrize(
+    ("given", "started"),
+    [
+        ({}, {"ws": {"port": 3000}, "tcp": {"port": 3001}}),  # each transport's serve default
+        ({"max_connections": 5}, {"ws": {"port": 3000}, "tcp": {"port": 3001}, "max_connections": 5}),
+        ({"tcp_port": 0}, {"tcp_port": 0, "transports": ["tcp"]}),  # named: only those
+        (
+            {"ws": {"port": 0}, "health_port": 0},
+            {"ws": {"port": 0}, "health_port": 0, "transports": ["ws", "http"]},
+        ),
+        ({"transports": ["memory"]}, {"transports": ["memory"]}),
+    ],
+)
+def test_the_relay_listens_on_what_is_named_else_on_each_network_transport(given, started):
+    from stelar_core.cli import _listeners
 
-    assert _default_listeners() == {"port": 3000, "tcp_port": 3001}
+    assert _listeners(given) == started
+
+
+def test_without_a_network_transport_the_relay_says_what_to_install(monkeypatch):
+    from stelar_core.cli import _listeners
+
+    monkeypatch.setenv("STELAR_BLOCK_PLUGINS", "ws,tcp")
+    with pytest.raises(StelarError, match="pip install stelar-ws"):
+        _listeners({})
 
 
 async def test_serve_with_a_health_port():

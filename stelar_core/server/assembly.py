@@ -159,7 +159,7 @@ class Assembly:
         for provider in registry.providers():
             transport = provider.factory
             options = self.config.plugins.get(provider.section, EMPTY)
-            if isinstance(transport, TransportProvider) and transport.enabled and transport.enabled(options):
+            if isinstance(transport, TransportProvider) and transport.listens(options):
                 enabled.append((transport.order, provider.name, provider))
         if not enabled:
             installed = ", ".join(registry.names()) or "none"

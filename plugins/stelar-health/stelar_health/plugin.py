@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stelar_core import hookimpl
-from stelar_core.plugins.options import OptionDeclarations, Options
+from stelar_core.plugins.options import OptionDeclarations
 from stelar_core.providers import Register, TransportContext, TransportProvider
 from stelar_core.server.view import ServerView
 from stelar_core.validation import fail, function_or_none, port, strings_or_none
@@ -69,10 +69,6 @@ def _http_transport(context: TransportContext) -> HttpTransport:
     return HttpTransport(context.hub, context.options.port or 0)
 
 
-def _enabled(options: Options) -> bool:
-    return options.port is not None
-
-
 @hookimpl
 def stelar_register_transports(register: Register[TransportProvider]) -> None:
-    register("http", TransportProvider(_http_transport, None, (), _enabled, order=90))
+    register("http", TransportProvider(_http_transport, listen_option="port", order=90))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from stelar_core import hookimpl
 from stelar_core.config import tls
-from stelar_core.plugins.options import OptionDeclarations, Options
+from stelar_core.plugins.options import OptionDeclarations
 from stelar_core.providers import Register, TransportContext, TransportProvider
 from stelar_core.validation import port
 from stelar_tcp.client import connect_tcp
-from stelar_tcp.server import TcpTransport
+from stelar_tcp.server import DEFAULT_TCP_PORT, TcpTransport
 
 
 @hookimpl
@@ -23,10 +23,16 @@ def _tcp_transport(context: TransportContext) -> TcpTransport:
     return TcpTransport(context.hub, context.options)
 
 
-def _enabled(options: Options) -> bool:
-    return options.port is not None
-
-
 @hookimpl
 def stelar_register_transports(register: Register[TransportProvider]) -> None:
-    register("tcp", TransportProvider(_tcp_transport, connect_tcp, ("tcp", "tcps"), _enabled, order=20))
+    register(
+        "tcp",
+        TransportProvider(
+            _tcp_transport,
+            connect_tcp,
+            ("tcp", "tcps"),
+            listen_option="port",
+            serve_default=DEFAULT_TCP_PORT,
+            order=20,
+        ),
+    )

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from stelar_core import hookimpl
 from stelar_core.config import networks, tls
-from stelar_core.plugins.options import OptionDeclarations, Options
+from stelar_core.plugins.options import OptionDeclarations
 from stelar_core.providers import Register, TransportContext, TransportProvider
 from stelar_core.validation import port, strings_or_none, url_path
 from stelar_ws.client import connect_ws
-from stelar_ws.server import WsTransport
-
-DEFAULT_PORT = 3000
+from stelar_ws.server import DEFAULT_PORT, WsTransport
 
 
 @hookimpl
@@ -64,10 +62,16 @@ def _ws_transport(context: TransportContext) -> WsTransport:
     return WsTransport(context.hub, context.options, section=context.section)
 
 
-def _enabled(options: Options) -> bool:
-    return options.port is not None
-
-
 @hookimpl
 def stelar_register_transports(register: Register[TransportProvider]) -> None:
-    register("ws", TransportProvider(_ws_transport, connect_ws, ("ws", "wss"), _enabled, order=10))
+    register(
+        "ws",
+        TransportProvider(
+            _ws_transport,
+            connect_ws,
+            ("ws", "wss"),
+            listen_option="port",
+            serve_default=DEFAULT_PORT,
+            order=10,
+        ),
+    )
