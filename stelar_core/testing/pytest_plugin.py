@@ -14,13 +14,16 @@ Opt in with ``pytest_plugins = ["stelar_core.testing.pytest_plugin"]``. Fixtures
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
+import attrs
 import pytest
 import pytest_asyncio
 
 from stelar_core.plugins.manager import build_plugin_manager
+from stelar_core.plugins.registry import all_registries
+from stelar_core.providers import TransportProvider
 from stelar_core.server import StelarServer
 from stelar_core.server.assembly import collect_options
 from stelar_core.testing.client import TestClient, connect_client
@@ -30,10 +33,35 @@ ServerFactory = Callable[..., Awaitable[StelarServer]]
 ClientFactory = Callable[..., Awaitable[TestClient]]
 
 
+@attrs.frozen
+class _Listener:
+    """Where an installed transport listens: ``section.option``, and its short forms."""
+
+    section: str
+    option: str
+    names: frozenset[str]  # its short forms (``port``, ``tcp_port``)
+
+    def given(self, options: Mapping[str, Any]) -> bool:
+        section = options.get(self.section)
+        in_section = isinstance(section, Mapping) and self.option in section
+        return in_section or any(name in options for name in self.names)
+
+
 @functools.cache
-def known_shorts() -> frozenset[str]:
-    """The short forms the installed plugins declare (read once per test session)."""
-    return frozenset(collect_options(build_plugin_manager()).shorts)
+def _port_listeners() -> tuple[_Listener, ...]:
+    """The installed transports that listen on a port and start by default (read once)."""
+    pm = build_plugin_manager()
+    table = collect_options(pm)
+    found = []
+    for provider in all_registries(pm)["transport"].providers():
+        transport = provider.factory
+        if not isinstance(transport, TransportProvider) or transport.serve_default is None:
+            continue
+        spec = table.sections.get(provider.section, {}).get(str(transport.listen_option))
+        if spec is not None and spec.type is int:
+            shorts = frozenset({spec.short} if spec.short else set())
+            found.append(_Listener(provider.section, spec.name, shorts))
+    return tuple(found)
 
 
 @pytest.fixture
@@ -48,12 +76,13 @@ async def stelar_server_factory(stelar_transport: str) -> AsyncIterator[ServerFa
     servers: list[StelarServer] = []
 
     async def make(**options: Any) -> StelarServer:
-        if "transports" not in options and "port" not in options and "tcp_port" not in options:
+        listeners = _port_listeners()
+        if "transports" not in options and not any(listener.given(options) for listener in listeners):
             options["transports"] = [stelar_transport]
         # Tests never take fixed ports: 0 lets the kernel pick a free one for each listener.
-        for short in ("port", "tcp_port"):
-            if short in known_shorts():
-                options.setdefault(short, 0)
+        for listener in listeners:
+            if not listener.given(options):
+                options[listener.section] = {listener.option: 0, **options.get(listener.section, {})}
         options.setdefault("host", "127.0.0.1")
         server = StelarServer(**options)
         await server.start()
