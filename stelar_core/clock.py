@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 
 class Timer(Protocol):
@@ -39,3 +39,22 @@ class LoopClock:
 
 
 REAL_CLOCK = LoopClock()
+
+T = TypeVar("T")
+
+
+async def wait_for(
+    future: asyncio.Future[T], timeout: float, clock: Clock, expired: Callable[[], BaseException]
+) -> T:
+    """Await ``future``; after ``timeout`` seconds on ``clock`` it fails with ``expired()``.
+    (``asyncio.wait_for`` on the clock a test can move.)"""
+    timer = clock.call_later(timeout, _expire, future, expired)
+    try:
+        return await future
+    finally:
+        timer.cancel()
+
+
+def _expire(future: asyncio.Future[Any], expired: Callable[[], BaseException]) -> None:
+    if not future.done():
+        future.set_exception(expired())

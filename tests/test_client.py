@@ -16,6 +16,7 @@ from stelar_core import (
 )
 from stelar_core.client import full_jitter_delay, parse_file
 from stelar_core.client.client import normalize_url
+from stelar_core.testing import FakeClock
 
 
 @pytest.fixture(params=["ws", "tcp"])
@@ -193,7 +194,8 @@ async def test_requests_errors_timeouts_and_many_in_flight(server, client_factor
     async def slow(ctx):
         await release.wait()
 
-    client = await client_factory(url_of(server))
+    clock = FakeClock()
+    client = await client_factory(url_of(server), clock=clock)
     await client.connect()
     assert await asyncio.gather(*(client.request("add", [n, n]) for n in range(100))) == [
         2 * n for n in range(100)
@@ -201,8 +203,12 @@ async def test_requests_errors_timeouts_and_many_in_flight(server, client_factor
     with pytest.raises(AckError) as info:
         await client.request("fail")
     assert (info.value.code, info.value.message) == ("handler_error", "not yours")
-    with pytest.raises(AckTimeout):
-        await client.request("slow", timeout=0.05)
+    timers = clock.pending  # the heartbeat watchdog's
+    slow_request = asyncio.ensure_future(client.request("slow", timeout=0.05))
+    await clock.wait_for_timers(timers + 1)  # the request's timeout is scheduled
+    clock.advance(0.05)
+    with pytest.raises(AckTimeout, match=r"no answer to request 'slow' within 0\.05s"):
+        await slow_request
     release.set()
 
 
@@ -309,9 +315,13 @@ async def test_a_full_queue_drops_the_oldest_and_counts(server, client_factory):
 
 async def test_an_offline_request_honours_its_timeout(unused_tcp_port, stelar_transport):
     url = f"{stelar_transport}://127.0.0.1:{unused_tcp_port}" + ("/" if stelar_transport == "ws" else "")
-    client = StelarClient(url)
+    clock = FakeClock()
+    client = StelarClient(url, clock=clock)
+    request = asyncio.ensure_future(client.request("add", [1, 1], timeout=0.05))
+    await clock.wait_for_timers(1)
+    clock.advance(0.05)
     with pytest.raises(AckTimeout):
-        await client.request("add", [1, 1], timeout=0.05)
+        await request
     assert client.queue_size == 1  # still there, skipped when drained
     await client.disconnect()
     assert client.queue_size == 0
@@ -426,7 +436,7 @@ async def test_a_silent_server_is_treated_as_gone():
 
     async def mute(reader, writer):
         await reader.read(100)
-        welcome = encode_frame(FrameType.CONNECT, "", dump_json({"id": "mute", "v": 1, "heartbeat": 0.04}))
+        welcome = encode_frame(FrameType.CONNECT, "", dump_json({"id": "mute", "v": 1, "heartbeat": 4}))
         writer.write(length_prefixed(welcome))
         await reader.read()  # until the client gives up on us
         writer.close()
@@ -434,12 +444,16 @@ async def test_a_silent_server_is_treated_as_gone():
     listener = await asyncio.start_server(mute, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     lost = asyncio.Event()
-    client = StelarClient(f"tcp://127.0.0.1:{port}", reconnection=False)
+    clock = FakeClock()
+    client = StelarClient(f"tcp://127.0.0.1:{port}", reconnection=False, clock=clock)
     client.on("disconnect", lambda info: lost.set())
     try:
         await client.connect()
+        clock.advance(10)  # silent for 2.5 heartbeats (4 s each): the limit, not past it
+        assert not lost.is_set() and client.connected
+        clock.advance(2.5)  # the watchdog looks every quarter of the limit
         await asyncio.wait_for(lost.wait(), 5)
-        assert "silent" in str(client.last_error)
+        assert "silent for 12.5s" in str(client.last_error)
     finally:
         await client.disconnect()
         listener.close()

@@ -21,9 +21,11 @@ from stelar_core.client.answers import answer_request
 from stelar_core.client.backoff import full_jitter_delay
 from stelar_core.client.files import encode_file
 from stelar_core.client.options import ClientOptions
+from stelar_core.clock import REAL_CLOCK, Clock, Timer, wait_for
 from stelar_core.errors import AckError, AckTimeout, ConfigError, NotConnected, RemoteError
 from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.protocol import DisconnectCode, FrameType, dump_json
+from stelar_core.protocol.acks import ack_timeout
 from stelar_core.protocol.client import (
     ClientEvent,
     ClientSession,
@@ -91,7 +93,8 @@ class _LinkReceiver:
 class StelarClient:
     """``StelarClient(url, **options)``; see ``docs/client.md``.
 
-    ``random`` and ``sleep`` can be replaced (tests check backoff without waiting through it).
+    ``random``, ``sleep`` and ``clock`` can be replaced: tests check backoff, request timeouts
+    and the heartbeat watchdog without waiting through them (``stelar_core.testing.FakeClock``).
     """
 
     def __init__(
@@ -100,12 +103,14 @@ class StelarClient:
         *,
         random: Callable[[], float] = random_module.random,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Clock = REAL_CLOCK,
         **options: Any,
     ) -> None:
         self._options = ClientOptions.build(options)
         self._url = normalize_url(url, self._options.mode)
         self._random = random
         self._sleep = sleep
+        self._clock = clock
         self._pm = build_plugin_manager()
         self._state = ClientState.DISCONNECTED
         self.id: str | None = None
@@ -133,7 +138,7 @@ class StelarClient:
         self._lost: asyncio.Future[tuple[int, str]] | None = None
         self._closing = False
         self._last_received = 0.0
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog: Timer | None = None
         self._heartbeat_timeout: float | None = None
 
     # ================================================================== state
@@ -294,7 +299,7 @@ class StelarClient:
 
     def _connected(self) -> None:
         self.connect_time = time.time()
-        self._last_received = asyncio.get_running_loop().time()
+        self._last_received = self._clock.now()
         self._set_state(ClientState.CONNECTED)
         self._start_watchdog()
         for room in sorted(self._rooms | self._rooms_waiting()):
@@ -331,9 +336,7 @@ class StelarClient:
     def _start_watchdog(self) -> None:
         self._stop_watchdog()
         if self._heartbeat_timeout is not None:
-            self._watchdog = asyncio.get_running_loop().call_later(
-                self._heartbeat_timeout / 4, self._check_heartbeat
-            )
+            self._watchdog = self._clock.call_later(self._heartbeat_timeout / 4, self._check_heartbeat)
 
     def _stop_watchdog(self) -> None:
         if self._watchdog is not None:
@@ -342,7 +345,7 @@ class StelarClient:
 
     def _check_heartbeat(self) -> None:
         assert self._heartbeat_timeout is not None
-        silent = asyncio.get_running_loop().time() - self._last_received
+        silent = self._clock.now() - self._last_received
         if silent > self._heartbeat_timeout:
             self._record_error(NotConnected(f"server silent for {silent:.1f}s"), "heartbeat")
             # Gone for us now: a late answer from this link is ignored (new generation).
@@ -357,7 +360,7 @@ class StelarClient:
     # ================================================================== frames in
 
     def _frame_received(self, data: bytes) -> None:
-        self._last_received = asyncio.get_running_loop().time()
+        self._last_received = self._clock.now()
         self.messages_received += 1
         self._session.receive_frame(data)
         for event in self._session.events_received():
@@ -483,9 +486,7 @@ class StelarClient:
         self._send_or_queue(_Queued(FrameType.ACK_REQUEST, event, payload, ack_id))
         timeout = timeout or self._options.ack_timeout
         try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise AckTimeout(f"no answer to request {event!r} within {timeout}s") from None
+            return await wait_for(future, timeout, self._clock, lambda: ack_timeout(event, timeout))
         finally:
             self._requests.pop(ack_id, None)
             self._session.forget_request(ack_id)
@@ -522,14 +523,18 @@ class StelarClient:
             else:
                 self._session.leave(room)
             self._transmit()
+        timeout = self._options.ack_timeout
         try:
-            accepted: bool = await asyncio.wait_for(future, self._options.ack_timeout)
-        except TimeoutError:
+            accepted: bool = await wait_for(
+                future,
+                timeout,
+                self._clock,
+                lambda: AckTimeout(f"no answer to {kind.name.lower()} {room!r} within {timeout}s"),
+            )
+        except AckTimeout:
             if future in waiters:
                 waiters.remove(future)
-            raise AckTimeout(
-                f"no answer to {kind.name.lower()} {room!r} within {self._options.ack_timeout}s"
-            ) from None
+            raise
         return accepted
 
     async def join_room(self, room: str) -> bool:

@@ -5,14 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from stelar_core.clock import REAL_CLOCK, Clock
-from stelar_core.errors import AckTimeout, NotConnected
-from stelar_core.protocol.acks import AckIds, read_answer
-
-
-def _time_out(future: asyncio.Future[Any], event: str, timeout: float) -> None:
-    if not future.done():
-        future.set_exception(AckTimeout(f"no answer to request {event!r} within {timeout}s"))
+from stelar_core.clock import REAL_CLOCK, Clock, wait_for
+from stelar_core.errors import NotConnected
+from stelar_core.protocol.acks import AckIds, ack_timeout, read_answer
 
 
 class PendingAcks:
@@ -36,11 +31,9 @@ class PendingAcks:
         return ack_id, future
 
     async def wait(self, ack_id: int, future: asyncio.Future[Any], timeout: float, event: str) -> Any:
-        timer = self._clock.call_later(timeout, _time_out, future, event, timeout)
         try:
-            return await future
+            return await wait_for(future, timeout, self._clock, lambda: ack_timeout(event, timeout))
         finally:
-            timer.cancel()
             self._forget(ack_id)
 
     def _forget(self, ack_id: int) -> asyncio.Future[Any] | None:

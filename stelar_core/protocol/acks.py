@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stelar_core.errors import AckError
+from stelar_core.errors import AckError, AckTimeout
 from stelar_core.protocol.codes import ErrorCode
 from stelar_core.protocol.frames import MAX_ACK_ID
 
@@ -47,6 +47,11 @@ class AckIds:
 
     def __len__(self) -> int:
         return len(self._in_use)
+
+
+def ack_timeout(event: str, timeout: float) -> AckTimeout:
+    """The error of a request that got no answer in time (either side)."""
+    return AckTimeout(f"no answer to request {event!r} within {timeout}s")
 
 
 def read_answer(answer: Any) -> tuple[Any, AckError | None]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import attrs
 
 if TYPE_CHECKING:
+    from stelar_core.clock import Clock
     from stelar_core.config import ServerConfig
 
 
@@ -108,6 +109,11 @@ class HubPort(Protocol):
 
     @property
     def http_routes(self) -> Mapping[str, HttpRoute]: ...
+
+    @property
+    def clock(self) -> Clock:
+        """The server's clock, for a transport's own deadlines (a handshake's, say), so that
+        tests with a fake clock move them too."""
 
     async def admit(self, remote_address: str, protocol: str) -> Admission: ...
 

@@ -10,6 +10,7 @@ from typing import cast
 
 import h11
 
+from stelar_core.clock import Timer
 from stelar_core.transports.base import HttpRequest, HttpResponse, HubPort
 from stelar_core.transports.http import serve_route, text
 from stelar_core.transports.streams import socket_url
@@ -28,7 +29,7 @@ class HttpConnection(asyncio.Protocol):
         self._peer = ""
         self._request: h11.Request | None = None
         self._task: asyncio.Task[None] | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline: Timer | None = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -42,7 +43,7 @@ class HttpConnection(asyncio.Protocol):
         self._peer = str(peer[0]) if peer else ""
         # A client that trickles its request is dropped, as on the WebSocket port.
         timeout = self._owner.hub.config.connect_timeout
-        self._deadline = asyncio.get_running_loop().call_later(timeout, transport.abort)
+        self._deadline = self._owner.hub.clock.call_later(timeout, transport.abort)
 
     def data_received(self, data: bytes) -> None:
         try:

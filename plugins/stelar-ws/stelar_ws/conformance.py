@@ -15,6 +15,7 @@ import logging
 import signal
 from collections.abc import Mapping
 
+from stelar_core.clock import REAL_CLOCK, Clock
 from stelar_core.config import ServerConfig
 from stelar_core.plugins.options import OptionDeclarations, Options
 from stelar_core.transports.base import Admission, Connection, HttpRoute, SessionPort
@@ -71,6 +72,10 @@ class EchoHub:
 
     def open_session(self, connection: Connection, admission: Admission) -> SessionPort:
         return EchoSession(connection)
+
+    @property
+    def clock(self) -> Clock:
+        return REAL_CLOCK
 
     def count(self, counter: str, amount: int = 1) -> None:
         """No statistics here."""

@@ -21,6 +21,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from stelar_core.clock import Timer
 from stelar_core.errors import ConnectionRefused
 from stelar_core.plugins.options import Options
 from stelar_core.protocol import DisconnectCode, ErrorCode
@@ -78,7 +79,7 @@ class WsConnection(FlowControlledProtocol):
         self._fragmented_text = False
         self._early: list[bytes] | None = None  # messages that came before the session opened
         self._compressed = False
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline: Timer | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] | None = None  # HTTP routes and admission only
 
@@ -90,7 +91,9 @@ class WsConnection(FlowControlledProtocol):
         self._peer = self.remote_address = str(peer[0]) if peer else ""
         self._owner.connections.add(self)
         # Slowloris: the whole HTTP exchange up to the upgrade must fit in connect_timeout.
-        self._deadline = self._loop.call_later(self._hub.config.connect_timeout, self._handshake_too_slow)
+        self._deadline = self._hub.clock.call_later(
+            self._hub.config.connect_timeout, self._handshake_too_slow
+        )
 
     def data_received(self, data: bytes) -> None:
         self.ws.receive_data(data)
