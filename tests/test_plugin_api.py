@@ -327,3 +327,18 @@ async def test_hooks_receive_a_narrow_view_of_the_server(stelar_server_factory):
     assert view.state == "running" and view.addresses == server.addresses
     for internal in ("hub", "plugin_manager", "update_config", "on"):
         assert not hasattr(view, internal)
+
+
+def test_options_are_read_only_and_copy_as_values():
+    import copy
+    import pickle
+
+    from stelar_core.plugins.options import Options
+
+    options = Options("ws", {"port": 1, "path": "/"})
+    assert options.port == options["port"] == 1 and dict(options) == {"port": 1, "path": "/"}
+    with pytest.raises(AttributeError, match="read-only"):
+        options.port = 2
+    with pytest.raises(AttributeError, match="section 'ws' has no option 'prot'"):
+        options.prot  # noqa: B018
+    assert copy.deepcopy(options) == pickle.loads(pickle.dumps(options)) == options

@@ -78,10 +78,8 @@ class OptionSpec:
 
     def validate(self, value: Any) -> Any:
         """The value as the plugin will see it; a bad one fails naming ``section.name``."""
-        for check in (self.check or _type_check(self.type),):
-            if check is not None:
-                value = check(self.qualified, value)
-        return value
+        check = self.check or _type_check(self.type)
+        return value if check is None else check(self.qualified, value)
 
 
 class OptionDeclarations:
@@ -132,6 +130,8 @@ class Options(Mapping[str, Any]):
         return self._values[name]
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not an option (and never recurse before __init__ has run)
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:
@@ -154,6 +154,9 @@ class Options(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"Options({self._section!r}, {self._values!r})"
+
+    def __reduce__(self) -> tuple[type[Options], tuple[str, dict[str, Any]]]:
+        return Options, (self._section, self._values)  # copy and pickle build a new one
 
 
 EMPTY = Options("", {})
