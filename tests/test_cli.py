@@ -142,3 +142,36 @@ async def test_serve_with_a_health_port():
     assert first.startswith("stelar: tcp listening on tcp://127.0.0.1:")
     assert second.startswith("stelar: http listening on http://127.0.0.1:")
     assert await stop(process) == 0
+
+
+def test_serve_help_lists_the_installed_plugins_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    help_text = capsys.readouterr().out
+    for flag in (
+        "--port PORT",  # short forms, as the seed names them
+        "--tcp-port PORT",
+        "--allowed-origins ALLOWED_ORIGINS",
+        "--health-endpoint ENDPOINT",
+        "--ws-path PATH",  # each plugin's section
+        "--ws-compression, --no-ws-compression",
+        "--health-allowed-origins ALLOWED_ORIGINS",
+    ):
+        assert flag in help_text, flag
+    assert "(short for ws.port)" in help_text
+
+
+def test_serve_flags_reach_the_plugins_sections(monkeypatch):
+    from stelar_core.cli import _build_server, _parser
+    from stelar_core.plugins.manager import build_plugin_manager
+    from stelar_core.server.assembly import collect_options
+
+    parser = _parser(collect_options(build_plugin_manager()))
+    args = parser.parse_args(
+        ["serve", "--port", "0", "--ws-path", "/rt", "--no-ws-compression", "--allowed-origins", "https://a"]
+    )
+    server = _build_server(args)
+    ws = server.config.plugin("ws")
+    assert (ws.port, ws.path, ws.compression, ws.allowed_origins) == (0, "/rt", False, ("https://a",))
+    assert server.config.plugin("health").allowed_origins == ("https://a",)  # one short form, two plugins
+    assert [transport.name for transport in server.transports] == ["ws"]

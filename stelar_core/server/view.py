@@ -76,8 +76,19 @@ class ServerView:
     def to(self, room: str, event: str, data: Any = None, exclude: str | Iterable[str] | None = None) -> None:
         self._server.to(room, event, data, exclude)
 
+    def broadcast_binary(self, event: str, data: bytes, exclude: str | Iterable[str] | None = None) -> None:
+        self._server.broadcast_binary(event, data, exclude)
+
+    def to_binary(
+        self, room: str, event: str, data: bytes, exclude: str | Iterable[str] | None = None
+    ) -> None:
+        self._server.to_binary(room, event, data, exclude)
+
     def to_id(self, client_id: str, event: str, data: Any = None) -> None:
         self._server.to_id(client_id, event, data)
+
+    def to_id_binary(self, client_id: str, event: str, data: bytes) -> None:
+        self._server.to_id_binary(client_id, event, data)
 
     async def request(
         self, client_id: str, event: str, data: Any = None, *, timeout: float | None = None
