@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import shutil
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -215,3 +219,41 @@ def pytest_asyncio_loop_factories(config, item):
     uvloop's transports differ in ways that matter (not ``asyncio.Transport`` subclasses; reading
     starts after ``connection_made`` even when it paused)."""
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+# ---------------------------------------------------------------- third-party distributions
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def install_distribution(tmp_path_factory):
+    """``install(name)``: pip-install ``tests/fixtures/<name>`` into a private folder (not the
+    test environment's site-packages, so no other test sees it); returns that folder."""
+
+    def install(name: str) -> Path:
+        source = tmp_path_factory.mktemp("src") / name
+        shutil.copytree(FIXTURES / name, source)
+        site = tmp_path_factory.mktemp("site")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+             "--no-build-isolation", "--target", str(site), str(source)],
+            check=True,
+        )  # fmt: skip
+        return site
+
+    return install
+
+
+@pytest.fixture(scope="session")
+def python_with():
+    """``python_with(site, args, cwd=None)``: a fresh interpreter that can import what is in
+    ``site``."""
+
+    def run(site: Path, args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(site)}
+        return subprocess.run(
+            [sys.executable, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+        )
+
+    return run

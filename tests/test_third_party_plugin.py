@@ -1,54 +1,23 @@
-"""Entry-point discovery for real: a separate distribution, pip-installed, selectable by name.
-
-It is installed into a private folder (not the test environment's site-packages) so that no
-other test sees it, and used from a fresh interpreter whose path includes that folder.
-"""
+"""Entry-point discovery for real: a separate distribution (pip-installed by conftest.py),
+selectable by name, configured by its own options from Python, TOML and stelar serve."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-FIXTURE = Path(__file__).parent / "fixtures" / "stelar-example-limiter"
-
 
 @pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory):
-    source = tmp_path_factory.mktemp("src") / "stelar-example-limiter"
-    shutil.copytree(FIXTURE, source)
-    site = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-index",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(source),
-        ],
-        check=True,
-    )
-    return site
+def plugin_site(install_distribution):
+    return install_distribution("stelar-example-limiter")
 
 
-def run_python(site, code):
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=60
-    )
+@pytest.fixture
+def run_python(python_with):
+    return lambda site, code: python_with(site, ["-c", textwrap.dedent(code)])
 
 
-def test_the_installed_provider_is_selectable_by_name(plugin_site):
+def test_the_installed_provider_is_selectable_by_name(plugin_site, run_python):
     result = run_python(
         plugin_site,
         """
@@ -81,7 +50,7 @@ def test_the_installed_provider_is_selectable_by_name(plugin_site):
     ]
 
 
-def test_stelar_plugins_lists_the_distribution(plugin_site):
+def test_stelar_plugins_lists_the_distribution(plugin_site, run_python):
     result = run_python(
         plugin_site, "from stelar_core.cli import main; raise SystemExit(main(['plugins', '--json']))"
     )
@@ -104,7 +73,7 @@ def test_stelar_plugins_lists_the_distribution(plugin_site):
     }
 
 
-def test_its_options_come_from_a_toml_file(plugin_site, tmp_path):
+def test_its_options_come_from_a_toml_file(plugin_site, run_python, tmp_path):
     config = tmp_path / "stelar.toml"
     config.write_text(
         '[stelar]\ntransports = ["memory"]\nrate_limiter = "fixed-window"\n'
@@ -127,7 +96,7 @@ def test_its_options_come_from_a_toml_file(plugin_site, tmp_path):
     assert result.stdout.split("\n")[0] == "FixedWindowLimiter 2 2 {'max_keys': 2}"
 
 
-def test_its_options_come_from_stelar_serve_flags_and_are_validated(plugin_site):
+def test_its_options_come_from_stelar_serve_flags_and_are_validated(plugin_site, run_python):
     helped = run_python(plugin_site, "from stelar_core.cli import main; main(['serve', '--help'])")
     assert "--example-limiter-max-keys" in helped.stdout
     bad = run_python(
@@ -141,7 +110,7 @@ def test_its_options_come_from_stelar_serve_flags_and_are_validated(plugin_site)
     assert "option 'example_limiter.max_keys' = 0 is invalid: expected an integer >= 1" in bad.stderr
 
 
-def test_it_can_be_blocked_by_environment_variable(plugin_site):
+def test_it_can_be_blocked_by_environment_variable(plugin_site, run_python):
     result = run_python(
         plugin_site,
         """

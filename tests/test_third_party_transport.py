@@ -2,39 +2,17 @@
 stelar-tcp), pip-installed into a private folder, passes the conformance suite stelar ships and
 is reached by StelarClient and configured from stelar serve like a built-in one."""
 
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-FIXTURE = Path(__file__).parent / "fixtures" / "stelar-example-unix"
-
 
 @pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory):
-    source = tmp_path_factory.mktemp("src") / "stelar-example-unix"
-    shutil.copytree(FIXTURE, source)
-    site = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--no-build-isolation", "--target", str(site), str(source)],
-        check=True,
-    )  # fmt: skip
-    return site
+def plugin_site(install_distribution):
+    return install_distribution("stelar-example-unix")
 
 
-def run(site, args, cwd):
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run(
-        [sys.executable, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-
-
-def test_it_passes_the_transport_conformance_suite(plugin_site, tmp_path):
+def test_it_passes_the_transport_conformance_suite(plugin_site, python_with, tmp_path):
     (tmp_path / "test_unix.py").write_text(
         textwrap.dedent(
             """
@@ -52,7 +30,7 @@ def test_it_passes_the_transport_conformance_suite(plugin_site, tmp_path):
             """
         )
     )
-    result = run(
+    result = python_with(
         plugin_site,
         ["-m", "pytest", "-q", "-p", "stelar_core.testing.pytest_plugin", "-o", "asyncio_mode=auto",
          "-o", "asyncio_default_fixture_loop_scope=function", "-W", "error", "test_unix.py"],
@@ -62,7 +40,7 @@ def test_it_passes_the_transport_conformance_suite(plugin_site, tmp_path):
     assert "10 passed" in result.stdout
 
 
-def test_stelar_client_reaches_it_by_url_and_serve_configures_it(plugin_site, tmp_path):
+def test_stelar_client_reaches_it_by_url_and_serve_configures_it(plugin_site, python_with, tmp_path):
     socket_path = tmp_path / "s.sock"
     code = f"""
         import asyncio
@@ -78,11 +56,13 @@ def test_stelar_client_reaches_it_by_url_and_serve_configures_it(plugin_site, tm
 
         asyncio.run(main())
     """
-    result = run(plugin_site, ["-c", textwrap.dedent(code)], tmp_path)
+    result = python_with(plugin_site, ["-c", textwrap.dedent(code)], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"{{'unix': ['unix://{socket_path}']}}",
         "3 {'unix': 1}",
     ]
-    helped = run(plugin_site, ["-c", "from stelar_core.cli import main; main(['serve', '--help'])"], tmp_path)
+    helped = python_with(
+        plugin_site, ["-c", "from stelar_core.cli import main; main(['serve', '--help'])"], tmp_path
+    )
     assert "--unix-path PATH" in helped.stdout
