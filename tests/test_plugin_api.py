@@ -342,3 +342,16 @@ def test_options_are_read_only_and_copy_as_values():
     with pytest.raises(AttributeError, match="section 'ws' has no option 'prot'"):
         options.prot  # noqa: B018
     assert copy.deepcopy(options) == pickle.loads(pickle.dumps(options)) == options
+
+
+@pytest.mark.parametrize(("plugin_name", "short"), [("hooks", None), ("shadow", "max_rooms")])
+def test_a_plugin_may_not_shadow_a_core_option(plugin_name, short):
+    class Shadow:
+        name = plugin_name
+
+        @hookimpl
+        def stelar_add_options(self, options):
+            options.add("x", default=1, type=int, short=short)
+
+    with pytest.raises(PluginError, match=r"is named '(hooks|max_rooms)', a core option"):
+        StelarServer(transports=["memory"], plugins=[Shadow()])

@@ -43,11 +43,17 @@ def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
 
 
 def collect_options(pm: StelarPluginManager) -> OptionTable:
-    return option_table(
+    """Every plugin's declarations. A section or short form may not take a core option's name
+    (the core's would always win, and the plugin's option could never be given)."""
+    table = option_table(
         lambda declarations_for: call_each_plugin(
             pm, "stelar_add_options", lambda plugin: {"options": declarations_for(plugin)}
         )
     )
+    core = set(ServerConfig.option_names())
+    for name in sorted(core & {*table.sections, *table.shorts}):
+        raise PluginError(f"a plugin's option section or short form is named {name!r}, a core option")
+    return table
 
 
 def check_plugin_option_names(table: OptionTable, options: Mapping[str, Any]) -> None:
