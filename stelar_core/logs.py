@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-STELAR_LOGGER = "stelar"
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
