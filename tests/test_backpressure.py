@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from stelar_core.protocol import FrameType, decode_frame, encode_frame
+from stelar_core.testing import FakeClock
 
 PAYLOAD = "x" * 16_000
 
@@ -48,23 +49,25 @@ async def crowd(request, stelar_transport, stelar_server_factory, stelar_client_
         reports.append((client_id, protocol, buffered_bytes))
         dropped.set()
 
+    clock = FakeClock()
     server = await stelar_server_factory(
         rate_limit=None,
         max_buffered_bytes=256 * 1024,
         slow_consumer_timeout=grace,
         hooks={"on_slow_consumer": on_slow_consumer},
+        clock=clock,
     )
     reader = await stelar_client_factory(server, max_frame_size=1 << 20)
     await reader.join("room")
     slow_id = await open_slow_peer(stelar_transport, server, raw_tcp, raw_ws)
     server.hub.join_room(server.hub.session(slow_id), "room")
     (connection,) = [c for c in server.transports[0].connections if c.session and c.session.id == slow_id]
-    return server, reader, connection, dropped, reports
+    return server, reader, connection, dropped, reports, clock
 
 
 @pytest.mark.grace(0.2)
 async def test_a_peer_over_the_bound_is_paused_then_dropped_after_the_grace(crowd):
-    server, reader, connection, dropped, reports = crowd
+    server, reader, connection, dropped, reports, clock = crowd
     sent = 0
     while not connection._write_paused and sent < 2000:
         server.to("room", "big", PAYLOAD)
@@ -73,6 +76,9 @@ async def test_a_peer_over_the_bound_is_paused_then_dropped_after_the_grace(crow
     assert connection._write_paused, "the peer's output never reached max_buffered_bytes"
     assert not connection._transport.is_reading()  # we stopped reading from it
     assert connection._transport.get_write_buffer_size() <= 2 * 256 * 1024
+    clock.advance(0.19)  # within the grace: paused, not dropped
+    assert not dropped.is_set() and not connection.closing
+    clock.advance(0.01)
     await asyncio.wait_for(dropped.wait(), 5)
     assert reports[0][1] == server.transports[0].name and reports[0][2] > 256 * 1024
     assert server.get_stats().counters["slow_consumers"] == 1
@@ -84,7 +90,7 @@ async def test_a_peer_over_the_bound_is_paused_then_dropped_after_the_grace(crow
 
 @pytest.mark.grace(3600)  # so only the hard bound can drop it within the test
 async def test_a_burst_far_past_the_bound_drops_the_peer_at_once(crowd):
-    server, reader, _connection, dropped, reports = crowd
+    server, reader, _connection, dropped, reports, _clock = crowd
     sent = 0
     while not dropped.is_set() and sent < 2000:
         for _ in range(20):  # 320 KB in one iteration

@@ -24,6 +24,7 @@ from stelar_core.transports.base import HubPort, SessionPort
 from stelar_core.transports.tls import server_context
 
 if TYPE_CHECKING:
+    from stelar_core.clock import Clock, Timer
     from stelar_core.config import TLSConfig
 
 
@@ -48,8 +49,11 @@ class WriteBatch:
 class FlowControlledProtocol(asyncio.Protocol):
     session: SessionPort | None
 
-    def __init__(self, max_buffered_bytes: int, slow_consumer_timeout: float, batch: WriteBatch) -> None:
+    def __init__(
+        self, max_buffered_bytes: int, slow_consumer_timeout: float, batch: WriteBatch, clock: Clock
+    ) -> None:
         self._loop = asyncio.get_running_loop()
+        self._clock = clock  # the server's: a test with a fake clock moves the slow-consumer grace
         self._batch = batch
         self._max_buffered = max_buffered_bytes
         self._slow_consumer_timeout = slow_consumer_timeout
@@ -57,7 +61,7 @@ class FlowControlledProtocol(asyncio.Protocol):
         self._queued: list[bytes] = []
         self._hub_paused = False
         self._write_paused = False
-        self._slow_timer: asyncio.TimerHandle | None = None
+        self._slow_timer: Timer | None = None
         self.overflowed = False
         self.closing = False
         self.session = None
@@ -99,7 +103,7 @@ class FlowControlledProtocol(asyncio.Protocol):
         self._write_paused = True
         self.update_reading()
         if self._slow_timer is None:
-            self._slow_timer = self._loop.call_later(self._slow_consumer_timeout, self._overflow)
+            self._slow_timer = self._clock.call_later(self._slow_consumer_timeout, self._overflow)
 
     def resume_writing(self) -> None:
         self._write_paused = False

@@ -42,7 +42,9 @@ class TcpConnection(FlowControlledProtocol):
 
     def __init__(self, owner: TcpTransport) -> None:
         config = owner.hub.config
-        super().__init__(config.max_buffered_bytes, config.slow_consumer_timeout, owner.write_batch)
+        super().__init__(
+            config.max_buffered_bytes, config.slow_consumer_timeout, owner.write_batch, owner.hub.clock
+        )
         self._owner = owner
         self._hub = owner.hub
         self._parser = StreamParser(config.max_frame_size)

@@ -64,7 +64,9 @@ class WsConnection(FlowControlledProtocol):
 
     def __init__(self, owner: WsTransport) -> None:
         config = owner.hub.config
-        super().__init__(config.max_buffered_bytes, config.slow_consumer_timeout, owner.write_batch)
+        super().__init__(
+            config.max_buffered_bytes, config.slow_consumer_timeout, owner.write_batch, owner.hub.clock
+        )
         options = owner.options
         self._owner = owner
         self._hub = owner.hub
