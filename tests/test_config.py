@@ -154,3 +154,12 @@ def test_get_config_hides_secrets():
     assert data["tls"] == {"cert": "c.pem", "key": "***"}  # the short form, as the seed names it
     assert data["hooks"] == ["on_client_connect"]
     assert "k.pem" not in repr(data)
+
+
+def test_a_built_config_starts_another_server_with_its_plugin_options():
+    first = StelarServer(transports=["memory"], path="/live", tcp_port=0)
+    second = StelarServer(first.config, max_rooms=7)
+    assert second.config.plugin("ws").path == "/live" and second.config.plugin("tcp").port == 0
+    assert second.config.max_rooms == 7
+    third = StelarServer(first.config, block_plugins=["tcp"])  # a plugin fewer: its section goes
+    assert "tcp" not in third.config.plugins and third.config.plugin("ws").path == "/live"

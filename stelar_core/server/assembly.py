@@ -50,9 +50,9 @@ def collect_options(pm: StelarPluginManager) -> OptionTable:
             pm, "stelar_add_options", lambda plugin: {"options": declarations_for(plugin)}
         )
     )
-    core = set(ServerConfig.option_names())
-    for name in sorted(core & {*table.sections, *table.shorts}):
-        raise PluginError(f"a plugin's option section or short form is named {name!r}, a core option")
+    clashes = sorted(set(ServerConfig.option_names()) & {*table.sections, *table.shorts})
+    if clashes:
+        raise PluginError(f"a plugin's option section or short form is named {clashes[0]!r}, a core option")
     return table
 
 
@@ -83,7 +83,15 @@ class Assembly:
         self.pm = build_plugin_manager(plugins=plugins, hooks=base.hooks, block=base.block_plugins)
         self.options = collect_options(self.pm)
         check_plugin_option_names(self.options, rest)
-        current = base.plugins or self.options.defaults()
+        # A config built by another server keeps its sections where this server has the plugin.
+        current = {
+            **self.options.defaults(),
+            **{
+                section: options
+                for section, options in base.plugins.items()
+                if section in self.options.sections
+            },
+        }
         sections = self.options.apply(current, self.options.given(rest))
         self.config = attrs.evolve(base, plugins=sections)
         self.providers: dict[str, ProviderRegistry] = all_registries(self.pm)
