@@ -129,7 +129,8 @@ class HubPort(Protocol):
 
 @runtime_checkable
 class Transport(Protocol):
-    """The server side of a transport, built by its factory as ``factory(hub)``."""
+    """The server side of a transport, built by its factory as ``factory(context)`` (a
+    ``TransportContext``: the hub, the transport plugin's options)."""
 
     name: str
 
