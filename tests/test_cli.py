@@ -175,3 +175,11 @@ def test_serve_flags_reach_the_plugins_sections(monkeypatch):
     assert (ws.port, ws.path, ws.compression, ws.allowed_origins) == (0, "/rt", False, ("https://a",))
     assert server.config.plugin("health").allowed_origins == ("https://a",)  # one short form, two plugins
     assert [transport.name for transport in server.transports] == ["ws"]
+
+
+async def test_serve_reads_plugin_sections_from_the_config_file_and_flags_win(tmp_path):
+    config = tmp_path / "stelar.toml"
+    config.write_text('[stelar]\nmax_connections = 3\n\n[stelar.ws]\nport = 0\npath = "/from-file"\n')
+    process, line = await start_serving("--config", str(config), "--ws-path", "/from-flag")
+    assert line.startswith("stelar: ws listening on ws://127.0.0.1:") and "/from-flag " in line
+    assert await stop(process) == 0
