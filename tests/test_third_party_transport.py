@@ -37,7 +37,7 @@ def test_it_passes_the_transport_conformance_suite(plugin_site, python_with, tmp
         tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "10 passed" in result.stdout
+    assert "11 passed" in result.stdout
 
 
 def test_stelar_client_reaches_it_by_url_and_serve_configures_it(plugin_site, python_with, tmp_path):

@@ -65,6 +65,7 @@ class TestClient:
         self.welcome: dict[str, Any] = {}
         self.link: ClientLink | None = None
         self.frames_received = 0
+        self.events_received = 0
         self.pings_received = 0
         self.pongs: list[bytes] = []
         self.disconnect: dict[str, Any] | None = None
@@ -96,6 +97,7 @@ class TestClient:
 
     def _handle(self, event: ClientEvent) -> None:
         if isinstance(event, EventReceived):
+            self.events_received += 1
             self._keep(self._events, ReceivedEvent(event.event, event.data, event.binary))
         elif isinstance(event, Welcome):
             self.id = event.id
@@ -160,6 +162,15 @@ class TestClient:
             self.send_raw(frame)
 
     # ------------------------------------------------------------------ sending
+
+    def pause_reading(self) -> None:
+        """Play a client that stopped reading: the server sees a peer that does not read."""
+        assert self.link is not None, "not connected"
+        self.link.pause_reading()
+
+    def resume_reading(self) -> None:
+        assert self.link is not None, "not connected"
+        self.link.resume_reading()
 
     def send_raw(self, data: bytes) -> None:
         """Send bytes as one frame, unchecked (for bad-input tests)."""

@@ -14,8 +14,9 @@ transport; the fixtures of ``stelar_core.testing.pytest_plugin`` must be enabled
 
 The tests speak through the transport's own connector (the client side it registers) to a real
 server built with it: the handshake, events both ways (JSON, binary, large), rooms, ACKs both
-ways, bad frames, a full inbox pausing the reader without losing anything, heartbeats (on a
-fake clock), a client's goodbye, statistics, and shutdown. stelar's memory, ws and tcp
+ways, bad frames, a full inbox pausing the reader without losing anything, a client that stops
+reading dropped as a slow consumer while the others keep up, heartbeats (on a fake clock), a
+client's goodbye, statistics, and shutdown. stelar's memory, ws and tcp
 transports run the same suite (``tests/test_transport_conformance.py``).
 """
 
@@ -39,6 +40,10 @@ ServerFactory = Callable[..., Awaitable[StelarServer]]
 
 def _pinged(client: TestClient, times: int) -> bool:
     return client.pings_received == times
+
+
+def _received(client: TestClient, events: int) -> bool:
+    return client.events_received >= events
 
 
 class TransportConformance:
@@ -174,6 +179,39 @@ class TransportConformance:
         assert await answer == 200
         assert handled == list(range(200))
         client.close()
+
+    async def test_a_client_that_stops_reading_is_dropped_not_waited_for(
+        self, serve: Callable[..., Awaitable[StelarServer]]
+    ) -> None:
+        clock = FakeClock()
+        server = await serve(
+            clock=clock,
+            rate_limit=None,
+            max_buffered_bytes=64 * 1024,
+            slow_consumer_timeout=5,
+            heartbeat_interval=3600,
+            heartbeat_timeout=7200,
+        )
+        dropped: list[tuple[str, int, str]] = []
+        server.on_disconnect(lambda ctx: dropped.append((ctx.id, ctx.data["code"], ctx.data["reason"])))
+        slow, reader = await self.connect(server), await self.connect(server)
+        await slow.join("room")
+        await reader.join("room")
+        slow.pause_reading()
+        chunk = "x" * 16 * 1024
+        sent = 0
+        while not dropped and sent < 4096:  # 64 MiB at most: past any socket buffer
+            for _ in range(8):
+                server.to("room", "big", chunk)
+            sent += 8
+            await reader.wait_until(functools.partial(_received, reader, sent))  # it keeps up
+            clock.advance(5)  # the grace of a peer over max_buffered_bytes
+        assert dropped == [(slow.id, DisconnectCode.POLICY_VIOLATION, "slow consumer")]
+        assert server.get_stats().counters["slow_consumers"] == 1
+        assert len(reader.pending_events()) == sent and not reader.closed.done()
+        reader.close()
+        slow.resume_reading()  # and so learns that the server is gone
+        await slow.wait_closed()
 
     async def test_heartbeats_ping_and_drop_the_silent(
         self, serve: Callable[..., Awaitable[StelarServer]]

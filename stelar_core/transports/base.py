@@ -163,11 +163,18 @@ class FrameReceiver(Protocol):
 
 
 class ClientLink(Protocol):
-    """An open client connection: frames out, close."""
+    """An open client connection: frames out, close, and the client's own backpressure."""
 
     def send(self, frame: bytes) -> None: ...
 
     def close(self, code: int, reason: str) -> None: ...
+
+    def pause_reading(self) -> None:
+        """Take no more frames from the server until ``resume_reading`` (a client that cannot
+        keep up; the conformance suite plays a slow reader with it). The server then sees a
+        peer that does not read."""
+
+    def resume_reading(self) -> None: ...
 
 
 DEFAULT_CONNECT_TIMEOUT = 10.0

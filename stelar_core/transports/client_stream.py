@@ -49,6 +49,14 @@ class ClientStream(asyncio.Protocol):
         if transport.get_write_buffer_size() > 2 * self._max_buffered:
             self.abort(DisconnectCode.POLICY_VIOLATION, NOT_READING)
 
+    def pause_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
     def pause_writing(self) -> None:
         if self._write_timer is None:
             loop = asyncio.get_running_loop()

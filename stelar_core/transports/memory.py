@@ -28,6 +28,7 @@ from stelar_core.transports.base import (
 )
 
 if TYPE_CHECKING:
+    from stelar_core.clock import Timer
     from stelar_core.providers import Register, TransportContext, TransportProvider
 
 PROTOCOL = "memory"
@@ -51,11 +52,45 @@ class MemoryConnection:
         self._paused = False
         self._held: deque[bytes] = deque()
         self._held_bytes = 0
+        # What the hub sent while the client did not read, bounded like a socket's output.
+        self._client_paused = False
+        self._unread: deque[bytes] = deque()
+        self._unread_bytes = 0
+        self._slow_timer: Timer | None = None
         self._loop = asyncio.get_running_loop()
 
     # Connection (hub -> peer)
     def send(self, frame: bytes) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        if not self._client_paused:
+            self._loop.call_soon(self._receiver.frame_received, frame)
+            return
+        self._unread.append(frame)
+        self._unread_bytes += len(frame)
+        config = self._transport.hub.config
+        if self._unread_bytes > 2 * config.max_buffered_bytes:
+            # Never call back into the hub from inside one of its sends: next iteration.
+            self._loop.call_soon(self._too_slow)
+        elif self._unread_bytes > config.max_buffered_bytes and self._slow_timer is None:
+            self._slow_timer = self._transport.hub.clock.call_later(
+                config.slow_consumer_timeout, self._too_slow
+            )
+
+    def _too_slow(self) -> None:
+        if not self.closed and self.session is not None:
+            self.session.slow_consumer(self._unread_bytes)
+
+    def client_paused(self, paused: bool) -> None:
+        """The client stopped (or resumed) taking frames."""
+        self._client_paused = paused
+        if paused:
+            return
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
+        unread, self._unread, self._unread_bytes = self._unread, deque(), 0
+        for frame in unread:
             self._loop.call_soon(self._receiver.frame_received, frame)
 
     def close(self, code: int, reason: str) -> None:
@@ -92,6 +127,11 @@ class MemoryConnection:
         self.closed = True
         self._held.clear()
         self._held_bytes = 0
+        self._unread.clear()
+        self._unread_bytes = 0
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
         self._transport.connections.discard(self)
         if self.session is not None:
             self.session.connection_lost(code, reason)
@@ -112,6 +152,12 @@ class MemoryClientLink:
     def close(self, code: int = DisconnectCode.NORMAL, reason: str = "") -> None:
         if not self._connection.closed:
             self._connection._lose(code, reason)
+
+    def pause_reading(self) -> None:
+        self._connection.client_paused(True)
+
+    def resume_reading(self) -> None:
+        self._connection.client_paused(False)
 
 
 class MemoryTransport:
