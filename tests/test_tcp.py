@@ -306,3 +306,36 @@ async def test_a_client_link_to_a_server_that_stops_reading_is_dropped_not_grown
         writer.close()
     listener.close()
     await listener.wait_closed()
+
+
+async def test_a_client_link_over_its_bound_past_the_write_timeout_is_dropped():
+    accepted = asyncio.Event()
+    peers = []
+
+    async def never_read(reader, writer):
+        peers.append(writer)
+        accepted.set()
+
+    listener = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    clock = FakeClock()
+    client = TestClient()
+    # A large hard bound (twice max_buffered_bytes), so only the timer can drop the link.
+    options = ConnectOptions(max_buffered_bytes=8 * 1024 * 1024, write_timeout=5, clock=clock)
+    link = await connect_tcp(f"tcp://127.0.0.1:{port}", client, options)
+    await accepted.wait()
+    frame = encode_frame(FrameType.BINARY, "x", bytes(1024 * 1024))
+    timers = clock.pending
+    for _ in range(64):  # until the kernel's buffers are full and asyncio's holds the bound
+        link.send(frame)
+        if clock.pending > timers:  # over max_buffered_bytes: the write timeout runs
+            break
+    assert clock.pending == timers + 1, "the output never went over max_buffered_bytes"
+    clock.advance(4.9)
+    assert link.writable
+    clock.advance(0.1)
+    assert await client.wait_closed() == (1008, "server not reading")
+    for writer in peers:
+        writer.close()
+    listener.close()
+    await listener.wait_closed()

@@ -279,7 +279,9 @@ class StelarClient:
         connector = find_connector(self._url, self._pm)
         timeout = self._options.connect_timeout
         self._link = await asyncio.wait_for(
-            connector(self._url, _LinkReceiver(self, self._generation), self._options.connect_options()),
+            connector(
+                self._url, _LinkReceiver(self, self._generation), self._options.connect_options(self._clock)
+            ),
             timeout,
         )
         self._session.connect(dict(self._options.auth))

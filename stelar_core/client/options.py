@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from stelar_core import validation
+from stelar_core.clock import REAL_CLOCK, Clock
 from stelar_core.config import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PAYLOAD_SIZE
 from stelar_core.errors import ConfigError
 from stelar_core.transports.base import DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_WRITE_TIMEOUT, ConnectOptions
@@ -104,9 +105,10 @@ class ClientOptions:
                 "max_reconnection_delay", self.max_reconnection_delay, "must be at least reconnection_delay"
             )
 
-    def connect_options(self) -> ConnectOptions:
-        """What the transport's connector needs of these options."""
+    def connect_options(self, clock: Clock = REAL_CLOCK) -> ConnectOptions:
+        """What the transport's connector needs of these options (and the client's clock)."""
         return ConnectOptions(
+            clock=clock,
             headers=dict(self.headers),
             origin=self.origin,
             reject_unauthorized=self.reject_unauthorized,

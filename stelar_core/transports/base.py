@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
+from stelar_core.clock import REAL_CLOCK, Clock
+
 if TYPE_CHECKING:
-    from stelar_core.clock import Clock
     from stelar_core.config import ServerConfig
 
 
@@ -203,6 +204,8 @@ class ConnectOptions:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
     write_timeout: float = DEFAULT_WRITE_TIMEOUT
+    # What the link's own deadlines (the write timeout) read: the client's clock.
+    clock: Clock = REAL_CLOCK
 
 
 class Connector(Protocol):

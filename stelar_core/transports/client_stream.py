@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+from stelar_core.clock import Timer
 from stelar_core.protocol import DisconnectCode
 from stelar_core.transports.base import ConnectOptions, FrameReceiver
 
@@ -26,8 +27,9 @@ class ClientStream(asyncio.Protocol):
         self._receiver = receiver
         self._max_buffered = options.max_buffered_bytes
         self._write_timeout = options.write_timeout
+        self._clock = options.clock
         self._transport: asyncio.Transport | None = None
-        self._write_timer: asyncio.TimerHandle | None = None
+        self._write_timer: Timer | None = None
         self.ending: tuple[int, str] | None = None  # the code and reason to report, once known
         self.lost = False
 
@@ -59,8 +61,7 @@ class ClientStream(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self._write_timer is None:
-            loop = asyncio.get_running_loop()
-            self._write_timer = loop.call_later(
+            self._write_timer = self._clock.call_later(
                 self._write_timeout, self.abort, DisconnectCode.POLICY_VIOLATION, NOT_READING
             )
 
