@@ -280,8 +280,9 @@ async def test_frames_sent_before_admission_completes_are_all_handled(
     ]
 
 
-async def test_a_client_link_to_a_server_that_stops_reading_is_dropped_not_grown():
-
+@pytest.fixture
+async def never_reading_server():
+    """``await connect(options)``: a TCP client link to a server that accepts and never reads."""
     accepted = asyncio.Event()
     peers = []
 
@@ -291,10 +292,22 @@ async def test_a_client_link_to_a_server_that_stops_reading_is_dropped_not_grown
 
     listener = await asyncio.start_server(never_read, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
-    client = TestClient()
-    options = ConnectOptions(max_buffered_bytes=64 * 1024)
-    link = await connect_tcp(f"tcp://127.0.0.1:{port}", client, options)
-    await accepted.wait()
+
+    async def connect(options):
+        client = TestClient()
+        link = await connect_tcp(f"tcp://127.0.0.1:{port}", client, options)
+        await accepted.wait()
+        return client, link
+
+    yield connect
+    for writer in peers:
+        writer.close()
+    listener.close()
+    await listener.wait_closed()
+
+
+async def test_a_client_link_to_a_server_that_stops_reading_is_dropped_not_grown(never_reading_server):
+    client, link = await never_reading_server(ConnectOptions(max_buffered_bytes=64 * 1024))
     frame = encode_frame(FrameType.BINARY, "x", bytes(64 * 1024))
     for _ in range(1024):  # 64 MiB at most: far past what the kernel's buffers hold
         if not link.writable:
@@ -302,28 +315,13 @@ async def test_a_client_link_to_a_server_that_stops_reading_is_dropped_not_grown
         link.send(frame)
     assert not link.writable  # it gave up instead of queueing the rest
     assert await client.wait_closed() == (1008, "server not reading")
-    for writer in peers:
-        writer.close()
-    listener.close()
-    await listener.wait_closed()
 
 
-async def test_a_client_link_over_its_bound_past_the_write_timeout_is_dropped():
-    accepted = asyncio.Event()
-    peers = []
-
-    async def never_read(reader, writer):
-        peers.append(writer)
-        accepted.set()
-
-    listener = await asyncio.start_server(never_read, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
+async def test_a_client_link_over_its_bound_past_the_write_timeout_is_dropped(never_reading_server):
     clock = FakeClock()
-    client = TestClient()
     # A large hard bound (twice max_buffered_bytes), so only the timer can drop the link.
     options = ConnectOptions(max_buffered_bytes=8 * 1024 * 1024, write_timeout=5, clock=clock)
-    link = await connect_tcp(f"tcp://127.0.0.1:{port}", client, options)
-    await accepted.wait()
+    client, link = await never_reading_server(options)
     frame = encode_frame(FrameType.BINARY, "x", bytes(1024 * 1024))
     timers = clock.pending
     for _ in range(64):  # until the kernel's buffers are full and asyncio's holds the bound
@@ -335,7 +333,3 @@ async def test_a_client_link_over_its_bound_past_the_write_timeout_is_dropped():
     assert link.writable
     clock.advance(0.1)
     assert await client.wait_closed() == (1008, "server not reading")
-    for writer in peers:
-        writer.close()
-    listener.close()
-    await listener.wait_closed()
