@@ -9,13 +9,12 @@ from stelar_core.hub.hooks import Hook, HookRunner
 from stelar_core.hub.session import Session, SessionState
 from stelar_core.hub.stats import Counters
 from stelar_core.protocol import Frame, FrameType, dump_json, encode_frame
+from stelar_core.protocol.acks import error_answer, ok_answer
 
 
 def answer_payload(refusal: tuple[str, str] | None) -> bytes:
     """The payload answering a join, leave or request: ``{"ok": true}`` or ``{"error": ...}``."""
-    if refusal is None:
-        return dump_json({"ok": True})
-    return dump_json({"error": {"code": refusal[0], "message": refusal[1]}})
+    return ok_answer(True) if refusal is None else error_answer(*refusal)
 
 
 class Outbox:

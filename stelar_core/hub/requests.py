@@ -18,6 +18,7 @@ from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.session import Session
 from stelar_core.hub.stats import Counters, LatencyHistogram
 from stelar_core.protocol import ErrorCode, Frame, FrameType, dump_json, encode_frame
+from stelar_core.protocol.acks import ok_answer
 
 MakeContext = Callable[[Session, str, Any], Context]
 
@@ -118,7 +119,7 @@ class Requests:
 
     def _reply(self, session: Session, request: Frame, value: Any) -> None:
         try:
-            payload = dump_json({"ok": value})
+            payload = ok_answer(value)
         except (TypeError, ValueError) as exc:
             self._counters.handler_errors += 1
             self._log.error("reply to request %r is not JSON-serializable: %s", request.event, exc)

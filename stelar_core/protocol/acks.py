@@ -6,7 +6,7 @@ from typing import Any
 
 from stelar_core.errors import AckError, AckTimeout
 from stelar_core.protocol.codes import ErrorCode
-from stelar_core.protocol.frames import MAX_ACK_ID
+from stelar_core.protocol.frames import MAX_ACK_ID, dump_json
 
 
 class AckIds:
@@ -47,6 +47,17 @@ class AckIds:
 
     def __len__(self) -> int:
         return len(self._in_use)
+
+
+def ok_answer(value: Any) -> bytes:
+    """The payload of an accepted answer, ``{"ok": value}``; ``TypeError`` when JSON cannot
+    carry ``value``."""
+    return dump_json({"ok": value})
+
+
+def error_answer(code: str, message: str) -> bytes:
+    """The payload of a refused answer, ``{"error": {"code": ..., "message": ...}}``."""
+    return dump_json({"error": {"code": code, "message": message}})
 
 
 def ack_timeout(event: str, timeout: float) -> AckTimeout:

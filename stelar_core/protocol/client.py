@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 import attrs
 
 from stelar_core.errors import AckError, ProtocolError
-from stelar_core.protocol.acks import AckIds, read_answer
+from stelar_core.protocol.acks import AckIds, error_answer, ok_answer, read_answer
 from stelar_core.protocol.codes import ErrorCode
 from stelar_core.protocol.frames import Frame, FrameType, decode_frame, dump_json, encode_frame
 
@@ -203,14 +203,14 @@ class ClientSession:
         """Answer the server's request with ``{"ok": value}`` (an error answer when the value
         cannot be carried as JSON)."""
         try:
-            payload = dump_json({"ok": value})
+            payload = ok_answer(value)
         except TypeError as exc:
             self.answer_error(request, ErrorCode.HANDLER_ERROR, f"answer is not JSON-serializable: {exc}")
             return
         self._send(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id)
 
     def answer_error(self, request: RequestReceived, code: str, message: str) -> None:
-        payload = dump_json({"error": {"code": code, "message": message}})
+        payload = error_answer(code, message)
         self._send(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id)
 
     def join(self, room: str) -> None:
