@@ -21,7 +21,7 @@ from stelar_core.plugins.options import FLAG_TYPES, OptionSpec, OptionTable, sec
 from stelar_core.plugins.registry import all_registries
 from stelar_core.providers import TransportProvider
 from stelar_core.server import StelarServer
-from stelar_core.server.assembly import check_plugin_option_names, collect_options, split_options
+from stelar_core.server.assembly import collect_options
 from stelar_core.server.relay import build_relay_server
 from stelar_core.server.view import ServerView
 
@@ -169,7 +169,7 @@ def _listeners(options: dict[str, Any]) -> dict[str, Any]:
         return options
     pm = build_plugin_manager()
     table = collect_options(pm)
-    check_plugin_option_names(table, split_options(options)[1])
+    # Names no plugin knows are left for the server to refuse, with its did-you-mean.
     given = table.given({key: value for key, value in options.items() if table.knows(key)})
     transports = sorted(
         (

@@ -62,9 +62,7 @@ class Fanout:
     ) -> None:
         """Everyone (``room`` None) or a room's members, minus ``exclude``, unless a hook vetoes."""
         excluded = exclusion(exclude)
-        if self._hooks.implemented(Hook.BEFORE_BROADCAST) and not self._hooks.allows(
-            Hook.BEFORE_BROADCAST, event=event, data=data, exclude=excluded, room=room
-        ):
+        if not self._hooks.allows(Hook.BEFORE_BROADCAST, event=event, data=data, exclude=excluded, room=room):
             return
         self.broker.publish(Delivery(encode(event, data), room=room, exclude=excluded))
 

@@ -60,9 +60,6 @@ class HookRunner:
 
         pm.on_hook_error = count
 
-    def implemented(self, hook: str) -> bool:
-        return self._pm.implements(hook)
-
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Tell every implementation."""
         if self._pm.implements(hook):
