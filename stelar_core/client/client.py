@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import inspect
 import logging
 import random as random_module
 import time
@@ -20,6 +19,7 @@ import attrs
 from stelar_core.client.answers import answer_request
 from stelar_core.client.backoff import full_jitter_delay
 from stelar_core.client.files import encode_file
+from stelar_core.client.listeners import Listeners
 from stelar_core.client.options import ClientOptions
 from stelar_core.clock import REAL_CLOCK, Clock, Timer, wait_for
 from stelar_core.errors import AckError, AckTimeout, ConfigError, NotConnected, RemoteError
@@ -119,8 +119,7 @@ class StelarClient:
         self.dropped_messages = 0
         self.last_error: BaseException | None = None
         self.connect_time: float | None = None
-        self._listeners: dict[str, list[Callable[..., Any]]] = {}
-        self._any_listeners: list[Callable[..., Any]] = []
+        self._listeners = Listeners(self._spawn, self._listener_failed)
         self._ack_handlers: dict[str, Callable[..., Any]] = {}
         self._queue: deque[_Queued] = deque()
         # The protocol itself (frames, ack ids, pongs) lives in the sans-I/O session; this class
@@ -250,10 +249,10 @@ class StelarClient:
             attempt += 1
             limit = self._options.reconnection_attempts
             if limit is not None and attempt > limit:
-                self._emit("reconnect_failed")
+                self._listeners.emit("reconnect_failed")
                 break
             self._set_state(ClientState.RECONNECTING)
-            self._emit("reconnecting", attempt)
+            self._listeners.emit("reconnecting", attempt)
             await self._sleep(self._reconnect_delay(attempt))
         self._set_state(ClientState.DISCONNECTED)
         if self._first_connect is not None and not self._first_connect.done():
@@ -310,14 +309,14 @@ class StelarClient:
         self._drain_queue()
         if self._first_connect is not None and not self._first_connect.done():
             self._first_connect.set_result(None)
-        self._emit("connect")
+        self._listeners.emit("connect")
 
     def _disconnected(self, code: int, reason: str) -> None:
         self._link = None
         self._stop_watchdog()
         lost = self._session.connection_lost()
         self._fail_requests(lost, f"connection lost before the answer ({code} {reason})")
-        self._emit("disconnect", {"code": code, "reason": reason})
+        self._listeners.emit("disconnect", {"code": code, "reason": reason})
 
     def _fail_requests(self, ack_ids: list[int], reason: str) -> None:
         for ack_id in ack_ids:
@@ -372,9 +371,8 @@ class StelarClient:
     def _dispatch(self, event: ClientEvent) -> None:
         if isinstance(event, EventReceived):
             self._hook("on_message", event=event.event, data=event.data, is_binary=event.binary)
-            self._emit(event.event, event.data)
-            for listener in tuple(self._any_listeners):
-                self._call(listener, event.event, event.data)
+            self._listeners.emit(event.event, event.data)
+            self._listeners.emit_to_any(event.event, event.data)
         elif isinstance(event, Welcome):
             if self._welcome is not None and not self._welcome.done():
                 self._welcome.set_result(event)
@@ -560,40 +558,25 @@ class StelarClient:
         ``reconnect_failed``, ``error``); a call or a decorator; handlers sync or async."""
 
         def add(fn: H) -> H:
-            self._listeners.setdefault(event, []).append(fn)
+            self._listeners.add(event, fn)
             return fn
 
         return add if handler is None else add(handler)
 
     def once(self, event: str, handler: H | None = None) -> Any:
         def add(fn: H) -> H:
-            def once_wrapper(*args: Any) -> Any:
-                self.off(event, once_wrapper)
-                return fn(*args)
-
-            # ``off(event, fn)`` finds the wrapper by the function it wraps.
-            once_wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
-            self.on(event, once_wrapper)
+            self._listeners.add_once(event, fn)
             return fn
 
         return add if handler is None else add(handler)
 
     def off(self, event: str, handler: Callable[..., Any] | None = None) -> None:
         """Remove ``handler`` (added with ``on`` or ``once``) from ``event``, or every handler."""
-        handlers = self._listeners.get(event, [])
-        if handler is None:
-            handlers.clear()
-        else:
-            for registered in handlers:
-                if registered == handler or getattr(registered, "__wrapped__", None) == handler:
-                    handlers.remove(registered)
-                    break
-        if not handlers:
-            self._listeners.pop(event, None)
+        self._listeners.remove(event, handler)
 
     def on_any(self, handler: H) -> H:
         """``handler(event, data)`` for every server event."""
-        self._any_listeners.append(handler)
+        self._listeners.add_any(handler)
         return handler
 
     def on_ack(self, name: str, handler: H | None = None) -> Any:
@@ -606,25 +589,11 @@ class StelarClient:
         return add if handler is None else add(handler)
 
     def remove_all_listeners(self, event: str | None = None) -> None:
-        if event is None:
-            self._listeners.clear()
-            self._any_listeners.clear()
-        else:
-            self._listeners.pop(event, None)
+        self._listeners.clear(event)
 
-    def _emit(self, event: str, *args: Any) -> None:
-        for listener in tuple(self._listeners.get(event, ())):
-            self._call(listener, *args)
-
-    def _call(self, listener: Callable[..., Any], *args: Any) -> None:
-        try:
-            result = listener(*args)
-        except Exception as exc:
-            log.exception("listener %r failed", listener)
-            self._hook("on_error", error=exc, context="listener")
-            return
-        if inspect.isawaitable(result):
-            self._spawn(result)
+    def _listener_failed(self, listener: Callable[..., Any], error: Exception) -> None:
+        log.error("listener %r failed", listener, exc_info=error)
+        self._hook("on_error", error=error, context="listener")
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
@@ -647,7 +616,7 @@ class StelarClient:
         self.last_error = error
         log.debug("client error in %s: %s", context, error)
         self._hook("on_error", error=error, context=context)
-        self._emit("error", error)
+        self._listeners.emit("error", error)
 
 
 __all__ = ["AckError", "ClientState", "StelarClient"]
