@@ -162,11 +162,12 @@ class TransportConformance:
         self, serve: Callable[..., Awaitable[StelarServer]]
     ) -> None:
         server = await serve(max_queued_messages=4, rate_limit=None)
-        release = asyncio.Event()
+        started, release = asyncio.Event(), asyncio.Event()
         handled: list[int] = []
 
         @server.on("work")
         async def work(ctx: Any) -> None:
+            started.set()
             await release.wait()
             handled.append(ctx.data)
 
@@ -175,6 +176,7 @@ class TransportConformance:
         for n in range(200):
             client.emit("work", n)
         answer = asyncio.ensure_future(client.request("done"))
+        await started.wait()  # the first message holds the session: the rest wait, reading pauses
         release.set()
         assert await answer == 200
         assert handled == list(range(200))
