@@ -19,6 +19,7 @@ fast path when the result is plain, so an in-process provider costs no ``await``
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
@@ -30,6 +31,9 @@ from stelar_core.plugins.options import Options
 from stelar_core.transports.base import Connector, HubPort, Transport
 
 if TYPE_CHECKING:
+    from stelar_core.clock import Clock
+    from stelar_core.hub.context import ClientInfo
+    from stelar_core.hub.stats import Stats
     from stelar_core.plugins.options import OptionSpec  # noqa: F401
 
 T = TypeVar("T")
@@ -93,17 +97,97 @@ class Delivery:
     exclude: frozenset[str] = frozenset()
 
 
+class MembershipWatcher(Protocol):
+    """Told of every change in who is connected here and which rooms they are in (a broker that
+    shares membership across nodes watches; see :meth:`BrokerPort.watch`). Called synchronously
+    on the hub's path: record the change and return, do I/O later."""
+
+    def client_opened(self, info: ClientInfo) -> None:
+        """A client finished its handshake on this node."""
+
+    def client_closed(self, client_id: str) -> None:
+        """A client of this node is gone (it has left its rooms first)."""
+
+    def room_joined(self, client_id: str, room: str, first: bool) -> None:
+        """``first``: the room had no member on this node before."""
+
+    def room_left(self, client_id: str, room: str, last: bool) -> None:
+        """``last``: the room has no member left on this node."""
+
+
+@runtime_checkable
+class BrokerPort(Protocol):
+    """The hub as a broker sees it: deliver what arrives, and act on this node's clients for
+    other nodes (answer their requests, disconnect, report who is here)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Write ``delivery`` to its recipients connected to this node."""
+
+    def has_client(self, client_id: str) -> bool: ...
+
+    def clients(self) -> list[ClientInfo]:
+        """This node's clients, for a broker that (re)writes shared membership."""
+
+    async def ask(self, client_id: str, event: str, data: Any, timeout: float | None) -> Any:
+        """Send a request to a client of this node and return its answer (raises ``AckError``,
+        ``AckTimeout``, ``NotConnected`` as ``server.request`` does)."""
+
+    def disconnect(self, client_id: str, code: int, reason: str) -> bool: ...
+
+    def stats(self) -> Stats:
+        """This node's statistics."""
+
+    def watch(self, watcher: MembershipWatcher) -> None:
+        """Be told of every membership change from now on (one watcher per hub)."""
+
+    def set_degraded(self, component: str, reason: str | None) -> None:
+        """Say that ``component`` works only in part (``reason``), or again fully (``None``):
+        health turns ``degraded`` and the ``on_degraded`` / ``on_restored`` hooks run."""
+
+    def count(self, counter: str, amount: int = 1) -> None: ...
+
+    def logger(self, name: str) -> logging.Logger: ...
+
+
 @runtime_checkable
 class Broker(Protocol):
     """The delivery seam. Every ``broadcast``, ``to(room)`` and ``to_id`` is published here; the
-    broker hands it to ``deliver`` on every node that should see it (the local one included).
-    A broker shared by several processes (e.g. over Redis) makes them act as one server."""
+    broker hands it to ``port.deliver`` on every node that should see it (the local one
+    included). A broker shared by several processes (e.g. over Redis) makes them act as one
+    server; it also implements :class:`ClusterBroker`."""
 
-    async def start(self, deliver: Callable[[Delivery], Any]) -> None: ...
+    async def start(self, port: BrokerPort) -> None: ...
 
     def publish(self, delivery: Delivery) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class ClusterBroker(Broker, Protocol):
+    """A broker joining several nodes also reaches clients connected elsewhere and reads the
+    cluster's shared state (``server.cluster``)."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    async def request(self, client_id: str, event: str, data: Any, timeout: float) -> Any:
+        """Ask a client connected to another node (``NotConnected`` if none has it)."""
+
+    async def disconnect(self, client_id: str, code: int, reason: str) -> bool:
+        """Disconnect a client of another node; whether one had it."""
+
+    async def clients(self, room: str | None) -> list[ClientInfo]: ...
+
+    async def room_members(self, room: str) -> list[str]: ...
+
+    async def rooms(self) -> list[str]: ...
+
+    async def node_stats(self) -> dict[str, dict[str, Any]]:
+        """Each live node's last published statistics (``Stats.to_dict()``), by node ID."""
 
 
 class IdGenerator(Protocol):
@@ -113,29 +197,66 @@ class IdGenerator(Protocol):
 # --------------------------------------------------------------------------- contexts
 
 
+class Resources:
+    """Objects the providers of one server share, such as one connection pool for a plugin's
+    broker, rate limiter and IP tracker: ``context.resources.get("redis", make_link)``.
+
+    A resource with ``async start()`` / ``async stop()`` methods is started before the hub (and
+    its broker) starts and stopped after it has stopped, in reverse order of creation."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[str, Any] = {}
+
+    def get(self, key: str, factory: Callable[[], T]) -> T:
+        """The resource ``key``, made by ``factory()`` the first time it is asked for."""
+        if key not in self._items:
+            self._items[key] = factory()
+        value: T = self._items[key]
+        return value
+
+    async def start(self) -> None:
+        for item in self._items.values():
+            start = getattr(item, "start", None)
+            if start is not None:
+                await start()
+
+    async def stop(self) -> None:
+        for item in reversed(self._items.values()):
+            stop = getattr(item, "stop", None)
+            if stop is not None:
+                await stop()
+
+
 @attrs.frozen(slots=True)
 class ProviderContext:
     """What every factory receives. ``options`` are the registering plugin's own, validated;
-    ``section`` is their name in the configuration (``config.plugin(section)`` reads them live)."""
+    ``section`` is their name in the configuration (``config.plugin(section)`` reads them live);
+    ``resources`` are shared by the providers of this server."""
 
     config: ServerConfig
     options: Options
     section: str
+    resources: Resources = attrs.field(factory=Resources)
 
 
 @attrs.frozen(slots=True)
 class LimiterContext(ProviderContext):
     """A rate limiter's context: ``limit`` is the policy this limiter enforces (the global
-    ``rate_limit``, a per-event or a per-client limit; the server builds one limiter per policy)."""
+    ``rate_limit``, a per-event or a per-client limit; the server builds one limiter per policy)
+    and ``scope`` names it (``"global"``, ``"event:<name>"``, ``"client:<id>"``), for a backend
+    that keeps the buckets of all policies in one store."""
 
-    limit: RateLimit
+    limit: RateLimit = attrs.field(kw_only=True)
+    scope: str = attrs.field(kw_only=True, default="global")
 
 
 @attrs.frozen(slots=True)
 class TransportContext(ProviderContext):
     """A transport's context: ``hub`` is its side of the hub/transport seam."""
 
-    hub: HubPort
+    hub: HubPort = attrs.field(kw_only=True)
 
 
 class Factory(Protocol[F_contra, T_co]):

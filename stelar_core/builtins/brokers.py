@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stelar_core.plugins.markers import hookimpl
-from stelar_core.providers import BrokerFactory, Delivery, ProviderContext, Register
+from stelar_core.providers import BrokerFactory, BrokerPort, Delivery, ProviderContext, Register
 
 
 class LocalBroker:
@@ -16,8 +16,8 @@ class LocalBroker:
     def __init__(self) -> None:
         self.publish: Callable[[Delivery], Any] = self._not_started
 
-    async def start(self, deliver: Callable[[Delivery], Any]) -> None:
-        self.publish = deliver
+    async def start(self, port: BrokerPort) -> None:
+        self.publish = port.deliver
 
     async def stop(self) -> None:
         self.publish = self._not_started
@@ -55,9 +55,9 @@ class MemoryBroker:
         self._bus = bus
         self._deliver: Callable[[Delivery], Any] | None = None
 
-    async def start(self, deliver: Callable[[Delivery], Any]) -> None:
-        self._deliver = deliver
-        self._bus.subscribe(deliver)
+    async def start(self, port: BrokerPort) -> None:
+        self._deliver = port.deliver
+        self._bus.subscribe(port.deliver)
 
     def publish(self, delivery: Delivery) -> None:
         self._bus.publish(delivery)

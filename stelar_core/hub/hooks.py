@@ -41,6 +41,8 @@ class Hook:
     CLIENT_DISCONNECT: Final = "stelar_on_client_disconnect"
     SERVER_STARTED: Final = "stelar_on_server_started"
     SERVER_STOPPING: Final = "stelar_on_server_stopping"
+    DEGRADED: Final = "stelar_on_degraded"
+    RESTORED: Final = "stelar_on_restored"
 
 
 class HookRunner:

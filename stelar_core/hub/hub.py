@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from stelar_core.clock import Clock
 from stelar_core.config import ServerConfig
-from stelar_core.errors import ProtocolError
+from stelar_core.errors import NotConnected, ProtocolError
 from stelar_core.hub.admission import Admissions, AdmissionTicket
 from stelar_core.hub.context import ClientInfo, Context
 from stelar_core.hub.fanout import Exclude, Fanout, encode_binary, encode_event
@@ -27,6 +27,7 @@ from stelar_core.hub.handlers import HandlerRegistry, HandlerRunner
 from stelar_core.hub.handshake import Handshake
 from stelar_core.hub.heartbeat import Heartbeat
 from stelar_core.hub.hooks import Hook, HookRunner
+from stelar_core.hub.node import BrokerNode
 from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.requests import Requests
@@ -44,7 +45,7 @@ from stelar_core.protocol import (
     dump_json,
     encode_frame,
 )
-from stelar_core.providers import Broker, IPTracker
+from stelar_core.providers import Broker, IPTracker, MembershipWatcher
 from stelar_core.transports.base import Connection, HttpRoute
 
 if TYPE_CHECKING:
@@ -118,6 +119,8 @@ class Hub:
         self.heartbeat = Heartbeat(
             self._current_config, clock, self._open, self.outbox, self.close_session, self._cleanup_limits
         )
+        # Components working only in part (a broker that lost Redis): name -> (reason, since).
+        self.degraded: dict[str, tuple[str, float]] = {}
         self._started_at = time.monotonic()
         self._frame_handlers: dict[FrameType, FrameHandler] = {
             FrameType.JSON: self._on_event,
@@ -139,6 +142,8 @@ class Hub:
     def _opened(self, session: Session) -> None:
         self._open[session.id] = session
         self._by_transport[session.protocol] += 1
+        if self.watcher is not None:
+            self.watcher.client_opened(self.client_info(session))
 
     def _context(self, session: Session, event: str, data: Any) -> Context:
         return Context(self, session, event, data)
@@ -202,6 +207,8 @@ class Hub:
         self.log.info("client %s disconnected: %s %s", session.id, code, reason)
         rooms = frozenset(session.rooms)
         self.rooms.table.remove_everywhere(session)
+        if self.watcher is not None:
+            self.watcher.client_closed(session.id)
         for pending in self.limits.forget(session.id):
             self.spawn(pending)
         self.hooks.notify(
@@ -353,6 +360,21 @@ class Hub:
     async def request(self, session: Session, event: str, data: Any, *, timeout: float | None) -> Any:
         return await self.requests.ask(session, event, data, timeout=timeout)
 
+    async def ask(self, client_id: str, event: str, data: Any, *, timeout: float | None) -> Any:
+        """Ask the client ``client_id`` of this node."""
+        session = self._open.get(client_id)
+        if session is None:
+            raise NotConnected(f"no client {client_id!r} is connected here")
+        return await self.requests.ask(session, event, data, timeout=timeout)
+
+    def disconnect(self, client_id: str, code: int, reason: str) -> bool:
+        """Disconnect the client ``client_id`` of this node; whether it was here."""
+        session = self._open.get(client_id)
+        if session is None:
+            return False
+        self.close_session(session, code, reason)
+        return True
+
     def session(self, client_id: str) -> Session | None:
         return self._open.get(client_id)
 
@@ -391,6 +413,7 @@ class Hub:
             connections_by_transport={name: n for name, n in self._by_transport.items() if n},
             memory_mb=round(memory["rss"] / (1024 * 1024), 2),
             memory_usage=memory,
+            degraded={component: reason for component, (reason, _) in self.degraded.items()},
             rate_limiter_entries=self.limits.size(),
             invalid_messages=counters.invalid_messages,
             rate_limited=counters.rate_limited,
@@ -426,8 +449,30 @@ class Hub:
         except Exception:
             self.log.exception("rate limiter cleanup failed")
 
+    @property
+    def watcher(self) -> MembershipWatcher | None:
+        return self.rooms.table.watcher
+
+    def watch(self, watcher: MembershipWatcher) -> None:
+        self.rooms.table.watcher = watcher
+
+    def set_degraded(self, component: str, reason: str | None) -> None:
+        """Record that ``component`` works only in part (or again fully, ``reason=None``) and
+        tell the hooks once per change."""
+        if reason is None:
+            since = self.degraded.pop(component, None)
+            if since is not None:
+                self.log.warning("%s restored after %.1fs", component, time.monotonic() - since[1])
+                self.hooks.notify(Hook.RESTORED, component=component, seconds=time.monotonic() - since[1])
+            return
+        already = component in self.degraded
+        self.degraded[component] = (reason, self.degraded[component][1] if already else time.monotonic())
+        if not already:
+            self.log.warning("%s degraded: %s", component, reason)
+            self.hooks.notify(Hook.DEGRADED, component=component, reason=reason)
+
     async def start(self) -> None:
-        await self.fanout.broker.start(self.fanout.deliver)
+        await self.fanout.broker.start(BrokerNode(self))
         self._started_at = time.monotonic()
         self.admissions.accepting = True
         self.heartbeat.start()
@@ -459,6 +504,7 @@ class Hub:
         for session in tuple(self._sessions):
             self.close_session(session, DisconnectCode.GOING_AWAY, "server shutting down")
         await self.fanout.broker.stop()
+        self.rooms.table.watcher = None
 
     def close_session(self, session: Session, code: int, reason: str) -> None:
         """Close from our side: a disconnect frame with code and reason, then the connection."""

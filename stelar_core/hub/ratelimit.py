@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from stelar_core.config import RateLimit
 from stelar_core.providers import MaybeAwaitable, RateLimiter, resolve
 
-LimiterFactory = Callable[[RateLimit], RateLimiter]
+# Builds the limiter of one policy: ``factory(limit, scope)``, scope "event:<name>" or "client:<id>".
+LimiterFactory = Callable[[RateLimit, str], RateLimiter]
 
 
 class RateLimitPolicy:
@@ -43,7 +44,7 @@ class RateLimitPolicy:
 
     def set_event_limit(self, event: str, limit: RateLimit) -> None:
         self.event_limits[event] = limit
-        self._event_limiters[event] = self._factory(limit)
+        self._event_limiters[event] = self._factory(limit, f"event:{event}")
 
     def remove_event_limit(self, event: str) -> bool:
         self.event_limits.pop(event, None)
@@ -51,7 +52,7 @@ class RateLimitPolicy:
 
     def set_client_limit(self, client_id: str, limit: RateLimit) -> None:
         self.client_limits[client_id] = limit
-        self._client_limiters[client_id] = self._factory(limit)
+        self._client_limiters[client_id] = self._factory(limit, f"client:{client_id}")
 
     def remove_client_limit(self, client_id: str) -> bool:
         self.client_limits.pop(client_id, None)

@@ -11,18 +11,21 @@ from stelar_core.protocol import ErrorCode
 
 if TYPE_CHECKING:
     from stelar_core.hub.session import Session
+    from stelar_core.providers import MembershipWatcher
 
 # Why a join or leave was refused: (error code, message).
 Refusal = tuple[str, str]
 
 
 class RoomTable:
-    """A room exists while it has members; the last one leaving removes it."""
+    """A room exists while it has members; the last one leaving removes it. ``watcher`` (a
+    cluster broker) is told of every change."""
 
-    __slots__ = ("_rooms",)
+    __slots__ = ("_rooms", "watcher")
 
     def __init__(self) -> None:
         self._rooms: dict[str, dict[str, Session]] = {}
+        self.watcher: MembershipWatcher | None = None
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -40,8 +43,14 @@ class RoomTable:
         return list(self._rooms.get(room, ()))
 
     def add(self, room: str, session: Session) -> None:
-        self._rooms.setdefault(room, {})[session.id] = session
+        members = self._rooms.get(room)
+        first = members is None
+        if members is None:
+            members = self._rooms[room] = {}
+        members[session.id] = session
         session.rooms.add(room)
+        if self.watcher is not None:
+            self.watcher.room_joined(session.id, room, first)
 
     def remove(self, room: str, session: Session) -> bool:
         members = self._rooms.get(room)
@@ -50,6 +59,8 @@ class RoomTable:
         session.rooms.discard(room)
         if not members:
             del self._rooms[room]
+        if self.watcher is not None:
+            self.watcher.room_left(session.id, room, not members)
         return True
 
     def remove_everywhere(self, session: Session) -> None:

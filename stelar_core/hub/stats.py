@@ -115,6 +115,8 @@ class Stats:
     refused_connections: Mapping[str, int]
     counters: Mapping[str, int]
     ack_latency: LatencySnapshot
+    # Components working only in part, with the reason (health says "degraded" while any is).
+    degraded: Mapping[str, str] = attrs.field(factory=dict)
     # Each transport's own figures (``Transport.stats()``), by transport name.
     transports: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 

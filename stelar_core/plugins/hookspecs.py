@@ -227,3 +227,15 @@ def stelar_on_server_started(server: ServerView) -> None:
 @hookspec
 def stelar_on_server_stopping(server: ServerView) -> None:
     """``stop()`` began; transports still run."""
+
+
+@hookspec
+def stelar_on_degraded(server: ServerView, component: str, reason: str) -> None:
+    """A component now works only in part: e.g. ``component="redis"`` when the broker lost its
+    Redis connection (local delivery goes on; messages to other nodes are dropped and counted).
+    Health reports ``"status": "degraded"`` until :func:`stelar_on_restored`."""
+
+
+@hookspec
+def stelar_on_restored(server: ServerView, component: str, seconds: float) -> None:
+    """A degraded component works fully again, after ``seconds``."""

@@ -15,6 +15,7 @@ import attrs
 
 from stelar_core.config import RateLimit, ServerConfig
 from stelar_core.errors import ConfigError, PluginError
+from stelar_core.hub.ratelimit import LimiterFactory
 from stelar_core.plugins import catalog
 from stelar_core.plugins.manager import StelarPluginManager, build_plugin_manager
 from stelar_core.plugins.options import EMPTY, OptionTable, option_table
@@ -26,6 +27,7 @@ from stelar_core.providers import (
     LimiterContext,
     ProviderContext,
     RateLimiter,
+    Resources,
     TransportContext,
     TransportProvider,
     check_provider,
@@ -95,12 +97,13 @@ class Assembly:
         sections = self.options.apply(current, self.options.given(rest))
         self.config = attrs.evolve(base, plugins=sections)
         self.providers: dict[str, ProviderRegistry] = all_registries(self.pm)
+        self.resources = Resources()
 
     # ------------------------------------------------------------------ providers
 
     def context(self, provider: Provider) -> ProviderContext:
         return ProviderContext(
-            self.config, self.config.plugins.get(provider.section, EMPTY), provider.section
+            self.config, self.config.plugins.get(provider.section, EMPTY), provider.section, self.resources
         )
 
     def _build(self, kind: str, option: str, provider: Provider, context: Any) -> Any:
@@ -134,7 +137,7 @@ class Assembly:
         )
         return generator
 
-    def limiter_factory(self) -> Callable[[RateLimit], RateLimiter]:
+    def limiter_factory(self) -> LimiterFactory:
         """Builds a limiter for one policy. A custom limiter object only answers for itself, so
         per-event and per-client limits then use the built-in token bucket."""
         chosen = self.config.rate_limiter
@@ -142,8 +145,10 @@ class Assembly:
         provider = self.providers["rate limiter"].get(name, "rate_limiter")
         base = self.context(provider)
 
-        def build(limit: RateLimit) -> RateLimiter:
-            context = LimiterContext(base.config, base.options, base.section, limit)
+        def build(limit: RateLimit, scope: str) -> RateLimiter:
+            context = LimiterContext(
+                base.config, base.options, base.section, base.resources, limit=limit, scope=scope
+            )
             limiter = self._build("rate limiter", "rate_limiter", provider, context)
             check_provider(limiter, RateLimiter, "rate limiter", "rate_limiter")
             built: RateLimiter = limiter
@@ -151,14 +156,12 @@ class Assembly:
 
         return build
 
-    def global_limiter(
-        self, build: Callable[[RateLimit], RateLimiter], config: ServerConfig
-    ) -> RateLimiter | None:
+    def global_limiter(self, build: LimiterFactory, config: ServerConfig) -> RateLimiter | None:
         if not isinstance(config.rate_limiter, str):
             check_provider(config.rate_limiter, RateLimiter, "rate limiter", "rate_limiter")
             limiter: RateLimiter = config.rate_limiter
             return limiter
-        return None if config.rate_limit is None else build(config.rate_limit)
+        return None if config.rate_limit is None else build(config.rate_limit, "global")
 
     # ------------------------------------------------------------------ transports
 
@@ -188,7 +191,7 @@ class Assembly:
         built = []
         for provider in self.transport_providers():
             base = self.context(provider)
-            context = TransportContext(base.config, base.options, base.section, hub)
+            context = TransportContext(base.config, base.options, base.section, base.resources, hub=hub)
             transport = self._build("transport", "transports", provider, context)
             check_provider(transport, Transport, "transport", "transports")
             built.append(transport)

@@ -12,7 +12,7 @@ import attrs
 
 from stelar_core import logs
 from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig, is_secret, merge_options, read_toml
-from stelar_core.errors import ConfigError, NotConnected, PluginError
+from stelar_core.errors import ConfigError, PluginError
 from stelar_core.eventloop import loop_name
 from stelar_core.eventloop import run as run_loop
 from stelar_core.hub import ClientInfo, Hub, Stats
@@ -23,7 +23,9 @@ from stelar_core.plugins.manager import USER_HOOKS_PLUGIN, StelarPluginManager, 
 from stelar_core.plugins.options import OptionTable, section_name
 from stelar_core.plugins.registry import ProviderRegistry, call_each_plugin
 from stelar_core.protocol import DisconnectCode
+from stelar_core.providers import ClusterBroker
 from stelar_core.server.assembly import Assembly, check_plugin_option_names, split_options
+from stelar_core.server.cluster import Cluster
 from stelar_core.server.signals import on_shutdown_signal
 from stelar_core.server.view import ServerView
 from stelar_core.transports.base import HttpRoute, Transport
@@ -55,6 +57,7 @@ class StelarServer:
         self._limiter_factory = assembly.limiter_factory()
         # What hooks and HTTP routes receive as ``server``.
         self.view = ServerView(self)
+        self.cluster = Cluster(self)
         self.hub = Hub(
             self.view,
             config,
@@ -199,22 +202,22 @@ class StelarServer:
         """Ask a client (its ``on_ack(event)`` handler) and return its answer.
 
         Raises ``AckError`` when it answers with an error, ``AckTimeout`` after ``timeout``
-        (default ``ack_timeout``), ``NotConnected`` if it is not (or no longer) connected."""
-        session = self.hub.session(client_id)
-        if session is None:
-            raise NotConnected(f"no client {client_id!r} is connected here")
-        return await self.hub.request(session, event, data, timeout=timeout)
+        (default ``ack_timeout``), ``NotConnected`` if it is not (or no longer) connected. With
+        a broker joining nodes, a client connected to another node is asked through it."""
+        broker = self.hub.fanout.broker
+        if self.hub.session(client_id) is None and isinstance(broker, ClusterBroker):
+            return await broker.request(client_id, event, data, timeout or self._config.ack_timeout)
+        return await self.hub.ask(client_id, event, data, timeout=timeout)
 
     def disconnect(self, client_id: str, code: int = DisconnectCode.NORMAL, reason: str = "") -> bool:
-        session = self.hub.session(client_id)
-        if session is None:
-            return False
-        self.hub.close_session(session, code, reason)
-        return True
+        """Disconnect a client of this node; whether it was here (``await
+        server.cluster.disconnect(...)`` reaches every node)."""
+        return self.hub.disconnect(client_id, code, reason)
 
     # ------------------------------------------------------------------ information
 
     def get_clients(self, room: str | None = None) -> list[ClientInfo]:
+        """This node's clients (``await server.cluster.get_clients()`` for every node's)."""
         return self.hub.get_clients(room)
 
     def get_room_members(self, room: str) -> list[str]:
@@ -358,9 +361,10 @@ class StelarServer:
         if self._running:
             raise RuntimeError("server already running")
         self._state = "starting"
-        await self.hub.start()
+        await self._assembly.resources.start()
         started: list[Transport] = []
         try:
+            await self.hub.start()
             for transport in self.transports:
                 await transport.start()
                 started.append(transport)
@@ -368,6 +372,7 @@ class StelarServer:
             for transport in reversed(started):
                 await transport.stop()
             await self.hub.stop(0)
+            await self._assembly.resources.stop()
             self._state = "stopped"
             raise
         self._running = True
@@ -403,6 +408,7 @@ class StelarServer:
         await self.hub.stop(self._config.shutdown_timeout)
         for transport in reversed(self.transports):
             await transport.stop()
+        await self._assembly.resources.stop()
         self._state = "stopped"
         self.started.clear()
         if self._closed is not None:

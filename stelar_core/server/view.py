@@ -17,6 +17,7 @@ from stelar_core.hub import ClientInfo, Stats
 from stelar_core.protocol import DisconnectCode
 
 if TYPE_CHECKING:
+    from stelar_core.server.cluster import Cluster
     from stelar_core.server.server import StelarServer
 
 
@@ -47,6 +48,11 @@ class ServerView:
 
     def get_rooms(self) -> list[str]:
         return self._server.get_rooms()
+
+    @property
+    def cluster(self) -> Cluster:
+        """Reads and actions over every node sharing this server's broker (async)."""
+        return self._server.cluster
 
     @property
     def addresses(self) -> dict[str, list[str]]:

@@ -55,6 +55,19 @@ class StatsCollector(Collector):
             ),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+        degraded = GaugeMetricFamily(
+            "stelar_degraded",
+            "1 while a component works only in part (health says degraded)",
+            labels=["component"],
+        )
+        for component in sorted(stats.degraded):
+            degraded.add_metric([component], 1)
+        yield degraded
+        yield CounterMetricFamily(
+            "stelar_broker_publish_failures",
+            "Messages for other nodes dropped because the broker could not publish them",
+            value=stats.counters.get("broker_publish_failures", 0),
+        )
         yield GaugeMetricFamily("stelar_rooms", "Rooms", value=stats.total_rooms)
         yield GaugeMetricFamily(
             "stelar_pending_acks", "Server requests awaiting an answer", value=stats.pending_acks

@@ -85,8 +85,11 @@ class HealthRoutes:
         if handler is not None:
             return await self._custom(handler, request, stats, cors)
         accepting = self.server.accepting
-        body = {"status": "ok" if accepting else self.server.state, **stats.to_dict()}
+        # Degraded still serves its own clients (200): only other nodes are out of reach.
+        status = ("degraded" if stats.degraded else "ok") if accepting else self.server.state
+        body = {"status": status, **stats.to_dict()}
         body["memory_usage"] = dict(stats.memory_usage)
+        body["degraded"] = dict(stats.degraded)
         body["ack_latency"] = {"count": stats.ack_latency.total, "sum_seconds": stats.ack_latency.sum}
         return json_body(200 if accepting else 503, body, cors)
 

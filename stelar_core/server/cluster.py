@@ -1,0 +1,113 @@
+"""``server.cluster``: reads and actions over every node that shares this server's broker.
+
+With a broker that joins nodes (:class:`~stelar_core.providers.ClusterBroker`, e.g.
+``broker="redis"``) the answers come from the shared state the nodes keep in it; with the local
+broker the cluster is this one node, so the same code runs on one process and on many.
+The plain ``server.get_clients()`` and friends stay synchronous and answer for this node."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from stelar_core.hub import ClientInfo
+from stelar_core.protocol import DisconnectCode
+from stelar_core.providers import ClusterBroker
+
+if TYPE_CHECKING:
+    from stelar_core.server.server import StelarServer
+
+LOCAL_NODE = "local"
+
+# Figures of a node's ``Stats`` that add up across nodes.
+SUMMED = (
+    "active_connections",
+    "total_connections",
+    "total_messages_received",
+    "total_messages_sent",
+    "total_bytes_received",
+    "total_bytes_sent",
+    "rate_limited",
+    "invalid_messages",
+    "pending_acks",
+)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ClusterStats:
+    """Cluster totals and each live node's own figures (``Stats.to_dict()`` as it last
+    published them). ``total_rooms`` counts distinct rooms, not the sum over nodes."""
+
+    node_count: int
+    total_rooms: int
+    totals: Mapping[str, int]
+    connections_by_transport: Mapping[str, int]
+    nodes: Mapping[str, Mapping[str, Any]]
+
+    def __getattr__(self, name: str) -> int:
+        # cluster.active_connections and the rest of SUMMED, as on a node's Stats.
+        try:
+            return self.totals[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def cluster_stats(nodes: Mapping[str, Mapping[str, Any]], total_rooms: int) -> ClusterStats:
+    totals = {name: sum(int(stats.get(name, 0)) for stats in nodes.values()) for name in SUMMED}
+    by_transport: dict[str, int] = {}
+    for stats in nodes.values():
+        for transport, count in stats.get("connections_by_transport", {}).items():
+            by_transport[transport] = by_transport.get(transport, 0) + int(count)
+    return ClusterStats(
+        node_count=len(nodes),
+        total_rooms=total_rooms,
+        totals=totals,
+        connections_by_transport=by_transport,
+        nodes=nodes,
+    )
+
+
+class Cluster:
+    __slots__ = ("_server",)
+
+    def __init__(self, server: StelarServer) -> None:
+        self._server = server
+
+    @property
+    def _broker(self) -> ClusterBroker | None:
+        broker = self._server.hub.fanout.broker
+        return broker if isinstance(broker, ClusterBroker) else None
+
+    @property
+    def node_id(self) -> str:
+        """This node's ID in the cluster (``"local"`` without a shared broker)."""
+        broker = self._broker
+        return LOCAL_NODE if broker is None else broker.node_id
+
+    async def get_clients(self, room: str | None = None) -> list[ClientInfo]:
+        broker = self._broker
+        return self._server.get_clients(room) if broker is None else await broker.clients(room)
+
+    async def get_room_members(self, room: str) -> list[str]:
+        broker = self._broker
+        return self._server.get_room_members(room) if broker is None else await broker.room_members(room)
+
+    async def get_rooms(self) -> list[str]:
+        broker = self._broker
+        return self._server.get_rooms() if broker is None else await broker.rooms()
+
+    async def get_stats(self) -> ClusterStats:
+        broker = self._broker
+        if broker is None:
+            stats = self._server.get_stats()
+            return cluster_stats({LOCAL_NODE: stats.to_dict()}, stats.total_rooms)
+        return cluster_stats(await broker.node_stats(), len(await broker.rooms()))
+
+    async def disconnect(self, client_id: str, code: int = DisconnectCode.NORMAL, reason: str = "") -> bool:
+        """Disconnect ``client_id`` wherever it is connected; whether a node had it."""
+        if self._server.disconnect(client_id, code, reason):
+            return True
+        broker = self._broker
+        return False if broker is None else await broker.disconnect(client_id, code, reason)
