@@ -52,19 +52,17 @@ async def test_the_broker_watches_clients_and_first_and_last_room_members(
     await bob.join("other")
     bob.close()
     await server.stop()
-    assert broker.changes == [
+    assert broker.changes[:6] == [
         ("opened", alice.id),
         ("opened", bob.id),
         ("joined", alice.id, "team", True),
         ("joined", bob.id, "team", False),
         ("left", alice.id, "team", False),
         ("joined", bob.id, "other", True),
-        # Leaving on close: each room, then the client.
-        ("left", bob.id, "team", True),
-        ("left", bob.id, "other", True),
-        ("closed", bob.id),
-        ("closed", alice.id),
     ]
+    # Leaving on close: each room (in no particular order), then the client.
+    assert set(broker.changes[6:8]) == {("left", bob.id, "team", True), ("left", bob.id, "other", True)}
+    assert broker.changes[8:] == [("closed", bob.id), ("closed", alice.id)]
 
 
 async def test_the_port_asks_and_disconnects_local_clients(stelar_server_factory, stelar_client_factory):
