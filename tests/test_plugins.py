@@ -191,8 +191,8 @@ def test_two_plugins_claiming_one_route_is_an_error():
 @pytest.mark.parametrize(
     ("option", "name"), [("broker", "redis"), ("rate_limiter", "redis"), ("ip_tracker", "redis")]
 )
-def test_a_hint_names_only_distributions_that_exist(option, name):
+def test_a_missing_provider_names_its_distribution(option, name):
     with pytest.raises(ConfigError) as info:
-        StelarServer(transports=["memory"], **{option: name})
+        StelarServer(transports=["memory"], block_plugins=["redis"], **{option: name})
     assert "is installed; installed:" in str(info.value)
-    assert "pip install" not in str(info.value)  # there is no stelar-redis to install yet
+    assert "pip install stelar-redis" in str(info.value)

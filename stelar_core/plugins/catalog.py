@@ -8,6 +8,9 @@ PROVIDERS: dict[tuple[str, str], str] = {
     ("transport", "ws"): "stelar-ws",
     ("transport", "tcp"): "stelar-tcp",
     ("transport", "http"): "stelar-health",
+    ("broker", "redis"): "stelar-redis",
+    ("rate limiter", "redis"): "stelar-redis",
+    ("IP tracker", "redis"): "stelar-redis",
 }
 
 # option section, or a flat short form, -> distribution
@@ -25,6 +28,7 @@ OPTIONS: dict[str, str] = {
     "health_endpoint": "stelar-health",
     "health_port": "stelar-health",
     "custom_health_handler": "stelar-health",
+    "redis": "stelar-redis",
 }
 
 # URL scheme -> transport name

@@ -1,0 +1,143 @@
+"""The envelope between nodes: what one node publishes and another reads (sans-I/O).
+
+A msgpack array ``[version, kind, origin, *fields]``. msgpack carries only plain values (no
+extension types are accepted and nothing is ever unpickled), so a message from Redis can at worst
+be malformed, never executed; every envelope is size-capped before it is published.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+import attrs
+import msgpack
+
+VERSION = 1
+
+
+class EnvelopeError(ValueError):
+    """An envelope that cannot be encoded (too large, not packable) or read (malformed)."""
+
+
+class Kind(IntEnum):
+    DELIVER = 1  # frame, room, client_id, exclude
+    REQUEST = 2  # request_id, client_id, event, data, timeout
+    ANSWER = 3  # request_id, ok, value (ok) or [code, message] (error)
+    DISCONNECT = 4  # client_id, code, reason
+    PROBE = 5  # token: a node's liveness check of its own subscription
+
+
+@attrs.frozen(slots=True)
+class Deliver:
+    origin: str
+    frame: bytes
+    room: str | None
+    client_id: str | None
+    exclude: tuple[str, ...]
+
+
+@attrs.frozen(slots=True)
+class Request:
+    origin: str
+    request_id: int
+    client_id: str
+    event: str
+    data: Any
+    timeout: float
+
+
+@attrs.frozen(slots=True)
+class Answer:
+    origin: str
+    request_id: int
+    ok: bool
+    # The answer's value when ok, else [code, message].
+    value: Any
+
+
+@attrs.frozen(slots=True)
+class Disconnect:
+    origin: str
+    client_id: str
+    code: int
+    reason: str
+
+
+@attrs.frozen(slots=True)
+class Probe:
+    origin: str
+    token: int
+
+
+Envelope = Deliver | Request | Answer | Disconnect | Probe
+
+_FIELDS: dict[type, tuple[Kind, tuple[str, ...]]] = {
+    Deliver: (Kind.DELIVER, ("frame", "room", "client_id", "exclude")),
+    Request: (Kind.REQUEST, ("request_id", "client_id", "event", "data", "timeout")),
+    Answer: (Kind.ANSWER, ("request_id", "ok", "value")),
+    Disconnect: (Kind.DISCONNECT, ("client_id", "code", "reason")),
+    Probe: (Kind.PROBE, ("token",)),
+}
+_BY_KIND = {kind: (cls, len(fields)) for cls, (kind, fields) in _FIELDS.items()}
+
+# (type, checks) per field position, for reading: what another node sent is not trusted.
+_TYPES: dict[Kind, tuple[tuple[type | tuple[type, ...], ...], ...]] = {
+    Kind.DELIVER: ((bytes,), (str, type(None)), (str, type(None)), (list,)),
+    Kind.REQUEST: ((int,), (str,), (str,), (object,), (int, float)),
+    Kind.ANSWER: ((int,), (bool,), (object,)),
+    Kind.DISCONNECT: ((str,), (int,), (str,)),
+    Kind.PROBE: ((int,),),
+}
+
+
+def encode(envelope: Envelope, max_size: int) -> bytes:
+    """Pack ``envelope``; :class:`EnvelopeError` if it cannot be packed or is over ``max_size``."""
+    kind, fields = _FIELDS[type(envelope)]
+    values = [getattr(envelope, name) for name in fields]
+    try:
+        packed: bytes = msgpack.packb([VERSION, int(kind), envelope.origin, *values], use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EnvelopeError(f"cannot send to another node: {exc}") from None
+    if len(packed) > max_size:
+        raise EnvelopeError(
+            f"message of {len(packed)} bytes is over the {max_size}-byte limit for other nodes "
+            "(redis.max_message_size)"
+        )
+    return packed
+
+
+def decode(data: bytes, max_size: int) -> Envelope:
+    """Read one envelope; :class:`EnvelopeError` names what is wrong with a bad one."""
+    if len(data) > max_size:
+        raise EnvelopeError(f"envelope of {len(data)} bytes is over the {max_size}-byte limit")
+    try:
+        items = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True, ext_hook=_no_ext)
+    except EnvelopeError:
+        raise
+    except Exception as exc:
+        raise EnvelopeError(f"not a msgpack envelope: {exc}") from None
+    if not isinstance(items, list) or len(items) < 3:
+        raise EnvelopeError("an envelope is an array [version, kind, origin, ...]")
+    version, kind, origin, *values = items
+    if version != VERSION:
+        raise EnvelopeError(f"envelope version {version!r} is not {VERSION} (nodes of different releases?)")
+    try:
+        kind = Kind(kind)
+    except ValueError:
+        raise EnvelopeError(f"unknown envelope kind {kind!r}") from None
+    cls, count = _BY_KIND[kind]
+    if not isinstance(origin, str) or len(values) != count:
+        raise EnvelopeError(f"a {kind.name} envelope has an origin and {count} fields")
+    for position, (value, types) in enumerate(zip(values, _TYPES[kind], strict=True)):
+        if not isinstance(value, types):
+            name = _FIELDS[cls][1][position]
+            raise EnvelopeError(f"field {name!r} of a {kind.name} envelope has type {type(value).__name__}")
+    if kind is Kind.DELIVER:
+        values[3] = tuple(values[3])
+    envelope: Envelope = cls(origin, *values)
+    return envelope
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise EnvelopeError(f"msgpack extension type {code} is not accepted")

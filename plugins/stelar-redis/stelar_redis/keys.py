@@ -1,0 +1,42 @@
+"""Names of the keys and channels of one cluster (all under its ``prefix``).
+
+Keys (``P`` is the prefix, ``N`` a node ID):
+
+* ``P:nodes``: sorted set, node -> the time (ms, Redis clock) its registration expires.
+* ``P:dir``: hash, client ID -> node (``to_id`` and requests go to that node only).
+* ``P:node:N:info``: hash, client ID -> msgpack ``[protocol, address, rooms, metadata]``.
+* ``P:node:N:rooms``: set of the rooms with a member on N; ``P:node:N:room:R``: their members.
+* ``P:node:N:stats``: N's last published statistics (msgpack); ``P:node:N:ips``: IP -> count.
+* ``P:rl:SCOPE:CLIENT``: a shared rate-limit bucket (GCRA theoretical arrival time, µs).
+
+Channels: ``P:all`` (broadcasts), ``P:room:R`` (subscribed only while N has a member of R) and
+``P:to:N`` (one node: ``to_id``, requests and their answers, disconnects, liveness probes).
+The Lua scripts build node key names from the same pattern (``scripts.py``).
+"""
+
+from __future__ import annotations
+
+
+class Keys:
+    __slots__ = ("all", "dir", "nodes", "prefix")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.nodes = f"{prefix}:nodes"
+        self.dir = f"{prefix}:dir"
+        self.all = f"{prefix}:all"
+
+    def room_channel(self, room: str) -> str:
+        return f"{self.prefix}:room:{room}"
+
+    def node_channel(self, node: str) -> str:
+        return f"{self.prefix}:to:{node}"
+
+    def node_key(self, node: str, what: str) -> str:
+        return f"{self.prefix}:node:{node}:{what}"
+
+    def room_members(self, node: str, room: str) -> str:
+        return f"{self.prefix}:node:{node}:room:{room}"
+
+    def rate_limit(self, scope: str, client_id: str) -> str:
+        return f"{self.prefix}:rl:{scope}:{client_id}"

@@ -1,0 +1,155 @@
+"""The ``[stelar.redis]`` options and the providers named ``redis``: broker, rate limiter and
+IP tracker, all of one server sharing one :class:`RedisNode` (one pool, one registration)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from stelar_core import hookimpl
+from stelar_core.errors import ConfigError
+from stelar_core.plugins.options import OptionDeclarations
+from stelar_core.providers import (
+    BrokerFactory,
+    IPTrackerFactory,
+    LimiterContext,
+    ProviderContext,
+    RateLimiterFactory,
+    Register,
+)
+from stelar_core.validation import boolean, fail, integer, seconds
+from stelar_redis.broker import RedisBroker
+from stelar_redis.limits import RedisIPTracker, RedisRateLimiter
+from stelar_redis.node import RedisNode
+
+SCHEMES = ("redis", "rediss", "unix")
+
+
+def _url(option: str, value: Any) -> str:
+    if not isinstance(value, str) or urlsplit(value).scheme not in SCHEMES:
+        raise fail(option, value, "expected a redis://, rediss:// or unix:// URL")
+    return value
+
+
+def _prefix(option: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        raise fail(option, value, "expected a non-empty name without spaces")
+    return value
+
+
+@hookimpl
+def stelar_add_options(options: OptionDeclarations) -> None:
+    options.add(
+        "url",
+        default="redis://127.0.0.1:6379/0",
+        type=str,
+        check=_url,
+        secret=True,
+        help="the Redis every node of the cluster shares (redis://, rediss:// or unix://)",
+    )
+    options.add(
+        "prefix",
+        default="stelar",
+        type=str,
+        check=_prefix,
+        help="prefix of every key and channel: clusters with different prefixes share a Redis apart",
+    )
+    options.add("pool_size", default=16, type=int, check=integer(1), help="command connections per node")
+    options.add(
+        "command_timeout",
+        default=1.0,
+        type=float,
+        check=seconds,
+        help="seconds a Redis command may take before it counts as failed (fail fast)",
+    )
+    options.add("connect_timeout", default=1.0, type=float, check=seconds, help="seconds to connect to Redis")
+    options.add(
+        "max_message_size",
+        default=1024 * 1024,
+        type=int,
+        check=integer(1024),
+        help="largest envelope (bytes) published to other nodes; larger ones are delivered locally only",
+    )
+    options.add(
+        "max_pending",
+        default=10_000,
+        type=int,
+        check=integer(1),
+        help="messages (and membership changes) waiting for Redis; past it they are dropped and counted",
+    )
+    options.add(
+        "max_pending_requests",
+        default=10_000,
+        type=int,
+        check=integer(1),
+        help="requests to clients of other nodes awaiting an answer, and requests answered for them",
+    )
+    options.add(
+        "heartbeat_interval",
+        default=1.0,
+        type=float,
+        check=seconds,
+        help="seconds between a node's registration renewals and liveness probes",
+    )
+    options.add(
+        "node_timeout",
+        default=5.0,
+        type=float,
+        check=seconds,
+        help="seconds after its last heartbeat that a node (dead or cut off) leaves every cluster read",
+    )
+    options.add(
+        "reconnect_delay", default=0.05, type=float, check=seconds, help="first delay before reconnecting"
+    )
+    options.add(
+        "reconnect_max_delay",
+        default=2.0,
+        type=float,
+        check=seconds,
+        help="longest delay before reconnecting",
+    )
+    options.add(
+        "fail_open",
+        default=True,
+        type=bool,
+        check=boolean,
+        help="while Redis cannot answer: True allows (limits judged by this node alone), False refuses",
+    )
+
+
+def node_of(context: ProviderContext) -> RedisNode:
+    """The server's one RedisNode, made by whichever of its Redis providers is built first."""
+    options = context.options
+    if options.node_timeout <= options.heartbeat_interval:
+        raise ConfigError(
+            f"option 'redis.node_timeout' ({options.node_timeout}) must be longer than "
+            f"'redis.heartbeat_interval' ({options.heartbeat_interval})"
+        )
+    return context.resources.get("redis", lambda: RedisNode(options))
+
+
+def _broker(context: ProviderContext) -> RedisBroker:
+    return RedisBroker(node_of(context))
+
+
+def _rate_limiter(context: LimiterContext) -> RedisRateLimiter:
+    return RedisRateLimiter(node_of(context), context.limit, context.scope)
+
+
+def _ip_tracker(context: ProviderContext) -> RedisIPTracker:
+    return RedisIPTracker(node_of(context))
+
+
+@hookimpl
+def stelar_register_brokers(register: Register[BrokerFactory]) -> None:
+    register("redis", _broker)
+
+
+@hookimpl
+def stelar_register_rate_limiters(register: Register[RateLimiterFactory]) -> None:
+    register("redis", _rate_limiter)
+
+
+@hookimpl
+def stelar_register_ip_trackers(register: Register[IPTrackerFactory]) -> None:
+    register("redis", _ip_tracker)

@@ -1,0 +1,128 @@
+"""The Lua scripts: each one command, atomic, timed by the Redis clock (``TIME``), so nodes on
+machines whose clocks differ still agree on what has expired.
+
+Node key names follow ``keys.py`` (``prefix:node:N:...``); scripts build them from ARGV, which
+ties the cluster to one Redis (not Redis Cluster, where every key must be declared).
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# Forget a node: its directory entries, room sets, client infos, stats and IP counts.
+_CLEAR_NODE = """
+local function clear_node(prefix, dir, n)
+  local base = prefix .. ':node:' .. n
+  for _, c in ipairs(redis.call('HKEYS', base .. ':info')) do
+    if redis.call('HGET', dir, c) == n then redis.call('HDEL', dir, c) end
+  end
+  for _, r in ipairs(redis.call('SMEMBERS', base .. ':rooms')) do
+    redis.call('DEL', base .. ':room:' .. r)
+  end
+  redis.call('DEL', base .. ':info', base .. ':rooms', base .. ':stats', base .. ':ips')
+end
+"""
+
+# KEYS: nodes, dir. ARGV: prefix, node, ttl_ms, stats (msgpack), sweep limit.
+# Renews the node's registration and forgets up to `limit` nodes that expired. Returns 1 when the
+# node was registered already, 0 when it was not (a new node, a restarted Redis, or one that was
+# swept while it could not reach Redis): the caller then writes its whole state again.
+HEARTBEAT = (
+    _NOW_MS
+    + _CLEAR_NODE
+    + """
+local prefix, node = ARGV[1], ARGV[2]
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[5]))
+for _, dead in ipairs(expired) do
+  if dead ~= node then clear_node(prefix, KEYS[2], dead) end
+  redis.call('ZREM', KEYS[1], dead)
+end
+local known = redis.call('ZSCORE', KEYS[1], node)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), node)
+redis.call('SET', prefix .. ':node:' .. node .. ':stats', ARGV[4], 'PX', tonumber(ARGV[3]))
+if known then return 1 end
+return 0
+"""
+)
+
+# KEYS: nodes, dir. ARGV: prefix, node. Clears a node's state before it writes it again.
+CLEAR = _CLEAR_NODE + "clear_node(ARGV[1], KEYS[2], ARGV[2])\nreturn 1\n"
+
+# KEYS: nodes, dir. ARGV: prefix, node (to leave), at stop.
+LEAVE = (
+    _CLEAR_NODE + "clear_node(ARGV[1], KEYS[2], ARGV[2])\nredis.call('ZREM', KEYS[1], ARGV[2])\nreturn 1\n"
+)
+
+# KEYS: dir. ARGV: prefix, client ID, envelope. Publishes to the node that has the client;
+# returns how many subscribers received it (0: no node has it, or that node is not listening).
+ROUTE = """
+local node = redis.call('HGET', KEYS[1], ARGV[2])
+if not node then return 0 end
+return redis.call('PUBLISH', ARGV[1] .. ':to:' .. node, ARGV[3])
+"""
+
+# KEYS: nodes. ARGV: prefix, what, argument, node to leave out (or '').
+# Reads from the live nodes only (registration not expired), so a dead node's state disappears
+# from every read when its registration expires, whether or not it has been swept yet.
+READ = (
+    _NOW_MS
+    + """
+local prefix, what, arg, skip = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local out = {}
+for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
+  local base = prefix .. ':node:' .. n
+  if n ~= skip then
+    if what == 'clients' then
+      for _, v in ipairs(redis.call('HGETALL', base .. ':info')) do table.insert(out, v) end
+    elseif what == 'members' then
+      for _, v in ipairs(redis.call('SMEMBERS', base .. ':room:' .. arg)) do table.insert(out, v) end
+    elseif what == 'rooms' then
+      for _, v in ipairs(redis.call('SMEMBERS', base .. ':rooms')) do table.insert(out, v) end
+    elseif what == 'stats' then
+      local s = redis.call('GET', base .. ':stats')
+      if s then table.insert(out, n); table.insert(out, s) end
+    elseif what == 'ip' then
+      table.insert(out, tonumber(redis.call('HGET', base .. ':ips', arg) or '0'))
+    end
+  end
+end
+return out
+"""
+)
+
+# KEYS: bucket. ARGV: emission interval (µs per point), capacity (points).
+# GCRA: the token bucket of the core's limiter (capacity max_points, refilled at
+# max_points/window per second) kept as one "theoretical arrival time". Returns 1: allowed.
+GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - interval * capacity > now then return 0 end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return 1
+"""
+
+
+class Scripts:
+    """The scripts registered on one client (EVALSHA, loading them again after NOSCRIPT)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.heartbeat = client.register_script(HEARTBEAT)
+        self.clear = client.register_script(CLEAR)
+        self.leave = client.register_script(LEAVE)
+        self.route = client.register_script(ROUTE)
+        self.read = client.register_script(READ)
+        self.gcra = client.register_script(GCRA)
+
+    async def load(self, client: aioredis.Redis) -> None:
+        """Load every script (after connecting, and after Redis restarted empty)."""
+        for script in (self.heartbeat, self.clear, self.leave, self.route, self.read, self.gcra):
+            await client.script_load(script.script)
