@@ -217,7 +217,10 @@ async def raw_ws():
 def pytest_asyncio_loop_factories(config, item):
     """Every async test runs on asyncio's loop and on uvloop (stelar-core's ``uvloop`` extra):
     uvloop's transports differ in ways that matter (not ``asyncio.Transport`` subclasses; reading
-    starts after ``connection_made`` even when it paused)."""
+    starts after ``connection_made`` even when it paused). Tests marked ``one_loop`` drive other
+    processes (whose own loop is what matters) and run once, on asyncio's loop."""
+    if item.get_closest_marker("one_loop") is not None:
+        return {"asyncio": asyncio.new_event_loop}
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 

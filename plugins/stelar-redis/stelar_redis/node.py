@@ -185,6 +185,9 @@ class RedisNode:
         self.registered.set()
 
     async def _resync(self) -> None:
+        # A new registration may mean a Redis restarted empty: the scripts that are called in
+        # pipelines (EVALSHA, never loaded on demand there) must be loaded first.
+        await self.scripts.load(self.client)
         await self.scripts.clear(keys=self._node_keys, args=[self.keys.prefix, self.node_id])
         await self.execute(self.presence.snapshot())
 

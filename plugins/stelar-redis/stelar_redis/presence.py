@@ -52,8 +52,9 @@ class Presence:
         self.ips: dict[str, int] = {}
         self.rooms: dict[str, set[str]] = {}
         self.pending: list[Op] = []
-        # Set when the state in Redis may differ from this mirror: write it all again.
-        self.resync_needed = True
+        # Set when the state in Redis may differ from this mirror: write it all again. (A new
+        # node's first heartbeat finds it unregistered, which writes it all too.)
+        self.resync_needed = False
         self._info_key = keys.node_key(node_id, "info")
         self._rooms_key = keys.node_key(node_id, "rooms")
         self._ips_key = keys.node_key(node_id, "ips")

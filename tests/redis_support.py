@@ -1,0 +1,150 @@
+"""A real ``redis-server`` per test, on a free port, that a test can kill, restart and pause,
+and stelar nodes (real processes) joined by it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+REDIS_SERVER = shutil.which("redis-server")
+READY_TIMEOUT = 10.0
+
+needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (.ci/run installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_line(process: subprocess.Popen[str], marker: str, what: str) -> list[str]:
+    """Read ``process``'s output until a line containing ``marker`` (bounded by READY_TIMEOUT)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    seen: list[str] = []
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{what} exited before it was ready:\n{''.join(seen)}")
+        seen.append(line)
+        if marker in line:
+            return seen
+    raise RuntimeError(f"{what} not ready within {READY_TIMEOUT}s:\n{''.join(seen)}")
+
+
+class RedisProcess:
+    """``redis-server`` on 127.0.0.1 with nothing kept on disk."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        assert REDIS_SERVER is not None
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        _wait_for_line(self.process, "Ready to accept connections", "redis-server")
+
+    def kill(self) -> None:
+        """SIGKILL: everything in it is lost, as in a crash."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()  # type: ignore[union-attr]
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.resume()
+            self.kill()
+
+    async def command(self, *args):
+        """One command on a connection of its own (closed before returning)."""
+
+        def run():
+            with redis.Redis.from_url(self.url, socket_timeout=5) as client:
+                return client.execute_command(*args)
+
+        return await asyncio.to_thread(run)
+
+
+async def eventually(check, timeout: float = 10.0, what: str = "condition"):
+    """Poll ``check()`` (sync or async) until it returns a true value: for state in another
+    process or in Redis, which offers no event to await. Bounded by ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+NODE_APP = Path(__file__).with_name("cluster_app.py")
+
+
+class NodeProcess:
+    """One stelar server in a process of its own (``tests/cluster_app.py``), joined to Redis."""
+
+    def __init__(self, redis_url: str, prefix: str, **options) -> None:
+        self.args = [sys.executable, str(NODE_APP), json.dumps({"url": redis_url, "prefix": prefix, **options})]
+        self.process: subprocess.Popen[str] | None = None
+        self.addresses: dict[str, str] = {}
+        self.node_id = ""
+
+    def start(self) -> NodeProcess:
+        env = {**os.environ, "PYTHONPATH": str(NODE_APP.parent.parent)}
+        self.process = subprocess.Popen(
+            self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        lines = _wait_for_line(self.process, '"node_id"', "stelar node")
+        ready = json.loads(lines[-1])
+        self.node_id = ready.pop("node_id")
+        self.addresses = ready
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(timeout=15)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()

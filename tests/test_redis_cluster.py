@@ -1,0 +1,226 @@
+"""stelar-redis across real processes: two and three nodes on one real redis-server, clients of
+both transports on different nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import uuid
+
+import pytest
+
+from stelar_core import StelarClient
+from tests.redis_support import NodeProcess, RedisProcess, eventually, needs_redis
+
+pytestmark = [needs_redis, pytest.mark.one_loop]
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisProcess()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nodes(redis_server):
+    """``nodes(n, **options)`` starts n nodes sharing the test's Redis and a fresh prefix."""
+    started: list[NodeProcess] = []
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+
+    def start(count: int, **options) -> list[NodeProcess]:
+        new = [NodeProcess(redis_server.url, prefix, **options) for _ in range(count)]
+        for node in new:
+            node.start()
+        started.extend(new)
+        return new
+
+    start.prefix = prefix
+    yield start
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture
+async def connect():
+    """``await connect(url)``: a connected Recorder, disconnected after the test."""
+    made: list[Recorder] = []
+
+    async def make(url: str) -> Recorder:
+        recorder = Recorder(url)
+        made.append(recorder)
+        return await recorder.connect()
+
+    yield make
+    for recorder in made:
+        await recorder.client.disconnect()
+    # Reference cycles of the test (handlers bound to recorders) are collected while this
+    # test's event loop still runs, so their transports are finalized here and not in a later test.
+    gc.collect()
+
+
+class Recorder:
+    """A StelarClient that keeps what it receives, with a way to await the n-th message."""
+
+    def __init__(self, url: str) -> None:
+        self.client = StelarClient(url, reconnection=False)
+        self.received: list[tuple[str, object]] = []
+        self._changed = asyncio.Event()
+        self.client.on_any(self._record)
+
+    def _record(self, event, data):
+        self.received.append((event, data))
+        self._changed.set()
+
+    async def connect(self) -> Recorder:
+        await self.client.connect()
+        return self
+
+    @property
+    def id(self) -> str:
+        return self.client.id
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[str, object]]:
+        async with asyncio.timeout(timeout):
+            while len(self.received) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.received
+
+    async def do(self, action: str, **args):
+        return await self.client.request("do", {"action": action, "args": args}, timeout=15)
+
+
+async def subscribers(redis_server, prefix: str, room: str) -> int:
+    counts = await redis_server.command("PUBSUB", "NUMSUB", f"{prefix}:room:{room}")
+    return int(counts[1])
+
+
+async def test_rooms_broadcasts_to_id_and_exclude_across_two_nodes(redis_server, nodes, connect):
+    one, two = nodes(2)
+    alice = await connect(one.addresses["ws"])
+    bob = await connect(two.addresses["tcp"])
+    carol = await connect(two.addresses["ws"])
+    assert await alice.client.join_room("team") and await bob.client.join_room("team")
+    await eventually(lambda: subscribers(redis_server, nodes.prefix, "team"), what="node two subscribed")
+    await eventually(
+        lambda: _count(subscribers(redis_server, nodes.prefix, "team"), 2), what="both nodes subscribed"
+    )
+
+    # A client's message to its room reaches the member on the other node, not the sender.
+    alice.client.emit("say", {"room": "team", "text": "hi", "exclude": alice.id})
+    assert (await bob.wait_for(1))[-1] == ("said", "hi")
+
+    # Server calls on node two reach node one's members; carol is in no room.
+    assert await carol.do("to", room="team", event="news", data=1) == {"ok": None}
+    assert (await alice.wait_for(1))[-1] == ("news", 1)
+    assert (await bob.wait_for(2))[-1] == ("news", 1)
+    await carol.do("broadcast", event="all", data=2, exclude=[bob.id])
+    assert (await alice.wait_for(2))[-1] == ("all", 2)
+    assert (await carol.wait_for(1))[-1] == ("all", 2)
+    await bob.do("to_id", client_id=alice.id, event="direct", data=3)
+    assert (await alice.wait_for(3))[-1] == ("direct", 3)
+    await carol.do("broadcast_binary", event="blob", data="xyz")
+    assert (await alice.wait_for(4))[-1] == ("blob", b"xyz")
+
+    # Nothing was delivered twice, and nobody got what was not for them.
+    await asyncio.sleep(0)  # let any stray duplicate in flight arrive before counting
+    assert [e for e, _ in alice.received] == ["news", "all", "direct", "blob"]
+    assert [e for e, _ in bob.received] == ["said", "news", "blob"]
+    assert [e for e, _ in carol.received] == ["all", "blob"]
+
+
+async def _count(value, wanted):
+    return (await value) == wanted
+
+
+async def test_a_node_without_members_does_not_subscribe_to_the_room(redis_server, nodes, connect):
+    one, two = nodes(2)
+    alice = await connect(one.addresses["tcp"])
+    await alice.client.join_room("solo")
+    await eventually(lambda: subscribers(redis_server, nodes.prefix, "solo"))
+    assert await subscribers(redis_server, nodes.prefix, "solo") == 1
+    await alice.client.leave_room("solo")
+    await eventually(lambda: _count(subscribers(redis_server, nodes.prefix, "solo"), 0), what="unsubscribed")
+
+
+async def test_requests_to_a_client_on_another_node(redis_server, nodes, connect):
+    one, two = nodes(2)
+    asker = await connect(one.addresses["tcp"])
+    answerer = await connect(two.addresses["ws"])
+    answerer.client.on_ack("double", lambda data: data * 2)
+
+    def refuse(data):
+        raise ValueError("not today")
+
+    answerer.client.on_ack("refuse", refuse)
+
+    async def slow(data):
+        await asyncio.Event().wait()
+
+    answerer.client.on_ack("slow", slow)
+    await eventually(lambda: asker.do("clients"), what="directory written")
+    await eventually(
+        lambda: _has(asker.do("clients"), answerer.id), what="the answerer in the cluster directory"
+    )
+    assert await asker.do("request", client_id=answerer.id, event="double", data=21) == {"ok": 42}
+    refused = await asker.do("request", client_id=answerer.id, event="refuse", data=1)
+    assert refused["error"] == "AckError" and "not today" in refused["message"]
+    timed_out = await asker.do("request", client_id=answerer.id, event="slow", timeout=0.3)
+    assert timed_out["error"] == "AckTimeout"
+    missing = await asker.do("request", client_id="nobody", event="double", data=1)
+    assert missing["error"] == "NotConnected"
+
+
+async def _has(answer, client_id):
+    return any(entry[0] == client_id for entry in (await answer)["ok"])
+
+
+async def test_disconnect_and_cluster_reads_and_a_killed_node_disappears(redis_server, nodes, connect):
+    one, two, three = nodes(3, redis={"heartbeat_interval": 0.2, "node_timeout": 1.0})
+    alice = await connect(one.addresses["ws"])
+    bob = await connect(two.addresses["tcp"])
+    carol = await connect(three.addresses["tcp"])
+    await alice.client.join_room("a")
+    await bob.client.join_room("a")
+    await carol.client.join_room("c")
+
+    async def reads():
+        return (
+            (await alice.do("clients"))["ok"],
+            (await alice.do("members", room="a"))["ok"],
+            (await alice.do("rooms"))["ok"],
+            (await alice.do("stats"))["ok"],
+        )
+
+    expected_clients = sorted([[alice.id, "ws", ["a"]], [bob.id, "tcp", ["a"]], [carol.id, "tcp", ["c"]]])
+
+    async def all_there():
+        clients, members, rooms, stats = await reads()
+        return clients == expected_clients and members == sorted([alice.id, bob.id]) and rooms == ["a", "c"] and (
+            stats["active"] == 3 and len(stats["nodes"]) == 3
+        )
+
+    await eventually(all_there, what="cluster reads show three nodes")
+    stats = (await alice.do("stats"))["ok"]
+    assert sorted(stats["nodes"]) == sorted([one.node_id, two.node_id, three.node_id])
+
+    # Disconnect a client of another node.
+    assert await alice.do("disconnect", client_id=bob.id) == {"ok": True}
+    await eventually(lambda: not bob.client.connected, what="bob disconnected")
+    assert await alice.do("disconnect", client_id=bob.id) == {"ok": False}
+
+    # A node killed with SIGKILL leaves every read within node_timeout (1 s) + one sweep.
+    three.kill()
+    loop = asyncio.get_running_loop()
+    killed_at = loop.time()
+
+    async def three_gone():
+        clients, _, rooms, stats = await reads()
+        return clients == [[alice.id, "ws", ["a"]]] and rooms == ["a"] and len(stats["nodes"]) == 2
+
+    await eventually(three_gone, timeout=5.0, what="the killed node gone from the reads")
+    assert loop.time() - killed_at < 2.5
+    missing = await alice.do("request", client_id=carol.id, event="x", timeout=1)
+    assert missing["error"] == "NotConnected"
