@@ -65,11 +65,16 @@ async def _run(server: StelarServer, action: str, args: dict):
     if action == "to_id":
         return server.to_id(args["client_id"], args["event"], args["data"])
     if action == "request":
-        return await server.request(args["client_id"], args["event"], args.get("data"), timeout=args.get("timeout"))
+        return await server.request(
+            args["client_id"], args["event"], args.get("data"), timeout=args.get("timeout")
+        )
     if action == "disconnect":
         return await cluster.disconnect(args["client_id"], 4001, "asked by another node")
     if action == "clients":
-        return sorted((info.id, info.protocol, sorted(info.rooms)) for info in await cluster.get_clients(args.get("room")))
+        return sorted(
+            (info.id, info.protocol, sorted(info.rooms))
+            for info in await cluster.get_clients(args.get("room"))
+        )
     if action == "members":
         return await cluster.get_room_members(args["room"])
     if action == "rooms":
@@ -89,7 +94,10 @@ def _plain(value):
 async def main() -> None:
     server = build(json.loads(sys.argv[1]))
     await server.start()
-    print(json.dumps({"node_id": server.cluster.node_id, **{k: v[0] for k, v in server.addresses.items()}}), flush=True)
+    print(
+        json.dumps({"node_id": server.cluster.node_id, **{k: v[0] for k, v in server.addresses.items()}}),
+        flush=True,
+    )
     await server.wait_closed()
 
 

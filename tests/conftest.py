@@ -25,6 +25,9 @@ from stelar_core.protocol import (
     length_prefixed,
 )
 
+# The real redis-server and node processes of the stelar-redis tests.
+pytest_plugins = ["tests.redis_support"]
+
 # Examples are cheap; a loaded 2-core machine is not a reason to fail one.
 settings.register_profile("stelar", deadline=None)
 settings.load_profile("stelar")

@@ -4,6 +4,7 @@ and stelar nodes (real processes) joined by it."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -17,10 +18,14 @@ from pathlib import Path
 import pytest
 import redis
 
+from stelar_core import StelarClient
+
 REDIS_SERVER = shutil.which("redis-server")
 READY_TIMEOUT = 10.0
 
-needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (.ci/run installs it)")
+needs_redis = pytest.mark.skipif(
+    REDIS_SERVER is None, reason="redis-server is not installed (.ci/run installs it)"
+)
 
 
 def free_port() -> int:
@@ -58,7 +63,17 @@ class RedisProcess:
     def start(self) -> None:
         assert REDIS_SERVER is not None
         self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -117,7 +132,11 @@ class NodeProcess:
     """One stelar server in a process of its own (``tests/cluster_app.py``), joined to Redis."""
 
     def __init__(self, redis_url: str, prefix: str, **options) -> None:
-        self.args = [sys.executable, str(NODE_APP), json.dumps({"url": redis_url, "prefix": prefix, **options})]
+        self.args = [
+            sys.executable,
+            str(NODE_APP),
+            json.dumps({"url": redis_url, "prefix": prefix, **options}),
+        ]
         self.process: subprocess.Popen[str] | None = None
         self.addresses: dict[str, str] = {}
         self.node_id = ""
@@ -148,3 +167,61 @@ class NodeProcess:
             self.kill()
         if self.process is not None and self.process.stdout is not None:
             self.process.stdout.close()
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisProcess()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def connect():
+    """``await connect(url)``: a connected Recorder, disconnected after the test."""
+    made: list[Recorder] = []
+
+    async def make(url: str) -> Recorder:
+        recorder = Recorder(url)
+        made.append(recorder)
+        return await recorder.connect()
+
+    yield make
+    for recorder in made:
+        await recorder.client.disconnect()
+    # Reference cycles of the test (handlers bound to recorders) are collected while this
+    # test's event loop still runs, so their transports are finalized here and not in a later test.
+    gc.collect()
+
+
+class Recorder:
+    """A StelarClient that keeps what it receives, with a way to await the n-th message."""
+
+    def __init__(self, url: str) -> None:
+        self.client = StelarClient(url, reconnection=False)
+        self.received: list[tuple[str, object]] = []
+        self._changed = asyncio.Event()
+        self.client.on_any(self._record)
+
+    def _record(self, event, data):
+        self.received.append((event, data))
+        self._changed.set()
+
+    async def connect(self) -> Recorder:
+        await self.client.connect()
+        return self
+
+    @property
+    def id(self) -> str:
+        return self.client.id
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[str, object]]:
+        async with asyncio.timeout(timeout):
+            while len(self.received) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.received
+
+    async def do(self, action: str, **args):
+        return await self.client.request("do", {"action": action, "args": args}, timeout=15)

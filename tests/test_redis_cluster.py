@@ -4,23 +4,13 @@ both transports on different nodes."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import uuid
 
 import pytest
 
-from stelar_core import StelarClient
-from tests.redis_support import NodeProcess, RedisProcess, eventually, needs_redis
+from tests.redis_support import NodeProcess, eventually, needs_redis
 
 pytestmark = [needs_redis, pytest.mark.one_loop]
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -40,56 +30,6 @@ def nodes(redis_server):
     yield start
     for node in started:
         node.stop()
-
-
-@pytest.fixture
-async def connect():
-    """``await connect(url)``: a connected Recorder, disconnected after the test."""
-    made: list[Recorder] = []
-
-    async def make(url: str) -> Recorder:
-        recorder = Recorder(url)
-        made.append(recorder)
-        return await recorder.connect()
-
-    yield make
-    for recorder in made:
-        await recorder.client.disconnect()
-    # Reference cycles of the test (handlers bound to recorders) are collected while this
-    # test's event loop still runs, so their transports are finalized here and not in a later test.
-    gc.collect()
-
-
-class Recorder:
-    """A StelarClient that keeps what it receives, with a way to await the n-th message."""
-
-    def __init__(self, url: str) -> None:
-        self.client = StelarClient(url, reconnection=False)
-        self.received: list[tuple[str, object]] = []
-        self._changed = asyncio.Event()
-        self.client.on_any(self._record)
-
-    def _record(self, event, data):
-        self.received.append((event, data))
-        self._changed.set()
-
-    async def connect(self) -> Recorder:
-        await self.client.connect()
-        return self
-
-    @property
-    def id(self) -> str:
-        return self.client.id
-
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[str, object]]:
-        async with asyncio.timeout(timeout):
-            while len(self.received) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return self.received
-
-    async def do(self, action: str, **args):
-        return await self.client.request("do", {"action": action, "args": args}, timeout=15)
 
 
 async def subscribers(redis_server, prefix: str, room: str) -> int:
@@ -136,7 +76,7 @@ async def _count(value, wanted):
 
 
 async def test_a_node_without_members_does_not_subscribe_to_the_room(redis_server, nodes, connect):
-    one, two = nodes(2)
+    one, _two = nodes(2)
     alice = await connect(one.addresses["tcp"])
     await alice.client.join_room("solo")
     await eventually(lambda: subscribers(redis_server, nodes.prefix, "solo"))
@@ -198,8 +138,11 @@ async def test_disconnect_and_cluster_reads_and_a_killed_node_disappears(redis_s
 
     async def all_there():
         clients, members, rooms, stats = await reads()
-        return clients == expected_clients and members == sorted([alice.id, bob.id]) and rooms == ["a", "c"] and (
-            stats["active"] == 3 and len(stats["nodes"]) == 3
+        return (
+            clients == expected_clients
+            and members == sorted([alice.id, bob.id])
+            and rooms == ["a", "c"]
+            and (stats["active"] == 3 and len(stats["nodes"]) == 3)
         )
 
     await eventually(all_there, what="cluster reads show three nodes")
