@@ -346,7 +346,9 @@ class RedisBroker:
             finally:
                 self._pubsub = None
                 self.subscribed.clear()
-                await _close_quietly(pubsub, client)
+                # Bounded: closing a connection to a paused Redis must not hold up a reconnect or a stop.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(_close_quietly(pubsub, client), timeout)
             await asyncio.sleep(self._node.delay(attempt))
             attempt += 1
 

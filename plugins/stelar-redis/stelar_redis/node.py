@@ -164,25 +164,30 @@ class RedisNode:
         try:
             if self.presence.resync_needed:
                 await self._resync()
-            known = await self.scripts.heartbeat(
-                keys=self._node_keys,
-                args=[
-                    self.keys.prefix,
-                    self.node_id,
-                    int(self.options.node_timeout * 1000),
-                    self._stats(),
-                    SWEEP_LIMIT,
-                ],
-            )
-            if not known:
+            if not await self._heartbeat():
                 self.log.info("node %s (re)registered in the cluster", self.node_id)
                 await self._resync()
+                await self._heartbeat()  # the resync cleared the published statistics
         except REDIS_FAILURES as exc:
             self.presence.lost()
             self.problem("commands", f"{type(exc).__name__}: {exc}")
             return
         self.problem("commands", None)
         self.registered.set()
+
+    async def _heartbeat(self) -> bool:
+        """Renew the registration; whether the node was registered before."""
+        known = await self.scripts.heartbeat(
+            keys=self._node_keys,
+            args=[
+                self.keys.prefix,
+                self.node_id,
+                int(self.options.node_timeout * 1000),
+                self._stats(),
+                SWEEP_LIMIT,
+            ],
+        )
+        return bool(known)
 
     async def _resync(self) -> None:
         # A new registration may mean a Redis restarted empty: the scripts that are called in
