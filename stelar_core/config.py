@@ -198,6 +198,11 @@ class ServerConfig:
     # Rate limiting: per-client override > per-event > global (the ``rate_limiter`` backend).
     rate_limit: RateLimit | None = attrs.field(default=RateLimit(100, 1.0), converter=_rate_limit)
     event_rate_limits: Mapping[str, RateLimit] = attrs.field(factory=dict, converter=_event_rate_limits)
+    # A metadata key (set by middleware, e.g. "user_id") whose value the limits count for instead
+    # of the client ID: a user's connections share one bucket (on every node, with a shared limiter).
+    rate_limit_key: str | None = attrs.field(
+        default=None, validator=validator(validation.optional(validation.text))
+    )
 
     # Providers: a name registered by a plugin, or an object of that kind.
     rate_limiter: Any = attrs.field(default="token-bucket", validator=_name_or_object("rate limiter"))

@@ -29,11 +29,19 @@ def build(settings: dict) -> StelarServer:
         tcp_port=0,
         broker="redis",
         rate_limiter=settings.pop("rate_limiter", "token-bucket"),
+        rate_limit=settings.pop("rate_limit", {"max_points": 1000, "window": 1.0}),
         ip_tracker=settings.pop("ip_tracker", "memory"),
         redis=redis,
         graceful_shutdown=True,
         **settings,
     )
+
+    @server.use
+    def user(ctx, next):
+        # The user a client says it is keys its shared rate limits (rate_limit_key="user").
+        if "user" in ctx.auth:
+            ctx.set_metadata("user", ctx.auth["user"])
+        next()
 
     @server.on("say")
     def say(ctx):

@@ -182,8 +182,8 @@ async def connect():
     """``await connect(url)``: a connected Recorder, disconnected after the test."""
     made: list[Recorder] = []
 
-    async def make(url: str) -> Recorder:
-        recorder = Recorder(url)
+    async def make(url: str, **options) -> Recorder:
+        recorder = Recorder(url, **options)
         made.append(recorder)
         return await recorder.connect()
 
@@ -198,8 +198,8 @@ async def connect():
 class Recorder:
     """A StelarClient that keeps what it receives, with a way to await the n-th message."""
 
-    def __init__(self, url: str) -> None:
-        self.client = StelarClient(url, reconnection=False)
+    def __init__(self, url: str, **options) -> None:
+        self.client = StelarClient(url, reconnection=False, **options)
         self.received: list[tuple[str, object]] = []
         self._changed = asyncio.Event()
         self.client.on_any(self._record)

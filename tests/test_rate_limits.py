@@ -153,6 +153,32 @@ async def test_a_disconnect_forgets_the_client_in_the_limiters(stelar_server_fac
     assert server.get_config()["client_rate_limits"] == {}
 
 
+async def test_rate_limit_key_makes_a_users_connections_share_one_bucket(
+    stelar_server_factory, stelar_client_factory
+):
+    server = await stelar_server_factory(rate_limit=RateLimit(3, 60.0), rate_limit_key="user")
+
+    @server.use
+    def user_from_auth(ctx, next):
+        if "user" in ctx.auth:
+            ctx.set_metadata("user", ctx.auth["user"])
+        next()
+
+    server.on_ack("q", lambda ctx: ctx.data)
+    first = await stelar_client_factory(server, auth={"user": "ann"})
+    assert [await first.request("q", n) for n in range(2)] == [0, 1]
+    first.close()
+    await first.wait_closed()
+    # Leaving does not refill Ann's bucket: her next connection has one point left.
+    second = await stelar_client_factory(server, auth={"user": "ann"})
+    assert await second.request("q", 2) == 2
+    with pytest.raises(AckError, match="rate limit exceeded"):
+        await second.request("q", 3)
+    # A client without the key counts for itself.
+    anonymous = await stelar_client_factory(server)
+    assert [await anonymous.request("q", n) for n in range(3)] == [0, 1, 2]
+
+
 class CountingLimiter:
     """A custom limiter object (the seed's IRateLimiter): allows ``allowed`` checks per key."""
 

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from stelar_core import AckError, NotConnected
 from tests.redis_support import NodeProcess, eventually, needs_redis
 
 pytestmark = [needs_redis, pytest.mark.one_loop]
@@ -167,3 +168,96 @@ async def test_disconnect_and_cluster_reads_and_a_killed_node_disappears(redis_s
     assert loop.time() - killed_at < 2.5
     missing = await alice.do("request", client_id=carol.id, event="x", timeout=1)
     assert missing["error"] == "NotConnected"
+
+
+async def test_a_senders_messages_arrive_in_order_on_the_other_node(redis_server, nodes, connect):
+    one, two = nodes(2)
+    sender = await connect(one.addresses["tcp"])
+    receiver = await connect(two.addresses["ws"])
+    await sender.client.join_room("feed")
+    await receiver.client.join_room("feed")
+    await eventually(lambda: _count(subscribers(redis_server, nodes.prefix, "feed"), 2), what="subscribed")
+    for n in range(300):
+        sender.client.emit("say", {"room": "feed", "text": n, "exclude": sender.id})
+    received = await receiver.wait_for(300)
+    assert [data for _, data in received] == list(range(300))
+
+
+async def command_calls(redis_server) -> dict[str, int]:
+    info = await redis_server.command("INFO", "commandstats")
+    return {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in info.items()}
+
+
+async def test_one_broadcast_costs_one_redis_command_whatever_the_members(redis_server, nodes, connect):
+    # Long heartbeats: nothing else talks to Redis while the commands are counted.
+    quiet = {"redis": {"heartbeat_interval": 30.0, "node_timeout": 60.0}}
+    one, two, three = nodes(3, **quiet)
+    members = [await connect(node.addresses["tcp"]) for node in (one, two, three) for _ in range(5)]
+    for member in members:
+        await member.client.join_room("big")
+    await eventually(lambda: _count(subscribers(redis_server, nodes.prefix, "big"), 3), what="subscribed")
+    sender = members[0]
+    await eventually(lambda: _has(sender.do("clients"), members[-1].id), what="membership written")
+    before = await command_calls(redis_server)
+    for n in range(10):
+        await sender.do("to", room="big", event="news", data=n)
+    for n in range(10):
+        await sender.do("broadcast", event="all", data=n)
+    for member in members:
+        await member.wait_for(20)
+    after = await command_calls(redis_server)
+    used = {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
+    for measuring in ("info", "hello", "client|setinfo"):  # the counting connection's own
+        used.pop(measuring, None)
+    assert used == {"publish": 20}  # 20 emits to 15 members on 3 nodes: 20 commands
+
+
+async def test_shared_rate_limits_count_a_users_messages_on_every_node(redis_server, nodes, connect):
+    limits = {
+        "rate_limiter": "redis",
+        "rate_limit": {"max_points": 5, "window": 60.0},
+        "rate_limit_key": "user",
+    }
+    one, two = nodes(2, **limits)
+    on_one = await connect(one.addresses["tcp"], auth={"user": "ann"})
+    on_two = await connect(two.addresses["ws"], auth={"user": "ann"})
+    other = await connect(two.addresses["tcp"], auth={"user": "bob"})
+    answers = [await on_one.client.request("echo", n, timeout=5) for n in range(3)]
+    answers += [await on_two.client.request("echo", n, timeout=5) for n in range(2)]
+    assert answers == [0, 1, 2, 0, 1]
+    # Ann's five points are spent across both nodes; Bob's bucket is his own.
+    for client in (on_one, on_two):
+        with pytest.raises(AckError) as refused:
+            await client.client.request("echo", "one more", timeout=5)
+        assert refused.value.code == "rate_limited"
+    assert await other.client.request("echo", "bob", timeout=5) == "bob"
+
+
+async def test_the_per_ip_limit_counts_every_node_and_forgets_a_dead_one(redis_server, nodes, connect):
+    fast = {"redis": {"heartbeat_interval": 0.2, "node_timeout": 1.0}}
+    one, two = nodes(2, ip_tracker="redis", max_connections_per_ip=2, **fast)
+    await connect(one.addresses["tcp"])
+    await connect(two.addresses["tcp"])
+
+    async def counted(node):
+        return (
+            await redis_server.command("HGET", f"{nodes.prefix}:node:{node.node_id}:ips", "127.0.0.1") == b"1"
+        )
+
+    for node in (one, two):
+        await eventually(lambda node=node: counted(node), what="the IP count written")
+    with pytest.raises(NotConnected):
+        await connect(one.addresses["ws"])
+    # Node two dies: its connection stops counting once its registration expires.
+    two.kill()
+    await eventually(
+        lambda: _connects(connect, one.addresses["ws"]), timeout=5, what="the dead node forgotten"
+    )
+
+
+async def _connects(connect, url) -> bool:
+    try:
+        await connect(url)
+    except NotConnected:
+        return False
+    return True

@@ -69,7 +69,7 @@ class MessageGate:
     ) -> Awaitable[None] | None:
         """``then(session, frame)`` if the rate limit of ``event`` allows it. A plain limiter
         answer costs no ``await``; an awaitable one (a shared backend) is awaited."""
-        allowed = self.limits.check(session.id, event)
+        allowed = self.limits.check(session.id, event, session.rate_key)
         if allowed is True:
             return then(session, frame)
         if allowed is False:

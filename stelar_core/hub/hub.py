@@ -140,6 +140,9 @@ class Hub:
         return self._config
 
     def _opened(self, session: Session) -> None:
+        key = self._config.rate_limit_key
+        if key is not None and session.metadata.get(key) is not None:
+            session.rate_key = f"{key}={session.metadata[key]}"
         self._open[session.id] = session
         self._by_transport[session.protocol] += 1
         if self.watcher is not None:
@@ -209,7 +212,7 @@ class Hub:
         self.rooms.table.remove_everywhere(session)
         if self.watcher is not None:
             self.watcher.client_closed(session.id)
-        for pending in self.limits.forget(session.id):
+        for pending in self.limits.forget(session.id, keep_buckets=session.rate_key != session.id):
             self.spawn(pending)
         self.hooks.notify(
             Hook.CLIENT_DISCONNECT,

@@ -36,11 +36,13 @@ class RateLimitPolicy:
         for event, limit in event_limits.items():
             self.set_event_limit(event, limit)
 
-    def check(self, client_id: str, event: str) -> MaybeAwaitable[bool]:
+    def check(self, client_id: str, event: str, key: str) -> MaybeAwaitable[bool]:
+        """Judge one message of ``client_id``, counted for ``key`` (the client ID, or the value
+        of ``rate_limit_key``)."""
         limiter = (
             self._client_limiters.get(client_id) or self._event_limiters.get(event) or self.global_limiter
         )
-        return True if limiter is None else limiter.check(client_id)
+        return True if limiter is None else limiter.check(key)
 
     def set_event_limit(self, event: str, limit: RateLimit) -> None:
         self.event_limits[event] = limit
@@ -58,11 +60,14 @@ class RateLimitPolicy:
         self.client_limits.pop(client_id, None)
         return self._client_limiters.pop(client_id, None) is not None
 
-    def forget(self, client_id: str) -> list[Awaitable[None]]:
-        """A client left: drop its override and its entries in every shared limiter.
+    def forget(self, client_id: str, *, keep_buckets: bool = False) -> list[Awaitable[None]]:
+        """A client left: drop its override and its entries in every shared limiter (unless
+        ``keep_buckets``: they count for a key other connections share).
 
         Returns the awaitables of async backends, for the caller to run in the background."""
         self.remove_client_limit(client_id)
+        if keep_buckets:
+            return []
         pending = []
         for limiter in self._all():
             result = limiter.reset(client_id)

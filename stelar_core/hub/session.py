@@ -49,6 +49,7 @@ class Session:
         "id",
         "last_seen",
         "metadata",
+        "rate_key",
         "rooms",
         "state",
     )
@@ -56,6 +57,8 @@ class Session:
     def __init__(self, hub: Hub, session_id: str, connection: Connection, admission: Admission) -> None:
         self._hub = hub
         self.id = session_id
+        # Whom the rate limits count this client's messages for (see ``rate_limit_key``).
+        self.rate_key = session_id
         self.connection = connection
         self.admission = admission
         self.state = SessionState.HANDSHAKE
