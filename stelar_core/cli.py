@@ -24,6 +24,7 @@ from stelar_core.server import StelarServer
 from stelar_core.server.assembly import collect_options
 from stelar_core.server.relay import build_relay_server
 from stelar_core.server.view import ServerView
+from stelar_core.server.workers import run_workers
 
 EXIT_USAGE = 2
 
@@ -83,7 +84,16 @@ def _load_app(spec: str) -> Any:
         raise StelarError(f"module {module_name!r} has no attribute {attr!r}") from None
 
 
-_CORE_FLAGS = ("host", "max_connections", "max_connections_per_ip", "logger")
+_CORE_FLAGS = (
+    "host",
+    "max_connections",
+    "max_connections_per_ip",
+    "logger",
+    "broker",
+    "rate_limiter",
+    "ip_tracker",
+    "rate_limit_key",
+)
 _SHORT = "short:"
 _SECTION = "option:"
 
@@ -199,32 +209,44 @@ def _listeners(options: dict[str, Any]) -> dict[str, Any]:
     return merge_options(defaults, options)
 
 
-def _build_server(args: argparse.Namespace) -> StelarServer:
+def serve_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``stelar serve``: the file's, then the flags' (which win)."""
     options = _options_from_args(args)
     if args.config:
         options = merge_options(read_toml(args.config), options)
+    return options
+
+
+def build_server(app_spec: str | None, options: dict[str, Any], *, worker: bool = False) -> StelarServer:
+    """The server ``stelar serve`` runs: the relay app, or APP (a built server, or a function
+    called with the options). A ``worker`` of ``--workers`` shares its ports (``reuse_port``)."""
     plugins = [_AnnounceAddresses()]
-    if args.app is None:
-        return build_relay_server(plugins=plugins, **_listeners(options))
-    app = _load_app(args.app)
+    shared = {"reuse_port": True} if worker else {}
+    if app_spec is None:
+        return build_relay_server(plugins=plugins, **_listeners(options), **shared)
+    app = _load_app(app_spec)
     if isinstance(app, StelarServer):
         if options:
             raise StelarError(
-                f"{args.app} is a built server; options come from its code, not from the command line"
+                f"{app_spec} is a built server; options come from its code, not from the command line"
             )
+        if worker and not app.config.reuse_port:
+            raise StelarError(f"{app_spec} is a built server: give it reuse_port=True to run it in --workers")
         app.plugin_manager.register(plugins[0], name=_AnnounceAddresses.name)
         return app
     if callable(app):
-        server = app(plugins=plugins, **options)
+        server = app(plugins=plugins, **options, **shared)
         if isinstance(server, StelarServer):
             return server
-    raise StelarError(f"{args.app} must be a StelarServer or a function returning one")
+    raise StelarError(f"{app_spec} must be a StelarServer or a function returning one")
 
 
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    server = _build_server(args)
-    server.run(event_loop=args.event_loop)
+    options = serve_options(args)
+    if args.workers > 1:
+        return run_workers(args.app, args.workers, options, event_loop=args.event_loop)
+    build_server(args.app, options).run(event_loop=args.event_loop)
     return 0
 
 
@@ -251,6 +273,18 @@ def _parser(table: OptionTable) -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=int)
     serve.add_argument("--max-connections-per-ip", type=int)
     serve.add_argument("--log-level", dest="logger", choices=LOG_LEVELS, help="stelar's log level")
+    serve.add_argument("--broker", help="delivery broker: local (default), or redis to join a cluster")
+    serve.add_argument("--rate-limiter", help="rate limiter: token-bucket (default), or redis (shared)")
+    serve.add_argument("--ip-tracker", help="per-IP connection tracker: memory (default), or redis (shared)")
+    serve.add_argument("--rate-limit-key", help="metadata key the rate limits count for (default: client ID)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N processes sharing the ports (SO_REUSEPORT), joined by the broker (needs one "
+        "shared across processes, e.g. --broker redis); a worker that dies is restarted",
+    )
     serve.add_argument(
         "--event-loop",
         choices=EVENT_LOOPS,

@@ -180,6 +180,9 @@ class ServerConfig:
     # installed transport its own options enable, e.g. ``ws`` when ``port`` is set).
     host: str = attrs.field(default=DEFAULT_HOST, validator=validator(validation.text))
     transports: tuple[str, ...] | None = attrs.field(default=None, converter=_transports)
+    # Listen with SO_REUSEPORT, so that several processes share the ports and the kernel spreads
+    # connections between them (``stelar serve --workers N`` sets it). Linux and BSDs.
+    reuse_port: bool = attrs.field(default=False, validator=_BOOL)
 
     # Limits.
     max_connections: int = attrs.field(default=DEFAULT_MAX_CONNECTIONS, validator=_int(1))
@@ -306,5 +309,15 @@ def is_secret(name: str) -> bool:
 # Core options that only a restart can apply: they shape listeners, providers or the plugin set.
 # (Each plugin option says so itself: ``restart`` in its declaration.)
 RESTART_OPTIONS = frozenset(
-    {"host", "transports", "rate_limiter", "ip_tracker", "id_generator", "broker", "block_plugins", "clock"}
+    {
+        "host",
+        "transports",
+        "reuse_port",
+        "rate_limiter",
+        "ip_tracker",
+        "id_generator",
+        "broker",
+        "block_plugins",
+        "clock",
+    }
 )

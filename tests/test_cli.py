@@ -162,7 +162,7 @@ def test_serve_help_lists_the_installed_plugins_options(capsys):
 
 
 def test_serve_flags_reach_the_plugins_sections(monkeypatch):
-    from stelar_core.cli import _build_server, _parser
+    from stelar_core.cli import _parser, build_server, serve_options
     from stelar_core.plugins.manager import build_plugin_manager
     from stelar_core.server.assembly import collect_options
 
@@ -170,7 +170,7 @@ def test_serve_flags_reach_the_plugins_sections(monkeypatch):
     args = parser.parse_args(
         ["serve", "--port", "0", "--ws-path", "/rt", "--no-ws-compression", "--allowed-origins", "https://a"]
     )
-    server = _build_server(args)
+    server = build_server(args.app, serve_options(args))
     ws = server.config.plugin("ws")
     assert (ws.port, ws.path, ws.compression, ws.allowed_origins) == (0, "/rt", False, ("https://a",))
     assert server.config.plugin("health").allowed_origins == ("https://a",)  # one short form, two plugins

@@ -237,6 +237,7 @@ class SocketListener(Generic[C]):
             ssl=self._ssl,
             ssl_handshake_timeout=config.connect_timeout if self._ssl is not None else None,
             backlog=1024,
+            reuse_port=config.reuse_port or None,
         )
 
     async def stop_accepting(self) -> None:

@@ -124,7 +124,10 @@ class HttpTransport:
 
     async def start(self) -> None:
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: HttpConnection(self), host=self.hub.config.host, port=self.port
+            lambda: HttpConnection(self),
+            host=self.hub.config.host,
+            port=self.port,
+            reuse_port=self.hub.config.reuse_port or None,
         )
 
     async def stop_accepting(self) -> None:
