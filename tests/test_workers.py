@@ -5,8 +5,8 @@ shared across processes."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-import subprocess
 import sys
 import uuid
 
@@ -33,8 +33,11 @@ def test_a_built_server_must_share_its_ports_to_run_in_workers(tmp_path, capsys,
     assert "give it reuse_port=True" in capsys.readouterr().err
 
 
-def children(pid: int) -> set[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+async def children(pid: int) -> set[int]:
+    ps = await asyncio.create_subprocess_exec(
+        "ps", "-o", "pid=", "--ppid", str(pid), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await ps.communicate()
     return {int(line) for line in out.split()}
 
 
@@ -43,12 +46,12 @@ async def test_workers_share_the_ports_act_as_one_and_come_back(redis_server, co
     prefix = f"w{uuid.uuid4().hex[:8]}"
     ws_port, tcp_port = free_port(), free_port()
     log = (tmp_path / "workers.log").open("w")
-    supervisor = subprocess.Popen(
-        [sys.executable, "-m", "stelar_core.cli", "serve", "--workers", "2"]
-        + ["--port", str(ws_port), "--tcp-port", str(tcp_port), "--broker", "redis"]
-        + ["--redis-url", redis_server.url, "--redis-prefix", prefix]
-        + ["--redis-heartbeat-interval", "0.2", "--redis-node-timeout", "1.0"],
-        stdout=subprocess.DEVNULL,
+    supervisor = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "stelar_core.cli", "serve", "--workers", "2"],
+        *["--port", str(ws_port), "--tcp-port", str(tcp_port), "--broker", "redis"],
+        *["--redis-url", redis_server.url, "--redis-prefix", prefix],
+        *["--redis-heartbeat-interval", "0.2", "--redis-node-timeout", "1.0"],
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=log,
     )
     try:
@@ -57,7 +60,7 @@ async def test_workers_share_the_ports_act_as_one_and_come_back(redis_server, co
             return await redis_server.command("ZCARD", f"{prefix}:nodes")
 
         await eventually(lambda: _equals(live_nodes(), 2), timeout=30, what="two workers registered")
-        workers = children(supervisor.pid)
+        workers = await children(supervisor.pid)
         assert len(workers) == 2
 
         async def clients_per_node():
@@ -83,10 +86,12 @@ async def test_workers_share_the_ports_act_as_one_and_come_back(redis_server, co
         # A worker killed with SIGKILL is restarted by the supervisor, and joins the cluster.
         before = set(await redis_server.command("ZRANGE", f"{prefix}:nodes", 0, -1))
         victim = sorted(workers)[0]
-        subprocess.run(["kill", "-9", str(victim)], check=True)
-        await eventually(
-            lambda: len(children(supervisor.pid) - {victim}) == 2, timeout=15, what="the worker restarted"
-        )
+        os.kill(victim, signal.SIGKILL)
+
+        async def restarted():
+            return len(await children(supervisor.pid) - {victim}) == 2
+
+        await eventually(restarted, timeout=15, what="the worker restarted")
 
         async def a_new_node():
             return set(await redis_server.command("ZRANGE", f"{prefix}:nodes", 0, -1)) - before
@@ -94,10 +99,10 @@ async def test_workers_share_the_ports_act_as_one_and_come_back(redis_server, co
         await eventually(a_new_node, timeout=15, what="the new worker registered")
     finally:
         supervisor.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(supervisor.wait, 30)
+        code = await asyncio.wait_for(supervisor.wait(), 30)
         log.close()
     assert code == 0
-    assert children(supervisor.pid) == set()
+    assert await children(supervisor.pid) == set()
 
 
 async def _equals(value, wanted):
