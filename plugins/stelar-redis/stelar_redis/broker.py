@@ -70,6 +70,9 @@ class RedisBroker:
         self._probe_token = 0
         self._probe_seen = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        # Checked by every loop as well as cancelling it: redis-py can swallow a cancellation
+        # that lands inside one of its calls, and the loop must still end.
+        self._closing = False
         self._answer_tasks: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()  # set while the pub/sub connection listens
 
@@ -86,6 +89,7 @@ class RedisBroker:
     # ================================================================== lifecycle
 
     async def start(self, port: BrokerPort) -> None:
+        self._closing = False
         self._port = port
         self._node.attach(port)
         port.watch(self)
@@ -95,6 +99,9 @@ class RedisBroker:
         ]
 
     async def stop(self) -> None:
+        self._closing = True
+        self._wake.set()
+        self._subscribe_wake.set()
         tasks = [*self._tasks, *self._answer_tasks]
         for task in tasks:
             task.cancel()
@@ -186,7 +193,7 @@ class RedisBroker:
 
     async def _write(self) -> None:
         queue = self._queue
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             while queue:
@@ -326,7 +333,7 @@ class RedisBroker:
         backoff and jitter (and subscribing to everything again) whenever it fails."""
         attempt = 0
         timeout = self._options.connect_timeout + self._options.command_timeout
-        while True:
+        while not self._closing:
             # No socket timeout: a quiet channel is not a failure; the liveness probe finds a dead one.
             client = self._node.connect(socket_timeout=None, max_connections=2)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -337,7 +344,7 @@ class RedisBroker:
                 self.subscribed.set()
                 self._node.problem("pubsub", None)
                 attempt = 0
-                while not self._stale:
+                while not self._stale and not self._closing:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=READ_TIMEOUT)
                     if message is not None and message["type"] == "message":
                         self._received(message["data"])
@@ -354,7 +361,7 @@ class RedisBroker:
 
     async def _subscribe_changes(self) -> None:
         """Room subscriptions as members come and go, in order, on the listening connection."""
-        while True:
+        while not self._closing:
             await self._subscribe_wake.wait()
             self._subscribe_wake.clear()
             while self._subscriptions and self._pubsub is not None:
@@ -369,7 +376,7 @@ class RedisBroker:
     async def _probe(self) -> None:
         """Every heartbeat interval, publish to this node's own channel and wait for it: a
         connection that looks open but delivers nothing (a paused Redis) is found this way."""
-        while True:
+        while not self._closing:
             await asyncio.sleep(self._options.heartbeat_interval)
             if self._pubsub is None:
                 continue

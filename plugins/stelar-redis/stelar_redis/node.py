@@ -84,6 +84,7 @@ class RedisNode:
         self._problems: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._closing = False  # see RedisBroker._closing
         self._failures = 0
         # Set each time a heartbeat succeeded (tests and the broker's probe wait on it).
         self.registered = asyncio.Event()
@@ -131,10 +132,13 @@ class RedisNode:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        self._closing = False
         self._tasks = [asyncio.ensure_future(self._heartbeats()), asyncio.ensure_future(self._writes())]
         await self.beat()
 
     async def stop(self) -> None:
+        self._closing = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -148,7 +152,7 @@ class RedisNode:
     # ------------------------------------------------------------------ heartbeat
 
     async def _heartbeats(self) -> None:
-        while True:
+        while not self._closing:
             if self.healthy:
                 self._failures = 0
                 pause = self.options.heartbeat_interval
@@ -210,7 +214,7 @@ class RedisNode:
         self._wake.set()
 
     async def _writes(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             ops = self.presence.take()

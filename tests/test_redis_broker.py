@@ -1,0 +1,108 @@
+"""The Redis broker's own limits and bad input, against a real redis-server: options are
+checked, an oversized message stays local, the publish queue is bounded, garbage on a channel
+is counted and dropped while the node carries on."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from stelar_core import ConfigError, StelarServer
+from tests.redis_support import eventually, needs_redis
+
+pytestmark = [needs_redis, pytest.mark.one_loop]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"url": "http://127.0.0.1:6379"}, "expected a redis://, rediss:// or unix:// URL"),
+        ({"prefix": "has space"}, "expected a non-empty name without spaces"),
+        ({"pool_size": 0}, "redis.pool_size"),
+        ({"heartbeat_interval": 2.0, "node_timeout": 1.0}, "'redis.node_timeout' (1.0) must be longer"),
+        ({"max_message_size": 10}, "redis.max_message_size"),
+        ({"nope": 1}, "nope"),
+    ],
+)
+def test_bad_options_say_what_is_wrong(options, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        StelarServer(transports=["memory"], broker="redis", redis=options)
+
+
+@pytest.fixture
+async def pair(redis_server, stelar_client_factory):
+    """Two in-process nodes (memory transport) on the test's Redis, a client on each in "r"."""
+    prefix = f"b{uuid.uuid4().hex[:8]}"
+    servers = []
+    for _ in range(2):
+        server = StelarServer(
+            transports=["memory"],
+            broker="redis",
+            redis={"url": redis_server.url, "prefix": prefix, "max_message_size": 4096, "max_pending": 50},
+        )
+        await server.start()
+        await asyncio.wait_for(server.hub.fanout.broker.subscribed.wait(), 5)
+        servers.append(server)
+    clients = [await stelar_client_factory(server) for server in servers]
+    for client in clients:
+        await client.join("r")
+    yield servers, clients, prefix
+    for server in servers:
+        await server.stop()
+
+
+async def cross(servers, clients):
+    marker = uuid.uuid4().hex
+
+    def arrived():
+        servers[0].to("r", "probe", marker)
+        return any(event.data == marker for event in clients[1].pending_events())
+
+    await eventually(arrived, what="cross-node delivery")
+
+
+async def next_event(client):
+    """The next event other than the probes of ``cross``."""
+    while (event := await client.next_event()).event == "probe":
+        pass
+    return event
+
+
+async def test_a_message_over_max_message_size_is_delivered_locally_only(pair):
+    servers, clients, _ = pair
+    await cross(servers, clients)
+    servers[0].to("r", "big", "x" * 5000)
+    assert (await next_event(clients[0])).event == "big"
+    assert servers[0].get_stats().counters["broker_publish_failures"] == 1
+    servers[0].to("r", "small", 1)
+    assert (await next_event(clients[1])).event == "small"  # the big one never got there
+
+
+async def test_garbage_on_a_nodes_channel_is_counted_and_dropped(pair, redis_server):
+    servers, clients, prefix = pair
+    await cross(servers, clients)
+    node = servers[1].cluster.node_id
+    for garbage in (b"\xc1", b"not msgpack", b"\x93\x02\x05\xa1n"):
+        await redis_server.command("PUBLISH", f"{prefix}:to:{node}", garbage)
+    await redis_server.command("PUBLISH", f"{prefix}:room:r", b"\x91\x01")
+    await eventually(lambda: servers[1].get_stats().counters.get("broker_invalid_envelopes") == 4)
+    await cross(servers, clients)  # and it carries on
+
+
+async def test_the_publish_queue_is_bounded(pair, redis_server):
+    servers, clients, _ = pair
+    await cross(servers, clients)
+    redis_server.pause()  # the writer's batch now waits for a Redis that does not answer
+    try:
+        for n in range(500):
+            servers[0].to("r", "flood", n)
+        broker = servers[0].hub.fanout.broker
+        assert len(broker._queue) <= 50
+        await eventually(lambda: servers[0].get_stats().counters["broker_publish_failures"] >= 450)
+        # Local delivery went on for every one of them.
+        for n in range(500):
+            assert (await next_event(clients[0])).data == n
+    finally:
+        redis_server.resume()
