@@ -23,10 +23,6 @@ from stelar_core import StelarClient
 REDIS_SERVER = shutil.which("redis-server")
 READY_TIMEOUT = 10.0
 
-needs_redis = pytest.mark.skipif(
-    REDIS_SERVER is None, reason="redis-server is not installed (.ci/run installs it)"
-)
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -61,7 +57,10 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        assert REDIS_SERVER is not None
+        if REDIS_SERVER is None:
+            raise RuntimeError(
+                "redis-server is not installed: scripts/test installs it (apt-get install redis-server)"
+            )
         self.process = subprocess.Popen(
             [
                 REDIS_SERVER,

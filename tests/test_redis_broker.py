@@ -10,9 +10,9 @@ import uuid
 import pytest
 
 from stelar_core import ConfigError, StelarServer
-from tests.redis_support import eventually, needs_redis
+from tests.redis_support import eventually
 
-pytestmark = [needs_redis, pytest.mark.one_loop]
+pytestmark = pytest.mark.one_loop
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import uuid
 import pytest
 
 from stelar_core import AckError, NotConnected
-from tests.redis_support import NodeProcess, eventually, needs_redis
+from tests.redis_support import NodeProcess, eventually
 
-pytestmark = [needs_redis, pytest.mark.one_loop]
+pytestmark = pytest.mark.one_loop
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from stelar_core.cli import main
-from tests.redis_support import eventually, free_port, needs_redis
+from tests.redis_support import eventually, free_port
 
 pytestmark = pytest.mark.one_loop
 
@@ -41,7 +41,6 @@ async def children(pid: int) -> set[int]:
     return {int(line) for line in out.split()}
 
 
-@needs_redis
 async def test_workers_share_the_ports_act_as_one_and_come_back(redis_server, connect, tmp_path):
     prefix = f"w{uuid.uuid4().hex[:8]}"
     ws_port, tcp_port = free_port(), free_port()
