@@ -1,12 +1,16 @@
 """python-socketio (on aiohttp) doing the reference work: answers the connect, joins "room" on a
 "join" event (ACK true), echoes "echo" requests through their ACK, emits "fan" events to the room.
 
-    python bench/servers/socketio_relay.py    # prints "PORT <n>", serves until SIGTERM
+    python bench/servers/socketio_relay.py [--redis URL]   # prints "PORT <n>", serves until SIGTERM
+
+``--redis URL`` joins the servers on that Redis with python-socketio's ``AsyncRedisManager``
+(bench/cluster.py); the ``ask`` event then calls the client whose sid it carries, on any server.
 """
 
 import asyncio
 import logging
 import signal
+import sys
 
 import socketio
 from aiohttp import web
@@ -19,6 +23,9 @@ sio = socketio.AsyncServer(
     max_http_buffer_size=1 << 24,
     logger=False,
     engineio_logger=False,
+    client_manager=socketio.AsyncRedisManager(sys.argv[sys.argv.index("--redis") + 1])
+    if "--redis" in sys.argv
+    else None,
 )
 
 
@@ -31,6 +38,11 @@ async def join(sid, room):
 @sio.event
 async def echo(sid, data):
     return data
+
+
+@sio.event
+async def ask(sid, target):
+    return await sio.call("echo", "hello there, how is everyone doing today?", to=target, timeout=10)
 
 
 @sio.event

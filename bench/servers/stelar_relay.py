@@ -1,10 +1,13 @@
 """stelar doing the reference servers' work: echo ACKs, relay "fan" events to the room.
 
     python bench/servers/stelar_relay.py tcp|ws [asyncio|uvloop] [--frame-per-recipient] [--profile FILE]
+        [--redis URL PREFIX]
 
 Prints "PORT <n>" once listening, serves until SIGTERM. ``--frame-per-recipient`` (ws) turns off
-the shared broadcast framing; ``--profile FILE`` profiles (cProfile) from SIGUSR1 to SIGUSR2,
-which the load generator sends around the measured part of a scenario, and writes FILE at exit.
+the shared broadcast framing. ``--redis URL PREFIX`` joins a cluster on that Redis
+(bench/cluster.py), where the ``ask`` request asks the client whose ID it carries, on whatever
+node. ``--profile FILE`` profiles (cProfile) from SIGUSR1 to SIGUSR2, which the load generator
+sends around the measured part of a scenario, and writes FILE at exit.
 """
 
 import asyncio
@@ -22,8 +25,15 @@ PROFILE = cProfile.Profile()
 async def main(transport: str):
     WsTransport.share_encoding = "--frame-per-recipient" not in sys.argv
     listeners = {"tcp": {"port": None, "tcp_port": 0}, "ws": {"port": 0}}[transport]
+    cluster = {}
+    if "--redis" in sys.argv:
+        url, prefix = sys.argv[sys.argv.index("--redis") + 1 : sys.argv.index("--redis") + 3]
+        # Slow heartbeats: INFO commandstats then counts the messages, not the liveness checks.
+        redis = {"url": url, "prefix": prefix, "heartbeat_interval": 30.0, "node_timeout": 60.0}
+        cluster = {"broker": "redis", "redis": redis}
     server = StelarServer(
         **listeners,
+        **cluster,
         rate_limit=None,
         max_connections=20_000,
         max_connections_per_ip=20_000,
@@ -33,6 +43,11 @@ async def main(transport: str):
     )
     server.on_ack("echo", lambda ctx: ctx.data)
     server.on("fan", lambda ctx: ctx.to("room", "fan", ctx.data))
+
+    @server.on_ack("ask", concurrent=True)
+    async def ask(ctx):
+        return await server.request(ctx.data, "echo", "hello there, how is everyone doing today?")
+
     await server.start()
     print("PORT", server.get_port(transport), flush=True)
     stopped = asyncio.Event()

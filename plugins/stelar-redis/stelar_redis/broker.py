@@ -338,9 +338,15 @@ class RedisBroker:
             client = self._node.connect(socket_timeout=None, max_connections=2)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
+                rooms = set(self._rooms)
                 await asyncio.wait_for(pubsub.subscribe(*self._channels()), timeout)
                 self._subscriptions.clear()
                 self._pubsub, self._stale = pubsub, False
+                # Rooms that gained or lost their last local member while subscribing.
+                for room in self._rooms - rooms:
+                    self._change_subscription(True, room)
+                for room in rooms - self._rooms:
+                    self._change_subscription(False, room)
                 self.subscribed.set()
                 self._node.problem("pubsub", None)
                 attempt = 0
