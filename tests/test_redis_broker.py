@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from stelar_core import ConfigError, StelarServer
+from stelar_core import ConfigError, RateLimit, StelarServer
 from tests.redis_support import eventually
 
 pytestmark = pytest.mark.one_loop
@@ -106,3 +106,27 @@ async def test_the_publish_queue_is_bounded(pair, redis_server):
             assert (await next_event(clients[0])).data == n
     finally:
         redis_server.resume()
+
+
+async def test_the_shared_limiter_is_a_token_bucket_per_scope(redis_server):
+    """The GCRA script keeps the core's token-bucket semantics: a burst of max_points, then one
+    point per window/max_points; scopes and keys are independent; reset refills."""
+    server = StelarServer(
+        transports=["memory"],
+        rate_limiter="redis",
+        rate_limit=RateLimit(3, 0.3),
+        event_rate_limits={"chat": RateLimit(1, 60.0)},
+        redis={"url": redis_server.url, "prefix": f"g{uuid.uuid4().hex[:8]}"},
+    )
+    await server.start()
+    try:
+        limits = server.hub.limits
+        assert [await limits.check("c1", "any", "c1") for _ in range(4)] == [True, True, True, False]
+        assert await limits.check("c2", "any", "c2") is True  # another key
+        assert await limits.check("c1", "chat", "c1") is True  # another scope: the event's own
+        assert await limits.check("c1", "chat", "c1") is False
+        await eventually(lambda: limits.check("c1", "any", "c1"), timeout=5, what="a point back")
+        await limits.global_limiter.reset("c1")
+        assert [await limits.check("c1", "any", "c1") for _ in range(3)] == [True, True, True]
+    finally:
+        await server.stop()
