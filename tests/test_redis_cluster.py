@@ -65,11 +65,16 @@ async def test_rooms_broadcasts_to_id_and_exclude_across_two_nodes(redis_server,
     await carol.do("broadcast_binary", event="blob", data="xyz")
     assert (await alice.wait_for(4))[-1] == ("blob", b"xyz")
 
-    # Nothing was delivered twice, and nobody got what was not for them.
-    await asyncio.sleep(0)  # let any stray duplicate in flight arrive before counting
-    assert [e for e, _ in alice.received] == ["news", "all", "direct", "blob"]
-    assert [e for e, _ in bob.received] == ["said", "news", "blob"]
-    assert [e for e, _ in carol.received] == ["all", "blob"]
+    # Nothing was delivered twice, and nobody got what was not for them. A last broadcast from
+    # each node closes the count: Redis hands a node's subscription everything published before
+    # it, so a duplicate would have arrived first.
+    await alice.do("broadcast", event="end", data=1)
+    await carol.do("broadcast", event="end", data=2)
+    for client, count in ((alice, 6), (bob, 5), (carol, 4)):
+        await client.wait_for(count)
+    assert [e for e, _ in alice.received] == ["news", "all", "direct", "blob", "end", "end"]
+    assert [e for e, _ in bob.received] == ["said", "news", "blob", "end", "end"]
+    assert [e for e, _ in carol.received] == ["all", "blob", "end", "end"]
 
 
 async def _count(value, wanted):

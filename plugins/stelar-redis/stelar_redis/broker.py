@@ -135,9 +135,15 @@ class RedisBroker:
             self._change_subscription(False, room)
 
     def _change_subscription(self, subscribe: bool, room: str) -> None:
-        if self._pubsub is not None:  # otherwise (re)connecting subscribes to self._rooms
-            self._subscriptions.append((subscribe, self._keys.room_channel(room)))
-            self._subscribe_wake.set()
+        if self._pubsub is None:
+            return  # (re)connecting subscribes to self._rooms as they are then
+        if len(self._subscriptions) >= self._options.max_pending:
+            # Redis is not keeping up: reconnecting subscribes to the rooms as they are then.
+            self._subscriptions.clear()
+            self._stale = True
+            return
+        self._subscriptions.append((subscribe, self._keys.room_channel(room)))
+        self._subscribe_wake.set()
 
     # ================================================================== out
 
@@ -211,12 +217,14 @@ class RedisBroker:
                         self._failed(1, exc, result)
                     self._node.problem("commands", f"{type(exc).__name__}: {exc}")
                     continue
+                failures = []
                 for (_, future), outcome in zip(batch, results, strict=True):
                     if isinstance(outcome, Exception):
                         self._failed(1, outcome, future)
-                        await self._node.reload_scripts_after(outcome)
+                        failures.append(outcome)
                     elif future is not None and not future.done():
                         future.set_result(outcome)
+                await self._node.reload_scripts_after(failures)
 
     # ================================================================== requests
 

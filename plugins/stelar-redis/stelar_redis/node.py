@@ -238,9 +238,10 @@ class RedisNode:
             results: list[Any] = await pipe.execute()
             return results
 
-    async def reload_scripts_after(self, exc: BaseException) -> None:
-        """After NOSCRIPT (Redis restarted empty), load the scripts again."""
-        if isinstance(exc, NoScriptError):
+    async def reload_scripts_after(self, failures: list[Exception]) -> None:
+        """After NOSCRIPT (Redis restarted empty and this node has not re-registered yet), load
+        the scripts again."""
+        if any(isinstance(failure, NoScriptError) for failure in failures):
             try:
                 await self.scripts.load(self.client)
             except REDIS_FAILURES as again:
