@@ -244,7 +244,7 @@ def build_server(app_spec: str | None, options: dict[str, Any], *, worker: bool 
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = serve_options(args)
-    if args.workers > 1:
+    if args.workers != 1:
         return run_workers(args.app, args.workers, options, event_loop=args.event_loop)
     build_server(args.app, options).run(event_loop=args.event_loop)
     return 0

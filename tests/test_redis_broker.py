@@ -31,6 +31,14 @@ def test_bad_options_say_what_is_wrong(options, message):
         StelarServer(transports=["memory"], broker="redis", redis=options)
 
 
+def test_the_url_is_hidden_in_get_config():
+    server = StelarServer(
+        transports=["memory"], broker="redis", redis={"url": "redis://:secret@127.0.0.1:1/0"}
+    )
+    shown = server.get_config()["redis"]
+    assert shown["url"] == "***" and shown["prefix"] == "stelar"
+
+
 @pytest.fixture
 async def pair(redis_server, stelar_client_factory):
     """Two in-process nodes (memory transport) on the test's Redis, a client on each in "r"."""

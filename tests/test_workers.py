@@ -24,6 +24,11 @@ def test_workers_without_a_shared_broker_are_refused(capsys):
     assert "--workers needs a broker shared across processes" in err and "--broker redis" in err
 
 
+def test_workers_must_be_at_least_one(capsys):
+    assert main(["serve", "--workers", "0"]) == 2
+    assert "--workers must be at least 1, got 0" in capsys.readouterr().err
+
+
 def test_a_built_server_must_share_its_ports_to_run_in_workers(tmp_path, capsys, monkeypatch):
     (tmp_path / "builtapp.py").write_text(
         "from stelar_core import StelarServer\nserver = StelarServer(port=0, broker='redis')\n"
