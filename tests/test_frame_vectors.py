@@ -1,0 +1,41 @@
+"""The shared frame vectors (tests/fixtures/frame_vectors.json), for the Python codec; the
+JavaScript codec of stelar.js is held to the same file by tests/js/codec.test.mjs, run here
+with Node's built-in test runner."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stelar_core.errors import ProtocolError
+from stelar_core.protocol import Frame, FrameType, decode_frame, encode_frame
+
+HERE = Path(__file__).parent
+VECTORS = json.loads((HERE / "fixtures" / "frame_vectors.json").read_text())
+
+
+@pytest.mark.parametrize("vector", VECTORS["valid"], ids=lambda v: f"{v['type']}-{v['event'][:10]}")
+def test_the_python_codec_writes_and_reads_every_vector(vector):
+    kind, payload, ack_id = FrameType(vector["type"]), bytes.fromhex(vector["payload"]), vector["ack_id"]
+    assert encode_frame(kind, vector["event"], payload, ack_id).hex() == vector["bytes"]
+    assert decode_frame(bytes.fromhex(vector["bytes"])) == Frame(kind, vector["event"], payload, ack_id)
+
+
+@pytest.mark.parametrize("vector", VECTORS["invalid"], ids=lambda v: v["bytes"] or "empty")
+def test_the_python_codec_refuses_every_bad_vector_with_its_reason(vector):
+    with pytest.raises(ProtocolError) as refused:
+        decode_frame(bytes.fromhex(vector["bytes"]))
+    assert refused.value.code == vector["code"]
+    assert refused.value.reason.startswith(vector["reason_start"])
+
+
+def test_the_javascript_codec_agrees_with_the_vectors():
+    node = shutil.which("node")
+    assert node is not None, "Node.js 20+ runs the JavaScript codec's tests (apt-get install nodejs)"
+    result = subprocess.run(
+        [node, "--test", str(HERE / "js")], capture_output=True, text=True, timeout=120, cwd=HERE.parent
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "# fail 0" in result.stdout and "# pass 0" not in result.stdout
