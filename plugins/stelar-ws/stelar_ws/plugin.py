@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from stelar_core import hookimpl
 from stelar_core.config import networks, tls
 from stelar_core.plugins.options import OptionDeclarations
 from stelar_core.providers import Register, TransportContext, TransportProvider
+from stelar_core.server.view import ServerView
 from stelar_core.validation import port, strings_or_none, url_path
+from stelar_ws.assets import client_routes, demo_routes
 from stelar_ws.client import connect_ws
 from stelar_ws.server import DEFAULT_PORT, WsTransport
 
@@ -56,6 +60,29 @@ def stelar_add_options(options: OptionDeclarations) -> None:
         help="offer permessage-deflate (costs CPU and memory per connection)",
     )
     options.add("tls", check=tls, short="tls", help="TLSConfig(cert=..., key=...) to serve wss://")
+    options.add(
+        "serve_client",
+        default=True,
+        type=bool,
+        help="serve the browser client at /stelar.js (and its types at /stelar.d.ts)",
+    )
+    options.add(
+        "demo",
+        default=False,
+        type=bool,
+        short="demo",
+        help="serve the demo page at / (rooms, chat, members and live figures; with the relay app)",
+    )
+
+
+@hookimpl
+def stelar_register_http_routes(register: Callable[..., None], server: ServerView, section: str) -> None:
+    options = server.config.plugin(section)
+    routes = client_routes() if options.serve_client else {}
+    if options.demo:
+        routes |= demo_routes(server)
+    for path, handler in routes.items():
+        register(path, handler, ("GET",))
 
 
 def _ws_transport(context: TransportContext) -> WsTransport:

@@ -135,9 +135,11 @@ class WsConnection(FlowControlledProtocol):
         self.request = to_request(request, self._peer, options.trusted_proxies)
         self.remote_address = self.request.remote_address
         headers = self.request.headers
-        if self.request.path != options.path:
+        upgrade = "websocket" in headers.get("upgrade", "").lower()
+        # A plain GET of the upgrade path reaches a route there, if any (the demo page at "/").
+        if self.request.path != options.path or (not upgrade and self.request.path in self._hub.http_routes):
             self._spawn(self._serve_route(self.request))
-        elif "websocket" not in headers.get("upgrade", "").lower():
+        elif not upgrade:
             self._respond(
                 text_response(426, "this path speaks WebSocket (stelar.v1) only", Upgrade="websocket")
             )

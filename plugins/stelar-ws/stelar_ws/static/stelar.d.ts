@@ -1,0 +1,114 @@
+// Types of stelar.js, the stelar.v1 client (docs/browser.md).
+
+export declare const PROTOCOL: "stelar.v1";
+
+export declare const FrameType: Readonly<{
+  JSON: 0; BINARY: 1; PING: 2; PONG: 3; ACK_REQUEST: 4; ACK_RESPONSE: 5;
+  CONNECT: 6; DISCONNECT: 7; JOIN: 8; LEAVE: 9; ERROR: 10;
+}>;
+
+export interface Frame {
+  type: number;
+  event: string;
+  ackId: number | null;
+  payload: Uint8Array;
+}
+
+export declare function encodeFrame(type: number, event?: string, payload?: Uint8Array | ArrayBuffer, ackId?: number | null): Uint8Array;
+export declare function decodeFrame(data: Uint8Array | ArrayBuffer): Frame;
+export declare function dumpJson(data: unknown): Uint8Array;
+export declare function loadJson(payload: Uint8Array): unknown;
+export declare function fullJitterDelay(attempt: number, base: number, max: number, random?: () => number): number;
+
+export declare class StelarError extends Error {}
+export declare class ProtocolError extends StelarError { code: string; constructor(code: string, message: string); }
+export declare class AckError extends StelarError { code: string; reason: string; constructor(code: string, message: string); }
+export declare class AckTimeout extends StelarError {}
+export declare class NotConnected extends StelarError {}
+
+export declare const ClientState: Readonly<{
+  DISCONNECTED: "disconnected"; CONNECTING: "connecting"; CONNECTED: "connected"; RECONNECTING: "reconnecting";
+}>;
+export type ClientStateValue = (typeof ClientState)[keyof typeof ClientState];
+
+export interface ClientHooks {
+  onBeforeEmit?(event: string, data: unknown): boolean | void;
+  onMessage?(event: string, data: unknown, binary: boolean): void;
+  onStateChange?(from: ClientStateValue, to: ClientStateValue): void;
+  onReconnectDelay?(attempt: number, delayMs: number): number | void;
+  onMessageQueued?(event: string, queueSize: number): void;
+  onQueueDrained?(count: number): void;
+  onError?(error: Error, context: string): void;
+}
+
+export interface ClientOptions {
+  auth?: Record<string, unknown>;
+  protocols?: string[];
+  reconnection?: boolean;
+  /** null: retry forever. */
+  reconnectionAttempts?: number | null;
+  /** Milliseconds: the first backoff ceiling, doubled per attempt up to maxReconnectionDelay. */
+  reconnectionDelay?: number;
+  maxReconnectionDelay?: number;
+  customReconnectDelay?: ((attempt: number, baseMs: number, maxMs: number) => number) | null;
+  connectTimeout?: number;
+  ackTimeout?: number;
+  /** null: 2.5 x the heartbeat interval the server announces. */
+  heartbeatTimeout?: number | null;
+  messageQueueSize?: number;
+  maxPendingRequests?: number;
+  hooks?: ClientHooks;
+  /** A WebSocket class, e.g. the `ws` package on Node.js without a global WebSocket. */
+  WebSocket?: unknown;
+  random?: () => number;
+}
+
+export interface ClientMetrics {
+  messagesSent: number;
+  messagesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  reconnects: number;
+  droppedMessages: number;
+}
+
+export interface DisconnectInfo { code: number; reason: string; }
+
+export declare class StelarClient {
+  constructor(url: string, options?: ClientOptions);
+  readonly url: string;
+  readonly options: Required<ClientOptions>;
+  id: string | null;
+  state: ClientStateValue;
+  lastError: Error | null;
+  /** The largest payload the server accepts, from its welcome (null until connected). */
+  maxPayload: number | null;
+  readonly metrics: ClientMetrics;
+  readonly connected: boolean;
+  readonly queueSize: number;
+  readonly rooms: Set<string>;
+
+  connect(): Promise<void>;
+  disconnect(): void;
+
+  on(event: "connect", listener: () => void): this;
+  on(event: "disconnect", listener: (info: DisconnectInfo) => void): this;
+  on(event: "reconnecting", listener: (attempt: number) => void): this;
+  on(event: "reconnect_failed", listener: () => void): this;
+  on(event: "error", listener: (error: Error, context: string) => void): this;
+  on(event: string, listener: (data: any) => void): this;
+  once(event: string, listener: (...args: any[]) => void): this;
+  off(event: string, listener?: (...args: any[]) => void): this;
+  onAny(listener: (event: string, data: any) => void): this;
+  offAny(listener?: (event: string, data: any) => void): this;
+  removeAllListeners(event?: string): this;
+  onAck(name: string, handler: (data: any) => unknown | Promise<unknown>): this;
+
+  emit(event: string, data?: unknown): boolean;
+  emitBinary(event: string, data: Uint8Array | ArrayBuffer | ArrayBufferView): boolean;
+  request<T = any>(event: string, data?: unknown, options?: { timeout?: number }): Promise<T>;
+  joinRoom(room: string): Promise<boolean>;
+  leaveRoom(room: string): Promise<boolean>;
+}
+
+export default StelarClient;
