@@ -226,19 +226,28 @@ async def test_the_offline_queue_survives_a_server_restart(stelar_server_factory
     page = await open_page(browser, first)
     await page.evaluate(
         """async () => {
-            window.client = new stelar.StelarClient(
-                url, { reconnectionDelay: 50, maxReconnectionDelay: 200, reconnectionAttempts: null }
-            );
+            window.hooked = [];
+            window.client = new stelar.StelarClient(url, {
+                reconnectionDelay: 50, maxReconnectionDelay: 200, reconnectionAttempts: null,
+                hooks: {
+                    onMessageQueued: (event, size) => hooked.push(["queued", event, size]),
+                    onQueueDrained: (count) => hooked.push(["drained", count]),
+                    onBeforeEmit: (event) => event !== "secret",
+                },
+            });
             window.reconnected = new Promise(
                 (resolve) => client.on("connect", () => { if (client.metrics.reconnects) resolve(); })
             );
             await client.connect();
+            await client.joinRoom("kept");
         }"""
     )
     await first.stop()
     await eventually(lambda: page.evaluate("client.state !== 'connected'"), what="the browser saw the stop")
-    queued = await page.evaluate("for (let n = 0; n < 5; n++) client.emit('note', n); client.queueSize")
-    assert queued == 5
+    queued = await page.evaluate(
+        "for (let n = 0; n < 5; n++) client.emit('note', n); [client.emit('secret', 1), client.queueSize]"
+    )
+    assert queued == [False, 5]  # onBeforeEmit cancelled the secret one
     second = StelarServer(port=port, plugins=[TestPage()])
     received = []
     second.on("note", lambda ctx: received.append(ctx.data))
@@ -248,6 +257,11 @@ async def test_the_offline_queue_survives_a_server_restart(stelar_server_factory
         await page.evaluate("client.emit('note', 'after')")
         await eventually(lambda: received[-1:] == ["after"], what="the marker after the queue")
         assert received == [0, 1, 2, 3, 4, "after"]
+        # The room was joined again on the new server, and the hooks saw the queue.
+        client_id = await page.evaluate("client.id")
+        await eventually(lambda: second.get_room_members("kept") == [client_id], what="rejoined")
+        hooked = await page.evaluate("hooked")
+        assert hooked == [["queued", "note", n] for n in range(1, 6)] + [["drained", 5]]
         await page.evaluate("client.disconnect()")
 
 
@@ -273,6 +287,44 @@ async def test_reconnect_backoff_with_full_jitter_and_giving_up(stelar_server_fa
     assert await page.evaluate("delays") == [20, 40, 50, 50]
     assert await page.evaluate("attempts") == [1, 2, 3, 4]
     assert await page.evaluate("client.state") == "disconnected"
+
+
+async def test_the_browser_answers_the_servers_heartbeats(stelar_server_factory, browser):
+    # The server pings every 0.1 s and drops a client silent for 0.4 s: the browser stays.
+    server = await stelar_server_factory(
+        port=0, plugins=[TestPage()], heartbeat_interval=0.1, heartbeat_timeout=0.4
+    )
+    page = await open_page(browser, server)
+    await page.evaluate(
+        """async () => {
+            window.client = new stelar.StelarClient(url, { reconnection: false });
+            await client.connect();
+        }"""
+    )
+    pongs_before = server.get_stats().total_messages_received
+    await eventually(
+        lambda: server.get_stats().total_messages_received >= pongs_before + 10, what="ten pongs"
+    )
+    assert await page.evaluate("client.state") == "connected" and len(server.get_clients()) == 1
+
+
+async def test_a_custom_reconnect_delay(stelar_server_factory, browser):
+    server = await stelar_server_factory(port=0, plugins=[TestPage()])
+    page = await open_page(browser, server)
+    await page.evaluate(
+        """async () => {
+            window.asked = [];
+            window.client = new stelar.StelarClient(url, {
+                reconnectionAttempts: 2, reconnectionDelay: 10, maxReconnectionDelay: 99,
+                customReconnectDelay: (attempt, base, max) => { asked.push([attempt, base, max]); return 5; },
+            });
+            window.failed = new Promise((resolve) => client.on("reconnect_failed", resolve));
+            await client.connect();
+        }"""
+    )
+    await server.stop()
+    await page.evaluate("failed")
+    assert await page.evaluate("asked") == [[1, 10, 99], [2, 10, 99]]
 
 
 async def test_a_silent_server_is_detected_by_the_heartbeat_watchdog(stelar_server_factory, browser):
