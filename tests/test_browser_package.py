@@ -7,6 +7,8 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,17 @@ def test_the_npm_package_holds_the_module_and_its_types(tmp_path):
         [NODE, "--input-type=module", "-e", check], cwd=project, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() == "function 8", out.stderr
+
+
+def test_the_stelar_ws_wheel_ships_the_client_files(tmp_path):
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run(
+        [*build, "-w", str(tmp_path), str(STATIC.parent.parent)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    (wheel,) = tmp_path.glob("stelar_ws-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("stelar.js", "stelar.d.ts", "package.json", "demo.html"):
+        assert f"stelar_ws/static/{name}" in names
