@@ -1,6 +1,7 @@
 """The shared frame vectors (tests/fixtures/frame_vectors.json), for the Python codec; the
-JavaScript codec of stelar.js is held to the same file by tests/js/codec.test.mjs, run here
-with Node's built-in test runner."""
+JavaScript codec of stelar.js is held to the same file by tests/js/codec.test.mjs, and its client
+to the Python session's bytes by tests/js/client.test.mjs, both run here with Node's built-in
+test runner."""
 
 import json
 import shutil

@@ -186,6 +186,9 @@ export class StelarClient {
     this._heartbeatTimeout = null;
     this._connectWaiters = [];
     this._retryTimer = null;
+    this._handshakeTimer = null;
+    this._welcomed = false;
+    this._pendingRefusal = null; // the server's refusal of this handshake: no retry
   }
 
   // ----------------------------------------------------------------------------- listeners
@@ -210,7 +213,10 @@ export class StelarClient {
 
   _emitLocal(event, ...args) {
     for (const listener of [...(this._listeners.get(event) ?? [])]) {
-      try { listener(...args); } catch (error) { this._recordError(error, "listener"); }
+      try { listener(...args); } catch (error) {
+        // An "error" listener that throws is not told of its own error (that would loop).
+        if (event === "error") console.error(error); else this._recordError(error, "listener");
+      }
     }
   }
 
@@ -256,6 +262,7 @@ export class StelarClient {
   disconnect() {
     this._closing = true;
     clearTimeout(this._retryTimer);
+    clearTimeout(this._handshakeTimer);
     this._stopWatchdog();
     if (this._socket) {
       const socket = this._socket;
@@ -288,7 +295,9 @@ export class StelarClient {
     socket.binaryType = "arraybuffer";
     this._socket = socket;
     this._welcomed = false;
-    const handshakeTimer = setTimeout(() => {
+    this._pendingRefusal = null;
+    clearTimeout(this._handshakeTimer);
+    this._handshakeTimer = setTimeout(() => {
       if (this._socket === socket && !this._welcomed) socket.close(4000, "handshake timeout");
     }, this.options.connectTimeout);
     socket.onopen = () => {
@@ -301,8 +310,8 @@ export class StelarClient {
     };
     socket.onerror = () => { this.lastError = new NotConnected(`WebSocket error on ${this.url}`); };
     socket.onclose = (event) => {
-      clearTimeout(handshakeTimer);
       if (this._socket !== socket) return;
+      clearTimeout(this._handshakeTimer);
       this._detach();
       this._lost(event.code || 1006, event.reason || (this._welcomed ? "connection lost" : "could not connect"));
     };
@@ -421,6 +430,7 @@ export class StelarClient {
     if (this._welcomed) throw new ProtocolError("invalid_frame", "a second welcome");
     if (!body || typeof body !== "object" || typeof body.id !== "string") throw new ProtocolError("invalid_frame", 'the welcome must be {"id": ..., ...}');
     this._welcomed = true;
+    clearTimeout(this._handshakeTimer);
     this._pendingRefusal = null;
     this.id = body.id;
     this.maxPayload = Number.isInteger(body.max_payload) ? body.max_payload : null;
@@ -481,6 +491,8 @@ export class StelarClient {
   // ----------------------------------------------------------------------------- sending
 
   _sendFrame(frame, counted = true) {
+    // No socket: the connection went while an answer was being made; it is lost with it.
+    if (!this._socket) return;
     this._socket.send(frame);
     if (counted) { this.metrics.messagesSent += 1; this.metrics.bytesSent += frame.length; }
   }
