@@ -17,9 +17,10 @@ recipient of a broadcast, so a transport can wrap it once) and ``connection.clos
 
 from __future__ import annotations
 
+import http.cookies
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -33,13 +34,26 @@ if TYPE_CHECKING:
 class HttpRequest:
     """The HTTP request that opened a connection (WebSocket) or reached an HTTP route.
 
-    Header names are lower-case."""
+    Header names are lower-case. ``scope`` is the ASGI scope when the request came through an
+    ASGI application (stelar-asgi): what the application's own middleware put there (a user,
+    a session) is visible to stelar's middleware as ``ctx.req.scope``."""
 
     method: str
     path: str
     query: str = ""
     headers: Mapping[str, str] = attrs.field(factory=dict)
     remote_address: str = ""
+    scope: Mapping[str, Any] | None = None
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The request's cookies by name (from its ``Cookie`` header)."""
+        jar = http.cookies.SimpleCookie()
+        try:
+            jar.load(self.headers.get("cookie", ""))
+        except http.cookies.CookieError:
+            return {}
+        return {name: morsel.value for name, morsel in jar.items()}
 
 
 @attrs.frozen(slots=True)

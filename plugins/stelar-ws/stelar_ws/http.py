@@ -10,7 +10,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from stelar_core.errors import ConnectionRefused
 from stelar_core.plugins.options import Options
+from stelar_core.protocol import ErrorCode
 from stelar_core.transports.base import HttpRequest, HttpResponse
 from stelar_core.transports.http import text
 
@@ -85,6 +87,20 @@ def to_request(request: Request, peer: str, trusted_proxies: Sequence[str] = ())
     method = getattr(request, "method", "GET")
     headers = HeaderView(request.headers)
     return HttpRequest(method, path, query, headers, client_address(peer, headers, trusted_proxies))
+
+
+# Admission refusals as HTTP statuses: a refused upgrade gets an answer, not a hang.
+REFUSAL_STATUS: dict[str, http.HTTPStatus] = {
+    ErrorCode.SERVER_FULL: http.HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.SERVER_SHUTDOWN: http.HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP: http.HTTPStatus.TOO_MANY_REQUESTS,
+}
+
+
+def refusal_response(refusal: ConnectionRefused) -> HttpResponse:
+    """The answer to an upgrade that admission refused (connection limits)."""
+    status = REFUSAL_STATUS.get(refusal.code, http.HTTPStatus.SERVICE_UNAVAILABLE)
+    return text(status, f"{refusal.code}: {refusal.reason}")
 
 
 def to_response(response: HttpResponse) -> Response:

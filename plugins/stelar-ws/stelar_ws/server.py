@@ -10,7 +10,6 @@ encoded once and the same bytes go to every recipient (see ``WsTransport.wire_fr
 from __future__ import annotations
 
 import asyncio
-import http
 import struct
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 
@@ -24,12 +23,13 @@ from websockets.typing import Subprotocol
 from stelar_core.clock import Timer
 from stelar_core.errors import ConnectionRefused
 from stelar_core.plugins.options import Options
-from stelar_core.protocol import DisconnectCode, ErrorCode
+from stelar_core.protocol import DisconnectCode
 from stelar_core.transports.base import Admission, HttpRequest, HubPort
 from stelar_core.transports.http import serve_route
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
 from stelar_ws.http import (
     origin_refusal,
+    refusal_response,
     text_response,
     to_request,
     to_response,
@@ -38,12 +38,6 @@ from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL, WEBSOCKET_VERSI
 
 PROTOCOL = "ws"
 DEFAULT_PORT = 3000
-# Admission refusals as HTTP statuses: a refused upgrade gets an answer, not a hang.
-_REFUSAL_STATUS: dict[str, http.HTTPStatus] = {
-    ErrorCode.SERVER_FULL: http.HTTPStatus.SERVICE_UNAVAILABLE,
-    ErrorCode.SERVER_SHUTDOWN: http.HTTPStatus.SERVICE_UNAVAILABLE,
-    ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP: http.HTTPStatus.TOO_MANY_REQUESTS,
-}
 
 TextHandler = Callable[["WsConnection", str], None]
 
@@ -165,8 +159,7 @@ class WsConnection(FlowControlledProtocol):
         try:
             admission = await self._hub.admit(self.remote_address, PROTOCOL)
         except ConnectionRefused as refusal:
-            status = _REFUSAL_STATUS.get(refusal.code, http.HTTPStatus.SERVICE_UNAVAILABLE)
-            self._respond(text_response(status, f"{refusal.code}: {refusal.reason}"))
+            self._respond(to_response(refusal_response(refusal)))
             return
         if self.closing:
             admission.release()
