@@ -71,7 +71,7 @@ def _without_lifespan(app: Any) -> Any:
     async def wrapped(scope, receive, send):
         if scope["type"] == "lifespan":
             # Hypercorn always sends lifespan events; this app's server is started by stelar.
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
