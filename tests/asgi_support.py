@@ -56,10 +56,12 @@ async def running(app: Any, kind: str, *, lifespan: bool = False) -> AsyncIterat
     config.bind = [f"fd://{sock.fileno()}"]
     config.loglevel = "WARNING"
     stop = asyncio.Event()
-    if not lifespan:
-        app = _without_lifespan(app)
+    started = asyncio.Event()
+    app = _observed(app, started) if lifespan else _without_lifespan(app, started)
     task = asyncio.ensure_future(hypercorn_serve(app, config, shutdown_trigger=stop.wait))
     try:
+        # Hypercorn serves while the lifespan starts; the tests begin once the app has started.
+        await asyncio.wait_for(started.wait(), 10)
         yield port
     finally:
         stop.set()
@@ -67,12 +69,28 @@ async def running(app: Any, kind: str, *, lifespan: bool = False) -> AsyncIterat
         sock.detach()  # hypercorn took the descriptor over and closed it
 
 
-def _without_lifespan(app: Any) -> Any:
+def _observed(app: Any, started: asyncio.Event) -> Any:
+    """``app``, setting ``started`` when its lifespan startup completes."""
+
+    async def wrapped(scope, receive, send):
+        async def observed_send(message):
+            await send(message)
+            if message["type"] == "lifespan.startup.complete":
+                started.set()
+
+        await app(scope, receive, observed_send if scope["type"] == "lifespan" else send)
+
+    return wrapped
+
+
+def _without_lifespan(app: Any, started: asyncio.Event) -> Any:
+    """``app`` with a lifespan that does nothing: its stelar server is started by the test."""
+
     async def wrapped(scope, receive, send):
         if scope["type"] == "lifespan":
-            # Hypercorn always sends lifespan events; this app's server is started by stelar.
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
+                started.set()
             await send({"type": "lifespan.shutdown.complete"})
             return
         await app(scope, receive, send)
