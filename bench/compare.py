@@ -65,6 +65,8 @@ def systems() -> list[System]:
         System("stelar ws, uvloop", python("stelar_relay.py", "ws", "uvloop"), WebSocketPeer),
         System("bare websockets", python("websockets_relay.py"), WebSocketPeer),
         System("python-socketio", python("socketio_relay.py"), SocketIOPeer),
+        System("stelar ws via ASGI (uvicorn)", python("stelar_asgi_relay.py"), WebSocketPeer),
+        System("python-socketio ASGI (uvicorn)", python("socketio_relay.py", "--asgi"), SocketIOPeer),
         System("stelar tcp", python("stelar_relay.py", "tcp", "asyncio"), LengthPrefixedPeer),
         System("stelar tcp, uvloop", python("stelar_relay.py", "tcp", "uvloop"), LengthPrefixedPeer),
         System("raw asyncio relay", python("raw_tcp_relay.py"), LengthPrefixedPeer),
@@ -263,6 +265,17 @@ def targets() -> list[Target]:
             Target("WS idle memory ≤ 8 KB (10,000)", "idle memory, 10,000 connections", ws, None, 8192),
             Target("TCP idle memory ≤ 4 KB (10,000)", "idle memory, 10,000 connections", tcp, None, 4096),
         ]
+    asgi, socketio_asgi = "stelar ws via ASGI (uvicorn)", "python-socketio ASGI (uvicorn)"
+    for scenario in (
+        "fan-out, 1,000 members, burst",
+        "fan-out, 1,000 members, paced",
+        "ACK round trips, 1 client",
+        "ACK round trips, 50 clients",
+        "churn",
+    ):
+        found.append(
+            Target(f"ASGI {scenario} ahead of python-socketio's ASGI app", scenario, asgi, socketio_asgi, 1.0)
+        )
     return found
 
 
@@ -332,13 +345,15 @@ def hub_table() -> list[str]:
 
 
 def profile(scenario: ScenarioSpec, transport: str, out: Path) -> list[str]:
-    """A cProfile of stelar's server through one scenario: the top functions by own time."""
+    """A cProfile of stelar's server through one scenario: the top functions by own time.
+    ``transport``: ws, tcp, or asgi (the WebSocket through uvicorn)."""
     stats_file = out / f"profile-{transport}.pstats"
-    system = System(
-        f"stelar {transport}",
-        (sys.executable, STELAR, transport, "asyncio", "--profile", str(stats_file)),
-        WebSocketPeer if transport == "ws" else LengthPrefixedPeer,
+    argv = (
+        python("stelar_asgi_relay.py", "--profile", str(stats_file))
+        if transport == "asgi"
+        else (sys.executable, STELAR, transport, "asyncio", "--profile", str(stats_file))
     )
+    system = System(f"stelar {transport}", argv, LengthPrefixedPeer if transport == "tcp" else WebSocketPeer)
     asyncio.run(measure(system, scenario, profiled=True))
     stats = pstats.Stats(str(stats_file))
     total = stats.total_tt  # type: ignore[attr-defined]
@@ -415,7 +430,7 @@ def main() -> None:
     if not args.no_profile:
         report += ["## Where stelar's server spends its time (cProfile, asyncio loop)", ""]
         by_name = {spec.name: spec for spec in scenarios(0.1 if args.quick else 1.0, [])}
-        for transport in ("ws", "tcp"):
+        for transport in ("ws", "tcp", "asgi"):
             for name in ("fan-out, 1,000 members, burst", "ACK round trips, 50 clients"):
                 report += profile(by_name[name], transport, out)
     Path(args.output).write_text("\n".join(report))

@@ -21,6 +21,18 @@ from stelar_ws import connect_ws
 SERVERS = ("uvicorn", "hypercorn")
 
 
+class ReadyUvicorn(uvicorn.Server):
+    """``ready`` is set once uvicorn listens (uvicorn itself offers only a flag to poll)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.ready.set()
+
+
 def listening_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -39,12 +51,9 @@ async def running(app: Any, kind: str, *, lifespan: bool = False) -> AsyncIterat
         config = uvicorn.Config(
             app, lifespan="on" if lifespan else "off", log_level="warning", ws="websockets-sansio"
         )
-        server = uvicorn.Server(config)
+        server = ReadyUvicorn(config)
         task = asyncio.ensure_future(server.serve(sockets=[sock]))
-        while not server.started:  # uvicorn offers no event to await; bounded by the timeout below
-            await asyncio.wait_for(asyncio.shield(asyncio.sleep(0.01)), 10)
-            if task.done():
-                task.result()
+        await asyncio.wait_for(server.ready.wait(), 10)
         try:
             yield port
         finally:

@@ -3,6 +3,7 @@
 
     python bench/servers/socketio_relay.py [--redis URL]   # prints "PORT <n>", serves until SIGTERM
 
+``--asgi`` serves it as python-socketio's ASGI app under uvicorn instead of aiohttp.
 ``--redis URL`` joins the servers on that Redis with python-socketio's ``AsyncRedisManager``
 (bench/cluster.py); the ``ask`` event then calls the client whose sid it carries, on any server.
 """
@@ -16,7 +17,7 @@ import socketio
 from aiohttp import web
 
 sio = socketio.AsyncServer(
-    async_mode="aiohttp",
+    async_mode="asgi" if "--asgi" in sys.argv else "aiohttp",
     transports=["websocket"],
     ping_interval=300,  # no Engine.IO pings while measuring
     ping_timeout=600,
@@ -50,6 +51,12 @@ async def fan(sid, data):
     await sio.emit("fan", data, room="room")
 
 
+async def main_asgi():
+    from uvicorn_ready import serve
+
+    await serve(socketio.ASGIApp(sio))
+
+
 async def main():
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
     app = web.Application()
@@ -66,4 +73,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main_asgi() if "--asgi" in sys.argv else main())

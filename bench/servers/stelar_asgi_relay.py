@@ -1,0 +1,45 @@
+"""stelar doing the reference work through ASGI: its WebSocket served by uvicorn
+(``stelar_asgi``), echo ACKs, "fan" events relayed to the room.
+
+    python bench/servers/stelar_asgi_relay.py [--profile FILE]   # prints "PORT <n>", serves until SIGTERM
+
+``--profile FILE`` profiles (cProfile) from SIGUSR1 to SIGUSR2 and writes FILE at exit.
+"""
+
+import asyncio
+import cProfile
+import signal
+import sys
+
+from uvicorn_ready import serve
+
+from stelar_asgi import stelar_asgi
+from stelar_core import StelarServer
+
+PROFILE = cProfile.Profile()
+
+
+async def main():
+    server = StelarServer(
+        transports=[],
+        rate_limit=None,
+        max_connections=20_000,
+        max_connections_per_ip=20_000,
+        max_queued_messages=10_000,
+        heartbeat_interval=300,
+        heartbeat_timeout=600,
+    )
+    server.on_ack("echo", lambda ctx: ctx.data)
+    server.on("fan", lambda ctx: ctx.to("room", "fan", ctx.data))
+    if "--profile" in sys.argv:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, PROFILE.enable)
+        loop.add_signal_handler(signal.SIGUSR2, PROFILE.disable)
+    # uvicorn stops on SIGTERM by itself, and its lifespan shutdown stops stelar.
+    await serve(stelar_asgi(server), lifespan="on")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    if "--profile" in sys.argv:
+        PROFILE.dump_stats(sys.argv[sys.argv.index("--profile") + 1])
