@@ -15,6 +15,7 @@ from stelar_asgi import AsgiEndpoint
 from stelar_core import NotConnected, StelarClient, StelarServer
 from stelar_core.testing.conformance import TransportConformance
 from tests.asgi_support import SERVERS, AsgiTransportPlugin, running
+from tests.redis_support import eventually
 
 
 class TestAsgiUnderUvicorn(TransportConformance):
@@ -150,3 +151,41 @@ def raw_upgrade(port: int) -> tuple[int, dict, bytes]:
         return response.status, dict(response.getheaders()), response.read()
     finally:
         connection.close()
+
+
+async def test_a_browser_page_of_the_fastapi_app_talks_to_the_mounted_stelar(browser):
+    app, stelar = load_example("asgi_fastapi").create_app(tcp_port=0)
+    async with running(app, "uvicorn", lifespan=True) as port:
+        page = await browser.new_page()
+        # A page of the application, with its session cookie; the client from the mount point.
+        origin = f"http://127.0.0.1:{port}"
+        await page.context.add_cookies([{"name": "session", "value": "s3cret", "url": origin}])
+        await page.goto(f"{origin}/api/online")
+        service = StelarClient(stelar.addresses["tcp"][0], auth={"service": "pricing"}, reconnection=False)
+        heard: asyncio.Queue = asyncio.Queue()
+        service.on("chat", heard.put_nowait)
+        async with service:
+            await service.join_room("general")
+            await page.evaluate(
+                """async (port) => {
+                    const { StelarClient } = await import("/realtime/stelar.js");
+                    window.client = new StelarClient(`ws://127.0.0.1:${port}/realtime/`);
+                    window.got = [];
+                    client.on("chat", (data) => got.push(data));
+                    await client.connect();
+                    await client.joinRoom("general");
+                    client.emit("chat", "from the page");
+                }""",
+                port,
+            )
+            # The application's session cookie went with the upgrade: stelar knows the user.
+            assert await asyncio.wait_for(heard.get(), 5) == {"from": "ann", "text": "from the page"}
+            service.emit("chat", "to the page")
+            got = await eventually(lambda: _page_got(page), what="the page got the answer")
+            assert got == [{"from": "pricing", "text": "to the page"}]
+            await page.evaluate("client.disconnect()")
+        await page.close()
+
+
+async def _page_got(page):
+    return await page.evaluate("got") or None

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import shutil
 
 import pytest
-from playwright.async_api import async_playwright
 
 from stelar_core import AckError, AckTimeout, StelarClient, StelarServer, hookimpl
 from stelar_core.transports import HttpResponse
@@ -16,7 +14,6 @@ from tests.redis_support import eventually
 
 pytestmark = pytest.mark.one_loop
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAGE = b"<!doctype html><meta charset=utf-8><title>stelar test page</title>"
 
 
@@ -26,14 +23,6 @@ class TestPage:
     @hookimpl
     def stelar_register_http_routes(self, register):
         register("/blank", lambda request: HttpResponse(200, PAGE, {"Content-Type": "text/html"}))
-
-
-@pytest.fixture
-async def browser():
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        await launched.close()
 
 
 async def open_page(browser, server):

@@ -3,7 +3,8 @@
 
     python bench/servers/stelar_asgi_relay.py [--profile FILE]   # prints "PORT <n>", serves until SIGTERM
 
-``--profile FILE`` profiles (cProfile) from SIGUSR1 to SIGUSR2 and writes FILE at exit.
+``--profile FILE`` profiles (cProfile) from SIGUSR1 to SIGUSR2 and writes FILE then (uvicorn
+re-raises SIGTERM once it has stopped, so the process does not live to write it at exit).
 """
 
 import asyncio
@@ -17,6 +18,11 @@ from stelar_asgi import stelar_asgi
 from stelar_core import StelarServer
 
 PROFILE = cProfile.Profile()
+
+
+def stop_profiling(path: str) -> None:
+    PROFILE.disable()
+    PROFILE.dump_stats(path)
 
 
 async def main():
@@ -34,12 +40,10 @@ async def main():
     if "--profile" in sys.argv:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGUSR1, PROFILE.enable)
-        loop.add_signal_handler(signal.SIGUSR2, PROFILE.disable)
+        loop.add_signal_handler(signal.SIGUSR2, stop_profiling, sys.argv[sys.argv.index("--profile") + 1])
     # uvicorn stops on SIGTERM by itself, and its lifespan shutdown stops stelar.
     await serve(stelar_asgi(server), lifespan="on")
 
 
 if __name__ == "__main__":
     asyncio.run(main())
-    if "--profile" in sys.argv:
-        PROFILE.dump_stats(sys.argv[sys.argv.index("--profile") + 1])

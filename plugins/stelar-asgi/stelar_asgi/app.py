@@ -82,7 +82,11 @@ class AsgiEndpoint:
             await deny(scope, send, refusal_response(refused))
             return
         connection = AsgiConnection(self.hub, send, request)
-        await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
+        try:
+            await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
+        except BaseException:
+            admission.release()  # the peer left during the handshake: give its place back
+            raise
         session = connection.session = self.hub.open_session(connection, admission)
         writer = asyncio.ensure_future(connection.write())
         try:
