@@ -131,6 +131,21 @@ test("rooms are joined again, in sorted order, after a reconnect", async () => {
   client.disconnect();
 });
 
+test("a join made offline is sent on connect and answered then, as the Python client's", async () => {
+  const client = new StelarClient("ws://test/", { WebSocket: FakeSocket, reconnection: false });
+  const joined = client.joinRoom("lobby");
+  const ready = client.connect();
+  const socket = await FakeSocket.next();
+  socket.take(); // the connect frame
+  socket.receive(frame(FrameType.CONNECT, "", '{"id":"c3"}'));
+  await ready;
+  assert.deepEqual(socket.take(), [hex(frame(FrameType.JOIN, "lobby"))]);
+  socket.receive(frame(FrameType.JOIN, "lobby", '{"error":{"code":"max_rooms","message":"full"}}'));
+  assert.equal(await joined, false);
+  assert.deepEqual([...client.rooms], []);
+  client.disconnect();
+});
+
 test("bad frames from the server are reported and the connection carries on", async () => {
   const { client, socket } = await connected();
   const errors = [];

@@ -273,6 +273,7 @@ export class StelarClient {
     }
     this._failRequests([...this._requests.keys()], "client disconnected");
     this._queue = [];
+    this._settleRooms(false);
     this._setState(ClientState.DISCONNECTED);
     this._settleConnect(new NotConnected("client disconnected"));
   }
@@ -329,7 +330,8 @@ export class StelarClient {
     this._stopWatchdog();
     const sent = [...this._requests].filter(([, r]) => r.sent).map(([id]) => id);
     this._failRequests(sent, `connection lost before the answer (${code} ${reason})`);
-    for (const [key, waiters] of this._roomWaiters) { for (const w of waiters) w.resolve(false); this._roomWaiters.delete(key); }
+    // Joins and leaves sent on this connection get no answer now; those made offline since wait.
+    if (wasConnected) this._settleRooms(false);
     if (wasConnected) this._emitLocal("disconnect", { code, reason });
     if (this._closing) return;
     if (!wasConnected && this._pendingRefusal) {
@@ -361,9 +363,15 @@ export class StelarClient {
     return typeof chosen === "number" ? chosen : delay;
   }
 
+  _settleRooms(ok) {
+    for (const waiters of this._roomWaiters.values()) for (const waiter of waiters) waiter.resolve(ok);
+    this._roomWaiters.clear();
+  }
+
   _giveUp(error) {
     this.lastError = error;
     this._setState(ClientState.DISCONNECTED);
+    this._settleRooms(false);
     this._failRequests([...this._requests.keys()], error.message);
     this._settleConnect(error);
   }
@@ -581,19 +589,28 @@ export class StelarClient {
     }
   }
 
-  /** Join a room: true when the server accepted (the room is rejoined after a reconnect). */
-  joinRoom(room) { return this._room(FrameType.JOIN, room); }
-  leaveRoom(room) { return this._room(FrameType.LEAVE, room); }
+  /** Join a room: true when the server accepted. Offline, the join is sent (and answered) when
+   * the connection is back; joined rooms are joined again after every reconnection. */
+  joinRoom(room) {
+    this._rooms.add(room);
+    const answered = this._roomAnswer(FrameType.JOIN, room);
+    if (this.state === ClientState.CONNECTED) this._sendFrame(encodeFrame(FrameType.JOIN, room));
+    return answered; // offline: the connect handshake sends it with the other rooms
+  }
 
-  _room(type, room) {
-    if (type === FrameType.JOIN) this._rooms.add(room); else this._rooms.delete(room);
-    if (this.state !== ClientState.CONNECTED) return Promise.resolve(type === FrameType.JOIN); // sent on connect
+  /** Leave a room: true when the server accepted (offline: forgotten at once, not rejoined). */
+  leaveRoom(room) {
+    if (this.state !== ClientState.CONNECTED) { this._rooms.delete(room); return Promise.resolve(true); }
+    const answered = this._roomAnswer(FrameType.LEAVE, room);
+    this._sendFrame(encodeFrame(FrameType.LEAVE, room));
+    return answered;
+  }
+
+  _roomAnswer(type, room) {
     const key = `${type}:${room}`;
-    const promise = new Promise((resolve) => {
+    return new Promise((resolve) => {
       (this._roomWaiters.get(key) ?? this._roomWaiters.set(key, []).get(key)).push({ resolve });
     });
-    this._sendFrame(encodeFrame(type, room));
-    return promise;
   }
 }
 
