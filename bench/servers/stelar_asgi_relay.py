@@ -12,10 +12,10 @@ import cProfile
 import signal
 import sys
 
+from stelar_relay import relay_server
 from uvicorn_ready import serve
 
 from stelar_asgi import stelar_asgi
-from stelar_core import StelarServer
 
 PROFILE = cProfile.Profile()
 
@@ -26,17 +26,7 @@ def stop_profiling(path: str) -> None:
 
 
 async def main():
-    server = StelarServer(
-        transports=[],
-        rate_limit=None,
-        max_connections=20_000,
-        max_connections_per_ip=20_000,
-        max_queued_messages=10_000,
-        heartbeat_interval=300,
-        heartbeat_timeout=600,
-    )
-    server.on_ack("echo", lambda ctx: ctx.data)
-    server.on("fan", lambda ctx: ctx.to("room", "fan", ctx.data))
+    server = relay_server(transports=[])
     if "--profile" in sys.argv:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGUSR1, PROFILE.enable)

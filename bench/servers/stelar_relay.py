@@ -22,18 +22,11 @@ from stelar_ws import WsTransport
 PROFILE = cProfile.Profile()
 
 
-async def main(transport: str):
-    WsTransport.share_encoding = "--frame-per-recipient" not in sys.argv
-    listeners = {"tcp": {"port": None, "tcp_port": 0}, "ws": {"port": 0}}[transport]
-    cluster = {}
-    if "--redis" in sys.argv:
-        url, prefix = sys.argv[sys.argv.index("--redis") + 1 : sys.argv.index("--redis") + 3]
-        # Slow heartbeats: INFO commandstats then counts the messages, not the liveness checks.
-        redis = {"url": url, "prefix": prefix, "heartbeat_interval": 30.0, "node_timeout": 60.0}
-        cluster = {"broker": "redis", "redis": redis}
+def relay_server(**options) -> StelarServer:
+    """The reference work (echo ACKs, "fan" relayed to the room) with limits out of the way;
+    ``options`` say where it listens (bench/servers/stelar_asgi_relay.py serves it through ASGI)."""
     server = StelarServer(
-        **listeners,
-        **cluster,
+        **options,
         rate_limit=None,
         max_connections=20_000,
         max_connections_per_ip=20_000,
@@ -43,6 +36,19 @@ async def main(transport: str):
     )
     server.on_ack("echo", lambda ctx: ctx.data)
     server.on("fan", lambda ctx: ctx.to("room", "fan", ctx.data))
+    return server
+
+
+async def main(transport: str):
+    WsTransport.share_encoding = "--frame-per-recipient" not in sys.argv
+    listeners = {"tcp": {"port": None, "tcp_port": 0}, "ws": {"port": 0}}[transport]
+    cluster = {}
+    if "--redis" in sys.argv:
+        url, prefix = sys.argv[sys.argv.index("--redis") + 1 : sys.argv.index("--redis") + 3]
+        # Slow heartbeats: INFO commandstats then counts the messages, not the liveness checks.
+        redis = {"url": url, "prefix": prefix, "heartbeat_interval": 30.0, "node_timeout": 60.0}
+        cluster = {"broker": "redis", "redis": redis}
+    server = relay_server(**listeners, **cluster)
 
     @server.on_ack("ask", concurrent=True)
     async def ask(ctx):

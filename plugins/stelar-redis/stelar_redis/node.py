@@ -26,6 +26,7 @@ from redis.exceptions import NoScriptError, RedisError
 from stelar_core.errors import NotConnected
 from stelar_core.plugins.options import Options
 from stelar_core.providers import BrokerPort
+from stelar_core.server.cluster import SUMMED
 from stelar_redis.keys import Keys
 from stelar_redis.presence import Op, Presence
 from stelar_redis.scripts import Scripts
@@ -35,17 +36,9 @@ SWEEP_LIMIT = 10  # dead nodes forgotten per heartbeat (each one's cleanup is on
 # What a command can fail with when Redis is away, slow or paused.
 REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
 
-# A node's published figures: what cluster-wide statistics add up or show per node.
+# A node's published figures: what cluster-wide statistics add up, and what they show per node.
 PUBLISHED_STATS = (
-    "active_connections",
-    "total_connections",
-    "total_messages_received",
-    "total_messages_sent",
-    "total_bytes_received",
-    "total_bytes_sent",
-    "rate_limited",
-    "invalid_messages",
-    "pending_acks",
+    *SUMMED,
     "total_rooms",
     "uptime_seconds",
     "memory_mb",
