@@ -6,7 +6,7 @@ The public API::
 """
 
 from stelar_core.client import ClientOptions, ClientState, StelarClient
-from stelar_core.config import RateLimit, ServerConfig, TLSConfig
+from stelar_core.config import RateLimit, ServerConfig
 from stelar_core.errors import (
     AckError,
     AckTimeout,
@@ -46,7 +46,6 @@ __all__ = [
     "StelarClient",
     "StelarError",
     "StelarServer",
-    "TLSConfig",
     "__version__",
     "hookimpl",
 ]

@@ -120,23 +120,6 @@ def _event_rate_limits(value: Mapping[str, Any] | None) -> Mapping[str, RateLimi
     return MappingProxyType(limits)
 
 
-@attrs.frozen(slots=True)
-class TLSConfig:
-    """Paths of a PEM certificate chain and its private key (used by network transports)."""
-
-    cert: str = attrs.field(converter=str)
-    key: str = attrs.field(converter=str)
-
-
-def tls(option: str, value: Any) -> TLSConfig | None:
-    """The ``tls`` option of socket transports: ``TLSConfig``, a mapping of cert and key, or None."""
-    if value is None or isinstance(value, TLSConfig):
-        return value
-    if isinstance(value, Mapping) and set(value) == {"cert", "key"}:
-        return TLSConfig(**value)
-    raise fail(option, value, "expected TLSConfig(cert=..., key=...) or a mapping with cert and key")
-
-
 def _logger(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not logs.is_valid(value):
         raise fail(

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from stelar_core.hub.context import ClientInfo
     from stelar_core.hub.stats import Stats
     from stelar_core.plugins.options import OptionSpec  # noqa: F401
+    from stelar_core.tls import ServerTLS
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -254,9 +255,12 @@ class LimiterContext(ProviderContext):
 
 @attrs.frozen(slots=True)
 class TransportContext(ProviderContext):
-    """A transport's context: ``hub`` is its side of the hub/transport seam."""
+    """A transport's context: ``hub`` is its side of the hub/transport seam; ``tls`` the
+    server's TLS (``None`` when no TLS provider is configured), which a socket transport asks
+    for the context of each connection it accepts (``stelar_core.tls``)."""
 
     hub: HubPort = attrs.field(kw_only=True)
+    tls: ServerTLS | None = attrs.field(kw_only=True, default=None)
 
 
 class Factory(Protocol[F_contra, T_co]):

@@ -3,8 +3,10 @@ the core's, the plugins' (through their short forms and their sections) and the 
 
 import attrs
 import pytest
+import trustme
 
-from stelar_core import ConfigError, RateLimit, ServerConfig, StelarServer, TLSConfig
+from stelar_core import ConfigError, RateLimit, ServerConfig, StelarServer
+from tests.tls_support import write_leaf
 
 
 def build(**options):
@@ -51,7 +53,7 @@ def build(**options):
         ("ip_tracker", object(), "the IP tracker object has no method check; expected check(ip"),
         ("id_generator", 42, "option 'id_generator': the client ID generator int has no method __call__"),
         ("broker", object(), "the broker object has no method start"),
-        ("tls", {"cert": "c"}, "option 'ws.tls'"),
+        ("tls", {"cert": 5}, "option 'tls.cert' = 5 is invalid: expected a path or PEM contents"),
         ("ws", {"prot": 1}, "unknown option of plugin section 'ws' 'prot'; did you mean 'port'?"),
         ("ws", 5, "option 'ws' = 5 is invalid: expected a mapping of the 'ws' plugin's options"),
         ("hooks", [1], "expected a mapping of hook name"),
@@ -117,8 +119,8 @@ def test_mappings_are_coerced_and_evolve_is_idempotent():
     assert config.event_rate_limits["chat"] == RateLimit(1, 1.0)
     assert attrs.evolve(config) == config
     assert build(health_endpoint=False).plugin("health").endpoint is None
-    tls = build(tls={"cert": "c.pem", "key": "k.pem"}).plugins
-    assert tls["ws"].tls == tls["tcp"].tls == TLSConfig("c.pem", "k.pem")  # one short form, two plugins
+    origins = build(allowed_origins=["https://a"]).plugins
+    assert origins["ws"].allowed_origins == origins["health"].allowed_origins == ("https://a",)  # two plugins
 
 
 def test_read_from_toml_with_overrides(tmp_path):
@@ -145,13 +147,14 @@ def test_toml_errors_name_the_file_and_the_key(tmp_path):
         StelarServer.from_toml(tmp_path / "missing.toml")
 
 
-def test_get_config_hides_secrets():
+def test_get_config_hides_secrets(tmp_path):
+    leaf = trustme.CA().issue_cert("localhost")
+    cert, key = write_leaf(leaf, tmp_path / "c.pem", tmp_path / "k.pem")
     server = StelarServer(
-        transports=["memory"], tls={"cert": "c.pem", "key": "k.pem"}, hooks={"on_client_connect": print}
+        transports=["memory"], tls={"cert": cert, "key": key}, hooks={"on_client_connect": print}
     )
     data = server.get_config()
-    assert data["ws"]["tls"] == {"cert": "c.pem", "key": "***"}
-    assert data["tls"] == {"cert": "c.pem", "key": "***"}  # the short form, as the seed names it
+    assert data["tls"]["cert"] == cert and data["tls"]["key"] == "***"
     assert data["hooks"] == ["on_client_connect"]
     assert "k.pem" not in repr(data)
 

@@ -88,10 +88,10 @@ async def test_update_config_swaps_hooks_and_rate_limits(stelar_server_factory, 
 
 
 def test_get_config_redacts_and_reports_runtime_state():
-    server = StelarServer(transports=["memory"], tls={"cert": "c.pem", "key": "secret.pem"})
+    server = StelarServer(transports=["memory"], redis={"url": "redis://:hunter2@127.0.0.1:1/0"})
     server.set_event_rate_limit("voice", RateLimit(50, 1.0))
     config = server.get_config()
-    assert config["tls"] == {"cert": "c.pem", "key": "***"}
+    assert config["redis"]["url"] == "***" and "hunter2" not in repr(config)
     assert config["event_rate_limits"] == {"voice": {"max_points": 50, "window": 1.0}}
     assert config["has_custom_rate_limiter"] is False
     assert server.remove_event_rate_limit("voice") is True

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from stelar_core import tls
 from stelar_core.client.answers import answer_request
 from stelar_core.client.backoff import full_jitter_delay
 from stelar_core.client.files import encode_file
@@ -112,6 +113,12 @@ class StelarClient:
         self._sleep = sleep
         self._clock = clock
         self._pm = build_plugin_manager()
+        # Made once (and checked now: a missing TLS plugin or a bad certificate fails here).
+        self._ssl_context = (
+            tls.client_context(self._url, self._options.connect_options(), self._pm)
+            if tls.is_secure(self._url)
+            else None
+        )
         self._state = ClientState.DISCONNECTED
         self.id: str | None = None
         self.messages_sent = 0
@@ -279,7 +286,9 @@ class StelarClient:
         timeout = self._options.connect_timeout
         self._link = await asyncio.wait_for(
             connector(
-                self._url, _LinkReceiver(self, self._generation), self._options.connect_options(self._clock)
+                self._url,
+                _LinkReceiver(self, self._generation),
+                self._options.connect_options(self._clock, self._ssl_context),
             ),
             timeout,
         )

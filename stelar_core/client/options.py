@@ -3,6 +3,7 @@ and rule)."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -89,6 +90,9 @@ class ClientOptions:
     max_frame_size: int = attrs.field(default=DEFAULT_MAX_FRAME_SIZE, validator=_count(16))
     reject_unauthorized: bool = attrs.field(default=True, validator=_bool)
     ca_file: str | None = attrs.field(default=None)
+    # A client certificate for servers that ask for one (mTLS): cert, key, password; and
+    # min_version. Read by the TLS provider (stelar-tls), which validates it.
+    tls: Mapping[str, Any] = attrs.field(factory=dict, converter=_string_map)
     compression: bool = attrs.field(default=False, validator=_bool)
     # Output the server has not read yet: above this for write_timeout seconds, the link is
     # dropped (and, with reconnection, opened again) instead of growing without bound.
@@ -105,10 +109,15 @@ class ClientOptions:
                 "max_reconnection_delay", self.max_reconnection_delay, "must be at least reconnection_delay"
             )
 
-    def connect_options(self, clock: Clock = REAL_CLOCK) -> ConnectOptions:
-        """What the transport's connector needs of these options (and the client's clock)."""
+    def connect_options(
+        self, clock: Clock = REAL_CLOCK, ssl_context: ssl.SSLContext | None = None
+    ) -> ConnectOptions:
+        """What the transport's connector needs of these options (and the client's clock, and
+        the TLS context it made once for all its connections)."""
         return ConnectOptions(
             clock=clock,
+            ssl_context=ssl_context,
+            tls=dict(self.tls),
             headers=dict(self.headers),
             origin=self.origin,
             reject_unauthorized=self.reject_unauthorized,

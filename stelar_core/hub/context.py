@@ -62,6 +62,13 @@ class Context:
         return self._session.request
 
     @property
+    def peer_certificate(self) -> Mapping[str, Any] | None:
+        """The client certificate the connection's TLS handshake verified (mTLS), as
+        ``ssl.SSLSocket.getpeercert()`` gives it: ``subject``, ``subjectAltName``,
+        ``serialNumber``, ``notAfter``...; ``None`` without one (or without TLS)."""
+        return self._session.connection.peer_certificate
+
+    @property
     def auth(self) -> dict[str, Any]:
         """What the client sent as ``auth`` in its connect frame."""
         return self._session.auth

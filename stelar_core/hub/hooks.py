@@ -43,6 +43,7 @@ class Hook:
     SERVER_STOPPING: Final = "stelar_on_server_stopping"
     DEGRADED: Final = "stelar_on_degraded"
     RESTORED: Final = "stelar_on_restored"
+    TLS_HANDSHAKE_FAILED: Final = "stelar_on_tls_handshake_failed"
 
 
 class HookRunner:

@@ -424,6 +424,7 @@ class Hub:
             handler_errors=counters.handler_errors,
             pending_acks=pending,
             refused_connections=dict(counters.refused),
+            tls_handshake_failures=dict(counters.tls_handshake_failures),
             counters=dict(counters.other),
             ack_latency=self.requests.latency.snapshot(),
             transports={name: dict(values) for name, values in transports.items()},
@@ -458,6 +459,13 @@ class Hub:
 
     def watch(self, watcher: MembershipWatcher) -> None:
         self.rooms.table.watcher = watcher
+
+    def tls_handshake_failed(self, remote_address: str, protocol: str, category: str, reason: str) -> None:
+        self.counters.tls_handshake_failures[category] += 1
+        self.log.info("TLS handshake from %s (%s) failed: %s", remote_address, protocol, reason)
+        self.hooks.notify(
+            Hook.TLS_HANDSHAKE_FAILED, ip=remote_address, protocol=protocol, category=category, reason=reason
+        )
 
     def set_degraded(self, component: str, reason: str | None) -> None:
         """Record that ``component`` works only in part (or again fully, ``reason=None``) and

@@ -41,6 +41,7 @@ class Counters:
         "payload_too_large",
         "rate_limited",
         "refused",
+        "tls_handshake_failures",
         "total_connections",
     )
 
@@ -56,6 +57,7 @@ class Counters:
         self.handler_errors = 0
         self.refused: Counter[str] = Counter()
         self.other: Counter[str] = Counter()
+        self.tls_handshake_failures: Counter[str] = Counter()
 
 
 # Seconds; the upper bounds of the ACK latency histogram (Prometheus-style, cumulative on export).
@@ -117,6 +119,9 @@ class Stats:
     ack_latency: LatencySnapshot
     # Components working only in part, with the reason (health says "degraded" while any is).
     degraded: Mapping[str, str] = attrs.field(factory=dict)
+    # TLS handshakes that failed, by category: "client_certificate" (mTLS refusals), "timeout",
+    # "overload" (too many at once), "error" (anything else: plaintext sent to a TLS port...).
+    tls_handshake_failures: Mapping[str, int] = attrs.field(factory=dict)
     # Each transport's own figures (``Transport.stats()``), by transport name.
     transports: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 

@@ -11,6 +11,7 @@ PROVIDERS: dict[tuple[str, str], str] = {
     ("broker", "redis"): "stelar-redis",
     ("rate limiter", "redis"): "stelar-redis",
     ("IP tracker", "redis"): "stelar-redis",
+    ("TLS provider", "tls"): "stelar-tls",
 }
 
 # option section, or a flat short form, -> distribution
@@ -29,6 +30,7 @@ OPTIONS: dict[str, str] = {
     "health_port": "stelar-health",
     "custom_health_handler": "stelar-health",
     "redis": "stelar-redis",
+    "tls": "stelar-tls",
 }
 
 # URL scheme -> transport name

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         TransportProvider,
     )
     from stelar_core.server.view import ServerView
+    from stelar_core.tls import TLSProvider
 
 # --------------------------------------------------------------------------- options
 
@@ -95,6 +96,18 @@ def stelar_register_brokers(register: Register[BrokerFactory]) -> None:
     ``factory(context: ProviderContext) -> Broker``; selected with ``broker="name"``.
 
     Every emit goes through the selected broker; the default, ``local``, delivers in-process.
+    """
+
+
+@hookspec
+def stelar_register_tls(register: Register[TLSProvider]) -> None:
+    """Register a TLS provider: ``register(name, TLSProvider(server=..., client=...))``.
+
+    ``server(context: ProviderContext)`` is called once per server and returns a ``ServerTLS``
+    (which socket transports ask for the ``ssl.SSLContext`` of each connection) or ``None`` when
+    the plugin's options ask for no TLS; at most one provider may serve a server.
+    ``client(options: ConnectOptions)`` returns the context ``wss://`` / ``tcps://`` clients
+    connect with. See ``stelar_core.tls``.
     """
 
 
@@ -227,6 +240,19 @@ def stelar_on_server_started(server: ServerView) -> None:
 @hookspec
 def stelar_on_server_stopping(server: ServerView) -> None:
     """``stop()`` began; transports still run."""
+
+
+@hookspec
+def stelar_on_tls_handshake_failed(
+    server: ServerView, ip: str, protocol: str, category: str, reason: str
+) -> None:
+    """A TLS handshake on a socket transport did not complete; no connection was made.
+
+    ``category``: ``client_certificate`` (a client certificate required and not sent, or one that
+    does not verify against ``ca_file``: an mTLS refusal), ``timeout`` (not complete within
+    ``connect_timeout``), ``overload`` (too many handshakes in progress) or ``error`` (anything
+    else, e.g. plaintext sent to a TLS port); ``reason`` says what happened. Counted in
+    ``get_stats().tls_handshake_failures``."""
 
 
 @hookspec

@@ -23,6 +23,7 @@ PROVIDER_HOOKS = {
     "IP tracker": "stelar_register_ip_trackers",
     "client ID generator": "stelar_register_id_generators",
     "broker": "stelar_register_brokers",
+    "TLS provider": "stelar_register_tls",
 }
 
 

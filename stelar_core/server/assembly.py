@@ -32,6 +32,7 @@ from stelar_core.providers import (
     TransportProvider,
     check_provider,
 )
+from stelar_core.tls import ServerTLS
 from stelar_core.transports.base import HubPort, Transport
 from stelar_core.validation import unknown
 
@@ -187,11 +188,27 @@ class Assembly:
             )
         return [provider for _, _, provider in sorted(enabled)]
 
+    def tls(self) -> ServerTLS | None:
+        """The server's TLS: from the one TLS provider whose options ask for it, if any."""
+        serving: list[tuple[Provider, ServerTLS]] = []
+        for provider in self.providers["TLS provider"].providers():
+            tls = self._build("TLS provider", "tls", provider, self.context(provider))
+            if tls is not None:
+                check_provider(tls, ServerTLS, "TLS provider", provider.section)
+                serving.append((provider, tls))
+        if len(serving) > 1:
+            names = " and ".join(f"{provider.name} ({provider.section})" for provider, _ in serving)
+            raise ConfigError(f"two TLS providers are configured, {names}: configure one")
+        return serving[0][1] if serving else None
+
     def transports(self, hub: HubPort) -> list[Transport]:
         built = []
+        tls = self.tls()
         for provider in self.transport_providers():
             base = self.context(provider)
-            context = TransportContext(base.config, base.options, base.section, base.resources, hub=hub)
+            context = TransportContext(
+                base.config, base.options, base.section, base.resources, hub=hub, tls=tls
+            )
             transport = self._build("transport", "transports", provider, context)
             check_provider(transport, Transport, "transport", "transports")
             built.append(transport)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import http.cookies
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -80,6 +81,9 @@ class Connection(Protocol):
     protocol: str
     remote_address: str
     request: HttpRequest | None
+    # The client certificate its TLS handshake verified, as ``SSLSocket.getpeercert()`` gives it
+    # (subject, subjectAltName, serialNumber...); None without one.
+    peer_certificate: Mapping[str, Any] | None
 
     def send(self, frame: bytes) -> None:
         """Queue one encoded frame; never blocks. Bounding the queue is the transport's job."""
@@ -136,6 +140,12 @@ class HubPort(Protocol):
 
     def count(self, counter: str, amount: int = 1) -> None:
         """Add to a named counter of ``get_stats()`` (e.g. ``slow_consumers``)."""
+
+    def tls_handshake_failed(self, remote_address: str, protocol: str, category: str, reason: str) -> None:
+        """A TLS handshake did not complete (no connection was made): counted in
+        ``get_stats().tls_handshake_failures[category]`` and told to the
+        ``on_tls_handshake_failed`` hook. ``category``: ``client_certificate``, ``timeout``,
+        ``overload`` or ``error``; ``reason`` says what happened."""
 
     def logger(self, name: str) -> logging.Logger:
         """The server's logger ``name`` (``stelar.<transport>``): it follows the server's
@@ -202,8 +212,10 @@ DEFAULT_WRITE_TIMEOUT = 5.0
 class ConnectOptions:
     """How a client opens its link; each connector uses what applies to it and ignores the rest.
 
-    ``headers`` and ``origin`` go with an HTTP upgrade (WebSocket); ``reject_unauthorized`` and
-    ``ca_file`` govern TLS; ``local_address`` is the address to connect from (the memory
+    ``headers`` and ``origin`` go with an HTTP upgrade (WebSocket); ``reject_unauthorized``,
+    ``ca_file`` and ``tls`` (a client certificate: ``cert``, ``key``, ``password``; ``min_version``)
+    are handed to the TLS provider for ``wss://`` / ``tcps://`` (``stelar_core.tls``), unless
+    ``ssl_context`` is a context made already; ``local_address`` is the address to connect from (the memory
     transport presents it as the peer's address, so tests can act as many IPs). Output above
     ``max_buffered_bytes`` for ``write_timeout`` seconds (or above twice that) ends the link."""
 
@@ -211,6 +223,8 @@ class ConnectOptions:
     origin: str | None = None
     reject_unauthorized: bool = True
     ca_file: str | None = None
+    tls: Mapping[str, Any] = attrs.field(factory=dict)
+    ssl_context: ssl.SSLContext | None = None
     server_hostname: str | None = None
     compression: bool = False
     local_address: str | None = None

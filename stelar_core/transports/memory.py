@@ -13,7 +13,7 @@ import itertools
 import weakref
 from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stelar_core.plugins.markers import hookimpl
 from stelar_core.protocol import DisconnectCode
@@ -42,6 +42,7 @@ class MemoryConnection:
 
     protocol = PROTOCOL
     request: HttpRequest | None = None
+    peer_certificate: Mapping[str, Any] | None = None
 
     def __init__(self, transport: MemoryTransport, receiver: FrameReceiver, remote_address: str) -> None:
         self._transport = transport

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from stelar_core.transports.base import HubPort, SessionPort
-from stelar_core.transports.tls import server_context
+from stelar_core.transports.listening import Listener
 
 if TYPE_CHECKING:
     from stelar_core.clock import Clock, Timer
-    from stelar_core.config import TLSConfig
+    from stelar_core.tls import ServerTLS
 
 
 class WriteBatch:
@@ -48,6 +48,8 @@ class WriteBatch:
 
 class FlowControlledProtocol(asyncio.Protocol):
     session: SessionPort | None
+    # The client certificate a TLS handshake verified (``getpeercert()``'s form), else None.
+    peer_certificate: Mapping[str, Any] | None = None
 
     def __init__(
         self, max_buffered_bytes: int, slow_consumer_timeout: float, batch: WriteBatch, clock: Clock
@@ -71,6 +73,7 @@ class FlowControlledProtocol(asyncio.Protocol):
     def set_transport(self, transport: asyncio.BaseTransport) -> asyncio.Transport:
         # A stream transport; uvloop's implement the interface without subclassing it.
         self._transport = transport = cast(asyncio.Transport, transport)
+        self.peer_certificate = transport.get_extra_info("peercert") or None
         transport.set_write_buffer_limits(high=self._max_buffered, low=self._max_buffered // 2)
         return transport
 
@@ -197,18 +200,21 @@ C = TypeVar("C", bound=FlowControlledProtocol)
 
 
 class SocketListener(Generic[C]):
-    """The listening side shared by socket transports: TLS (``tls``, the transport's option),
-    the listener, its URLs, the two steps of a shutdown, and a broadcast's wire bytes made once."""
+    """The listening side shared by socket transports: TLS (from the server's TLS provider,
+    when it serves this transport), the listener, its URLs, the two steps of a shutdown, and a
+    broadcast's wire bytes made once. ``alpn`` names the protocols the transport speaks."""
 
-    def __init__(self, hub: HubPort, scheme: str, secure_scheme: str, tls: TLSConfig | None) -> None:
+    def __init__(
+        self, hub: HubPort, scheme: str, secure_scheme: str, tls: ServerTLS | None, alpn: tuple[str, ...] = ()
+    ) -> None:
         self.hub = hub
         self.connections: set[C] = set()
-        self._server: asyncio.Server | None = None
+        self._listener = Listener(hub, scheme, tls, alpn)
+        self._listening = False
         self._last_frame: bytes | None = None
         self._last_wire = b""
         self.write_batch = WriteBatch()
-        self._ssl = server_context(tls) if tls is not None else None
-        self._scheme = secure_scheme if self._ssl is not None else scheme
+        self._scheme = secure_scheme if self._listener.secure else scheme
 
     def wrap(self, frame: bytes) -> bytes:
         """The bytes that carry one encoded frame on this transport's wire."""
@@ -224,37 +230,29 @@ class SocketListener(Generic[C]):
         return wire
 
     def urls(self, path: str = "") -> list[str]:
-        if self._server is None:
-            return []
-        return [socket_url(self._scheme, sock.getsockname(), path) for sock in self._server.sockets]
+        return [socket_url(self._scheme, name, path) for name in self._listener.socknames()]
 
     async def listen(self, protocol_factory: Callable[[], C], port: int) -> None:
-        config = self.hub.config
-        self._server = await asyncio.get_running_loop().create_server(
-            protocol_factory,
-            host=config.host,
-            port=port,
-            ssl=self._ssl,
-            ssl_handshake_timeout=config.connect_timeout if self._ssl is not None else None,
-            backlog=1024,
-            reuse_port=config.reuse_port or None,
-        )
+        await self._listener.start(protocol_factory, port)
+        self._listening = True
 
     async def stop_accepting(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        self._listener.close()
 
     def stats(self) -> Mapping[str, int]:
+        if self._listener.secure:
+            return {"connections": len(self.connections), "tls_handshakes": self._listener.handshakes}
         return {"connections": len(self.connections)}
 
     async def stop(self) -> None:
         """Stop listening, end the connections the hub did not know, wait up to
         ``shutdown_timeout`` for the rest to go."""
-        if self._server is None:
+        if not self._listening:
             return
-        self._server.close()
-        await self._server.wait_closed()
-        self._server = None
+        self._listening = False
+        self._listener.close()
+        await self._listener.wait_closed()
+        await self._listener.abort_handshakes()
         await close_connections(self.connections, self.hub.config.shutdown_timeout)
         self._last_frame, self._last_wire = None, b""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from stelar_core.clock import Timer
@@ -29,6 +29,8 @@ class AsgiConnection:
         self._send = send
         self.protocol = PROTOCOL
         self.request: HttpRequest | None = request
+        # TLS ends at the ASGI server, which does not hand stelar the client's certificate.
+        self.peer_certificate: Mapping[str, Any] | None = None
         self.remote_address = request.remote_address
         self.session: SessionPort | None = None
         self.reading = asyncio.Event()

@@ -39,6 +39,14 @@ class StatsCollector(Collector):
         for reason, count in sorted(stats.refused_connections.items()):
             refused.add_metric([reason], count)
         yield refused
+        handshakes = CounterMetricFamily(
+            "stelar_tls_handshake_failures",
+            "TLS handshakes that did not complete (client_certificate: mTLS refusals)",
+            labels=["category"],
+        )
+        for category, count in sorted(stats.tls_handshake_failures.items()):
+            handshakes.add_metric([category], count)
+        yield handshakes
         for name, doc, value in (
             ("stelar_messages_received", "Frames received", stats.total_messages_received),
             ("stelar_messages_sent", "Frames sent (one per recipient)", stats.total_messages_sent),

@@ -66,7 +66,7 @@ def stelar_register_http_routes(register: Callable[..., None], server: ServerVie
 
 
 def _http_transport(context: TransportContext) -> HttpTransport:
-    return HttpTransport(context.hub, context.options.port or 0)
+    return HttpTransport(context.hub, context.options.port or 0, context.tls)
 
 
 @hookimpl

@@ -11,8 +11,10 @@ from typing import cast
 import h11
 
 from stelar_core.clock import Timer
+from stelar_core.tls import ServerTLS
 from stelar_core.transports.base import HttpRequest, HttpResponse, HubPort
 from stelar_core.transports.http import serve_route, text
+from stelar_core.transports.listening import Listener
 from stelar_core.transports.streams import socket_url
 
 PROTOCOL = "http"
@@ -102,43 +104,41 @@ class HttpConnection(asyncio.Protocol):
 
 
 class HttpTransport:
-    """Listens on ``host``:``port`` of its options (``health_port``); serves only HTTP routes."""
+    """Listens on ``host``:``port`` of its options (``health_port``); serves only HTTP routes,
+    over TLS (``https://``) when the server's TLS serves this transport."""
 
     name = PROTOCOL
 
-    def __init__(self, hub: HubPort, port: int) -> None:
+    def __init__(self, hub: HubPort, port: int, tls: ServerTLS | None = None) -> None:
         self.hub = hub
         self.port = port
         self.log = hub.logger("stelar.health")
         self.connections: set[HttpConnection] = set()
-        self._server: asyncio.Server | None = None
+        self._listener = Listener(hub, PROTOCOL, tls, alpn=("http/1.1",))
+        self._listening = False
+        self._scheme = "https" if self._listener.secure else "http"
 
     @property
     def addresses(self) -> list[str]:
-        if self._server is None:
-            return []
-        return [socket_url(PROTOCOL, sock.getsockname()) for sock in self._server.sockets]
+        return [socket_url(self._scheme, name) for name in self._listener.socknames()]
 
     def stats(self) -> Mapping[str, int]:
         return {"connections": len(self.connections)}
 
     async def start(self) -> None:
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: HttpConnection(self),
-            host=self.hub.config.host,
-            port=self.port,
-            reuse_port=self.hub.config.reuse_port or None,
-        )
+        await self._listener.start(lambda: HttpConnection(self), self.port)
+        self._listening = True
 
     async def stop_accepting(self) -> None:
         """Keeps serving: readiness must be readable (503) while the server drains."""
 
     async def stop(self) -> None:
-        if self._server is None:
+        if not self._listening:
             return
-        self._server.close()
-        await self._server.wait_closed()
-        self._server = None
+        self._listening = False
+        self._listener.close()
+        await self._listener.wait_closed()
+        await self._listener.abort_handshakes()
         open_connections = tuple(self.connections)
         for connection in open_connections:
             connection.close()

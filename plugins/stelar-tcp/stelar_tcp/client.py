@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl as ssl_module
 from urllib.parse import urlsplit
 
 from stelar_core.errors import ProtocolError
@@ -15,9 +16,9 @@ from stelar_core.protocol import (
     length_prefixed,
     load_json,
 )
+from stelar_core.tls import client_context, handshake_error
 from stelar_core.transports.base import ConnectOptions, FrameReceiver
 from stelar_core.transports.client_stream import ClientStream
-from stelar_core.transports.tls import client_context
 
 SCHEMES = ("tcp", "tcps")
 
@@ -74,21 +75,22 @@ async def connect_tcp(url: str, receiver: FrameReceiver, options: ConnectOptions
         raise ValueError(f"expected a tcp:// or tcps:// URL, got {url!r}")
     if not parts.hostname or parts.port is None:
         raise ValueError(f"URL {url!r} needs a host and a port")
-    ssl = (
-        client_context(reject_unauthorized=options.reject_unauthorized, ca_file=options.ca_file)
-        if parts.scheme == "tcps"
-        else None
-    )
+    ssl = client_context(url, options) if parts.scheme == "tcps" else None
     loop = asyncio.get_running_loop()
-    _, link = await asyncio.wait_for(
-        loop.create_connection(
-            lambda: TcpClientLink(receiver, options),
-            parts.hostname,
-            parts.port,
-            ssl=ssl,
-            server_hostname=(options.server_hostname or parts.hostname) if ssl is not None else None,
-            local_addr=(options.local_address, 0) if options.local_address else None,
-        ),
-        options.connect_timeout,
-    )
+    try:
+        _, link = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: TcpClientLink(receiver, options),
+                parts.hostname,
+                parts.port,
+                ssl=ssl,
+                server_hostname=(options.server_hostname or parts.hostname) if ssl is not None else None,
+                local_addr=(options.local_address, 0) if options.local_address else None,
+            ),
+            options.connect_timeout,
+        )
+    except (ssl_module.SSLError, ConnectionResetError) as exc:
+        if ssl is None:
+            raise
+        raise handshake_error(url, exc) from exc
     return link

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from stelar_core import hookimpl
-from stelar_core.config import tls
 from stelar_core.plugins.options import OptionDeclarations
 from stelar_core.providers import Register, TransportContext, TransportProvider
 from stelar_core.validation import port
@@ -16,11 +15,10 @@ def stelar_add_options(options: OptionDeclarations) -> None:
     options.add(
         "port", type=int, check=port, short="tcp_port", help="TCP port to listen on (0 picks a free one)"
     )
-    options.add("tls", check=tls, short="tls", help="TLSConfig(cert=..., key=...) to serve tcps://")
 
 
 def _tcp_transport(context: TransportContext) -> TcpTransport:
-    return TcpTransport(context.hub, context.options)
+    return TcpTransport(context.hub, context.options, context.tls)
 
 
 @hookimpl

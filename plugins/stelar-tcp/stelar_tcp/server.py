@@ -20,10 +20,13 @@ from stelar_core.protocol import (
     encode_frame,
     length_prefixed,
 )
+from stelar_core.tls import ServerTLS
 from stelar_core.transports.base import HttpRequest, HubPort, SessionPort
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
 
 PROTOCOL = "tcp"
+# The ALPN name of stelar's binary protocol over TLS (``tcps://``).
+ALPN = "stelar"
 DEFAULT_TCP_PORT = 3001
 
 
@@ -136,8 +139,8 @@ class TcpTransport(SocketListener[TcpConnection]):
 
     name = PROTOCOL
 
-    def __init__(self, hub: HubPort, options: Options) -> None:
-        super().__init__(hub, "tcp", "tcps", options.tls)
+    def __init__(self, hub: HubPort, options: Options, tls: ServerTLS | None = None) -> None:
+        super().__init__(hub, "tcp", "tcps", tls, alpn=(ALPN,))
         self.options = options
 
     def wrap(self, frame: bytes) -> bytes:

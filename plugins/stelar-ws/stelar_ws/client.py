@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl as ssl_module
 from collections.abc import Mapping
 
 from websockets.client import ClientProtocol
@@ -16,9 +17,9 @@ from websockets.uri import parse_uri
 
 from stelar_core.errors import ConnectionRefused
 from stelar_core.protocol import DisconnectCode
+from stelar_core.tls import client_context, handshake_error
 from stelar_core.transports.base import ConnectOptions, FrameReceiver
 from stelar_core.transports.client_stream import ClientStream
-from stelar_core.transports.tls import client_context
 from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL
 
 
@@ -82,7 +83,12 @@ class WsClientLink(ClientStream):
         if self._close_timer is not None:
             self._close_timer.cancel()
         if not self.handshake.done():
-            self.handshake.set_exception(ConnectionError(f"connection lost during the handshake: {exc}"))
+            self.handshake.set_exception(
+                ConnectionError(
+                    f"connection lost during the handshake: {exc} (if the server serves TLS on "
+                    "that port, use wss://)"
+                )
+            )
             return
         if self.handshake.cancelled() or self.handshake.exception() is not None:
             return  # refused at the HTTP stage: the link never opened, so there is nothing to lose
@@ -139,22 +145,23 @@ async def connect_ws(url: str, receiver: FrameReceiver, options: ConnectOptions)
         extensions=extensions,
         max_size=options.max_frame_size,
     )
-    ssl = (
-        client_context(reject_unauthorized=options.reject_unauthorized, ca_file=options.ca_file)
-        if uri.secure
-        else None
-    )
+    ssl = client_context(url, options) if uri.secure else None
     loop = asyncio.get_running_loop()
 
     async def open_link() -> WsClientLink:
-        _, link = await loop.create_connection(
-            lambda: WsClientLink(ws, receiver, options),
-            uri.host,
-            uri.port,
-            ssl=ssl,
-            server_hostname=(options.server_hostname or uri.host) if ssl is not None else None,
-            local_addr=(options.local_address, 0) if options.local_address else None,
-        )
+        try:
+            _, link = await loop.create_connection(
+                lambda: WsClientLink(ws, receiver, options),
+                uri.host,
+                uri.port,
+                ssl=ssl,
+                server_hostname=(options.server_hostname or uri.host) if ssl is not None else None,
+                local_addr=(options.local_address, 0) if options.local_address else None,
+            )
+        except (ssl_module.SSLError, ConnectionResetError) as exc:
+            if ssl is None:
+                raise
+            raise handshake_error(url, exc) from exc
         link.start(options.headers)
         await link.handshake
         return link

@@ -80,6 +80,9 @@ class EchoHub:
     def count(self, counter: str, amount: int = 1) -> None:
         """No statistics here."""
 
+    def tls_handshake_failed(self, remote_address: str, protocol: str, category: str, reason: str) -> None:
+        """No TLS here."""
+
     def logger(self, name: str) -> logging.Logger:
         return logging.getLogger(name)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stelar_core import hookimpl
-from stelar_core.config import networks, tls
+from stelar_core.config import networks
 from stelar_core.plugins.options import OptionDeclarations
 from stelar_core.providers import Register, TransportContext, TransportProvider
 from stelar_core.server.view import ServerView
@@ -59,7 +59,6 @@ def stelar_add_options(options: OptionDeclarations) -> None:
         short="compression",
         help="offer permessage-deflate (costs CPU and memory per connection)",
     )
-    options.add("tls", check=tls, short="tls", help="TLSConfig(cert=..., key=...) to serve wss://")
     options.add(
         "serve_client",
         default=True,
@@ -86,7 +85,7 @@ def stelar_register_http_routes(register: Callable[..., None], server: ServerVie
 
 
 def _ws_transport(context: TransportContext) -> WsTransport:
-    return WsTransport(context.hub, context.options, section=context.section)
+    return WsTransport(context.hub, context.options, section=context.section, tls=context.tls)
 
 
 @hookimpl

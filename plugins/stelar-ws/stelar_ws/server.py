@@ -24,6 +24,7 @@ from stelar_core.clock import Timer
 from stelar_core.errors import ConnectionRefused
 from stelar_core.plugins.options import Options
 from stelar_core.protocol import DisconnectCode
+from stelar_core.tls import ServerTLS
 from stelar_core.transports.base import Admission, HttpRequest, HubPort
 from stelar_core.transports.http import serve_route
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
@@ -324,12 +325,13 @@ class WsTransport(SocketListener[WsConnection]):
         section: str = "ws",
         text_handler: TextHandler | None = None,
         subprotocols: Sequence[Subprotocol] | None = (SUBPROTOCOL,),
+        tls: ServerTLS | None = None,
     ) -> None:
         """``options`` are the plugin's section as built (``section`` names it; options that may
         change at run time are read again from ``hub.config``). ``subprotocols``: an upgrade
         must offer one of these (400 otherwise); ``None`` accepts any client (the conformance
-        mode's echo)."""
-        super().__init__(hub, "ws", "wss", options.tls)
+        mode's echo). ``tls``: the server's TLS, when it serves this transport (``wss://``)."""
+        super().__init__(hub, "ws", "wss", tls, alpn=("http/1.1",))
         self._built_options = options
         self._section = section
         self.text_handler = text_handler
@@ -350,7 +352,7 @@ class WsTransport(SocketListener[WsConnection]):
         return self.urls(self.options.path)
 
     def stats(self) -> Mapping[str, int]:
-        return {"connections": len(self.connections), "handshake_timeouts": self.handshake_timeouts}
+        return {**super().stats(), "handshake_timeouts": self.handshake_timeouts}
 
     async def start(self) -> None:
         port = self.options.port
