@@ -183,3 +183,27 @@ async def test_serve_reads_plugin_sections_from_the_config_file_and_flags_win(tm
     process, line = await start_serving("--config", str(config), "--ws-path", "/from-flag")
     assert line.startswith("stelar: ws listening on ws://127.0.0.1:") and "/from-flag " in line
     assert await stop(process) == 0
+
+
+async def test_serve_with_a_development_certificate_prints_the_ca_file_clients_trust(tmp_path):
+    from stelar_core import StelarClient
+
+    folder = tmp_path / "tls"
+    for start in ("first", "restart"):
+        process, line = await start_serving(
+            "--ws-port", "0", "--tls-self-signed", "--tls-self-signed-dir", str(folder)
+        )
+        assert line.startswith("stelar: ws listening on wss://127.0.0.1:")
+        port = int(line.split("wss://127.0.0.1:")[1].split("/")[0])
+        said = ""
+        while "ca_file=" not in said:
+            said = (await asyncio.wait_for(process.stderr.readline(), 10)).decode()
+        ca_file = said.split("ca_file=")[1].strip()
+        assert ca_file == str(folder / "ca.pem")
+        if start == "first":
+            authority = (folder / "ca.pem").read_bytes()
+        else:
+            assert (folder / "ca.pem").read_bytes() == authority  # trusted once, trusted after a restart
+        async with StelarClient(f"wss://localhost:{port}", ca_file=ca_file, reconnection=False) as client:
+            assert client.id
+        assert await stop(process) == 0

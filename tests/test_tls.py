@@ -261,6 +261,22 @@ async def test_a_stalled_handshake_is_closed_at_the_connect_deadline(stelar_serv
     client.close()
 
 
+async def test_handshakes_in_progress_are_bounded(stelar_server_factory, files, monkeypatch):
+    monkeypatch.setattr("stelar_core.transports.listening.MAX_HANDSHAKES", 2)
+    server = await stelar_server_factory(tls={"cert": files["cert"], "key": files["key"]})
+    failed = failures(server)
+    name = server.transports[0].name
+    idle = [await asyncio.open_connection("127.0.0.1", server.get_port()) for _ in range(2)]  # no hello
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.get_port())
+    category, reason, _, _ = await asyncio.wait_for(failed.get(), 5)
+    assert category == "overload" and "2 TLS handshakes already in progress" in reason
+    with contextlib.suppress(ConnectionResetError):
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed at once
+    assert server.get_stats().transports[name]["tls_handshakes"] == 2
+    for _, idle_writer in [*idle, (reader, writer)]:
+        idle_writer.close()
+
+
 # --------------------------------------------------------------------------- client certificates
 
 
@@ -301,7 +317,7 @@ def _trust(authority):
 
 
 @pytest.mark.parametrize("case", ["none", "other CA", "expired"])
-async def test_mtls_refusals_are_counted_and_hooked(mtls_server, authority, tmp_path, case):
+async def test_mtls_refusals_are_counted_and_hooked(mtls_server, authority, tmp_path, case, stelar_transport):
     failed = failures(mtls_server)
     tls = {}
     if case != "none":
@@ -312,9 +328,11 @@ async def test_mtls_refusals_are_counted_and_hooked(mtls_server, authority, tmp_
         )
         cert, key = write_leaf(issued, tmp_path / "c.pem", tmp_path / "k.pem")
         tls = {"cert": cert, "key": key}
-    with pytest.raises((ConnectionError, ssl.SSLError, NotConnected)):
+    with pytest.raises((ConnectionError, ssl.SSLError, NotConnected)) as refused:
         client = await connect_client(mtls_server, tls=tls, timeout=5, **_trust(authority))
         await client.request("whoami")  # TLS 1.3: the refusal may come after the client's side is done
+    if stelar_transport == "ws":
+        assert "requires a client certificate" in str(refused.value)
     category, reason, _, _ = await asyncio.wait_for(failed.get(), 5)
     assert category == "client_certificate", reason
     assert mtls_server.get_stats().tls_handshake_failures == {"client_certificate": 1}

@@ -12,7 +12,7 @@ are given the same way everywhere:
 
 ``short`` names a flat *short form* (the seed's ``port``, ``tcp_port``, ``allowed_origins``):
 ``StelarServer(port=3000)`` sets ``ws.port``. A short form may be claimed by several plugins
-when it means the same to each (``tls`` sets the certificate of every socket transport).
+when it means the same to each (``allowed_origins`` sets the WebSocket origins and the health CORS).
 """
 
 from __future__ import annotations

@@ -83,11 +83,14 @@ class WsClientLink(ClientStream):
         if self._close_timer is not None:
             self._close_timer.cancel()
         if not self.handshake.done():
+            hint = (
+                "a server that requires a client certificate closes so: see the client's tls option"
+                if self.ws.uri.secure
+                else "if the server serves TLS on that port, use wss://"
+            )
+            cause = exc or "closed by the server"
             self.handshake.set_exception(
-                ConnectionError(
-                    f"connection lost during the handshake: {exc} (if the server serves TLS on "
-                    "that port, use wss://)"
-                )
+                ConnectionError(f"connection lost during the handshake: {cause} ({hint})")
             )
             return
         if self.handshake.cancelled() or self.handshake.exception() is not None:
