@@ -23,11 +23,10 @@ import statistics
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import redis
 import socketio
-from compare import ServerProcess, python
+from compare import ServerProcess, python, write_section
 from loadgen import (
     RELAYED,
     SocketIOPeer,
@@ -40,9 +39,6 @@ from loadgen import (
 
 from stelar_core import StelarClient
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- cluster: begin -->", "<!-- cluster: end -->"
 NOTE = """Every server process is pinned to CPU 0 (as in the rest of this benchmark), so the two nodes
 share one core; Redis and the load generator share the other. Fan-out: WebSocket members, the
 publisher on node one; cross-node deliveries/s counts node two's members alone. ACKs: a client of
@@ -232,17 +228,6 @@ def targets(results: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
-def write(lines: list[str]) -> None:
-    """Put the table between the cluster markers of RESULTS.md (appended the first time)."""
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    block = "\n".join([BEGIN, *lines, END])
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the messages")
@@ -269,7 +254,7 @@ def main() -> None:
     lines = table(results, members, messages) + targets(results)
     print("\n".join(lines))
     if not args.no_write:
-        write(lines)
+        write_section("cluster", lines)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,19 @@ class System:
     peer: type[Peer]
 
 
+def write_section(name: str, lines: list[str], results: Path = HERE / "RESULTS.md") -> None:
+    """Put ``lines`` between the ``name`` markers of RESULTS.md (appended the first time): the
+    sections bench/run's later scripts (cluster.py, tls.py) add after compare.py's tables."""
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    text = results.read_text() if results.exists() else ""
+    block = "\n".join([begin, *lines, end])
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    results.write_text(text)
+
+
 def python(script: str, *args: str) -> tuple[str, ...]:
     return (sys.executable, str(HERE / "servers" / script), *args)
 

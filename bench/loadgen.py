@@ -13,6 +13,7 @@ import asyncio
 import base64
 import os
 import signal
+import ssl
 import struct
 import time
 from collections.abc import Sequence
@@ -405,9 +406,15 @@ async def idle_memory(kind: type[Peer], port: int, window: Window, connections: 
 
 
 async def churn(
-    kind: type[Peer], port: int, window: Window, cycles: int, concurrency: int
+    kind: type[Peer],
+    port: int,
+    window: Window,
+    cycles: int,
+    concurrency: int,
+    tls: ssl.SSLContext | None = None,
 ) -> dict[str, float]:
-    """Connections per second that connect, finish the handshake and close."""
+    """Connections per second that connect (through a TLS handshake with ``tls``), finish the
+    stelar handshake and close."""
     loop = asyncio.get_running_loop()
     left = cycles
 
@@ -415,7 +422,9 @@ async def churn(
         nonlocal left
         while left > 0:
             left -= 1
-            _, peer = await loop.create_connection(kind, "127.0.0.1", port)
+            _, peer = await loop.create_connection(
+                kind, "127.0.0.1", port, ssl=tls, server_hostname="127.0.0.1" if tls else None
+            )
             await peer.opened()
             peer.hello()
             await peer.expect(WELCOME, 1)

@@ -277,6 +277,30 @@ async def test_handshakes_in_progress_are_bounded(stelar_server_factory, files, 
         idle_writer.close()
 
 
+async def test_accepting_pauses_when_out_of_file_descriptors(
+    stelar_server_factory, files, monkeypatch, caplog
+):
+    import errno
+    import socket
+
+    server = await stelar_server_factory(tls={"cert": files["cert"], "key": files["key"]})
+    server.on_ack("echo", lambda ctx: ctx.data)
+    monkeypatch.setattr("stelar_core.transports.listening.ACCEPT_ERROR_PAUSE", 0)
+    real_accept = socket.socket.accept
+    failing = [OSError(errno.EMFILE, "Too many open files")]
+
+    def accept(sock):
+        if failing:
+            raise failing.pop()
+        return real_accept(sock)
+
+    monkeypatch.setattr(socket.socket, "accept", accept)
+    client = await connect_client(server, ca_file=files["ca"])  # accepted once accepting resumes
+    assert await client.request("echo", "after") == "after"
+    assert any("Too many open files; trying again" in record.getMessage() for record in caplog.records)
+    client.close()
+
+
 # --------------------------------------------------------------------------- client certificates
 
 

@@ -2,11 +2,16 @@
 nothing else (no limits, no hooks, no JSON decoding). Answers connect and join, echoes ACK
 requests, and relays a JSON event to every member of the room with one write per delivery.
 
-    python bench/servers/raw_tcp_relay.py [uvloop]   # prints "PORT <n>", serves until SIGTERM
+    python bench/servers/raw_tcp_relay.py [uvloop] [--tls CERT KEY]   # prints "PORT <n>", serves
+                                                                      # until SIGTERM
+
+``--tls`` serves through asyncio's own TLS server (``create_server(ssl=...)``): the ceiling for
+stelar-tls's accept loop (bench/tls.py).
 """
 
 import asyncio
 import signal
+import ssl
 import struct
 import sys
 
@@ -61,7 +66,11 @@ class Relay(asyncio.Protocol):
 
 async def main():
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Relay, "127.0.0.1", 0, backlog=4096)
+    context = None
+    if "--tls" in sys.argv:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*sys.argv[sys.argv.index("--tls") + 1 : sys.argv.index("--tls") + 3])
+    server = await loop.create_server(Relay, "127.0.0.1", 0, backlog=4096, ssl=context)
     print("PORT", server.sockets[0].getsockname()[1], flush=True)
     stopped = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopped.set)
@@ -70,7 +79,7 @@ async def main():
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["uvloop"]:
+    if "uvloop" in sys.argv[1:]:
         import uvloop
 
         uvloop.run(main())

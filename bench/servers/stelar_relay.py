@@ -1,13 +1,14 @@
 """stelar doing the reference servers' work: echo ACKs, relay "fan" events to the room.
 
     python bench/servers/stelar_relay.py tcp|ws [asyncio|uvloop] [--frame-per-recipient] [--profile FILE]
-        [--redis URL PREFIX]
+        [--redis URL PREFIX] [--tls CERT KEY]
 
 Prints "PORT <n>" once listening, serves until SIGTERM. ``--frame-per-recipient`` (ws) turns off
 the shared broadcast framing. ``--redis URL PREFIX`` joins a cluster on that Redis
 (bench/cluster.py), where the ``ask`` request asks the client whose ID it carries, on whatever
-node. ``--profile FILE`` profiles (cProfile) from SIGUSR1 to SIGUSR2, which the load generator
-sends around the measured part of a scenario, and writes FILE at exit.
+node. ``--tls CERT KEY`` serves tcps:// or wss:// (stelar-tls; bench/tls.py). ``--profile FILE``
+profiles (cProfile) from SIGUSR1 to SIGUSR2, which the load generator sends around the measured
+part of a scenario, and writes FILE at exit.
 """
 
 import asyncio
@@ -48,6 +49,9 @@ async def main(transport: str):
         # Slow heartbeats: INFO commandstats then counts the messages, not the liveness checks.
         redis = {"url": url, "prefix": prefix, "heartbeat_interval": 30.0, "node_timeout": 60.0}
         cluster = {"broker": "redis", "redis": redis}
+    if "--tls" in sys.argv:
+        cert, key = sys.argv[sys.argv.index("--tls") + 1 : sys.argv.index("--tls") + 3]
+        cluster["tls"] = {"cert": cert, "key": key}
     server = relay_server(**listeners, **cluster)
 
     @server.on_ack("ask", concurrent=True)

@@ -41,7 +41,6 @@ class Listener:
         self._tls = tls if tls is not None and tls.context(protocol, self._alpn) is not None else None
         self._server: asyncio.Server | None = None
         self._sockets: list[socket.socket] = []
-        self._accepting: list[asyncio.Task[None]] = []
         self._handshakes: set[asyncio.Task[None]] = set()
         self._log = hub.logger(f"stelar.{protocol}")
 
@@ -72,26 +71,23 @@ class Listener:
             )
             return
         self._sockets = bind(config.host, port, reuse_port=config.reuse_port)
-        self._accepting = [
-            loop.create_task(self._accept(sock, protocol_factory, self._tls)) for sock in self._sockets
-        ]
+        for sock in self._sockets:
+            loop.add_reader(sock, self._accept, sock, protocol_factory, self._tls)
 
     def close(self) -> None:
         """Stop accepting (handshakes in progress go on until ``abort_handshakes``)."""
         if self._server is not None:
             self._server.close()
-        for task in self._accepting:
-            task.cancel()
+        loop = asyncio.get_running_loop()
         for sock in self._sockets:
-            sock.close()
+            if sock.fileno() != -1:
+                loop.remove_reader(sock)
+                sock.close()
 
     async def wait_closed(self) -> None:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-        if self._accepting:
-            await asyncio.wait(self._accepting)
-            self._accepting = []
         self._sockets = []
 
     async def abort_handshakes(self) -> None:
@@ -103,19 +99,25 @@ class Listener:
 
     # ------------------------------------------------------------------ TLS
 
-    async def _accept(
+    def _accept(
         self, sock: socket.socket, protocol_factory: Callable[[], asyncio.BaseProtocol], tls: ServerTLS
     ) -> None:
+        """The listening socket is readable: take every waiting connection (up to a backlog's
+        worth per wake-up, as asyncio's own server does) and start its handshake."""
         loop = asyncio.get_running_loop()
-        while True:
+        for _ in range(BACKLOG):
             try:
-                peer, address = await loop.sock_accept(sock)
-            except OSError as exc:
-                if sock.fileno() == -1:
-                    return  # closed by close()
-                self._log.warning("accepting a connection failed: %s", exc)
-                await asyncio.sleep(ACCEPT_ERROR_PAUSE)
-                continue
+                peer, address = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of file descriptors, say: pause rather than spin
+                self._log.warning(
+                    "accepting a connection failed: %s; trying again in %g s", exc, ACCEPT_ERROR_PAUSE
+                )
+                loop.remove_reader(sock)
+                loop.call_later(ACCEPT_ERROR_PAUSE, self._resume_accepting, sock, protocol_factory, tls)
+                return
+            peer.setblocking(False)
             ip = str(address[0]) if address else ""
             if len(self._handshakes) >= MAX_HANDSHAKES:
                 peer.close()
@@ -126,6 +128,12 @@ class Listener:
             task = loop.create_task(self._handshake(peer, ip, protocol_factory, tls))
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
+
+    def _resume_accepting(
+        self, sock: socket.socket, protocol_factory: Callable[[], asyncio.BaseProtocol], tls: ServerTLS
+    ) -> None:
+        if sock.fileno() != -1:  # not closed meanwhile
+            asyncio.get_running_loop().add_reader(sock, self._accept, sock, protocol_factory, tls)
 
     async def _handshake(
         self,
