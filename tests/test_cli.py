@@ -156,6 +156,9 @@ def test_serve_help_lists_the_installed_plugins_options(capsys):
         "--ws-path PATH",  # each plugin's section
         "--ws-compression, --no-ws-compression",
         "--health-allowed-origins ALLOWED_ORIGINS",
+        "--tls-cert CERT",  # stelar-tls
+        "--tls-client-cert CLIENT_CERT",
+        "--tls-self-signed, --no-tls-self-signed",
     ):
         assert flag in help_text, flag
     assert "(short for ws.port)" in help_text

@@ -93,6 +93,30 @@ async def test_verification_is_on_by_default_and_the_refusal_is_counted(tls_serv
     assert stats.tls_handshake_failures == {"error": 1} and stats.total_connections == 0
 
 
+async def test_a_client_trusting_another_ca_is_refused_by_its_own_check(tls_server, tmp_path):
+    stranger = tmp_path / "stranger-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(stranger))
+    with pytest.raises(ssl.SSLCertVerificationError, match="unable to get local issuer certificate"):
+        await connect_client(tls_server, ca_file=str(stranger))
+
+
+async def test_the_toml_section_configures_tls(tmp_path, files):
+    config = tmp_path / "stelar.toml"
+    config.write_text(
+        f'host = "127.0.0.1"\n[stelar.ws]\nport = 0\n[stelar.tls]\ncert = "{files["cert"]}"\n'
+        f'key = "{files["key"]}"\nmin_version = "1.3"\n'
+    )
+    server = StelarServer.from_toml(config)
+    await server.start()
+    try:
+        assert server.addresses["ws"][0].startswith("wss://127.0.0.1:")
+        assert server.config.plugin("tls").min_version == "1.3"
+        client = await connect_client(server, ca_file=files["ca"])
+        client.close()
+    finally:
+        await server.stop()
+
+
 async def test_reject_unauthorized_false_skips_verification(tls_server):
     client = await connect_client(tls_server, reject_unauthorized=False)
     assert await client.request("echo", 1) == 1
