@@ -26,6 +26,8 @@ import attrs
 
 from stelar_core.errors import ConfigError
 from stelar_core.plugins import catalog
+from stelar_core.plugins.manager import build_plugin_manager
+from stelar_core.plugins.registry import ProviderRegistry
 
 if TYPE_CHECKING:
     from stelar_core.plugins.manager import StelarPluginManager
@@ -80,9 +82,6 @@ def client_context(
 
 def client_provider(url: str, pm: StelarPluginManager | None = None) -> TLSProvider:
     """The installed TLS provider (the first by name when several are installed)."""
-    from stelar_core.plugins.manager import build_plugin_manager
-    from stelar_core.plugins.registry import ProviderRegistry
-
     registry = ProviderRegistry(pm or build_plugin_manager(), "TLS provider")
     for provider in registry.providers():
         if isinstance(provider.factory, TLSProvider):

@@ -30,17 +30,19 @@ log = logging.getLogger("stelar.tls")
 class Settings:
     """The ``tls`` options a store serves by, checked together."""
 
-    cert: str | None
-    key: str | None
+    cert: str | bytes | None
+    key: str | bytes | None
     password: str | None
-    ca_file: str | None
+    ca_file: str | bytes | None
     client_cert: str
     min_version: str
     transports: tuple[str, ...] | None
     watch_interval: float
 
     @classmethod
-    def from_options(cls, options: Options, cert: str | None = None, key: str | None = None) -> Settings:
+    def from_options(
+        cls, options: Options, cert: str | bytes | None = None, key: str | bytes | None = None
+    ) -> Settings:
         """``cert`` and ``key`` replace the options' (a development certificate's files)."""
         settings = cls(
             cert=cert or options.cert,
