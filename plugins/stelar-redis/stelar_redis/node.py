@@ -21,6 +21,7 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from stelar_core.errors import NotConnected
@@ -68,7 +69,10 @@ class RedisNode:
         self.node_id = uuid.uuid4().hex[:16]
         self.keys = Keys(options.prefix)
         self._node_keys = [self.keys.nodes, self.keys.dir]  # the keys the node scripts declare
-        self.client = self.connect()
+        # Commands retry once, at once, on a broken connection (none on a timeout): after Redis
+        # restarted, every pooled connection is stale and would fail once, flapping the health
+        # to degraded and back. (The pub/sub connection reports its breaks: it is supervised.)
+        self.client = self.connect(retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
         self.scripts = Scripts(self.client)
         self.presence = Presence(self.keys, self.node_id, options.max_pending, self.changed)
         self.log = logging.getLogger("stelar.redis")
