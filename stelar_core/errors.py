@@ -58,3 +58,15 @@ class RemoteError(StelarError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class InvalidPayload(StelarError, ValueError):
+    """A payload does not fit the type its handler declares (or a client's ``result=`` type).
+
+    ``problems`` name each one as ``path: rule`` (``$.text: Length of 'text' must be <= 2000:
+    2001``). On the server it is answered with the error code ``invalid_payload``."""
+
+    def __init__(self, event: str, problems: list[str]) -> None:
+        super().__init__(f"invalid payload for {event!r}: {'; '.join(problems)}")
+        self.event = event
+        self.problems = problems

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar, overload
 from urllib.parse import urlsplit
 
 import attrs
@@ -24,6 +24,7 @@ from stelar_core.client.listeners import Listeners
 from stelar_core.client.options import ClientOptions
 from stelar_core.clock import REAL_CLOCK, Clock, Timer, wait_for
 from stelar_core.errors import AckError, AckTimeout, ConfigError, NotConnected, RemoteError
+from stelar_core.payloads import make_converter, structure
 from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.protocol import DisconnectCode, FrameType, dump_json
 from stelar_core.protocol.acks import ack_timeout
@@ -44,6 +45,7 @@ from stelar_core.transports.connectors import find_connector
 log = logging.getLogger("stelar.client")
 
 H = TypeVar("H", bound=Callable[..., Any])
+T = TypeVar("T")
 _HEARTBEAT_FACTOR = 2.5
 
 
@@ -113,6 +115,8 @@ class StelarClient:
         self._sleep = sleep
         self._clock = clock
         self._pm = build_plugin_manager()
+        # Structures the answers of request(..., result=T); register hooks on it for your types.
+        self.converter = make_converter()
         # Made once (and checked now: a missing TLS plugin or a bad certificate fails here).
         self._ssl_context = (
             tls.client_context(self._url, self._options.connect_options(), self._pm)
@@ -483,10 +487,30 @@ class StelarClient:
         """Send a file's bytes with its name, size and content type (``parse_file`` reads it)."""
         return self.emit_binary(event, encode_file(source, name=name, content_type=content_type))
 
-    async def request(self, event: str, data: Any = None, *, timeout: float | None = None) -> Any:
+    @overload
+    async def request(
+        self, event: str, data: Any = None, *, timeout: float | None = None, result: type[T]
+    ) -> T: ...
+    @overload
+    async def request(
+        self, event: str, data: Any = None, *, timeout: float | None = None, result: None = None
+    ) -> Any: ...
+    async def request(
+        self, event: str, data: Any = None, *, timeout: float | None = None, result: Any = None
+    ) -> Any:
         """Ask the server's ``on_ack(event)`` handler. Queued while offline, within ``timeout``
         (default ``ack_timeout``). Raises ``AckError`` (the server's error), ``AckTimeout``,
-        or ``NotConnected`` when the connection is lost before the answer."""
+        or ``NotConnected`` when the connection is lost before the answer.
+
+        ``data`` may be an attrs instance or a dataclass (sent as its fields). With ``result``,
+        the answer is structured into that type (an attrs class, dataclass, TypedDict or plain
+        type, as typed handlers take theirs): ``InvalidPayload`` names what does not fit."""
+        answer = await self._request(event, data, timeout)
+        if result is None:
+            return answer
+        return structure(self.converter, answer, result, event)
+
+    async def _request(self, event: str, data: Any, timeout: float | None) -> Any:
         payload = dump_json(data)
         self._check_payload(payload)
         ack_id = self._session.open_request()

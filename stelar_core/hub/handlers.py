@@ -1,23 +1,34 @@
 """The user's handlers, by kind, and running a chain of them.
 
 The registry is changed only through its methods (``StelarServer.on``/``off``/... call them);
-what the hub reads are tuples, so a handler list cannot be changed behind its back.
+what the hub reads are tuples, so a handler list cannot be changed behind its back. A typed
+handler (``fn(ctx, msg: ChatMessage) -> Answer``) is stored wrapped: the wrapper structures the
+payload first (``stelar_core.payloads``) and unstructures the answer; an untyped ``fn(ctx)`` is
+stored as it is, so it costs what it always did.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+import cattrs
 
+from stelar_core.errors import InvalidPayload
 from stelar_core.hub.context import Context
 from stelar_core.hub.hooks import Hook, HookRunner
 from stelar_core.hub.middleware import Middleware
 from stelar_core.hub.stats import Counters
+from stelar_core.payloads import handler_types, make_converter, structure, unstructure
+from stelar_core.protocol import ErrorCode, Frame
+
+if TYPE_CHECKING:
+    from stelar_core.hub.outbox import Outbox
 
 Handler = Callable[[Context], Any]
 
@@ -31,10 +42,67 @@ class AckHandler:
     concurrent: bool = False
 
 
+class PayloadRefused(Exception):
+    """Raised by a typed handler's wrapper, before the handler runs, when the payload does not
+    fit (an ``InvalidPayload`` that the handler itself raises is a handler error like any other)."""
+
+    def __init__(self, invalid: InvalidPayload) -> None:
+        super().__init__(str(invalid))
+        self.invalid = invalid
+
+
+def bind(handler: Callable[..., Any], converter: cattrs.Converter) -> Handler:
+    """``handler`` as the hub calls it, ``fn(ctx)``: itself when untyped, else wrapped."""
+    types = handler_types(handler)
+    if not types.typed:
+        return handler
+    takes_payload, payload, answer = types.takes_payload, types.payload, types.answer
+
+    @functools.wraps(handler)
+    def typed(ctx: Context) -> Any:
+        if not takes_payload:
+            result = handler(ctx)
+        elif payload is None:
+            result = handler(ctx, ctx.data)
+        else:
+            try:
+                value = structure(converter, ctx.data, payload, ctx.event)
+            except InvalidPayload as invalid:
+                raise PayloadRefused(invalid) from None
+            result = handler(ctx, value)
+        if inspect.isawaitable(result):
+            return _unstructured(result, converter, answer)
+        return unstructure(converter, result, answer)
+
+    return typed
+
+
+async def _unstructured(result: Awaitable[Any], converter: cattrs.Converter, answer: Any) -> Any:
+    return unstructure(converter, await result, answer)
+
+
+def unwrapped(handler: Handler) -> Callable[..., Any]:
+    """The function the user registered."""
+    return getattr(handler, "__wrapped__", handler)
+
+
 class HandlerRegistry:
-    __slots__ = ("_acks", "_any", "_connection", "_disconnect", "_events", "_middleware")
+    __slots__ = (
+        "_acks",
+        "_any",
+        "_connection",
+        "_disconnect",
+        "_events",
+        "_middleware",
+        "converter",
+        "emitted",
+    )
 
     def __init__(self) -> None:
+        # Structures typed handlers' payloads; users may register hooks on it for their types.
+        self.converter = make_converter()
+        # Events the server sends, declared with their payload types: (type, description).
+        self.emitted: dict[str, tuple[Any, str]] = {}
         self._events: dict[str, tuple[Handler, ...]] = {}
         self._any: tuple[Handler, ...] = ()
         self._acks: dict[str, AckHandler] = {}
@@ -44,22 +112,42 @@ class HandlerRegistry:
 
     # ------------------------------------------------------------------ changes
 
-    def add_event(self, event: str, handler: Handler) -> None:
-        self._events[event] = (*self._events.get(event, ()), handler)
+    def add_event(self, event: str, handler: Callable[..., Any]) -> None:
+        self._events[event] = (*self._events.get(event, ()), bind(handler, self.converter))
 
-    def remove_event(self, event: str, handler: Handler | None) -> None:
+    def remove_event(self, event: str, handler: Callable[..., Any] | None) -> None:
         """Remove one handler of ``event`` (every registration of it), or all of them."""
-        left = () if handler is None else tuple(h for h in self._events.get(event, ()) if h != handler)
+        left = (
+            ()
+            if handler is None
+            else tuple(h for h in self._events.get(event, ()) if unwrapped(h) != handler)
+        )
         if left:
             self._events[event] = left
         else:
             self._events.pop(event, None)
 
-    def add_any(self, handler: Handler) -> None:
-        self._any = (*self._any, handler)
+    def add_any(self, handler: Callable[..., Any]) -> None:
+        self._any = (*self._any, bind(handler, self.converter))
 
-    def set_ack(self, name: str, handler: Handler, *, concurrent: bool) -> None:
-        self._acks[name] = AckHandler(handler, concurrent)
+    def set_ack(self, name: str, handler: Callable[..., Any], *, concurrent: bool) -> None:
+        self._acks[name] = AckHandler(bind(handler, self.converter), concurrent)
+
+    def declare_emit(self, event: str, payload: Any, description: str) -> None:
+        self.emitted[event] = (payload, description)
+
+    def typed(self) -> dict[str, dict[str, Any]]:
+        """What typed handlers declare, by kind and name (for the AsyncAPI document): the
+        payload type (``None``: undeclared) of each event, and payload and answer of each request."""
+        events = {}
+        for event, handlers in self._events.items():
+            declared = [handler_types(unwrapped(h)) for h in handlers]
+            events[event] = next((types.payload for types in declared if types.payload is not None), None)
+        requests = {}
+        for name, ack in self._acks.items():
+            types = handler_types(unwrapped(ack.function))
+            requests[name] = (types.payload, types.answer)
+        return {"events": events, "requests": requests}
 
     def add_connection(self, handler: Handler) -> None:
         self._connection = (*self._connection, handler)
@@ -101,17 +189,21 @@ class HandlerRunner:
     that returns an awaitable. A handler that raises is logged, counted and reported to
     ``on_handler_error``; the chain goes on."""
 
-    __slots__ = ("_counters", "_hooks", "_log")
+    __slots__ = ("_counters", "_hooks", "_log", "_outbox")
 
-    def __init__(self, counters: Counters, hooks: HookRunner, log: logging.Logger) -> None:
+    def __init__(self, counters: Counters, hooks: HookRunner, log: logging.Logger, outbox: Outbox) -> None:
         self._counters = counters
         self._hooks = hooks
         self._log = log
+        self._outbox = outbox
 
     def run(self, handlers: Sequence[Handler], ctx: Context) -> Awaitable[None] | None:
         for index, handler in enumerate(handlers):
             try:
                 result = handler(ctx)
+            except PayloadRefused as refused:
+                self.refuse_payload(ctx, refused.invalid)
+                continue
             except Exception:
                 self.failed(handler, ctx)
                 continue
@@ -131,8 +223,26 @@ class HandlerRunner:
                 result = handler(ctx)
                 if inspect.isawaitable(result):
                     await result
+            except PayloadRefused as refused:
+                self.refuse_payload(ctx, refused.invalid)
             except Exception:
                 self.failed(handler, ctx)
+
+    def refuse_payload(self, ctx: Context, invalid: InvalidPayload, request: Frame | None = None) -> None:
+        """A payload did not fit its handler's type: the handler was not called. Counted
+        (``invalid_payloads``), told to ``on_invalid_payload``, and answered with the code
+        ``invalid_payload``: in the request's answer, or in an error frame naming the event."""
+        self._counters.invalid_payloads += 1
+        self._hooks.notify(
+            Hook.INVALID_PAYLOAD, client_id=ctx.id, event=ctx.event, errors=list(invalid.problems)
+        )
+        session = ctx._session
+        if request is not None:
+            self._outbox.reply_error(session, request, ErrorCode.INVALID_PAYLOAD, str(invalid))
+        else:
+            self._outbox.send_error(
+                session, ErrorCode.INVALID_PAYLOAD, str(invalid), ctx.event, errors=invalid.problems
+            )
 
     def failed(self, handler: object, ctx: Context) -> None:
         """Called inside ``except``: log, count and report the exception being handled."""

@@ -44,6 +44,7 @@ class Hook:
     DEGRADED: Final = "stelar_on_degraded"
     RESTORED: Final = "stelar_on_restored"
     TLS_HANDSHAKE_FAILED: Final = "stelar_on_tls_handshake_failed"
+    INVALID_PAYLOAD: Final = "stelar_on_invalid_payload"
 
 
 class HookRunner:

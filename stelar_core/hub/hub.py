@@ -81,7 +81,7 @@ class Hub:
         self.hooks = HookRunner(pm, server, self.counters.other)
         self.outbox = Outbox(self.counters, self.hooks)
         self.handlers = HandlerRegistry()
-        self._runner = HandlerRunner(self.counters, self.hooks, self.log)
+        self._runner = HandlerRunner(self.counters, self.hooks, self.log, self.outbox)
         self._sessions: set[Session] = set()
         self._open: dict[str, Session] = {}
         self._by_transport: Counter[str] = Counter()
@@ -419,6 +419,7 @@ class Hub:
             degraded={component: reason for component, (reason, _) in self.degraded.items()},
             rate_limiter_entries=self.limits.size(),
             invalid_messages=counters.invalid_messages,
+            invalid_payloads=counters.invalid_payloads,
             rate_limited=counters.rate_limited,
             payload_too_large=counters.payload_too_large,
             handler_errors=counters.handler_errors,

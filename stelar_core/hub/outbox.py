@@ -30,10 +30,14 @@ class Outbox:
             self._counters.bytes_sent += len(frame)
             session.connection.send(frame)
 
-    def send_error(self, session: Session, code: str, message: str, event: str = "") -> None:
+    def send_error(
+        self, session: Session, code: str, message: str, event: str = "", errors: list[str] | None = None
+    ) -> None:
         body: dict[str, Any] = {"message": message}
         if event:
             body["event"] = event
+        if errors:
+            body["errors"] = errors
         self.send(session, encode_frame(FrameType.ERROR, code, dump_json(body)))
 
     def answer_room(self, session: Session, frame: Frame, refusal: tuple[str, str] | None) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from stelar_core.config import ServerConfig
 from stelar_core.errors import NotConnected, ProtocolError
 from stelar_core.hub.context import Context
-from stelar_core.hub.handlers import AckHandler, HandlerRegistry, HandlerRunner
+from stelar_core.hub.handlers import AckHandler, HandlerRegistry, HandlerRunner, PayloadRefused
 from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.session import Session
 from stelar_core.hub.stats import Counters, LatencyHistogram
@@ -89,6 +89,9 @@ class Requests:
         started = time.perf_counter()
         try:
             result = handler.function(ctx)
+        except PayloadRefused as refused:
+            self._runner.refuse_payload(ctx, refused.invalid, frame)
+            return None
         except Exception as exc:
             self._runner.failed(handler.function, ctx)
             self._outbox.reply_error(session, frame, ErrorCode.HANDLER_ERROR, str(exc))

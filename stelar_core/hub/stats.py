@@ -35,6 +35,7 @@ class Counters:
         "bytes_sent",
         "handler_errors",
         "invalid_messages",
+        "invalid_payloads",
         "messages_received",
         "messages_sent",
         "other",
@@ -52,6 +53,7 @@ class Counters:
         self.bytes_received = 0
         self.bytes_sent = 0
         self.invalid_messages = 0
+        self.invalid_payloads = 0
         self.rate_limited = 0
         self.payload_too_large = 0
         self.handler_errors = 0
@@ -122,6 +124,8 @@ class Stats:
     # TLS handshakes that failed, by category: "client_certificate" (mTLS refusals), "timeout",
     # "overload" (too many at once), "error" (anything else: plaintext sent to a TLS port...).
     tls_handshake_failures: Mapping[str, int] = attrs.field(factory=dict)
+    # Messages whose payload did not fit their typed handler (answered ``invalid_payload``).
+    invalid_payloads: int = 0
     # Each transport's own figures (``Transport.stats()``), by transport name.
     transports: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 

@@ -191,6 +191,13 @@ def stelar_on_invalid_message(
 
 
 @hookspec
+def stelar_on_invalid_payload(server: ServerView, client_id: str, event: str, errors: list[str]) -> None:
+    """A payload did not fit the type its handler declares (``def chat(ctx, msg: ChatMessage)``):
+    the handler was not called and the client was answered ``invalid_payload``. ``errors`` name
+    each problem as ``path: rule``. Counted as ``invalid_payloads``."""
+
+
+@hookspec
 def stelar_on_slow_consumer(server: ServerView, client_id: str, protocol: str, buffered_bytes: int) -> None:
     """A client stopped reading: its output stayed above ``max_buffered_bytes`` (or reached twice
     that). It is disconnected (1008, ``slow consumer``) and counted as ``slow_consumers``."""

@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     HEARTBEAT_TIMEOUT = "heartbeat_timeout"
     SERVER_SHUTDOWN = "server_shutdown"
     SLOW_CONSUMER = "slow_consumer"
+    INVALID_PAYLOAD = "invalid_payload"
 
 
 class DisconnectCode(IntEnum):

@@ -63,9 +63,18 @@ class Frame:
 _DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
+def _fields(value: Any) -> Any:
+    """orjson's fallback, called only for what it cannot write itself (it writes dataclasses,
+    enums and datetimes): an attrs instance becomes the dict of its fields, so the typed
+    payloads of ``emit(..., ChatMessage(...))`` need no conversion on the way out."""
+    if attrs.has(type(value)):
+        return attrs.asdict(value, recurse=False)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
 def dump_json(data: Any) -> bytes:
     """Compact UTF-8 JSON. Raises ``TypeError`` for a value JSON cannot carry."""
-    return orjson.dumps(data, option=_DUMP_OPTIONS)
+    return orjson.dumps(data, default=_fields, option=_DUMP_OPTIONS)
 
 
 def load_json(payload: bytes) -> Any:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 import attrs
+import cattrs
 
 from stelar_core import logs
 from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig, is_secret, merge_options, read_toml
@@ -114,7 +115,12 @@ class StelarServer:
     @overload
     def on(self, event: str, handler: H) -> H: ...
     def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
-        """Handle ``event``: ``server.on("chat", fn)`` or ``@server.on("chat")``."""
+        """Handle ``event``: ``server.on("chat", fn)`` or ``@server.on("chat")``.
+
+        ``fn(ctx)`` reads the payload as ``ctx.data``. A typed handler, ``fn(ctx, msg:
+        ChatMessage)``, gets it structured into its type first (attrs classes, dataclasses,
+        TypedDicts, plain types); one that does not fit is answered ``invalid_payload`` and the
+        handler is not called (``docs/typed-events.md``)."""
         if not event or not isinstance(event, str):
             raise ValueError(f"event name must be a non-empty string, got {event!r}")
 
@@ -151,7 +157,8 @@ class StelarServer:
         self, name: str, handler: H | None = None, *, concurrent: bool = False
     ) -> H | Callable[[H], H]:
         """Answer requests named ``name``: the handler's return value is the reply, an exception
-        becomes an error reply. One handler per name (a new one replaces the old).
+        becomes an error reply. One handler per name (a new one replaces the old). Typed as
+        ``on`` is: ``fn(ctx, q: UserQuery) -> User`` checks the request and unstructures the answer.
 
         A client's messages are handled in order: its next message waits until an async handler
         has answered. ``concurrent=True`` lets this handler's requests run side by side with that
@@ -165,6 +172,20 @@ class StelarServer:
             return fn
 
         return add if handler is None else add(handler)
+
+    def emits(self, event: str, payload: Any, *, description: str = "") -> None:
+        """Declare an event this server sends to clients, with its payload's type: it has no
+        handler to read it from, and the AsyncAPI document (``stelar asyncapi``) and the
+        TypeScript declarations made from it describe it (``docs/typed-events.md``)."""
+        if not event or not isinstance(event, str):
+            raise ValueError(f"event name must be a non-empty string, got {event!r}")
+        self.hub.handlers.declare_emit(event, payload, description)
+
+    @property
+    def converter(self) -> cattrs.Converter:
+        """The cattrs converter typed handlers structure payloads with: register hooks on it for
+        types of your own (``server.converter.register_structure_hook(Money, ...)``)."""
+        return self.hub.handlers.converter
 
     def use(self, middleware: Middleware) -> Middleware:
         """Add connection middleware ``fn(ctx, next)``; usable as a decorator."""

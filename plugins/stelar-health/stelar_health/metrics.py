@@ -55,6 +55,7 @@ class StatsCollector(Collector):
             ("stelar_rate_limited", "Messages refused by a rate limit", stats.rate_limited),
             ("stelar_payload_too_large", "Messages refused for their size", stats.payload_too_large),
             ("stelar_invalid_messages", "Frames that broke the protocol", stats.invalid_messages),
+            ("stelar_invalid_payloads", "Payloads that did not fit a typed handler", stats.invalid_payloads),
             ("stelar_handler_errors", "Handlers that raised", stats.handler_errors),
             (
                 "stelar_slow_consumers",
