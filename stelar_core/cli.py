@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from stelar_core.commands import asyncapi as asyncapi_command
 from stelar_core.config import LOG_LEVELS, merge_options, read_toml
 from stelar_core.errors import StelarError
 from stelar_core.eventloop import EVENT_LOOPS, loop_name
@@ -293,6 +294,8 @@ def _parser(table: OptionTable) -> argparse.ArgumentParser:
     )
     _add_option_flags(serve, table)
     serve.set_defaults(run=_serve)
+
+    asyncapi_command.add_parser(commands, build_server)
     return parser
 
 

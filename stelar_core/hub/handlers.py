@@ -42,6 +42,27 @@ class AckHandler:
     concurrent: bool = False
 
 
+@attrs.frozen(slots=True)
+class Described:
+    """One entry of the server's interface. ``kind``: ``event`` (a client emits it, handlers
+    take it), ``request`` (a client asks, ``on_ack`` answers) or ``sent`` (the server emits it,
+    declared with ``server.emits``)."""
+
+    kind: str
+    name: str
+    payload: Any
+    answer: Any
+    summary: str
+
+
+def _summary(functions: Sequence[Callable[..., Any]]) -> str:
+    """The first line of the first handler's docstring."""
+    for function in functions:
+        if function.__doc__:
+            return function.__doc__.strip().splitlines()[0]
+    return ""
+
+
 class PayloadRefused(Exception):
     """Raised by a typed handler's wrapper, before the handler runs, when the payload does not
     fit (an ``InvalidPayload`` that the handler itself raises is a handler error like any other)."""
@@ -136,18 +157,21 @@ class HandlerRegistry:
     def declare_emit(self, event: str, payload: Any, description: str) -> None:
         self.emitted[event] = (payload, description)
 
-    def typed(self) -> dict[str, dict[str, Any]]:
-        """What typed handlers declare, by kind and name (for the AsyncAPI document): the
-        payload type (``None``: undeclared) of each event, and payload and answer of each request."""
-        events = {}
+    def described(self) -> list[Described]:
+        """Every event and request the handlers take and every event declared as sent, with
+        the types they declare (for the AsyncAPI document), in registration order."""
+        found = []
         for event, handlers in self._events.items():
-            declared = [handler_types(unwrapped(h)) for h in handlers]
-            events[event] = next((types.payload for types in declared if types.payload is not None), None)
-        requests = {}
+            functions = [unwrapped(h) for h in handlers]
+            payload = next((t.payload for t in map(handler_types, functions) if t.payload is not None), None)
+            found.append(Described("event", event, payload, None, _summary(functions)))
         for name, ack in self._acks.items():
-            types = handler_types(unwrapped(ack.function))
-            requests[name] = (types.payload, types.answer)
-        return {"events": events, "requests": requests}
+            function = unwrapped(ack.function)
+            types = handler_types(function)
+            found.append(Described("request", name, types.payload, types.answer, _summary([function])))
+        for event, (payload, description) in self.emitted.items():
+            found.append(Described("sent", event, payload, None, description))
+        return found
 
     def add_connection(self, handler: Handler) -> None:
         self._connection = (*self._connection, handler)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from stelar_core.asyncapi import document
 from stelar_core.config import ServerConfig
 from stelar_core.hub import ClientInfo, Stats
 from stelar_core.protocol import DisconnectCode
@@ -69,6 +70,10 @@ class ServerView:
     @property
     def accepting(self) -> bool:
         return self._server.accepting
+
+    def asyncapi(self) -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of the server's events and requests (``stelar_core.asyncapi``)."""
+        return document(self._server)
 
     def logger(self, name: str) -> logging.Logger:
         """The server's logger ``name`` (``stelar.<plugin>``), which follows its ``logger`` option."""

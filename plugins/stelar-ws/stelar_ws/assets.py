@@ -70,5 +70,20 @@ def demo_routes(server: ServerView) -> dict[str, Callable[[HttpRequest], HttpRes
     return {"/": StaticFile(name, content_type, cache=False), "/demo/state": state}
 
 
+def asyncapi_routes(server: ServerView) -> dict[str, Callable[[HttpRequest], HttpResponse]]:
+    """``/asyncapi.json``: the server's AsyncAPI document, made at each request (handlers may be
+    added while it runs), readable cross-origin by documentation tools."""
+
+    def asyncapi(request: HttpRequest) -> HttpResponse:
+        headers = {
+            "Content-Type": "application/json",
+            "Cache-Control": "no-cache",
+            "Access-Control-Allow-Origin": "*",
+        }
+        return HttpResponse(200, json.dumps(server.asyncapi(), indent=2).encode(), headers)
+
+    return {"/asyncapi.json": asyncapi}
+
+
 def _query(query: str) -> dict[str, str]:
     return dict(parse_qsl(query))

@@ -10,7 +10,7 @@ from stelar_core.plugins.options import OptionDeclarations
 from stelar_core.providers import Register, TransportContext, TransportProvider
 from stelar_core.server.view import ServerView
 from stelar_core.validation import port, strings_or_none, url_path
-from stelar_ws.assets import client_routes, demo_routes
+from stelar_ws.assets import asyncapi_routes, client_routes, demo_routes
 from stelar_ws.client import connect_ws
 from stelar_ws.server import DEFAULT_PORT, WsTransport
 
@@ -66,6 +66,12 @@ def stelar_add_options(options: OptionDeclarations) -> None:
         help="serve the browser client at /stelar.js (and its types at /stelar.d.ts)",
     )
     options.add(
+        "asyncapi",
+        default=False,
+        type=bool,
+        help="serve the AsyncAPI 3.0 document of the server's events at /asyncapi.json",
+    )
+    options.add(
         "demo",
         default=False,
         type=bool,
@@ -78,6 +84,8 @@ def stelar_add_options(options: OptionDeclarations) -> None:
 def stelar_register_http_routes(register: Callable[..., None], server: ServerView, section: str) -> None:
     options = server.config.plugin(section)
     routes = client_routes() if options.serve_client else {}
+    if options.asyncapi:
+        routes |= asyncapi_routes(server)
     if options.demo:
         routes |= demo_routes(server)
     for path, handler in routes.items():

@@ -1,0 +1,266 @@
+"""An AsyncAPI 3.0 document of a server's interface, and TypeScript declarations made from it.
+
+What a server offers is read from its handler registry: the events its handlers take (a client
+``emit``s them: operations the server *receives*), the requests its ``on_ack`` handlers answer
+(received, with a *reply*), and the events declared with ``server.emits`` (the server *sends*
+them). Payload schemas come from the types typed handlers declare (``stelar_core.schemas``); an
+untyped handler's payload is described as any JSON.
+
+All of stelar's events travel on one connection, so the document has one channel, ``stelar``;
+its messages are the events. ``servers`` lists where it listens when it is running (or the URLs
+given to ``stelar asyncapi --server``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from stelar_core.schemas import SchemaBuilder
+
+if TYPE_CHECKING:
+    from stelar_core.server.server import StelarServer
+
+ASYNCAPI_VERSION = "3.0.0"
+CHANNEL = "stelar"
+_KEY = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def document(
+    server: StelarServer, *, title: str = "stelar server", version: str = "1.0.0", servers: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of ``server`` (``servers``: URLs to list besides its own)."""
+    schemas = SchemaBuilder(lambda name: f"#/components/schemas/{name}")
+    messages: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+
+    def message(key: str, name: str, payload: Any, summary: str) -> dict[str, str]:
+        key = _unique(_KEY.sub("_", key), messages)
+        body: dict[str, Any] = {"name": name, "contentType": "application/json"}
+        if summary:
+            body["summary"] = summary
+        body["payload"] = schemas.schema(payload)
+        messages[key] = body
+        return {"$ref": f"#/channels/{CHANNEL}/messages/{key}"}
+
+    channel_ref = {"$ref": f"#/channels/{CHANNEL}"}
+    for entry in server.hub.handlers.described():
+        key = _KEY.sub("_", entry.name)
+        if entry.kind == "event":
+            reference = message(key, entry.name, entry.payload, entry.summary)
+            operations[_unique(f"receive.{key}", operations)] = {
+                "action": "receive",
+                "channel": channel_ref,
+                "title": f"a client emits {entry.name!r}",
+                "messages": [reference],
+            }
+        elif entry.kind == "request":
+            asked = message(f"{key}.request", entry.name, entry.payload, entry.summary)
+            answered = message(f"{key}.reply", entry.name, entry.answer, f"the answer to {entry.name!r}")
+            operations[_unique(f"request.{key}", operations)] = {
+                "action": "receive",
+                "channel": channel_ref,
+                "title": f"a client requests {entry.name!r}",
+                "messages": [asked],
+                "reply": {"channel": channel_ref, "messages": [answered]},
+            }
+        else:
+            reference = message(f"{key}.sent", entry.name, entry.payload, entry.summary)
+            operations[_unique(f"send.{key}", operations)] = {
+                "action": "send",
+                "channel": channel_ref,
+                "title": f"the server emits {entry.name!r}",
+                "messages": [reference],
+            }
+    listed = {url: None for url in (*_addresses(server), *servers)}
+    result: dict[str, Any] = {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": {
+            "title": title,
+            "version": version,
+            "description": (
+                "Events over stelar's protocol (WebSocket subprotocol stelar.v1, or stelar's "
+                "length-prefixed TCP frames): each message is an event name and a JSON payload; "
+                "a request is answered on the same connection."
+            ),
+        },
+        "defaultContentType": "application/json",
+    }
+    if listed:
+        result["servers"] = _servers(listed)
+    result["channels"] = {
+        CHANNEL: {
+            "address": None,
+            "title": "the stelar connection",
+            "messages": {key: {"$ref": f"#/components/messages/{key}"} for key in messages},
+        }
+    }
+    result["operations"] = operations
+    result["components"] = {"messages": messages, "schemas": schemas.definitions}
+    return result
+
+
+def _addresses(server: StelarServer) -> list[str]:
+    return [
+        url
+        for urls in server.addresses.values()
+        for url in urls
+        if "://" in url and not url.startswith("memory")
+    ]
+
+
+def _servers(urls: Iterable[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for url in urls:
+        found[_unique(_server_key(url), found)] = _server(url)
+    return found
+
+
+def _server_key(url: str) -> str:
+    return _KEY.sub("_", urlsplit(url).scheme)
+
+
+def _server(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    entry: dict[str, Any] = {"host": parts.netloc, "protocol": parts.scheme}
+    if parts.path and parts.path != "/":
+        entry["pathname"] = parts.path
+    return entry
+
+
+def _unique(key: str, taken: Mapping[str, Any]) -> str:
+    candidate, counter = key, 2
+    while candidate in taken:
+        candidate, counter = f"{key}{counter}", counter + 1
+    return candidate
+
+
+def to_json(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------- TypeScript
+
+
+def typescript(doc: Mapping[str, Any], module: str = "stelar-client") -> str:
+    """Declarations for a front end: the payload types, and ``TypedStelarClient``, the browser
+    client with ``emit``/``on``/``request`` typed for this server's events.
+
+    ``const client = new StelarClient(url) as TypedStelarClient;``"""
+    components = doc.get("components", {})
+    schemas: Mapping[str, Any] = components.get("schemas", {})
+    messages: Mapping[str, Any] = components.get("messages", {})
+    info = doc["info"]
+    lines = [
+        f"// Generated by `stelar asyncapi --typescript` from {info['title']} {info['version']};",
+        "// do not edit. Use: const client = new StelarClient(url) as TypedStelarClient;",
+        f'import type {{ StelarClient }} from "{module}";',
+        "",
+    ]
+    for name, schema in schemas.items():
+        description = schema.get("description")
+        if description:
+            lines.append(f"/** {description} */")
+        lines.append(f"export interface {_ts_name(name)} {_ts_object(schema)}")
+        lines.append("")
+    emitted: dict[str, str] = {}
+    sent: dict[str, str] = {}
+    requests: dict[str, tuple[str, str]] = {}
+    for operation in doc.get("operations", {}).values():
+        key = operation["messages"][0]["$ref"].rsplit("/", 1)[1]
+        body = messages[key]
+        if "reply" in operation:
+            reply = messages[operation["reply"]["messages"][0]["$ref"].rsplit("/", 1)[1]]
+            requests[body["name"]] = (_ts_type(body["payload"]), _ts_type(reply["payload"]))
+        elif operation["action"] == "receive":
+            emitted[body["name"]] = _ts_type(body["payload"])
+        else:
+            sent[body["name"]] = _ts_type(body["payload"])
+    lines.append("/** Events a client emits (the server's handlers take them). */")
+    lines.append("export interface ClientEvents " + _ts_members(emitted))
+    lines.append("")
+    lines.append("/** Events the server emits to clients. */")
+    lines.append("export interface ServerEvents " + _ts_members(sent))
+    lines.append("")
+    lines.append("/** Requests a client makes, and their answers. */")
+    pairs = {
+        name: f"{{ request: {asked}; response: {answer} }}" for name, (asked, answer) in requests.items()
+    }
+    lines.append("export interface Requests " + _ts_members(pairs))
+    lines.append("")
+    lines += [
+        "/** The browser client, typed for this server's events. */",
+        'export type TypedStelarClient = Omit<StelarClient, "emit" | "on" | "once" | "request"> & {',
+        "  emit<E extends keyof ClientEvents>(event: E, data: ClientEvents[E]): boolean;",
+        "  on<E extends keyof ServerEvents>(",
+        "    event: E, listener: (data: ServerEvents[E]) => void",
+        "  ): TypedStelarClient;",
+        '  on(event: "connect" | "reconnect_failed", listener: () => void): TypedStelarClient;',
+        "  once<E extends keyof ServerEvents>(",
+        "    event: E, listener: (data: ServerEvents[E]) => void",
+        "  ): TypedStelarClient;",
+        "  request<R extends keyof Requests>(",
+        '    event: R, data: Requests[R]["request"], options?: { timeout?: number }',
+        '  ): Promise<Requests[R]["response"]>;',
+        "};",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _ts_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_$]", "_", name)
+
+
+def _ts_members(members: Mapping[str, str]) -> str:
+    if not members:
+        return "{}"
+    return "{\n" + "".join(f"  {json.dumps(name)}: {kind};\n" for name, kind in members.items()) + "}"
+
+
+def _ts_object(schema: Mapping[str, Any]) -> str:
+    required = set(schema.get("required", ()))
+    fields = {
+        _ts_key(name) + ("" if name in required else "?"): _ts_type(field)
+        for name, field in schema.get("properties", {}).items()
+    }
+    if not fields:
+        return "{}"
+    return "{\n" + "".join(f"  {name}: {kind};\n" for name, kind in fields.items()) + "}"
+
+
+def _ts_key(name: str) -> str:
+    return name if name.isidentifier() else json.dumps(name)
+
+
+def _ts_type(schema: Mapping[str, Any]) -> str:
+    """The TypeScript type of a schema this module (``stelar_core.schemas``) writes."""
+    if "$ref" in schema:
+        return _ts_name(schema["$ref"].rsplit("/", 1)[1])
+    if "enum" in schema:
+        return " | ".join(json.dumps(value) for value in schema["enum"]) or "never"
+    if "anyOf" in schema:
+        return " | ".join(_ts_type(option) for option in schema["anyOf"])
+    kind = schema.get("type")
+    if kind == "string":
+        return "string"
+    if kind in ("integer", "number"):
+        return "number"
+    if kind == "boolean":
+        return "boolean"
+    if kind == "null":
+        return "null"
+    if kind == "array":
+        items = schema.get("items", {})
+        if isinstance(items, list):
+            return "[" + ", ".join(_ts_type(item) for item in items) + "]"
+        inner = _ts_type(items)
+        return f"({inner})[]" if "|" in inner else f"{inner}[]"
+    if kind == "object":
+        if "properties" in schema:
+            return _ts_object(schema)
+        return f"Record<string, {_ts_type(schema.get('additionalProperties', {}))}>"
+    return "unknown"
