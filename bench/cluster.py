@@ -33,6 +33,7 @@ from loadgen import (
     Tally,
     WebSocketPeer,
     close_all,
+    local,
     open_peers,
     percentile,
 )
@@ -93,11 +94,11 @@ async def fan_out(
     tally, remote = Tally(), Tally()
     groups = []
     for index, port in enumerate(ports):
-        group = await open_peers(peer, port, members // len(ports), join=True)
+        group = await open_peers(peer, local(port), members // len(ports), join=True)
         for member in group:
             member.tally = tally if index == 0 else _Both(tally, remote)
         groups.append(group)
-    (publisher,) = await open_peers(peer, ports[0], 1)
+    (publisher,) = await open_peers(peer, local(ports[0]), 1)
     await asyncio.sleep(0.5)  # a benchmark, not a test: let every node's room subscription settle
     calls_before = redis_server.calls()
     started = time.perf_counter()

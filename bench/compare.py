@@ -41,6 +41,8 @@ from loadgen import (
     churn,
     fan_out,
     idle_memory,
+    local,
+    process_memory,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -136,36 +138,36 @@ def scenarios(scale: float, idle_sizes: Sequence[int]) -> list[ScenarioSpec]:
         ScenarioSpec(
             "fan-out, 1,000 members, burst",
             "deliveries/s",
-            lambda s, p, w: fan_out(s.peer, p.port, w, 1000, n(500), paced=False),
+            lambda s, p, w: fan_out(s.peer, local(p.port), w, 1000, n(500), paced=False),
         ),
         ScenarioSpec(
             "fan-out, 100 members, burst",
             "deliveries/s",
-            lambda s, p, w: fan_out(s.peer, p.port, w, 100, n(2000), paced=False),
+            lambda s, p, w: fan_out(s.peer, local(p.port), w, 100, n(2000), paced=False),
         ),
         ScenarioSpec(
             "fan-out, 1,000 members, paced",
             "deliveries/s",
-            lambda s, p, w: fan_out(s.peer, p.port, w, 1000, n(100), paced=True),
+            lambda s, p, w: fan_out(s.peer, local(p.port), w, 1000, n(100), paced=True),
         ),
         ScenarioSpec(
             "ACK round trips, 1 client",
             "round trips/s",
-            lambda s, p, w: ack_round_trips(s.peer, p.port, w, 1, n(10_000)),
+            lambda s, p, w: ack_round_trips(s.peer, local(p.port), w, 1, n(10_000)),
         ),
         ScenarioSpec(
             "ACK round trips, 50 clients",
             "round trips/s",
-            lambda s, p, w: ack_round_trips(s.peer, p.port, w, 50, n(1000)),
+            lambda s, p, w: ack_round_trips(s.peer, local(p.port), w, 50, n(1000)),
         ),
-        ScenarioSpec("churn", "connections/s", lambda s, p, w: churn(s.peer, p.port, w, n(3000), 50)),
+        ScenarioSpec("churn", "connections/s", lambda s, p, w: churn(s.peer, local(p.port), w, n(3000), 50)),
     ]
     for size in idle_sizes:
         specs.append(
             ScenarioSpec(
                 f"idle memory, {size:,} connections",
                 "RSS bytes per connection",
-                lambda s, p, w, size=size: idle_memory(s.peer, p.port, w, size),
+                lambda s, p, w, size=size: idle_memory(s.peer, local(p.port), w, size, process_memory(p.pid)),
                 higher_is_better=False,
             )
         )

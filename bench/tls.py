@@ -24,7 +24,7 @@ from pathlib import Path
 
 import trustme
 from compare import ServerProcess, python, write_section
-from loadgen import LengthPrefixedPeer, Window, churn
+from loadgen import LengthPrefixedPeer, Target, Window, churn
 
 CONCURRENCY = 50
 
@@ -43,8 +43,8 @@ def measure(argv: tuple[str, ...], tls: ssl.SSLContext, cycles: int) -> dict[str
     server = ServerProcess(argv)
     try:
         window = Window(server.pid)
-        context = tls if "--tls" in argv else None
-        return asyncio.run(churn(LengthPrefixedPeer, server.port, window, cycles, CONCURRENCY, context))
+        target = Target(server.port, tls=tls if "--tls" in argv else None)
+        return asyncio.run(churn(LengthPrefixedPeer, target, window, cycles, CONCURRENCY))
     finally:
         server.stop()
 

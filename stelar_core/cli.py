@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stelar_core.commands import asyncapi as asyncapi_command
+from stelar_core.commands import bench as bench_command
 from stelar_core.commands import connect as connect_command
 from stelar_core.config import LOG_LEVELS, merge_options, read_toml
 from stelar_core.errors import StelarError
@@ -298,6 +299,7 @@ def _parser(table: OptionTable) -> argparse.ArgumentParser:
 
     asyncapi_command.add_parser(commands, build_server)
     connect_command.add_parser(commands)
+    bench_command.add_parser(commands)
     return parser
 
 

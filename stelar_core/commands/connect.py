@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import datetime
 import json
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -204,39 +205,30 @@ def _readline_buffer() -> str:
     return readline.get_line_buffer()
 
 
-async def input_lines(console: Console) -> AsyncIterator[str]:
-    """Lines from standard input, read on a daemon thread (``input()`` with readline's editing
-    and history on a terminal), so a quit never waits for a last Enter."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-
-    def read() -> None:
-        if console.interactive:
-            import readline  # noqa: F401  (loading it gives input() editing and history)
-        while True:
-            try:
-                if console.interactive:
-                    console.prompting.set()
-                    line: str | None = input(PROMPT)
-                else:
-                    line = sys.stdin.readline() or None
-            except (EOFError, KeyboardInterrupt):
-                line = None
-            finally:
-                console.prompting.clear()
-            loop.call_soon_threadsafe(queue.put_nowait, line)
-            if line is None:
-                return
-
-    threading.Thread(target=read, name="stelar-connect-input", daemon=True).start()
-    while (line := await queue.get()) is not None:
+def input_lines(console: Console) -> Iterator[str]:
+    """Lines from standard input: ``input()`` with readline's editing and history on a terminal.
+    Read on the main thread, so the terminal is always given back as it was (a quit never leaves
+    a reader blocked somewhere). Ctrl-D and Ctrl-C at the prompt end the input."""
+    if console.interactive:
+        import readline  # noqa: F401  (loading it gives input() editing and history)
+    while True:
+        try:
+            if console.interactive:
+                console.prompting.set()
+                line = input(PROMPT)
+            else:
+                line = sys.stdin.readline()
+                if not line:
+                    return
+        except (EOFError, KeyboardInterrupt):
+            return
+        finally:
+            console.prompting.clear()
         yield line
 
 
-async def run_session(
-    client: StelarClient, lines: AsyncIterator[str], console: Console, rooms: list[str]
-) -> int:
-    """Connect, join ``rooms``, then act on each line until the input ends or ``/quit``."""
+def attach(client: StelarClient, console: Console) -> None:
+    """Print what arrives, and the connection's news."""
     client.on_any(lambda event, data: console.print(format_arrival(event, data)))
     client.on("error", lambda error: console.print(format_error(str(error))))
     client.on(
@@ -244,36 +236,56 @@ async def run_session(
     )
     client.on("reconnecting", lambda attempt: console.print(format_news(f"reconnecting, attempt {attempt}")))
     client.on("connect", lambda: console.print(format_news(f"connected as {client.id}")))
+
+
+def run_session(client: StelarClient, lines: Iterable[str], console: Console, rooms: list[str]) -> int:
+    """Connect, join ``rooms``, then act on each line until the input ends or ``/quit``.
+
+    The client lives on an event loop of its own thread; lines are read here. From a pipe each
+    action is finished before the next line is read (a request waits for its answer); on a
+    terminal a request is answered while typing goes on."""
+    loop = asyncio.new_event_loop()
+    worker = threading.Thread(target=loop.run_forever, name="stelar-connect", daemon=True)
+    worker.start()
+
+    def call(work: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(work, loop)
+
     try:
-        await client.connect()
-    except (StelarError, OSError) as exc:
-        console.print(format_error(f"could not connect: {exc}"))
-        return 1
-    for room in rooms:
-        await _act(client, Join(room), console)
-    pending: set[asyncio.Task[None]] = set()
-    async for line in lines:
+        attach(client, console)
         try:
-            action = parse_line(line)
-        except LineError as exc:
-            console.print(format_error(str(exc)))
-            continue
-        if action is None:
-            continue
-        if isinstance(action, Quit):
-            break
-        if not console.interactive:
-            console.print(f"{timestamp()} > {line.strip()}")
-        if console.interactive and isinstance(action, Request):
-            task = asyncio.ensure_future(_act(client, action, console))  # typing goes on meanwhile
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-        else:
-            await _act(client, action, console)
-    if pending:
-        await asyncio.wait(pending)
-    await client.disconnect()
-    return 0
+            call(client.connect()).result()
+        except (StelarError, OSError) as exc:
+            console.print(format_error(f"could not connect: {exc}"))
+            return 1
+        for room in rooms:
+            call(_act(client, Join(room), console)).result()
+        pending: list[concurrent.futures.Future[Any]] = []
+        for line in lines:
+            try:
+                action = parse_line(line)
+            except LineError as exc:
+                console.print(format_error(str(exc)))
+                continue
+            if action is None:
+                continue
+            if isinstance(action, Quit):
+                break
+            if not console.interactive:
+                console.print(f"{timestamp()} > {line.strip()}")
+            done = call(_act(client, action, console))
+            if console.interactive and isinstance(action, Request):
+                pending.append(done)
+            else:
+                done.result()
+        for done in pending:
+            done.result()
+        call(client.disconnect()).result()
+        return 0
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        worker.join()
+        loop.close()
 
 
 async def _act(client: StelarClient, action: Action, console: Console) -> None:
@@ -337,9 +349,5 @@ def run(args: argparse.Namespace) -> int:
         options["origin"] = args.origin
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
 
-    async def main() -> int:
-        client = StelarClient(args.url, **options)
-        console = Console(sys.stdout, interactive)
-        return await run_session(client, input_lines(console), console, args.room)
-
-    return asyncio.run(main())
+    console = Console(sys.stdout, interactive)
+    return run_session(StelarClient(args.url, **options), input_lines(console), console, args.room)

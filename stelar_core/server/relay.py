@@ -1,5 +1,6 @@
 """The built-in relay app of ``stelar serve``: clients join rooms; what they send is relayed to
-the other members of every room they are in."""
+the other members of every room they are in; an ``echo`` request is answered with its data (a
+liveness check for clients, and what ``stelar bench --scenario ack`` asks)."""
 
 from __future__ import annotations
 
@@ -21,4 +22,9 @@ def relay_to_rooms(ctx: Context) -> None:
 def build_relay_server(**options: Any) -> StelarServer:
     server = StelarServer(**options)
     server.on_any(relay_to_rooms)
+    server.on_ack("echo", echo)
     return server
+
+
+def echo(ctx: Context) -> Any:
+    return ctx.data
