@@ -222,9 +222,7 @@ def structure(converter: cattrs.Converter, data: Any, kind: Any, event: str) -> 
         return converter.structure(data, kind)
     except BaseValidationError as exc:
         problems = cattrs.transform_error(exc, path="$", format_exception=_describe)
-    except (TypeError, ValueError, KeyError, cattrs.errors.StructureHandlerNotFoundError) as exc:
-        problems = [f"{_describe(exc, kind)} @ $"]
-    except cattrs.errors.CattrsError as exc:
+    except (TypeError, ValueError, KeyError, cattrs.errors.CattrsError) as exc:
         problems = [f"{_describe(exc, kind)} @ $"]
     raise InvalidPayload(event, [_path_first(problem) for problem in problems])
 

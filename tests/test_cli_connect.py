@@ -78,6 +78,13 @@ def test_a_line_that_means_nothing_says_what_would(line, message):
     assert str(refused.value).startswith(message)
 
 
+def test_help_lists_every_action():
+    from stelar_core.commands.connect import COMMANDS, HELP
+
+    assert HELP.startswith("Each line typed (or piped) is one action:")
+    assert all(command in HELP for command in COMMANDS)
+
+
 def test_what_arrives_is_printed_with_a_timestamp():
     now = datetime.datetime(2026, 12, 2, 9, 5, 7, 42_000)
     assert format_arrival("chat", {"text": "hé"}, now) == '09:05:07.042 < chat {"text": "hé"}'

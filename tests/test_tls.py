@@ -115,6 +115,7 @@ async def test_the_toml_section_configures_tls(tmp_path, files):
         client.close()
     finally:
         await server.stop()
+    assert server.addresses["ws"] == []  # a stopped TLS listener lists no address
 
 
 async def test_reject_unauthorized_false_skips_verification(tls_server):

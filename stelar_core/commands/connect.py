@@ -39,7 +39,8 @@ from stelar_core.errors import StelarError
 
 PROMPT = "> "
 COMMANDS = ("/join", "/leave", "/request", "/binary", "/help", "/quit")
-HELP = __doc__.split("\n\n")[1] if __doc__ else ""  # the table of actions above
+# "Each line ... is one action:" and the table of actions, from the docstring above.
+HELP = "\n".join(__doc__.split("\n\n")[1:3]) if __doc__ else ""
 
 
 # --------------------------------------------------------------------------- what a line means

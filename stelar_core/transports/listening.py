@@ -80,15 +80,14 @@ class Listener:
             self._server.close()
         loop = asyncio.get_running_loop()
         for sock in self._sockets:
-            if sock.fileno() != -1:
-                loop.remove_reader(sock)
-                sock.close()
+            loop.remove_reader(sock)
+            sock.close()
+        self._sockets = []  # no address is listed once closed, as asyncio's server does
 
     async def wait_closed(self) -> None:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-        self._sockets = []
 
     async def abort_handshakes(self) -> None:
         pending = list(self._handshakes)
