@@ -83,7 +83,7 @@ class SocketIOPeer(WebSocketPeer):
     def publish(self, count: int) -> None:
         self.send_many(b'42["' + self.target.event.encode() + b'",' + MESSAGE + b"]", count)
 
-    def count_message(self, buffer: bytearray, start: int) -> None:
+    def count_message(self, buffer: bytearray, start: int, end: int) -> None:
         head = bytes(buffer[start : start + 3])
         if head.startswith(b"42"):
             self.counts[RELAYED] += 1

@@ -157,6 +157,13 @@ async def test_bad_input_is_named(args, message):
 
 
 @pytest.mark.one_loop
+async def test_a_rate_limited_run_says_so(relay):
+    code, out, err = await bench(relay["tcp"], "--scenario", "ack", "--clients", "1", "--requests", "500")
+    assert code == 1 and out == ""  # the relay app's default rate limit: 100 messages a second
+    assert "(rate limit exceeded)" in err and "the server's rate limit (rate_limit, event_rate_limits)" in err
+
+
+@pytest.mark.one_loop
 async def test_a_server_that_is_not_there_fails_in_a_sentence():
     import socket
 

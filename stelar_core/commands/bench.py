@@ -161,6 +161,8 @@ def explain(error: BaseException) -> str:
         return f"the server refused a connection ({text}): its per-IP limit, max_connections_per_ip?"
     if " 503 " in text:
         return f"the server refused a connection ({text}): max_connections, or it is stopping?"
+    if "rate_limited" in text or "rate limit" in text:
+        return f"{text}: the server's rate limit (rate_limit, event_rate_limits) is below this load"
     return text
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import json
 import os
 import ssl
 import struct
@@ -56,6 +58,8 @@ def stelar_frame(kind: int, event: bytes, payload: bytes = b"", ack_id: int | No
 
 # stelar's frame type byte -> what it counts as (0 event, 5 ack answer, 6 connect, 8 join answer).
 STELAR_KINDS = {0: RELAYED, 5: ANSWER, 6: WELCOME, 8: JOINED}
+DISCONNECT_FRAME, ERROR_FRAME = 7, 10
+GOODBYES = (DISCONNECT_FRAME, ERROR_FRAME)
 
 
 class Tally:
@@ -93,6 +97,7 @@ class Peer(asyncio.Protocol):
         self.wanted = 0
         self.waiter: asyncio.Future[None] | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.error = ""  # the code of the last error frame the server sent (rate_limited...)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -100,7 +105,20 @@ class Peer(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed.set_result(None)
         if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionError(f"server closed the connection: {exc}"))
+            after = f" ({self.error})" if self.error else ""
+            self.waiter.set_exception(ConnectionError(f"server closed the connection{after}: {exc}"))
+
+    def saw_error(self, frame: bytes | bytearray, start: int, end: int) -> None:
+        """Keep why the server is closing, from an error frame (its code) or a disconnect frame
+        (its reason) between ``start`` and ``end``: rare frames, and what a failed run must say
+        (a rate limit, a payload limit)."""
+        size = int.from_bytes(frame[start + 1 : start + 3], "big")
+        event = bytes(frame[start + 3 : start + 3 + size]).decode(errors="replace")
+        if frame[start] == ERROR_FRAME:
+            self.error = event
+            return
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # not the disconnect expected
+            self.error = self.error or str(json.loads(bytes(frame[start + 3 + size : end]))["reason"])
 
     def expect(self, kind: int, wanted: int) -> asyncio.Future[None]:
         self.kind, self.wanted = kind, wanted
@@ -159,6 +177,8 @@ class LengthPrefixedPeer(Peer):
             kind = STELAR_KINDS.get(buffer[offset + 4])
             if kind is not None:
                 counts[kind] += 1
+            elif buffer[offset + 4] in GOODBYES:
+                self.saw_error(buffer, offset + 4, offset + 4 + size)
             offset += 4 + size
         del buffer[:offset]
 
@@ -236,11 +256,13 @@ class WebSocketPeer(Peer):
             if end - offset - head < size:
                 break
             if size and buffer[offset] & 0x0F in (0x1, 0x2):
-                self.count_message(buffer, offset + head)
+                self.count_message(buffer, offset + head, offset + head + size)
             offset += head + size
         del buffer[:offset]
 
-    def count_message(self, buffer: bytearray, start: int) -> None:
+    def count_message(self, buffer: bytearray, start: int, end: int) -> None:
         kind = STELAR_KINDS.get(buffer[start])
         if kind is not None:
             self.counts[kind] += 1
+        elif buffer[start] in GOODBYES:
+            self.saw_error(buffer, start, end)
