@@ -261,6 +261,7 @@ async def test_stelar_ws_serves_the_document_when_asked(stelar_server_factory, a
     base = hidden.addresses["ws"][0].replace("ws://", "http://")
     with pytest.raises(urllib.error.HTTPError) as missing:
         await asyncio.to_thread(get, base + "asyncapi.json")
+    missing.value.close()  # the error holds the response and its socket
     assert missing.value.code == 404
 
     server = await stelar_server_factory(ws={"asyncapi": True})
