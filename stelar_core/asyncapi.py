@@ -47,34 +47,25 @@ def document(
         return {"$ref": f"#/channels/{CHANNEL}/messages/{key}"}
 
     channel_ref = {"$ref": f"#/channels/{CHANNEL}"}
+
+    def operation(key: str, action: str, title: str, sent: dict[str, str], **reply: dict[str, str]) -> None:
+        body: dict[str, Any] = {"action": action, "channel": channel_ref, "title": title, "messages": [sent]}
+        if reply:
+            body["reply"] = {"channel": channel_ref, "messages": [reply["answer"]]}
+        operations[_unique(key, operations)] = body
+
     for entry in server.hub.handlers.described():
-        key = _KEY.sub("_", entry.name)
+        key, quoted = _KEY.sub("_", entry.name), repr(entry.name)
         if entry.kind == "event":
-            reference = message(key, entry.name, entry.payload, entry.summary)
-            operations[_unique(f"receive.{key}", operations)] = {
-                "action": "receive",
-                "channel": channel_ref,
-                "title": f"a client emits {entry.name!r}",
-                "messages": [reference],
-            }
+            emitted = message(key, entry.name, entry.payload, entry.summary)
+            operation(f"receive.{key}", "receive", f"a client emits {quoted}", emitted)
         elif entry.kind == "request":
             asked = message(f"{key}.request", entry.name, entry.payload, entry.summary)
-            answered = message(f"{key}.reply", entry.name, entry.answer, f"the answer to {entry.name!r}")
-            operations[_unique(f"request.{key}", operations)] = {
-                "action": "receive",
-                "channel": channel_ref,
-                "title": f"a client requests {entry.name!r}",
-                "messages": [asked],
-                "reply": {"channel": channel_ref, "messages": [answered]},
-            }
+            answer = message(f"{key}.reply", entry.name, entry.answer, f"the answer to {quoted}")
+            operation(f"request.{key}", "receive", f"a client requests {quoted}", asked, answer=answer)
         else:
-            reference = message(f"{key}.sent", entry.name, entry.payload, entry.summary)
-            operations[_unique(f"send.{key}", operations)] = {
-                "action": "send",
-                "channel": channel_ref,
-                "title": f"the server emits {entry.name!r}",
-                "messages": [reference],
-            }
+            sent = message(f"{key}.sent", entry.name, entry.payload, entry.summary)
+            operation(f"send.{key}", "send", f"the server emits {quoted}", sent)
     listed = {url: None for url in (*_addresses(server), *servers)}
     result: dict[str, Any] = {
         "asyncapi": ASYNCAPI_VERSION,
