@@ -25,7 +25,14 @@ from stelar_core.loadgen.peers import Peer
 from stelar_core.tls import client_context, is_secure
 from stelar_core.transports.base import ConnectOptions
 
-SCENARIOS = ("fanout", "ack", "churn", "idle")
+# Each scenario's main figure (its ``rate``).
+HEADLINES = {
+    "fanout": "deliveries/s",
+    "ack": "round trips/s",
+    "churn": "connections/s",
+    "idle": "bytes per idle connection",
+}
+SCENARIOS = tuple(HEADLINES)
 # Upper bounds of the counts one run may ask for: a load generator, not a flood.
 MAX_PEERS = 50_000
 MAX_MESSAGES = 1_000_000
@@ -42,15 +49,7 @@ def render_bar(progress: Progress, width: int = BAR_WIDTH) -> str:
 
 def table(scenario: str, url: str, figures: dict[str, float]) -> list[str]:
     """The result as a Markdown table."""
-    rows: list[tuple[str, str]] = []
-    if scenario == "fanout":
-        rows.append(("deliveries/s", f"{figures['rate']:,.0f}"))
-    elif scenario == "ack":
-        rows.append(("round trips/s", f"{figures['rate']:,.0f}"))
-    elif scenario == "churn":
-        rows.append(("connections/s", f"{figures['rate']:,.0f}"))
-    else:
-        rows.append(("bytes per idle connection", f"{figures['rate']:,.0f}"))
+    rows = [(HEADLINES[scenario], f"{figures['rate']:,.0f}")]
     if "p50" in figures:
         rows += [("p50 µs", f"{figures['p50']:,.0f}"), ("p99 µs", f"{figures['p99']:,.0f}")]
     rows.append(("seconds", f"{figures['seconds']:.2f}"))
