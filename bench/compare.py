@@ -79,6 +79,8 @@ def systems() -> list[System]:
         System("stelar ws", python("stelar_relay.py", "ws", "asyncio"), WebSocketPeer),
         System("stelar ws, uvloop", python("stelar_relay.py", "ws", "uvloop"), WebSocketPeer),
         System("bare websockets", python("websockets_relay.py"), WebSocketPeer),
+        System("picows", python("picows_relay.py"), WebSocketPeer),
+        System("picows, uvloop", python("picows_relay.py", "uvloop"), WebSocketPeer),
         System("python-socketio", python("socketio_relay.py"), SocketIOPeer),
         System("stelar ws via ASGI (uvicorn)", python("stelar_asgi_relay.py"), WebSocketPeer),
         System("python-socketio ASGI (uvicorn)", python("socketio_relay.py", "--asgi"), SocketIOPeer),
@@ -89,7 +91,7 @@ def systems() -> list[System]:
     ]
     node = shutil.which("node")
     if node and (NODE / "node_modules").is_dir():
-        found[3:3] = [
+        found[5:5] = [
             System("Node ws", (node, str(NODE / "ws_relay.js")), WebSocketPeer),
             System("Node socket.io", (node, str(NODE / "socketio_relay.js")), SocketIOPeer),
         ]
@@ -240,13 +242,18 @@ def scenario_table(spec: ScenarioSpec, figures: dict[str, dict[str, float]]) -> 
 
 @attrs.frozen
 class Target:
-    """``system`` / ``reference`` at least ``ratio`` (or an absolute bound when reference is None)."""
+    """``system`` / ``reference`` at least ``ratio`` (or an absolute bound when reference is None).
+    ``per_op``: compare the server CPU per operation instead of the rate (the reference's CPU per
+    operation over the system's must be at least ``ratio``: 1.0 = no dearer); ``memory``: compare
+    bytes (lower is better: the reference's over the system's)."""
 
     label: str
     scenario: str
     system: str
     reference: str | None
     ratio: float  # the least ratio, or the most bytes for an absolute bound
+    per_op: bool = False
+    memory: bool = False
 
 
 def targets() -> list[Target]:
@@ -280,6 +287,18 @@ def targets() -> list[Target]:
             Target("WS idle memory ≤ 8 KB (10,000)", "idle memory, 10,000 connections", ws, None, 8192),
             Target("TCP idle memory ≤ 4 KB (10,000)", "idle memory, 10,000 connections", tcp, None, 4096),
         ]
+    # Issue 18: cheapest per request and per connection, not only per broadcast.
+    ack50, idle = "ACK round trips, 50 clients", "idle memory, 10,000 connections"
+    for loop, picows in (("", "picows"), (", uvloop", "picows, uvloop")):
+        ws, tcp = f"stelar ws{loop}", f"stelar tcp{loop}"
+        found += [
+            Target("WS ACK CPU per round trip ≤ Node ws's", ack50, ws, "Node ws", 1.0, per_op=True),
+            Target("WS ACK CPU per round trip ≤ picows's", ack50, ws, picows, 1.0, per_op=True),
+            Target("WS churn ≥ picows", "churn", ws, picows, 1.0),
+            Target("TCP churn ≥ raw relay", "churn", tcp, "raw asyncio relay", 1.0),
+            Target("WS idle memory ≤ Node ws's (10,000)", idle, ws, "Node ws", 1.0, memory=True),
+            Target("WS fan-out (burst) ≥ 2x picows", "fan-out, 1,000 members, burst", ws, picows, 2.0),
+        ]
     asgi, socketio_asgi = "stelar ws via ASGI (uvicorn)", "python-socketio ASGI (uvicorn)"
     for scenario in (
         "fan-out, 1,000 members, burst",
@@ -311,11 +330,17 @@ def target_table(results: Results) -> list[str]:
         theirs = figures.get(target.reference)
         if theirs is None:
             continue
-        ratio = mine["rate"] / theirs["rate"]
+        if target.per_op:
+            ratio = cpu_per_op(theirs) / cpu_per_op(mine)
+        elif target.memory:
+            ratio = theirs["rate"] / mine["rate"]
+        else:
+            ratio = mine["rate"] / theirs["rate"]
+        unit = " B" if target.memory else ""
+        cpu = "" if target.memory else f"{cpu_per_op(mine):.1f} · {cpu_per_op(theirs):.1f}"
         lines.append(
-            f"| {target.label} ({target.system}) | {mine['rate']:,.0f} | {theirs['rate']:,.0f} "
-            f"| {ratio:.2f}x | {'yes' if ratio >= target.ratio else 'NO'} "
-            f"| {cpu_per_op(mine):.1f} · {cpu_per_op(theirs):.1f} |"
+            f"| {target.label} ({target.system}) | {mine['rate']:,.0f}{unit} | {theirs['rate']:,.0f}{unit} "
+            f"| {ratio:.2f}x | {'yes' if ratio >= target.ratio else 'NO'} | {cpu} |"
         )
     return [*lines, ""]
 
