@@ -227,6 +227,23 @@ async def test_middleware_sees_the_http_request_and_auth(stelar_server, stelar_c
     assert seen == {"method": "GET", "path": "/", "query": "", "auth": {"token": "abc"}, "agent": "tests"}
 
 
+async def test_a_connection_holds_its_request_headers_once(stelar_server, stelar_client_factory):
+    """websockets' parser keeps its handshake request for the connection's life; the server
+    empties that request's headers after the upgrade, keeping its own compact copy for ctx.req."""
+
+    @stelar_server.on_ack("agent")
+    def agent(ctx):
+        return ctx.req.headers["X-CLIENT"]  # looked up in any case, after the handshake too
+
+    client = await stelar_client_factory(stelar_server, headers={"X-Client": "tests"})
+    assert await client.request("agent") == "tests"
+    (connection,) = stelar_server.transports[0].connections
+    kept = connection.ws.parser.gi_frame.f_locals.get("request")
+    if kept is None:
+        pytest.skip("this websockets version no longer keeps the handshake request")
+    assert len(kept.headers) == 0
+
+
 # ---------------------------------------------------------------- limits, heartbeats, close codes
 
 

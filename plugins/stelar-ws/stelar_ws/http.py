@@ -17,31 +17,30 @@ from stelar_core.transports.base import HttpRequest, HttpResponse
 from stelar_core.transports.http import text
 
 
-class HeaderView(Mapping[str, str]):
-    """The request's headers as stelar shows them: lower-case names, repeated fields joined with
-    ", " as RFC 9110 allows. A view, not a copy: websockets' parser keeps its handshake request
-    alive for the whole connection, so a copy would cost every idle connection its headers
-    twice (~0.6 KB measured)."""
+class RequestHeaders(Mapping[str, str]):
+    """The request's headers as stelar shows them: lower-case names (looked up in any case),
+    repeated fields joined with ", " as RFC 9110 allows. One compact dict: websockets' parser
+    keeps its handshake request alive for the whole connection (a local of its generator), so
+    once the upgrade is accepted the server empties that request's ``Headers`` (two indexes of
+    the same fields) and an idle connection holds its headers once (issue 18: ~1 KB each)."""
 
-    __slots__ = ("_headers",)
+    __slots__ = ("_fields",)
 
     def __init__(self, headers: Headers) -> None:
-        self._headers = headers
+        # websockets keys its index by lower-case name, with every value of a repeated field.
+        self._fields = {name: ", ".join(headers.get_all(name)) for name in headers}
 
     def __getitem__(self, name: str) -> str:
-        values = self._headers.get_all(name)
-        if not values:
-            raise KeyError(name)
-        return ", ".join(values)
+        return self._fields[name.lower()]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._headers)  # websockets keys its index by lower-case name
+        return iter(self._fields)
 
     def __len__(self) -> int:
-        return len(self._headers)
+        return len(self._fields)
 
     def __repr__(self) -> str:
-        return f"HeaderView({dict(self)!r})"
+        return f"RequestHeaders({self._fields!r})"
 
 
 def client_address(peer: str, headers: Mapping[str, str], trusted: Sequence[str]) -> str:
@@ -85,7 +84,7 @@ def to_request(request: Request, peer: str, trusted_proxies: Sequence[str] = ())
     """stelar's view of ``request`` from ``peer``; the client's address per ``trusted_proxies``."""
     path, _, query = request.path.partition("?")
     method = getattr(request, "method", "GET")
-    headers = HeaderView(request.headers)
+    headers = RequestHeaders(request.headers)
     return HttpRequest(method, path, query, headers, client_address(peer, headers, trusted_proxies))
 
 

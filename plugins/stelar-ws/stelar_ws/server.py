@@ -169,6 +169,9 @@ class WsConnection(FlowControlledProtocol):
 
     def _upgrade(self, request: Request, admission: Admission) -> None:
         response = self.ws.accept(request)
+        # websockets' parser keeps ``request`` for the connection's life; stelar keeps its own
+        # copy of the headers (``self.request``), so the parser's is emptied (see RequestHeaders).
+        request.headers.clear()
         self.ws.send_response(response)
         if response.status_code != 101:
             admission.release()
