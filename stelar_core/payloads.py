@@ -98,7 +98,7 @@ def make_converter() -> cattrs.Converter:
 
     def arrays(kind: Any) -> Callable[[Any, Any], Any]:
         arguments = typing.get_args(kind)
-        if _is_tuple(kind) and not (len(arguments) == 2 and arguments[1] is Ellipsis):
+        if is_tuple(kind) and not (len(arguments) == 2 and arguments[1] is Ellipsis):
             return fixed_arrays(kind, arguments)
         # The items' hook, from an array (JSON has no tuples or sets).
         as_list: Any = list.__class_getitem__(arguments[0]) if arguments else list
@@ -138,7 +138,7 @@ def make_converter() -> cattrs.Converter:
     # Later registrations are asked first: a TypedDict is a mapping too, but an object here.
     converter.register_structure_hook_factory(is_mapping, mappings)
     converter.register_structure_hook_factory(
-        lambda kind: is_sequence(kind) or _is_tuple(kind) or is_any_set(kind), arrays
+        lambda kind: is_sequence(kind) or is_tuple(kind) or is_any_set(kind), arrays
     )
     converter.register_structure_hook_factory(is_object_type, objects)
     return converter
@@ -162,7 +162,7 @@ def _attributed(group: ClassValidationError, kind: Any) -> ClassValidationError:
     return group
 
 
-def _is_tuple(kind: Any) -> bool:
+def is_tuple(kind: Any) -> bool:
     return kind is tuple or typing.get_origin(kind) is tuple
 
 

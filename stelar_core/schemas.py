@@ -20,7 +20,7 @@ from typing import Any, is_typeddict
 import attrs
 from cattrs.cols import is_any_set, is_mapping, is_sequence
 
-from stelar_core.payloads import is_object_type
+from stelar_core.payloads import is_object_type, is_tuple
 
 Schema = dict[str, Any]
 PRIMITIVES: dict[Any, Schema] = {
@@ -57,7 +57,7 @@ class SchemaBuilder:
             return {"enum": [member.value for member in kind]}
         if is_object_type(kind):
             return {"$ref": self._reference(self._named(kind))}
-        if origin is tuple or kind is tuple:
+        if is_tuple(kind):
             if len(arguments) == 2 and arguments[1] is Ellipsis:
                 return {"type": "array", "items": self.schema(arguments[0])}
             items = [self.schema(argument) for argument in arguments]
