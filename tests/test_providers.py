@@ -1,6 +1,7 @@
 """Custom provider objects passed directly: IP trackers (sync and async), ID functions."""
 
 import asyncio
+import inspect
 import itertools
 import re
 
@@ -100,3 +101,26 @@ async def test_before_broadcast_hook_can_cancel(stelar_server_factory, stelar_cl
     assert (await client.next_event()).data == 3
     assert client.pending_events() == []
     assert seen == [("spam", 1, [], None), ("spam", 2, ["x"], "r"), ("news", 3, [], None)]
+
+
+@pytest.mark.parametrize("tracker_class", [BlocklistTracker, AsyncBlocklistTracker])
+async def test_admission_is_at_once_when_the_tracker_answers_at_once(tracker_class, stelar_server_factory):
+    """A transport's per-connection admission costs no coroutine with the tracker kept in this
+    process; a tracker that must be awaited gets an awaitable. Both refuse the same way."""
+    tracker = tracker_class()
+    server = await stelar_server_factory(ip_tracker=tracker, max_connections_per_ip=1)
+    hub = server.hub
+    admitted = hub.admit_nowait("192.0.2.5", "tcp")
+    at_once = tracker_class is BlocklistTracker
+    assert inspect.isawaitable(admitted) is not at_once
+    ticket = admitted if at_once else await admitted
+    assert tracker.counts == {"192.0.2.5": 1}
+    with pytest.raises(ConnectionRefused) as refused:
+        second = hub.admit_nowait("192.0.2.5", "tcp")
+        assert not at_once, "a tracker that answers at once refuses at once"
+        await second
+    assert refused.value.code == ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP
+    assert hub.admissions.admitted == 1  # the refused one holds no place
+    ticket.release()
+    await asyncio.wait_for(tracker.removed.wait(), 5)
+    assert (hub.admissions.admitted, tracker.counts) == (0, {"192.0.2.5": 0})

@@ -12,7 +12,7 @@ from stelar_core.errors import ConnectionRefused
 from stelar_core.hub.hooks import Hook, HookRunner
 from stelar_core.hub.stats import Counters
 from stelar_core.protocol import DisconnectCode, ErrorCode
-from stelar_core.providers import IPTracker, resolve
+from stelar_core.providers import IPTracker, MaybeAwaitable, resolve
 
 
 class AdmissionTicket:
@@ -52,7 +52,11 @@ class Admissions:
         self.admitted = 0
         self.accepting = False
 
-    async def admit(self, remote_address: str) -> AdmissionTicket:
+    def admit(self, remote_address: str) -> AdmissionTicket | Awaitable[AdmissionTicket]:
+        """A place for a connection from ``remote_address``, or ``ConnectionRefused``. The ticket
+        comes at once when the IP tracker answers at once (the one kept in this process): no
+        coroutine, no task, no pause in reading; a tracker that must be awaited (a shared one)
+        makes it an awaitable of the ticket."""
         config = self._config()
         if not self.accepting:
             self._counters.refused[ErrorCode.SERVER_SHUTDOWN] += 1
@@ -70,22 +74,55 @@ class Admissions:
             )
         # Reserve before any await so concurrent admissions cannot overshoot the limit.
         self.admitted += 1
+        tracker, limit = self.ip_tracker, config.max_connections_per_ip
         try:
-            limit = config.max_connections_per_ip
-            if not await resolve(self.ip_tracker.check(remote_address, limit)):
-                raise self._limit_reached(
-                    ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP,
-                    f"too many connections from {remote_address} (at most {limit})",
-                    await resolve(self.ip_tracker.count(remote_address)),
-                    limit,
-                    remote_address,
-                    "ip",
-                )
-            await resolve(self.ip_tracker.add(remote_address))
+            allowed = tracker.check(remote_address, limit)
+            if allowed is False:
+                count = tracker.count(remote_address)
+                if not inspect.isawaitable(count):
+                    raise self._ip_limit_reached(remote_address, limit, count)
+                return self._admit_slowly(remote_address, limit, allowed, count=count)
+            if allowed is not True:
+                return self._admit_slowly(remote_address, limit, allowed)
+            added = tracker.add(remote_address)
+        except BaseException:
+            self.admitted -= 1
+            raise
+        if added is not None:
+            return self._admit_slowly(remote_address, limit, True, added=added)
+        return AdmissionTicket(self, remote_address)
+
+    async def _admit_slowly(
+        self,
+        remote_address: str,
+        limit: int,
+        allowed: MaybeAwaitable[bool],
+        *,
+        added: Awaitable[None] | None = None,
+        count: Awaitable[int] | None = None,
+    ) -> AdmissionTicket:
+        """The rest of ``admit`` when one of the tracker's answers must be awaited."""
+        try:
+            if added is None:
+                if not await resolve(allowed):
+                    active = await (count or resolve(self.ip_tracker.count(remote_address)))
+                    raise self._ip_limit_reached(remote_address, limit, active)
+                added = resolve(self.ip_tracker.add(remote_address))
+            await added
         except BaseException:
             self.admitted -= 1
             raise
         return AdmissionTicket(self, remote_address)
+
+    def _ip_limit_reached(self, ip: str, limit: int, count: int) -> ConnectionRefused:
+        return self._limit_reached(
+            ErrorCode.TOO_MANY_CONNECTIONS_FROM_IP,
+            f"too many connections from {ip} (at most {limit})",
+            count,
+            limit,
+            ip,
+            "ip",
+        )
 
     def _limit_reached(
         self, code: str, reason: str, active: int, limit: int, ip: str, scope: str

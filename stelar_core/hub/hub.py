@@ -177,7 +177,13 @@ class Hub:
         self.counters.other[counter] += amount
 
     async def admit(self, remote_address: str, protocol: str) -> AdmissionTicket:
-        return await self.admissions.admit(remote_address)
+        admitted = self.admissions.admit(remote_address)
+        return admitted if isinstance(admitted, AdmissionTicket) else await admitted
+
+    def admit_nowait(
+        self, remote_address: str, protocol: str
+    ) -> AdmissionTicket | Awaitable[AdmissionTicket]:
+        return self.admissions.admit(remote_address)
 
     def open_session(self, connection: Connection, admission: Any) -> Session:
         session = Session(self, self.id_generator(), connection, admission)

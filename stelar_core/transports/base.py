@@ -5,6 +5,7 @@ on a socket. It never sees events or rooms. Its life with the hub, per connectio
 
 1. ``admission = await hub.admit(remote_address, protocol)`` as soon as the peer is accepted
    (raises :class:`~stelar_core.errors.ConnectionRefused` with a code, reason and close code);
+   ``hub.admit_nowait`` is the same without a coroutine when the answer is at hand;
 2. ``session = hub.open_session(connection, admission)`` once it can carry frames;
 3. ``session.receive(frame)`` for each whole frame (no envelope) the peer sends;
 4. ``session.connection_lost(code, reason)`` when the peer is gone, whoever closed;
@@ -135,6 +136,11 @@ class HubPort(Protocol):
         tests with a fake clock move them too."""
 
     async def admit(self, remote_address: str, protocol: str) -> Admission: ...
+
+    def admit_nowait(self, remote_address: str, protocol: str) -> Admission | Awaitable[Admission]:
+        """``admit`` for a transport's per-connection path: the admission itself when the limits
+        are kept in this process (the usual case: no coroutine, no task, reading need not pause),
+        an awaitable of it otherwise. Raises ``ConnectionRefused`` as ``admit`` does."""
 
     def open_session(self, connection: Connection, admission: Admission) -> SessionPort: ...
 

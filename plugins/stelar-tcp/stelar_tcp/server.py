@@ -7,6 +7,8 @@ corked and bounded by the core's ``FlowControlledProtocol`` (see ``stelar_core.t
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Awaitable
 
 from stelar_core.errors import ConnectionRefused, ProtocolError
 from stelar_core.plugins.options import Options
@@ -21,7 +23,7 @@ from stelar_core.protocol import (
     length_prefixed,
 )
 from stelar_core.tls import ServerTLS
-from stelar_core.transports.base import HttpRequest, HubPort, SessionPort
+from stelar_core.transports.base import Admission, HttpRequest, HubPort, SessionPort
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
 
 PROTOCOL = "tcp"
@@ -59,9 +61,17 @@ class TcpConnection(FlowControlledProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         stream = self.set_transport(transport)
         self.remote_address = self.peer_address(stream)
-        stream.pause_reading()  # nothing is read before admission
         self._owner.connections.add(self)
-        self._admitting = asyncio.ensure_future(self._admit(stream))
+        try:
+            admitted = self._hub.admit_nowait(self.remote_address, self.protocol)
+        except ConnectionRefused as refusal:
+            self._refuse(stream, refusal)
+            return
+        if inspect.isawaitable(admitted):
+            stream.pause_reading()  # nothing is read before admission
+            self._admitting = asyncio.ensure_future(self._admit(stream, admitted))
+        else:
+            self.session = self._hub.open_session(self, admitted)
 
     def peer_address(self, stream: asyncio.Transport) -> str:
         """The address the hub's per-IP limits count (a subclass over another socket family
@@ -69,26 +79,25 @@ class TcpConnection(FlowControlledProtocol):
         peer = stream.get_extra_info("peername")
         return str(peer[0]) if peer else ""
 
-    async def _admit(self, stream: asyncio.Transport) -> None:
+    async def _admit(self, stream: asyncio.Transport, admitted: Awaitable[Admission]) -> None:
         try:
-            await self._admit_now(stream)
+            admission = await admitted
+        except ConnectionRefused as refusal:
+            self._refuse(stream, refusal)
+            return
         finally:
             self._admitting = None  # a finished task and its coroutine cost ~700 bytes per connection
-
-    async def _admit_now(self, stream: asyncio.Transport) -> None:
-        try:
-            admission = await self._hub.admit(self.remote_address, self.protocol)
-        except ConnectionRefused as refusal:
-            self.closing = True
-            stream.write(refusal_frames(refusal.code, refusal.reason, refusal.close_code))
-            stream.close()
-            return
         if stream.is_closing():
             admission.release()
             return
-        self.session = self._hub.open_session(self, admission)
-        self._receive_frames(self.session)  # those that arrived during admission
+        self.session = session = self._hub.open_session(self, admission)
+        self._receive_frames(session)  # those that arrived during admission
         self.update_reading()
+
+    def _refuse(self, stream: asyncio.Transport, refusal: ConnectionRefused) -> None:
+        self.closing = True
+        stream.write(refusal_frames(refusal.code, refusal.reason, refusal.close_code))
+        stream.close()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:

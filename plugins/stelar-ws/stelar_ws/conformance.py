@@ -70,6 +70,9 @@ class EchoHub:
     async def admit(self, remote_address: str, protocol: str) -> Admission:
         return _Admitted(remote_address)
 
+    def admit_nowait(self, remote_address: str, protocol: str) -> Admission:
+        return _Admitted(remote_address)
+
     def open_session(self, connection: Connection, admission: Admission) -> SessionPort:
         return EchoSession(connection)
 

@@ -2,16 +2,19 @@
 ``asyncio.Protocol``, one per connection.
 
 The library's state machine stays authoritative for the handshake, control frames, close,
-validation and compression. The one thing done beside it is the data path of uncompressed
+validation and compression. What is done beside it is the data path of uncompressed
 connections: server-to-client frames are unmasked, so the WebSocket frame of a broadcast is
-encoded once and the same bytes go to every recipient (see ``WsTransport.wire_frame``).
+encoded once and the same bytes go to every recipient (see ``WsTransport.wire_frame``); and the
+common inbound frame (one small binary message) is unmasked by ``stelar_ws.frames``, every
+other frame still going to the library.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import struct
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
@@ -28,6 +31,7 @@ from stelar_core.tls import ServerTLS
 from stelar_core.transports.base import Admission, HttpRequest, HubPort
 from stelar_core.transports.http import serve_route
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
+from stelar_ws.frames import InboundFrames
 from stelar_ws.http import (
     origin_refusal,
     refusal_response,
@@ -74,7 +78,13 @@ class WsConnection(FlowControlledProtocol):
         self._peer = ""
         self._fragments: list[bytes] = []
         self._fragmented_text = False
-        self._early: list[bytes] | None = None  # messages that came before the session opened
+        # Before the upgrade: the last bytes of the request seen so far (its end may straddle two
+        # reads), then, once the request is whole, the bytes after it (frames sent with the
+        # request), which wait for the upgrade. The library's frame parser then starts at a frame
+        # boundary, where the fast path can take over.
+        self._request_tail = b""
+        self._after_request: bytes | None = None
+        self._inbound: InboundFrames | None = None  # once open, if uncompressed
         self._compressed = False
         self._deadline: Timer | None = None
         self._close_timer: asyncio.TimerHandle | None = None
@@ -93,16 +103,24 @@ class WsConnection(FlowControlledProtocol):
         )
 
     def data_received(self, data: bytes) -> None:
-        self.ws.receive_data(data)
-        for event in self.ws.events_received():
-            if isinstance(event, Request):
-                self._on_request(event)
-            elif isinstance(event, Frame):
-                self._on_frame(event)
+        inbound = self._inbound
+        if inbound is not None:
+            for item in inbound.receive(data):
+                if item.__class__ is bytes:
+                    self._message(item)
+                else:
+                    self._on_frame(item)  # type: ignore[arg-type]
+        elif self.session is None:
+            self._before_upgrade(data)
+        else:
+            self._to_library(data)
         self._write_output()
 
     def eof_received(self) -> bool:
-        self.ws.receive_eof()
+        if self._inbound is not None:
+            self._inbound.receive_eof()
+        else:
+            self.ws.receive_eof()
         self._write_output()
         return False
 
@@ -122,6 +140,40 @@ class WsConnection(FlowControlledProtocol):
                 self.session.connection_lost(
                     DisconnectCode.ABNORMAL, f"connection lost: {exc or 'no close frame'}"
                 )
+
+    # ------------------------------------------------------------------ bytes in
+
+    def _to_library(self, data: bytes) -> None:
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if isinstance(event, Request):
+                self._on_request(event)
+            elif isinstance(event, Frame):
+                self._on_frame(event)
+
+    def _before_upgrade(self, data: bytes) -> None:
+        after = self._after_request
+        if after is not None:
+            # Frames the client sent right after its request (before our answer). Reading is
+            # paused during admission, so this is rarely more than one read; a peer that keeps
+            # sending anyway is cut off at one message's worth.
+            if len(after) + len(data) > self._hub.config.max_frame_size + 14:
+                self.closing = True
+                self._stream().abort()
+            else:
+                self._after_request = after + data
+            return
+        seen = self._request_tail + data
+        end = seen.find(b"\r\n\r\n")  # the empty line that ends the request's header block
+        if end < 0:
+            self._request_tail = seen[-3:]
+            self._to_library(data)
+            return
+        request_bytes = end + 4 - len(self._request_tail)
+        self._request_tail = b""
+        self._after_request = data[request_bytes:]
+        self._to_library(data[:request_bytes])
 
     # ------------------------------------------------------------------ HTTP and upgrade
 
@@ -150,15 +202,23 @@ class WsConnection(FlowControlledProtocol):
         elif (refusal := origin_refusal(headers, options)) is not None:
             self._respond(text_response(403, refusal))
         else:
-            self._stream().pause_reading()  # until admitted
-            self._spawn(self._admit(request))
+            try:
+                admitted = self._hub.admit_nowait(self.remote_address, PROTOCOL)
+            except ConnectionRefused as refused:
+                self._respond(to_response(refusal_response(refused)))
+                return
+            if inspect.isawaitable(admitted):
+                self._stream().pause_reading()  # until admitted
+                self._spawn(self._admit(request, admitted))
+            else:
+                self._upgrade(request, admitted)
 
     async def _serve_route(self, request: HttpRequest) -> None:
         self._respond(to_response(await serve_route(self._hub.http_routes, request, self._owner.http_log)))
 
-    async def _admit(self, request: Request) -> None:
+    async def _admit(self, request: Request, admitted: Awaitable[Admission]) -> None:
         try:
-            admission = await self._hub.admit(self.remote_address, PROTOCOL)
+            admission = await admitted
         except ConnectionRefused as refusal:
             self._respond(to_response(refusal_response(refusal)))
             return
@@ -181,10 +241,11 @@ class WsConnection(FlowControlledProtocol):
         self._compressed = bool(self.ws.extensions)
         self.session = self._hub.open_session(self, admission)
         self._write_output()
-        early, self._early = self._early, None
-        for data in early or ():
-            if not self.closing:
-                self.session.receive(data)
+        early, self._after_request = self._after_request or b"", None
+        if not self._compressed:
+            self._inbound = InboundFrames(self.ws)
+        if early and not self.closing:
+            self.data_received(early)
         self.update_reading()
 
     def _respond(self, response: Response) -> None:
@@ -206,35 +267,31 @@ class WsConnection(FlowControlledProtocol):
     # ------------------------------------------------------------------ frames in
 
     def _on_frame(self, frame: Frame) -> None:
+        """A frame the library parsed (the fast path did not take it)."""
         opcode = frame.opcode
         if opcode is Opcode.BINARY or opcode is Opcode.TEXT:
             self._fragmented_text = opcode is Opcode.TEXT
             if frame.fin:
-                self._message(bytes(frame.data))
+                self._whole_message(bytes(frame.data))
             else:
                 self._fragments = [bytes(frame.data)]
         elif opcode is Opcode.CONT:
             self._fragments.append(bytes(frame.data))
             if frame.fin:
                 data, self._fragments = b"".join(self._fragments), []
-                self._message(data)
+                self._whole_message(data)
         # Ping, pong and close are handled by the protocol object.
 
-    def _message(self, data: bytes) -> None:
+    def _whole_message(self, data: bytes) -> None:
         if self._fragmented_text:
             self._text_message(data)
-            return
-        if self.closing:
-            return
-        if self.session is None:
-            # Sent with the upgrade request, before our 101 (websockets' own server accepts that
-            # too): kept for the session. Reading pauses once the request is parsed, so only what
-            # came in the same read can wait here.
-            if self._early is None:
-                self._early = []
-            self._early.append(data)
-            return
-        self.session.receive(data)
+        else:
+            self._message(data)
+
+    def _message(self, data: bytes) -> None:
+        """One binary message: a stelar frame."""
+        if not self.closing and self.session is not None:
+            self.session.receive(data)
 
     def _text_message(self, data: bytes) -> None:
         # The sans-I/O layer leaves decoding text to its caller, so RFC 6455's 1007 is ours.
