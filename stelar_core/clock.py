@@ -31,8 +31,8 @@ class LoopClock:
 
     __slots__ = ()
 
-    def now(self) -> float:
-        return time.monotonic()
+    # The function itself, not a method calling it: ``now()`` runs for every frame received.
+    now = staticmethod(time.monotonic)
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer:
         return asyncio.get_running_loop().call_later(delay, callback, *args)

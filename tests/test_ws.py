@@ -331,8 +331,9 @@ async def test_a_broadcast_is_framed_once_for_uncompressed_clients(stelar_server
     for client in clients:
         await client.join("room")
     calls = []
-    real = ws_server.binary_frame_header
-    monkeypatch.setattr(ws_server, "binary_frame_header", lambda n: calls.append(n) or real(n))
+    transport = next(t for t in server.transports if isinstance(t, ws_server.WsTransport))
+    real = transport.wrap
+    monkeypatch.setattr(transport, "wrap", lambda frame: calls.append(frame) or real(frame))
     server.to("room", "news", {"n": 1})
     for client in clients:
         assert await client.next_event() == ReceivedEvent("news", {"n": 1})

@@ -39,9 +39,21 @@ class MessageGate:
         self._close = close
         self._log = log
 
-    def well_formed(self, session: Session, frame: Frame) -> bool:
-        """Event name and payload size; False (and the sender told) when the message is refused."""
+    def message(self, session: Session, frame: Frame, then: FrameHandler) -> Awaitable[None] | None:
+        """``then(session, frame)`` for an event or request whose name and payload size are
+        within bounds and whose rate limit allows it; else the sender is told, and None."""
         config = self._config()
+        event = frame.event
+        if (
+            not event
+            or len(event) > config.max_event_name_length
+            or len(frame.payload) > config.max_payload_size
+        ):
+            self._malformed(session, frame, config)
+            return None
+        return self.rate_checked(session, frame, event, then)
+
+    def _malformed(self, session: Session, frame: Frame, config: ServerConfig) -> None:
         event = frame.event
         max_name = config.max_event_name_length
         if not event or len(event) > max_name:
@@ -51,18 +63,15 @@ class MessageGate:
                 else f"event name is {len(event)} characters, at most {max_name}"
             )
             self._outbox.invalid(session, ErrorCode.INVALID_EVENT, reason, frame)
-            return False
+            return
         size, limit = len(frame.payload), config.max_payload_size
-        if size > limit:
-            self._counters.payload_too_large += 1
-            self._hooks.notify(
-                Hook.PAYLOAD_TOO_LARGE, client_id=session.id, event=event, size=size, max_size=limit
-            )
-            self._outbox.refuse(
-                session, frame, ErrorCode.PAYLOAD_TOO_LARGE, f"payload is {size} bytes, at most {limit}"
-            )
-            return False
-        return True
+        self._counters.payload_too_large += 1
+        self._hooks.notify(
+            Hook.PAYLOAD_TOO_LARGE, client_id=session.id, event=event, size=size, max_size=limit
+        )
+        self._outbox.refuse(
+            session, frame, ErrorCode.PAYLOAD_TOO_LARGE, f"payload is {size} bytes, at most {limit}"
+        )
 
     def rate_checked(
         self, session: Session, frame: Frame, event: str, then: FrameHandler

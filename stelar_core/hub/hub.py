@@ -10,6 +10,7 @@ and ``outbox`` (frames to one session).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
@@ -44,6 +45,7 @@ from stelar_core.protocol import (
     decode_frame,
     dump_json,
     encode_frame,
+    load_json,
 )
 from stelar_core.providers import Broker, IPTracker, MembershipWatcher
 from stelar_core.transports.base import Connection, HttpRoute
@@ -97,7 +99,7 @@ class Hub:
             self._runner,
             self.outbox,
             self.counters,
-            self._context,
+            functools.partial(Context, self),
             self.spawn,
             self.log,
         )
@@ -111,7 +113,7 @@ class Hub:
             self.outbox,
             self.hooks,
             self.counters,
-            self._context,
+            functools.partial(Context, self),
             self._opened,
             self.close_session,
             self.log,
@@ -122,10 +124,12 @@ class Hub:
         # Components working only in part (a broker that lost Redis): name -> (reason, since).
         self.degraded: dict[str, tuple[str, float]] = {}
         self._started_at = time.monotonic()
+        # Events and requests pass the gate (name, size, rate limit) on their way to dispatch.
+        on_event = functools.partial(self.gate.message, then=self._dispatch_event)
         self._frame_handlers: dict[FrameType, FrameHandler] = {
-            FrameType.JSON: self._on_event,
-            FrameType.BINARY: self._on_event,
-            FrameType.ACK_REQUEST: self._on_request,
+            FrameType.JSON: on_event,
+            FrameType.BINARY: on_event,
+            FrameType.ACK_REQUEST: functools.partial(self.gate.message, then=self.requests.answer),
             FrameType.ACK_RESPONSE: self.requests.response_received,
             FrameType.PING: self._on_ping,
             FrameType.PONG: self._on_pong,
@@ -147,9 +151,6 @@ class Hub:
         self._by_transport[session.protocol] += 1
         if self.watcher is not None:
             self.watcher.client_opened(self.client_info(session))
-
-    def _context(self, session: Session, event: str, data: Any) -> Context:
-        return Context(self, session, event, data)
 
     # ================================================================== HubPort
 
@@ -271,11 +272,6 @@ class Hub:
             return None
         return self._frame_handlers[frame.type](session, frame)
 
-    def _on_event(self, session: Session, frame: Frame) -> Awaitable[None] | None:
-        if not self.gate.well_formed(session, frame):
-            return None
-        return self.gate.rate_checked(session, frame, frame.event, self._dispatch_event)
-
     def _dispatch_event(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         handlers = self.handlers.for_event(frame.event)
         if not handlers:
@@ -283,18 +279,13 @@ class Hub:
             return None
         if frame.type is FrameType.JSON:
             try:
-                data = frame.json()
+                data = load_json(frame.payload)
             except ProtocolError as exc:
                 self.outbox.invalid(session, exc.code, exc.reason, frame)
                 return None
         else:
             data = frame.payload
         return self._runner.run(handlers, Context(self, session, frame.event, data))
-
-    def _on_request(self, session: Session, frame: Frame) -> Awaitable[None] | None:
-        if not self.gate.well_formed(session, frame):
-            return None
-        return self.gate.rate_checked(session, frame, frame.event, self.requests.answer)
 
     # ------------------------------------------------------------------ control frames
 

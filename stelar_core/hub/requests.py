@@ -17,10 +17,12 @@ from stelar_core.hub.handlers import AckHandler, HandlerRegistry, HandlerRunner,
 from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.session import Session
 from stelar_core.hub.stats import Counters, LatencyHistogram
-from stelar_core.protocol import ErrorCode, Frame, FrameType, dump_json, encode_frame
+from stelar_core.protocol import ErrorCode, Frame, FrameType, dump_json, encode_frame, load_json
 from stelar_core.protocol.acks import ok_answer
 
 MakeContext = Callable[[Session, str, Any], Context]
+# What a handler returns most of the time: not awaitable, told apart without inspect's ABC checks.
+_PLAIN_RESULTS = frozenset({type(None), bool, int, float, str, dict, list})
 
 
 class Requests:
@@ -57,7 +59,7 @@ class Requests:
             )
             return None
         try:
-            data = frame.json()
+            data = load_json(frame.payload)
         except ProtocolError as exc:
             self._outbox.invalid(session, exc.code, exc.reason, frame)
             return None
@@ -96,7 +98,7 @@ class Requests:
             self._runner.failed(handler.function, ctx)
             self._outbox.reply_error(session, frame, ErrorCode.HANDLER_ERROR, str(exc))
             return None
-        if inspect.isawaitable(result):
+        if result.__class__ not in _PLAIN_RESULTS and inspect.isawaitable(result):
             return self._reply_when_done(result, session, frame, handler, ctx, started)
         self._reply(session, frame, result)
         self.latency.observe(time.perf_counter() - started)

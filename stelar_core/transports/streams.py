@@ -5,7 +5,9 @@ A transport's per-connection protocol subclasses :class:`FlowControlledProtocol`
 * **corking**: bytes queued during one event-loop iteration leave in one write, so a burst of
   broadcasts costs one system call per connection, not one per message; the connections with
   bytes waiting are flushed together by one callback per iteration (:class:`WriteBatch`), not
-  one callback each;
+  one callback each. What a connection is sent while its own input is handled (the answers to
+  what it sent, with anything else queued for it) leaves at the end of that ``data_received``
+  instead (:meth:`FlowControlledProtocol.reading_done`): in the same iteration, with no callback;
 * **bounded output**: above ``max_buffered_bytes`` of unsent output the peer's input is paused;
   if it stays above for ``slow_consumer_timeout``, or exceeds twice the bound after a write, the
   peer is reported to the hub as a slow consumer and aborted. Queuing never blocks, so a
@@ -61,6 +63,7 @@ class FlowControlledProtocol(asyncio.Protocol):
         self._slow_consumer_timeout = slow_consumer_timeout
         self._transport: asyncio.Transport | None = None
         self._queued: list[bytes] = []
+        self.reading = False  # inside data_received: its output leaves at its end
         self._hub_paused = False
         self._write_paused = False
         self._slow_timer: Timer | None = None
@@ -89,13 +92,20 @@ class FlowControlledProtocol(asyncio.Protocol):
             return
         queued = self._queued
         queued.append(data)
-        if len(queued) == 1:  # the first bytes since the last flush
+        if len(queued) == 1 and not self.reading:  # the first bytes since the last flush
             self._batch.add(self)
+
+    def reading_done(self) -> None:
+        """Call at the end of ``data_received`` (which set ``reading``): write what it queued."""
+        self.reading = False
+        if self._queued:
+            self.flush()
 
     def flush(self) -> None:
         transport = self._transport
-        if self._queued and transport is not None and not transport.is_closing():
-            transport.write(b"".join(self._queued))
+        queued = self._queued
+        if queued and transport is not None and not transport.is_closing():
+            transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
             if transport.get_write_buffer_size() > 2 * self._max_buffered and not self.overflowed:
                 # Never call back into the hub from inside one of its sends: next iteration.
                 self.overflowed = True

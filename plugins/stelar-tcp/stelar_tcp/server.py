@@ -108,7 +108,11 @@ class TcpConnection(FlowControlledProtocol):
             # though it paused. They wait in the parser; nothing more is read until admitted.
             self._stream().pause_reading()
             return
-        self._receive_frames(self.session)
+        self.reading = True
+        try:
+            self._receive_frames(self.session)
+        finally:
+            self.reading_done()
 
     def _receive_frames(self, session: SessionPort) -> None:
         try:

@@ -131,10 +131,12 @@ class InboundFrames:
     The library sees every byte the fast path does not take; what it has to send in answer
     (pongs, a close frame) is in ``protocol.data_to_send()`` as usual."""
 
-    __slots__ = ("_protocol", "_splitter")
+    __slots__ = ("_protocol", "_splitter", "library_fed")
 
     def __init__(self, protocol: ServerProtocol) -> None:
         self._protocol = protocol
+        # Set when the library was given bytes (it may have output to send); the caller resets it.
+        self.library_fed = False
         max_size = protocol.max_message_size
         self._splitter: InboundSplitter | None = InboundSplitter(
             FAST_PATH_MAX if max_size is None else max_size
@@ -172,6 +174,7 @@ class InboundFrames:
 
     def _library(self, data: bytes) -> Iterator[Frame]:
         if data:
+            self.library_fed = True
             self._protocol.receive_data(data)
             for event in self._protocol.events_received():
                 assert isinstance(event, Frame)  # the request came before this connection opened

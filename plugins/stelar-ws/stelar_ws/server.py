@@ -103,18 +103,26 @@ class WsConnection(FlowControlledProtocol):
         )
 
     def data_received(self, data: bytes) -> None:
-        inbound = self._inbound
-        if inbound is not None:
+        self.reading = True
+        try:
+            inbound = self._inbound
+            if inbound is None:
+                if self.session is None:
+                    self._before_upgrade(data)
+                else:
+                    self._to_library(data)
+                self._write_output()
+                return
             for item in inbound.receive(data):
                 if item.__class__ is bytes:
                     self._message(item)
                 else:
                     self._on_frame(item)  # type: ignore[arg-type]
-        elif self.session is None:
-            self._before_upgrade(data)
-        else:
-            self._to_library(data)
-        self._write_output()
+            if inbound.library_fed:  # what the library has to answer (pongs, a close)
+                inbound.library_fed = False
+                self._write_output()
+        finally:
+            self.reading_done()
 
     def eof_received(self) -> bool:
         if self._inbound is not None:
@@ -400,7 +408,10 @@ class WsTransport(SocketListener[WsConnection]):
         self.subprotocols = list(subprotocols) if subprotocols is not None else None
 
     def wrap(self, frame: bytes) -> bytes:
-        return binary_frame_header(len(frame)) + frame
+        length = len(frame)
+        if length < 126:  # most answers: the header inline, one call fewer per frame sent
+            return bytes((0x82, length)) + frame
+        return binary_frame_header(length) + frame
 
     @property
     def options(self) -> Options:
