@@ -1,13 +1,17 @@
 """Custom provider objects passed directly: IP trackers (sync and async), ID functions."""
 
 import asyncio
+import functools
 import inspect
 import itertools
+import operator
 import re
+import uuid
 
 import pytest
 
 from stelar_core import ConnectionRefused, ErrorCode
+from stelar_core.builtins.id_generators import uuid4
 from stelar_core.testing import connect_client
 
 
@@ -77,6 +81,22 @@ async def test_a_custom_id_function(stelar_server_factory, stelar_client_factory
     first = await stelar_client_factory(server)
     second = await stelar_client_factory(server)
     assert (first.id, second.id) == ("user_1", "user_2")
+
+
+async def test_client_ids_are_random_version_4_uuids_by_default(stelar_server_factory, stelar_client_factory):
+    server = await stelar_server_factory()
+    ids = [(await stelar_client_factory(server)).id for _ in range(3)]
+    parsed = [uuid.UUID(client_id) for client_id in ids]
+    assert [str(value) for value in parsed] == ids  # the canonical lower-case text form
+    assert {(value.version, value.variant) for value in parsed} == {(4, uuid.RFC_4122)}
+    assert len(set(ids)) == 3
+    draws = [uuid4() for _ in range(2000)]
+    assert len(set(draws)) == 2000
+    # Every bit outside the version and variant varies.
+    varying = functools.reduce(
+        operator.or_, (uuid.UUID(a).int ^ uuid.UUID(b).int for a, b in itertools.pairwise(draws))
+    )
+    assert varying == (1 << 128) - 1 & ~(0xF << 76) & ~(0x3 << 62)
 
 
 async def test_the_token_id_generator_by_name(stelar_server_factory, stelar_client_factory):
