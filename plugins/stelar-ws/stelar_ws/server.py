@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import struct
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 
@@ -43,6 +44,8 @@ from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL, WEBSOCKET_VERSI
 
 PROTOCOL = "ws"
 DEFAULT_PORT = 3000
+# The logger websockets would look up for every connection it makes (under logging's lock).
+LIBRARY_LOGGER = logging.getLogger("websockets.server")
 
 TextHandler = Callable[["WsConnection", str], None]
 
@@ -71,7 +74,10 @@ class WsConnection(FlowControlledProtocol):
         self._hub = owner.hub
         extensions = [ServerPerMessageDeflateFactory()] if options.compression else None
         self.ws = ServerProtocol(
-            subprotocols=owner.subprotocols, extensions=extensions, max_size=config.max_frame_size
+            subprotocols=owner.subprotocols,
+            extensions=extensions,
+            max_size=config.max_frame_size,
+            logger=LIBRARY_LOGGER,
         )
         self.request: HttpRequest | None = None
         self.remote_address = ""
