@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect as websockets_connect
 
 from stelar_core import ErrorCode, hookimpl
 from stelar_core.protocol import Frame, FrameType, decode_frame, dump_json, encode_frame
-from stelar_core.testing import FakeClock, ReceivedEvent, TestClient, connect_client
+from stelar_core.testing import FakeClock, ReceivedEvent, StandInTransport, TestClient, connect_client
 from stelar_core.transports.base import ConnectOptions
 from stelar_ws import HandshakeRejected, connect_ws
 from stelar_ws import server as ws_server
@@ -437,6 +437,71 @@ def test_request_headers_are_lower_case_with_repeated_fields_joined():
     assert request.headers.get("origin") is None and len(request.headers) == 3
     with pytest.raises(KeyError):
         request.headers["origin"]
+
+
+UPGRADE_REQUEST = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Protocol: stelar.v1\r\n\r\n"
+)
+
+
+def masked_binary(message: bytes) -> bytes:
+    """A short binary frame as a client sends it (mask 1, 2, 3, 4)."""
+    mask = b"\x01\x02\x03\x04"
+    return bytes((0x82, 0x80 | len(message))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(message))
+
+
+def ws_connection(server) -> tuple[ws_server.WsConnection, StandInTransport]:
+    """A connection of ``server``'s WebSocket transport on a stand-in socket, fed by hand."""
+    transport = next(t for t in server.transports if isinstance(t, ws_server.WsTransport))
+    connection, stand_in = ws_server.WsConnection(transport), StandInTransport()
+    connection.connection_made(stand_in)
+    return connection, stand_in
+
+
+@pytest.mark.parametrize("piece", [1, 2, 3, 5, 7, 64])
+async def test_a_request_and_frames_cut_anywhere_reach_the_session_in_order(stelar_server_factory, piece):
+    """The end of the request (its empty line) may straddle reads, and frames sent with it may
+    come in the same read: the request goes to the upgrade, the frames to the session after it."""
+    server = await stelar_server_factory()
+    server.on_ack("echo", lambda ctx: ctx.data)
+    connection, stand_in = ws_connection(server)
+    stream = (
+        UPGRADE_REQUEST
+        + masked_binary(CONNECT)
+        + masked_binary(encode_frame(FrameType.ACK_REQUEST, "echo", b"7", 1))
+    )
+    for start in range(0, len(stream), piece):
+        connection.data_received(stream[start : start + piece])
+    written = b"".join(stand_in.written)
+    assert written.startswith(b"HTTP/1.1 101 ")
+    _, frames = written.split(b"\r\n\r\n", 1)
+    answers = []
+    while frames:
+        length = frames[1]
+        answers.append(decode_frame(frames[2 : 2 + length]))
+        frames = frames[2 + length :]
+    assert [answer.type for answer in answers] == [FrameType.CONNECT, FrameType.ACK_RESPONSE]
+    assert answers[1].json() == {"ok": 7}
+
+
+async def test_what_waits_for_the_upgrade_is_bounded(stelar_server_factory, gated_tracker):
+    """Frames sent before the 101 wait while the connection is admitted (reading is paused); a
+    transport that delivers more anyway (TLS, uvloop) is cut off at one message's worth."""
+    server = await stelar_server_factory(
+        ip_tracker=gated_tracker, max_payload_size=9_000, max_frame_size=10_000
+    )
+    connection, stand_in = ws_connection(server)
+    connection.data_received(UPGRADE_REQUEST + bytes(5_000))
+    await asyncio.wait_for(gated_tracker.asked.wait(), 5)
+    assert not stand_in.reading and not stand_in.aborted
+    connection.data_received(bytes(5_000))
+    assert not stand_in.aborted  # 10,000 bytes: one message's worth
+    connection.data_received(bytes(100))
+    assert stand_in.aborted
+    connection.connection_lost(None)
+    gated_tracker.gate.set()
 
 
 async def test_messages_sent_with_the_upgrade_request_are_kept_for_the_session(

@@ -7,5 +7,14 @@ Enable the fixtures with ``pytest_plugins = ["stelar_core.testing.pytest_plugin"
 from stelar_core.testing.client import ReceivedEvent, TestClient, connect_client, connect_url
 from stelar_core.testing.clock import FakeClock
 from stelar_core.testing.recorder import HookRecorder
+from stelar_core.testing.transport import StandInTransport
 
-__all__ = ["FakeClock", "HookRecorder", "ReceivedEvent", "TestClient", "connect_client", "connect_url"]
+__all__ = [
+    "FakeClock",
+    "HookRecorder",
+    "ReceivedEvent",
+    "StandInTransport",
+    "TestClient",
+    "connect_client",
+    "connect_url",
+]

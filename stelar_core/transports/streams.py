@@ -49,9 +49,31 @@ class WriteBatch:
 
 
 class FlowControlledProtocol(asyncio.Protocol):
+    # Slots, here and in the transports' connection classes: an instance dict of a connection's
+    # thirty-odd fields is past the size CPython shares keys for, and cost ~1.5 KB per idle
+    # connection (issue 18). A subclass that adds fields declares them in its own __slots__.
+    __slots__ = (
+        "_batch",
+        "_clock",
+        "_closed",
+        "_ended",
+        "_hub_paused",
+        "_loop",
+        "_max_buffered",
+        "_queued",
+        "_slow_consumer_timeout",
+        "_slow_timer",
+        "_transport",
+        "_write_paused",
+        "closing",
+        "overflowed",
+        "peer_certificate",
+        "reading",
+        "session",
+    )
     session: SessionPort | None
     # The client certificate a TLS handshake verified (``getpeercert()``'s form), else None.
-    peer_certificate: Mapping[str, Any] | None = None
+    peer_certificate: Mapping[str, Any] | None
 
     def __init__(
         self, max_buffered_bytes: int, slow_consumer_timeout: float, batch: WriteBatch, clock: Clock
@@ -70,6 +92,7 @@ class FlowControlledProtocol(asyncio.Protocol):
         self.overflowed = False
         self.closing = False
         self.session = None
+        self.peer_certificate = None
         self._closed: asyncio.Future[None] | None = None  # made on demand: most never need it
         self._ended = False
 

@@ -42,6 +42,7 @@ def refusal_frames(code: str, reason: str, close_code: int) -> bytes:
 class TcpConnection(FlowControlledProtocol):
     """One peer: the hub's ``Connection`` and asyncio's protocol in one object."""
 
+    __slots__ = ("_admitting", "_hub", "_owner", "_parser", "remote_address")
     protocol = PROTOCOL
     request: HttpRequest | None = None
 

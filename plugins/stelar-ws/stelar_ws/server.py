@@ -62,6 +62,23 @@ def binary_frame_header(length: int) -> bytes:
 class WsConnection(FlowControlledProtocol):
     """One peer: HTTP request, upgrade, then stelar frames in binary messages."""
 
+    __slots__ = (
+        "_after_request",
+        "_close_timer",
+        "_compressed",
+        "_deadline",
+        "_fragmented_text",
+        "_fragments",
+        "_hub",
+        "_inbound",
+        "_owner",
+        "_peer",
+        "_request_tail",
+        "_tasks",
+        "remote_address",
+        "request",
+        "ws",
+    )
     protocol = PROTOCOL
 
     def __init__(self, owner: WsTransport) -> None:
