@@ -60,7 +60,7 @@ async def in_process(scenario: str, count: int) -> None:
     from stelar_relay import relay_server
 
     from stelar_core.protocol import FrameType, dump_json, encode_frame, length_prefixed
-    from stelar_core.testing import StandInTransport
+    from stelar_core.testing.transport import StandInTransport
     from stelar_tcp.server import TcpConnection, TcpTransport
     from stelar_ws.server import WsConnection, WsTransport
 
