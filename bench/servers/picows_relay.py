@@ -5,11 +5,8 @@ event to the room with one send per member.
     python bench/servers/picows_relay.py [uvloop]   # prints "PORT <n>", serves until SIGTERM
 """
 
-import asyncio
-import signal
-import sys
-
 from picows import WSListener, WSMsgType, WSUpgradeResponse, WSUpgradeResponseWithListener, ws_create_server
+from serving import announce_and_serve, run
 
 WELCOME = b'\x06\x00\x00{"id":"raw","v":1}'
 JOINED = b'{"ok":true}'
@@ -53,17 +50,9 @@ def upgrade(request):
 
 async def main():
     server = await ws_create_server(upgrade, "127.0.0.1", 0, backlog=4096, max_frame_size=10 * 1024 * 1024)
-    print("PORT", server.sockets[0].getsockname()[1], flush=True)
-    stopped = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
-    await stopped.wait()
+    await announce_and_serve(server.sockets[0].getsockname()[1])
     server.close()
 
 
 if __name__ == "__main__":
-    if "uvloop" in sys.argv[1:]:
-        import uvloop
-
-        uvloop.run(main())
-    else:
-        asyncio.run(main())
+    run(main())

@@ -10,10 +10,11 @@ stelar-tls's accept loop (bench/tls.py).
 """
 
 import asyncio
-import signal
 import ssl
 import struct
 import sys
+
+from serving import announce_and_serve, run
 
 LENGTH = struct.Struct(">I")
 WELCOME = b'\x06\x00\x00{"id":"raw","v":1}'
@@ -71,17 +72,9 @@ async def main():
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*sys.argv[sys.argv.index("--tls") + 1 : sys.argv.index("--tls") + 3])
     server = await loop.create_server(Relay, "127.0.0.1", 0, backlog=4096, ssl=context)
-    print("PORT", server.sockets[0].getsockname()[1], flush=True)
-    stopped = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stopped.set)
-    await stopped.wait()
+    await announce_and_serve(server.sockets[0].getsockname()[1])
     server.close()
 
 
 if __name__ == "__main__":
-    if "uvloop" in sys.argv[1:]:
-        import uvloop
-
-        uvloop.run(main())
-    else:
-        asyncio.run(main())
+    run(main())
