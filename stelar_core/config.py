@@ -21,8 +21,8 @@ import attrs
 from stelar_core import logs, validation
 from stelar_core.clock import REAL_CLOCK, Clock
 from stelar_core.errors import ConfigError
-from stelar_core.plugins.options import Options
 from stelar_core.validation import fail, validator
+from stelar_core.values import Options
 
 MiB = 1024 * 1024
 

@@ -27,13 +27,11 @@ import attrs
 
 from stelar_core.config import RateLimit, ServerConfig
 from stelar_core.errors import ConfigError
-from stelar_core.plugins.options import Options
 from stelar_core.transports.base import Connector, HubPort, Transport
+from stelar_core.values import ClientInfo, Options, Stats
 
 if TYPE_CHECKING:
     from stelar_core.clock import Clock
-    from stelar_core.hub.context import ClientInfo
-    from stelar_core.hub.stats import Stats
     from stelar_core.plugins.options import OptionSpec  # noqa: F401
     from stelar_core.tls import ServerTLS
 

@@ -169,8 +169,12 @@ def test_a_misspelled_hook_implementation_fails_loudly():
 
 
 class Routes:
+    name = "routes"
+    seen: list[object] = []
+
     @hookimpl
-    def stelar_register_http_routes(self, register, server):
+    def stelar_register_http_routes(self, register, context):
+        self.seen.append(context)
         register("/ping", lambda request: None)
 
 
@@ -178,14 +182,50 @@ def test_http_routes_are_collected_for_transports():
     server = StelarServer(transports=["memory"], plugins=[Routes()])
     assert "/ping" in server.hub.http_routes
     assert server.hub.http_routes["/ping"].methods == ("GET",)
+    context = Routes.seen[-1]
+    assert context.server is server.view
+    assert context.section == "routes"
 
 
-def test_two_plugins_claiming_one_route_is_an_error():
+def test_two_plugins_claiming_one_route_is_an_error_naming_both():
     class Again(Routes):
-        pass
+        name = "again"
 
-    with pytest.raises(PluginError, match="two plugins register the HTTP route '/ping'"):
+    with pytest.raises(PluginError, match="plugins 'again' and 'routes' both register the HTTP route '/ping'"):
         StelarServer(transports=["memory"], plugins=[Routes(), Again()])
+
+
+@pytest.mark.parametrize(
+    ("path", "handler", "message"),
+    [
+        ("ping", lambda request: None, "path must start with '/', got 'ping'"),
+        ("/ping", "not a function", "the handler of HTTP route '/ping' is not callable"),
+    ],
+)
+def test_a_bad_route_registration_names_the_plugin(path, handler, message):
+    class Bad:
+        name = "bad"
+
+        @hookimpl
+        def stelar_register_http_routes(self, register):
+            register(path, handler)
+
+    with pytest.raises(PluginError, match=f"plugin 'bad': .*{message}"):
+        StelarServer(transports=["memory"], plugins=[Bad()])
+
+
+def test_the_old_route_arguments_still_work_with_a_deprecation_warning():
+    class Old:
+        name = "old"
+
+        @hookimpl
+        def stelar_register_http_routes(self, register, server, section):
+            register("/old", lambda request: None)
+            assert section == "old"
+
+    with pytest.warns(DeprecationWarning, match="names server, section; use context.server, context.section"):
+        server = StelarServer(transports=["memory"], plugins=[Old()])
+    assert "/old" in server.hub.http_routes
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,7 @@ async def test_a_text_message_is_refused_with_1003(stelar_server):
 
 class PingRoute:
     @hookimpl
-    def stelar_register_http_routes(self, register, server):
+    def stelar_register_http_routes(self, register):
         register("/ping", lambda request: _pong(request))
 
         async def slow(request):
@@ -393,7 +393,7 @@ async def test_an_upgrade_without_the_stelar_subprotocol_is_refused(stelar_serve
 
 class CorsRoute:
     @hookimpl
-    def stelar_register_http_routes(self, register, server):
+    def stelar_register_http_routes(self, register):
         from stelar_core.transports import HttpResponse
 
         register(

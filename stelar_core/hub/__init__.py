@@ -1,7 +1,7 @@
 """The hub: sessions, rooms, dispatch, ACKs, limits and stats. It sees frames, never sockets."""
 
-from stelar_core.hub.context import ClientInfo, Context
+from stelar_core.hub.context import Context
 from stelar_core.hub.hub import Hub
-from stelar_core.hub.stats import Stats
+from stelar_core.values import ClientInfo, Stats
 
 __all__ = ["ClientInfo", "Context", "Hub", "Stats"]

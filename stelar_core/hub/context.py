@@ -5,26 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Set
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from stelar_core.errors import ConnectionRefused
 from stelar_core.protocol import DisconnectCode, ErrorCode
+from stelar_core.values import ClientInfo
 
 if TYPE_CHECKING:
     from stelar_core.hub.hub import Hub
     from stelar_core.hub.session import Session
     from stelar_core.transports.base import HttpRequest
-
-
-@attrs.frozen(slots=True)
-class ClientInfo:
-    """A client as ``get_clients()`` lists it."""
-
-    id: str
-    protocol: str
-    remote_address: str
-    rooms: frozenset[str]
-    metadata: Mapping[str, Any]
 
 
 class Context:

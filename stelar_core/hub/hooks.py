@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stelar_core.plugins.manager import HOOK_FAILED, StelarPluginManager
 
 if TYPE_CHECKING:
-    from stelar_core.server.view import ServerView
+    from stelar_core.plugins.view import ServerView
 
 HOOK_ERRORS = "hook_errors"
 

@@ -21,7 +21,7 @@ from stelar_core.clock import Clock
 from stelar_core.config import ServerConfig
 from stelar_core.errors import NotConnected, ProtocolError
 from stelar_core.hub.admission import Admissions, AdmissionTicket
-from stelar_core.hub.context import ClientInfo, Context
+from stelar_core.hub.context import Context
 from stelar_core.hub.fanout import Exclude, Fanout, encode_binary, encode_event
 from stelar_core.hub.gate import FrameHandler, MessageGate
 from stelar_core.hub.handlers import HandlerRegistry, HandlerRunner
@@ -34,7 +34,7 @@ from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.requests import Requests
 from stelar_core.hub.rooms import Refusal, Rooms
 from stelar_core.hub.session import Session, SessionState
-from stelar_core.hub.stats import Counters, Stats, memory_usage
+from stelar_core.hub.stats import Counters, memory_usage
 from stelar_core.logs import ServerLogging
 from stelar_core.plugins.manager import StelarPluginManager
 from stelar_core.protocol import (
@@ -49,9 +49,10 @@ from stelar_core.protocol import (
 )
 from stelar_core.providers import Broker, IPTracker, MembershipWatcher
 from stelar_core.transports.base import Connection, HttpRoute
+from stelar_core.values import ClientInfo, Stats
 
 if TYPE_CHECKING:
-    from stelar_core.server.view import ServerView
+    from stelar_core.plugins.view import ServerView
 
 
 class Hub:
@@ -165,6 +166,11 @@ class Hub:
     @property
     def http_routes(self) -> Mapping[str, HttpRoute]:
         return self._http_routes
+
+    @property
+    def broker(self) -> Broker:
+        """The delivery seam this hub publishes through (``server.cluster`` reads it)."""
+        return self.fanout.broker
 
     @property
     def ip_tracker(self) -> IPTracker:

@@ -9,9 +9,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.clock import Clock
-from stelar_core.hub.context import ClientInfo
-from stelar_core.hub.stats import Stats
 from stelar_core.providers import MembershipWatcher
+from stelar_core.values import ClientInfo, Stats
 
 if TYPE_CHECKING:
     from stelar_core.hub.hub import Hub

@@ -6,10 +6,8 @@ import bisect
 import resource
 import sys
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
 
-import attrs
+from stelar_core.values import LATENCY_BUCKETS, LatencySnapshot
 
 
 def memory_usage() -> dict[str, int]:
@@ -62,21 +60,6 @@ class Counters:
         self.tls_handshake_failures: Counter[str] = Counter()
 
 
-# Seconds; the upper bounds of the ACK latency histogram (Prometheus-style, cumulative on export).
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-@attrs.frozen(slots=True)
-class LatencySnapshot:
-    """``counts[i]`` requests took at most ``bounds[i]`` seconds and more than the bound before;
-    the last count is for those above every bound."""
-
-    bounds: tuple[float, ...]
-    counts: tuple[int, ...]
-    total: int
-    sum: float
-
-
 class LatencyHistogram:
     """Fixed buckets: constant memory, one bisect per observation."""
 
@@ -92,52 +75,3 @@ class LatencyHistogram:
 
     def snapshot(self) -> LatencySnapshot:
         return LatencySnapshot(LATENCY_BUCKETS, tuple(self._counts), sum(self._counts), self._sum)
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class Stats:
-    """A snapshot of a server's statistics (the seed's ``getStats()`` fields, in snake_case)."""
-
-    total_connections: int
-    active_connections: int
-    total_messages_received: int
-    total_messages_sent: int
-    total_bytes_received: int
-    total_bytes_sent: int
-    total_rooms: int
-    uptime_ms: int
-    uptime_seconds: float
-    connections_by_transport: Mapping[str, int]
-    memory_mb: float
-    memory_usage: Mapping[str, int]
-    rate_limiter_entries: int
-    invalid_messages: int
-    rate_limited: int
-    payload_too_large: int
-    handler_errors: int
-    pending_acks: int
-    refused_connections: Mapping[str, int]
-    counters: Mapping[str, int]
-    ack_latency: LatencySnapshot
-    # Components working only in part, with the reason (health says "degraded" while any is).
-    degraded: Mapping[str, str] = attrs.field(factory=dict)
-    # TLS handshakes that failed, by category: "client_certificate" (mTLS refusals), "timeout",
-    # "overload" (too many at once), "error" (anything else: plaintext sent to a TLS port...).
-    tls_handshake_failures: Mapping[str, int] = attrs.field(factory=dict)
-    # Messages whose payload did not fit their typed handler (answered ``invalid_payload``).
-    invalid_payloads: int = 0
-    # Each transport's own figures (``Transport.stats()``), by transport name.
-    transports: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
-
-    def __getattr__(self, name: str) -> int:
-        # The seed's ``ws_connections`` / ``tcp_connections``, for any transport: ``<name>_connections``.
-        transport = name.removesuffix("_connections")
-        if transport != name and transport:
-            return self.connections_by_transport.get(transport, 0)
-        raise AttributeError(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = attrs.asdict(self)
-        for transport in self.transports:
-            data[f"{transport}_connections"] = self.connections_by_transport.get(transport, 0)
-        return data

@@ -16,19 +16,21 @@ Two kinds of hook:
   In notification hooks an implementation that raises is logged and counted; the others run.
 
 Implementations receive only the arguments they name, so a hook can gain arguments without
-breaking anyone. ``server`` is always a :class:`~stelar_core.server.view.ServerView` of the server
+breaking anyone. ``server`` is always a :class:`~stelar_core.plugins.view.ServerView` of the server
 concerned: its public reads and sends, not its internals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.plugins.markers import hookspec
 
 if TYPE_CHECKING:
     from stelar_core.plugins.options import OptionDeclarations
+    from stelar_core.plugins.routes import RouteContext, RouteRegister
+    from stelar_core.plugins.view import ServerView
     from stelar_core.providers import (
         BrokerFactory,
         IdGeneratorFactory,
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
         Register,
         TransportProvider,
     )
-    from stelar_core.server.view import ServerView
     from stelar_core.tls import TLSProvider
 
 # --------------------------------------------------------------------------- options
@@ -112,12 +113,18 @@ def stelar_register_tls(register: Register[TLSProvider]) -> None:
 
 
 @hookspec
-def stelar_register_http_routes(register: Callable[..., None], server: ServerView, section: str) -> None:
+def stelar_register_http_routes(
+    register: RouteRegister, context: RouteContext, server: ServerView, section: str
+) -> None:
     """Register HTTP routes served by HTTP-capable transports (and the health plugin's own port).
 
     ``register(path, handler, methods=("GET",))``; ``handler(request: HttpRequest)`` returns an
-    ``HttpResponse`` or an awaitable of one. ``section`` names this plugin's options
-    (``server.config.plugin(section)`` reads them as they are in force).
+    ``HttpResponse`` or an awaitable of one. ``context`` is a ``RouteContext``: ``server`` (a
+    ``ServerView``), this plugin's ``options`` and its ``section`` (``server.config.plugin(section)``
+    reads the options as they are in force). Two plugins registering one path is an error.
+
+    ``server`` and ``section`` as arguments of their own are deprecated (``context.server``,
+    ``context.section``): an implementation naming them still works, with a warning.
     """
 
 

@@ -11,6 +11,7 @@ import importlib.metadata
 import inspect
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
@@ -67,6 +68,7 @@ class StelarPluginManager(pluggy.PluginManager):
         self._implemented = None
         if registered is not None:
             _refuse_async_event_hooks(self, registered)
+            _warn_deprecated_arguments(self, registered)
             self._guard_event_hooks(registered)
         return registered
 
@@ -131,6 +133,27 @@ def _refuse_async_event_hooks(pm: StelarPluginManager, name: str) -> None:
                 raise PluginError(
                     f"plugin {name!r}: hook {caller.name} is 'async def', but stelar hooks are "
                     "synchronous; do async work in a task you start, or in a provider object"
+                )
+
+
+# hook -> arguments an implementation should no longer name, and what replaces them.
+DEPRECATED_ARGUMENTS = {
+    "stelar_register_http_routes": {"server": "context.server", "section": "context.section"},
+}
+
+
+def _warn_deprecated_arguments(pm: StelarPluginManager, name: str) -> None:
+    plugin = pm.get_plugin(name)
+    for caller in pm.get_hookcallers(plugin) or ():
+        replaced = DEPRECATED_ARGUMENTS.get(caller.name, {})
+        for impl in caller.get_hookimpls():
+            old = [arg for arg in impl.argnames if arg in replaced] if impl.plugin is plugin else []
+            if old:
+                warnings.warn(
+                    f"plugin {name!r}: {caller.name} names {', '.join(old)}; use "
+                    f"{', '.join(replaced[arg] for arg in old)} (the old arguments go in a later release)",
+                    DeprecationWarning,
+                    stacklevel=3,
                 )
 
 

@@ -25,6 +25,7 @@ import attrs
 from stelar_core import validation
 from stelar_core.errors import ConfigError, PluginError
 from stelar_core.validation import Check
+from stelar_core.values import Options as Options  # re-exported: its home until values.py
 
 # The types a CLI flag can be generated for; options of other types (functions, objects) are
 # given in Python or TOML only.
@@ -115,48 +116,6 @@ class OptionDeclarations:
         except ConfigError as exc:
             raise PluginError(f"the default of option {spec.qualified!r} is invalid: {exc}") from None
         self.specs[name] = spec
-
-
-class Options(Mapping[str, Any]):
-    """One section's validated values: ``options["url"]`` or ``options.url``. Immutable."""
-
-    __slots__ = ("_section", "_values")
-
-    def __init__(self, section: str, values: Mapping[str, Any]) -> None:
-        object.__setattr__(self, "_section", section)
-        object.__setattr__(self, "_values", dict(values))
-
-    def __getitem__(self, name: str) -> Any:
-        return self._values[name]
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # not an option (and never recurse before __init__ has run)
-            raise AttributeError(name)
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(f"section {self._section!r} has no option {name!r}") from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("plugin options are read-only; use update_config")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Mapping) and dict(self) == dict(other)
-
-    def __hash__(self) -> int:
-        return hash((self._section, tuple(sorted(self._values))))
-
-    def __repr__(self) -> str:
-        return f"Options({self._section!r}, {self._values!r})"
-
-    def __reduce__(self) -> tuple[type[Options], tuple[str, dict[str, Any]]]:
-        return Options, (self._section, self._values)  # copy and pickle build a new one
 
 
 EMPTY = Options("", {})

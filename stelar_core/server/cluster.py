@@ -7,66 +7,16 @@ The plain ``server.get_clients()`` and friends stay synchronous and answer for t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import attrs
-
-from stelar_core.hub import ClientInfo
 from stelar_core.protocol import DisconnectCode
 from stelar_core.providers import ClusterBroker
+from stelar_core.values import ClientInfo, ClusterStats, cluster_stats
 
 if TYPE_CHECKING:
     from stelar_core.server.server import StelarServer
 
 LOCAL_NODE = "local"
-
-# Figures of a node's ``Stats`` that add up across nodes.
-SUMMED = (
-    "active_connections",
-    "total_connections",
-    "total_messages_received",
-    "total_messages_sent",
-    "total_bytes_received",
-    "total_bytes_sent",
-    "rate_limited",
-    "invalid_messages",
-    "pending_acks",
-)
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class ClusterStats:
-    """Cluster totals and each live node's own figures (``Stats.to_dict()`` as it last
-    published them). ``total_rooms`` counts distinct rooms, not the sum over nodes."""
-
-    node_count: int
-    total_rooms: int
-    totals: Mapping[str, int]
-    connections_by_transport: Mapping[str, int]
-    nodes: Mapping[str, Mapping[str, Any]]
-
-    def __getattr__(self, name: str) -> int:
-        # cluster.active_connections and the rest of SUMMED, as on a node's Stats.
-        try:
-            return self.totals[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-def cluster_stats(nodes: Mapping[str, Mapping[str, Any]], total_rooms: int) -> ClusterStats:
-    totals = {name: sum(int(stats.get(name, 0)) for stats in nodes.values()) for name in SUMMED}
-    by_transport: dict[str, int] = {}
-    for stats in nodes.values():
-        for transport, count in stats.get("connections_by_transport", {}).items():
-            by_transport[transport] = by_transport.get(transport, 0) + int(count)
-    return ClusterStats(
-        node_count=len(nodes),
-        total_rooms=total_rooms,
-        totals=totals,
-        connections_by_transport=by_transport,
-        nodes=nodes,
-    )
 
 
 class Cluster:
@@ -77,7 +27,7 @@ class Cluster:
 
     @property
     def _broker(self) -> ClusterBroker | None:
-        broker = self._server.hub.fanout.broker
+        broker = self._server.hub.broker
         return broker if isinstance(broker, ClusterBroker) else None
 
     @property

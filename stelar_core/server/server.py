@@ -13,7 +13,7 @@ import cattrs
 
 from stelar_core import logs
 from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig, is_secret, merge_options, read_toml
-from stelar_core.errors import ConfigError, PluginError
+from stelar_core.errors import ConfigError
 from stelar_core.eventloop import loop_name
 from stelar_core.eventloop import run as run_loop
 from stelar_core.hub import ClientInfo, Hub, Stats
@@ -23,6 +23,7 @@ from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.plugins.manager import USER_HOOKS_PLUGIN, StelarPluginManager, user_hooks_plugin
 from stelar_core.plugins.options import OptionTable, section_name
 from stelar_core.plugins.registry import ProviderRegistry, call_each_plugin
+from stelar_core.plugins.routes import RouteContext, RouteTable
 from stelar_core.protocol import DisconnectCode
 from stelar_core.providers import ClusterBroker
 from stelar_core.server.assembly import Assembly, check_plugin_option_names, split_options
@@ -30,6 +31,7 @@ from stelar_core.server.cluster import Cluster
 from stelar_core.server.signals import on_shutdown_signal
 from stelar_core.server.view import ServerView
 from stelar_core.transports.base import HttpRoute, Transport
+from stelar_core.values import Options
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -92,21 +94,21 @@ class StelarServer:
         return cls(plugins=plugins, **merge_options(read_toml(path), overrides))
 
     def _collect_http_routes(self) -> dict[str, HttpRoute]:
-        routes: dict[str, HttpRoute] = {}
+        table = RouteTable()
 
-        def register(path: str, handler: Callable[..., Any], methods: Iterable[str] = ("GET",)) -> None:
-            if not path.startswith("/"):
-                raise PluginError(f"HTTP route path must start with '/', got {path!r}")
-            if path in routes:
-                raise PluginError(f"two plugins register the HTTP route {path!r}")
-            routes[path] = HttpRoute(path, handler, tuple(m.upper() for m in methods))
+        def arguments(plugin: str) -> dict[str, Any]:
+            section = section_name(plugin)
+            options = self._config.plugins.get(section) or Options(section, {})
+            context = RouteContext(self.view, options, section)
+            return {
+                "register": table.registrar(plugin),
+                "context": context,
+                "server": self.view,
+                "section": section,
+            }
 
-        call_each_plugin(
-            self.plugin_manager,
-            "stelar_register_http_routes",
-            lambda plugin: {"register": register, "server": self.view, "section": section_name(plugin)},
-        )
-        return routes
+        call_each_plugin(self.plugin_manager, "stelar_register_http_routes", arguments)
+        return table.routes
 
     # ------------------------------------------------------------------ registration
 
@@ -225,7 +227,7 @@ class StelarServer:
         Raises ``AckError`` when it answers with an error, ``AckTimeout`` after ``timeout``
         (default ``ack_timeout``), ``NotConnected`` if it is not (or no longer) connected. With
         a broker joining nodes, a client connected to another node is asked through it."""
-        broker = self.hub.fanout.broker
+        broker = self.hub.broker
         if self.hub.session(client_id) is None and isinstance(broker, ClusterBroker):
             return await broker.request(client_id, event, data, timeout or self._config.ack_timeout)
         return await self.hub.ask(client_id, event, data, timeout=timeout)

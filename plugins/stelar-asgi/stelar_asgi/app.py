@@ -19,13 +19,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 from stelar_asgi.connection import PROTOCOL, AsgiConnection
-from stelar_core.errors import ConnectionRefused
-from stelar_core.protocol import DisconnectCode, ErrorCode
-from stelar_core.server import StelarServer
-from stelar_core.transports.base import HttpRequest, HttpResponse, HubPort
-from stelar_core.transports.http import serve_route, text
-from stelar_ws.http import client_address, origin_refusal, refusal_response
-from stelar_ws.wire import SUBPROTOCOL
+from stelar_core.plugin_api import (
+    ConnectionRefused,
+    DisconnectCode,
+    ErrorCode,
+    HttpRequest,
+    HttpResponse,
+    HubPort,
+    StelarServer,
+    serve_route,
+    text,
+)
+from stelar_ws import SUBPROTOCOL, client_address, origin_refusal, refusal_response
 
 Scope = MutableMapping[str, Any]
 Message = dict[str, Any]

@@ -16,8 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from stelar_core.clock import Timer
-from stelar_core.transports.base import HttpRequest, HubPort, SessionPort
+from stelar_core.plugin_api import HttpRequest, HubPort, SessionPort, Timer
 
 PROTOCOL = "asgi"
 Send = Callable[[dict[str, Any]], Awaitable[None]]

@@ -13,7 +13,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from stelar_core.server.view import ServerView
+from stelar_core.plugin_api import ServerView
 
 
 class StatsCollector(Collector):

@@ -3,14 +3,21 @@ them on a port of their own (``health_port``) for servers without one, and the o
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from stelar_core import hookimpl
-from stelar_core.plugins.options import OptionDeclarations
-from stelar_core.providers import Register, TransportContext, TransportProvider
-from stelar_core.server.view import ServerView
-from stelar_core.validation import fail, function_or_none, port, strings_or_none
+from stelar_core.plugin_api import (
+    OptionDeclarations,
+    Register,
+    RouteContext,
+    RouteRegister,
+    TransportContext,
+    TransportProvider,
+    fail,
+    function_or_none,
+    hookimpl,
+    port,
+    strings_or_none,
+)
 from stelar_health.routes import HealthRoutes
 from stelar_health.transport import HttpTransport
 
@@ -60,8 +67,8 @@ def stelar_add_options(options: OptionDeclarations) -> None:
 
 
 @hookimpl
-def stelar_register_http_routes(register: Callable[..., None], server: ServerView, section: str) -> None:
-    for path, handler in HealthRoutes(server, section).paths().items():
+def stelar_register_http_routes(register: RouteRegister, context: RouteContext) -> None:
+    for path, handler in HealthRoutes(context.server, context.section).paths().items():
         register(path, handler, ("GET", "OPTIONS"))
 
 

@@ -9,9 +9,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stelar_core.plugins.options import Options
-from stelar_core.server.view import ServerView
-from stelar_core.transports.base import HttpRequest, HttpResponse
+from stelar_core.plugin_api import HttpRequest, HttpResponse, Options, ServerView
 from stelar_health.metrics import metrics_registry
 
 ALLOWED_METHODS = "GET, OPTIONS"

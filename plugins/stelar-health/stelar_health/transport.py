@@ -10,12 +10,17 @@ from typing import cast
 
 import h11
 
-from stelar_core.clock import Timer
-from stelar_core.tls import ServerTLS
-from stelar_core.transports.base import HttpRequest, HttpResponse, HubPort
-from stelar_core.transports.http import serve_route, text
-from stelar_core.transports.listening import Listener
-from stelar_core.transports.streams import socket_url
+from stelar_core.plugin_api import (
+    HttpRequest,
+    HttpResponse,
+    HubPort,
+    Listener,
+    ServerTLS,
+    Timer,
+    serve_route,
+    socket_url,
+    text,
+)
 
 PROTOCOL = "http"
 MAX_REQUEST_HEAD = 16 * 1024

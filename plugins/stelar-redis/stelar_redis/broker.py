@@ -21,12 +21,17 @@ from typing import Any
 
 import msgpack
 
-from stelar_core.clock import wait_for
-from stelar_core.errors import AckError, AckTimeout, NotConnected
-from stelar_core.hub import ClientInfo
-from stelar_core.protocol import ErrorCode
-from stelar_core.protocol.acks import ack_timeout
-from stelar_core.providers import BrokerPort, Delivery
+from stelar_core.plugin_api import (
+    AckError,
+    AckTimeout,
+    BrokerPort,
+    ClientInfo,
+    Delivery,
+    ErrorCode,
+    NotConnected,
+    ack_timeout,
+    wait_for,
+)
 from stelar_redis.envelope import (
     Answer,
     Deliver,

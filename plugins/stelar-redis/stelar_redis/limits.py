@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import contextlib
 
-from stelar_core.builtins.ip_tracker import MemoryIPTracker
-from stelar_core.config import RateLimit
+from stelar_core.plugin_api import MemoryIPTracker, RateLimit
 from stelar_redis.node import REDIS_FAILURES, RedisNode
 
 # Entries remembered for ``size()``: the clients this node has asked about, bounded.

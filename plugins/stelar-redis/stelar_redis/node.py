@@ -24,10 +24,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
-from stelar_core.errors import NotConnected
-from stelar_core.plugins.options import Options
-from stelar_core.providers import BrokerPort
-from stelar_core.server.cluster import SUMMED
+from stelar_core.plugin_api import SUMMED, BrokerPort, NotConnected, Options
 from stelar_redis.keys import Keys
 from stelar_redis.presence import Op, Presence
 from stelar_redis.scripts import Scripts

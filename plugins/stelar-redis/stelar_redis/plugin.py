@@ -6,18 +6,21 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from stelar_core import hookimpl
-from stelar_core.errors import ConfigError
-from stelar_core.plugins.options import OptionDeclarations
-from stelar_core.providers import (
+from stelar_core.plugin_api import (
     BrokerFactory,
+    ConfigError,
     IPTrackerFactory,
     LimiterContext,
+    OptionDeclarations,
     ProviderContext,
     RateLimiterFactory,
     Register,
+    boolean,
+    fail,
+    hookimpl,
+    integer,
+    seconds,
 )
-from stelar_core.validation import boolean, fail, integer, seconds
 from stelar_redis.broker import RedisBroker
 from stelar_redis.limits import RedisIPTracker, RedisRateLimiter
 from stelar_redis.node import RedisNode

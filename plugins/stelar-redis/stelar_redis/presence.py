@@ -15,7 +15,7 @@ from typing import Any
 
 import msgpack
 
-from stelar_core.hub import ClientInfo
+from stelar_core.plugin_api import ClientInfo
 from stelar_redis.keys import Keys
 
 # One write: (command, key, *arguments), as redis-py's execute_command takes it.

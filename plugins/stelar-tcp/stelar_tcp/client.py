@@ -6,19 +6,21 @@ import asyncio
 import ssl as ssl_module
 from urllib.parse import urlsplit
 
-from stelar_core.errors import ProtocolError
-from stelar_core.protocol import (
+from stelar_core.plugin_api import (
+    ClientStream,
+    ConnectOptions,
     DisconnectCode,
+    FrameReceiver,
     FrameType,
+    ProtocolError,
     StreamParser,
+    client_context,
     dump_json,
     encode_frame,
+    handshake_error,
     length_prefixed,
     load_json,
 )
-from stelar_core.tls import client_context, handshake_error
-from stelar_core.transports.base import ConnectOptions, FrameReceiver
-from stelar_core.transports.client_stream import ClientStream
 
 SCHEMES = ("tcp", "tcps")
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from stelar_core import hookimpl
-from stelar_core.plugins.options import OptionDeclarations
-from stelar_core.providers import Register, TransportContext, TransportProvider
-from stelar_core.validation import port
+from stelar_core.plugin_api import (
+    OptionDeclarations,
+    Register,
+    TransportContext,
+    TransportProvider,
+    hookimpl,
+    port,
+)
 from stelar_tcp.client import connect_tcp
 from stelar_tcp.server import DEFAULT_TCP_PORT, TcpTransport
 

@@ -10,21 +10,26 @@ import asyncio
 import inspect
 from collections.abc import Awaitable
 
-from stelar_core.errors import ConnectionRefused, ProtocolError
-from stelar_core.plugins.options import Options
-from stelar_core.protocol import (
+from stelar_core.plugin_api import (
     LENGTH_PREFIX_SIZE,
+    Admission,
+    ConnectionRefused,
     DisconnectCode,
     ErrorCode,
+    FlowControlledProtocol,
     FrameType,
+    HttpRequest,
+    HubPort,
+    Options,
+    ProtocolError,
+    ServerTLS,
+    SessionPort,
+    SocketListener,
     StreamParser,
     dump_json,
     encode_frame,
     length_prefixed,
 )
-from stelar_core.tls import ServerTLS
-from stelar_core.transports.base import Admission, HttpRequest, HubPort, SessionPort
-from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
 
 PROTOCOL = "tcp"
 # The ALPN name of stelar's binary protocol over TLS (``tcps://``).

@@ -13,9 +13,7 @@ from typing import Any
 
 import attrs
 
-from stelar_core.errors import ConfigError
-from stelar_core.transports.base import ConnectOptions
-from stelar_core.validation import fail, unknown
+from stelar_core.plugin_api import ConfigError, ConnectOptions, fail, unknown
 from stelar_tls.material import CertificateInfo, MaterialError, inspect, load_authorities, load_chain, read
 
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}

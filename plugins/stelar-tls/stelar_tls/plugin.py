@@ -7,12 +7,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from stelar_core import hookimpl
-from stelar_core.errors import ConfigError
-from stelar_core.plugins.options import OptionDeclarations
-from stelar_core.providers import ProviderContext, Register
-from stelar_core.tls import TLSProvider
-from stelar_core.validation import fail
+from stelar_core.plugin_api import (
+    ConfigError,
+    OptionDeclarations,
+    ProviderContext,
+    Register,
+    TLSProvider,
+    fail,
+    hookimpl,
+)
 from stelar_tls.contexts import CLIENT_CERT_MODES, VERSIONS, client_context
 from stelar_tls.selfsigned import default_folder, development_certificate
 from stelar_tls.store import CertificateStore, Settings

@@ -18,8 +18,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from stelar_core.errors import ConfigError
-from stelar_core.plugins.options import Options
+from stelar_core.plugin_api import ConfigError, Options
 from stelar_tls.contexts import Material, server_context
 from stelar_tls.material import CertificateInfo, MaterialError, file_state
 

@@ -15,8 +15,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl
 
-from stelar_core.server.view import ServerView
-from stelar_core.transports.base import HttpRequest, HttpResponse
+from stelar_core.plugin_api import HttpRequest, HttpResponse, ServerView
 
 CLIENT_FILES = {
     "/stelar.js": ("stelar.js", "text/javascript; charset=utf-8"),

@@ -15,11 +15,15 @@ from websockets.protocol import State
 from websockets.typing import Origin
 from websockets.uri import parse_uri
 
-from stelar_core.errors import ConnectionRefused
-from stelar_core.protocol import DisconnectCode
-from stelar_core.tls import client_context, handshake_error
-from stelar_core.transports.base import ConnectOptions, FrameReceiver
-from stelar_core.transports.client_stream import ClientStream
+from stelar_core.plugin_api import (
+    ClientStream,
+    ConnectionRefused,
+    ConnectOptions,
+    DisconnectCode,
+    FrameReceiver,
+    client_context,
+    handshake_error,
+)
 from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL
 
 

@@ -15,10 +15,17 @@ import logging
 import signal
 from collections.abc import Mapping
 
-from stelar_core.clock import REAL_CLOCK, Clock
-from stelar_core.config import ServerConfig
-from stelar_core.plugins.options import OptionDeclarations, Options
-from stelar_core.transports.base import Admission, Connection, HttpRoute, SessionPort
+from stelar_core.plugin_api import (
+    REAL_CLOCK,
+    Admission,
+    Clock,
+    Connection,
+    HttpRoute,
+    OptionDeclarations,
+    Options,
+    ServerConfig,
+    SessionPort,
+)
 from stelar_ws.plugin import stelar_add_options
 from stelar_ws.server import WsConnection, WsTransport
 

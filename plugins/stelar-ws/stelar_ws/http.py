@@ -10,11 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from stelar_core.errors import ConnectionRefused
-from stelar_core.plugins.options import Options
-from stelar_core.protocol import ErrorCode
-from stelar_core.transports.base import HttpRequest, HttpResponse
-from stelar_core.transports.http import text
+from stelar_core.plugin_api import ConnectionRefused, ErrorCode, HttpRequest, HttpResponse, Options, text
 
 
 class RequestHeaders(Mapping[str, str]):

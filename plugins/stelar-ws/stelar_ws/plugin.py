@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from stelar_core import hookimpl
-from stelar_core.config import networks
-from stelar_core.plugins.options import OptionDeclarations
-from stelar_core.providers import Register, TransportContext, TransportProvider
-from stelar_core.server.view import ServerView
-from stelar_core.validation import port, strings_or_none, url_path
+from stelar_core.plugin_api import (
+    OptionDeclarations,
+    Register,
+    RouteContext,
+    RouteRegister,
+    TransportContext,
+    TransportProvider,
+    hookimpl,
+    networks,
+    port,
+    strings_or_none,
+    url_path,
+)
 from stelar_ws.assets import asyncapi_routes, client_routes, demo_routes
 from stelar_ws.client import connect_ws
 from stelar_ws.server import DEFAULT_PORT, WsTransport
@@ -81,13 +86,13 @@ def stelar_add_options(options: OptionDeclarations) -> None:
 
 
 @hookimpl
-def stelar_register_http_routes(register: Callable[..., None], server: ServerView, section: str) -> None:
-    options = server.config.plugin(section)
+def stelar_register_http_routes(register: RouteRegister, context: RouteContext) -> None:
+    options = context.options
     routes = client_routes() if options.serve_client else {}
     if options.asyncapi:
-        routes |= asyncapi_routes(server)
+        routes |= asyncapi_routes(context.server)
     if options.demo:
-        routes |= demo_routes(server)
+        routes |= demo_routes(context.server)
     for path, handler in routes.items():
         register(path, handler, ("GET",))
 

@@ -24,14 +24,19 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from stelar_core.clock import Timer
-from stelar_core.errors import ConnectionRefused
-from stelar_core.plugins.options import Options
-from stelar_core.protocol import DisconnectCode
-from stelar_core.tls import ServerTLS
-from stelar_core.transports.base import Admission, HttpRequest, HubPort
-from stelar_core.transports.http import serve_route
-from stelar_core.transports.streams import FlowControlledProtocol, SocketListener
+from stelar_core.plugin_api import (
+    Admission,
+    ConnectionRefused,
+    DisconnectCode,
+    FlowControlledProtocol,
+    HttpRequest,
+    HubPort,
+    Options,
+    ServerTLS,
+    SocketListener,
+    Timer,
+    serve_route,
+)
 from stelar_ws.frames import InboundFrames
 from stelar_ws.http import (
     origin_refusal,
