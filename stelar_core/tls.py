@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from stelar_core.errors import ConfigError
-from stelar_core.plugins import catalog
+from stelar_core.plugins import hints
 from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.plugins.registry import ProviderRegistry
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from stelar_core.providers import Factory, ProviderContext
     from stelar_core.transports.base import ConnectOptions
 
-TLS_DISTRIBUTION = "stelar-tls"
 # The URL schemes of stelar's own transports that run over TLS.
 SECURE_SCHEMES = frozenset({"wss", "tcps"})
 
@@ -62,7 +61,8 @@ class TLSProvider:
 
 def not_installed(what: str) -> ConfigError:
     return ConfigError(
-        f"{what} needs TLS, which no installed plugin provides" + catalog.install_hint(TLS_DISTRIBUTION)
+        f"{what} needs TLS, which no installed plugin provides"
+        + hints.install_hint(" or ".join(hints.for_kind("TLS provider")))
     )
 
 

@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from stelar_core.cli import main
+from stelar_core import RateLimit
 from stelar_core.errors import StelarError
 
 
@@ -123,13 +124,13 @@ def test_serve_reports_bad_input_clearly(capsys, args, message):
     ],
 )
 def test_the_relay_listens_on_what_is_named_else_on_each_network_transport(given, started):
-    from stelar_core.cli import _listeners
+    from stelar_core.commands.apps import _listeners
 
     assert _listeners(given) == started
 
 
 def test_without_a_network_transport_the_relay_says_what_to_install(monkeypatch):
-    from stelar_core.cli import _listeners
+    from stelar_core.commands.apps import _listeners
 
     monkeypatch.setenv("STELAR_BLOCK_PLUGINS", "ws,tcp")
     with pytest.raises(StelarError, match="pip install stelar-ws"):
@@ -165,7 +166,9 @@ def test_serve_help_lists_the_installed_plugins_options(capsys):
 
 
 def test_serve_flags_reach_the_plugins_sections(monkeypatch):
-    from stelar_core.cli import _parser, build_server, serve_options
+    from stelar_core.cli import _parser
+    from stelar_core.commands.apps import build_server
+    from stelar_core.commands.serve import serve_options
     from stelar_core.plugins.manager import build_plugin_manager
     from stelar_core.server.assembly import collect_options
 
@@ -210,3 +213,63 @@ async def test_serve_with_a_development_certificate_prints_the_ca_file_clients_t
         async with StelarClient(f"wss://localhost:{port}", ca_file=ca_file, reconnection=False) as client:
             assert client.id
         assert await stop(process) == 0
+
+
+async def test_serve_says_where_it_listens_once_per_listener():
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "stelar_core.cli", "serve", "--tcp-port", "0", "--port", "0"],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    first = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+    second = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+    assert await stop(process) == 0
+    rest, err = (await process.stdout.read()).decode(), (await process.stderr.read()).decode()
+    assert first.startswith("stelar: ws listening on ws://127.0.0.1:")
+    assert second.startswith("stelar: tcp listening on tcp://127.0.0.1:")
+    assert "listening on" not in rest  # printed once...
+    assert "listening on" not in err  # ...and not logged a second time
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--rate-limit", "1000/2"], {"rate_limit": RateLimit(1000, 2.0)}),
+        (["--rate-limit", "500"], {"rate_limit": RateLimit(500, 1.0)}),
+        (["--rate-limit", "off"], {"rate_limit": None}),
+        (
+            ["--event-rate-limit", "chat=5/1", "--event-rate-limit", "move=30/0.5"],
+            {"event_rate_limits": {"chat": RateLimit(5, 1.0), "move": RateLimit(30, 0.5)}},
+        ),
+        ([], {}),
+    ],
+)
+def test_serve_takes_the_rate_limits_as_flags(flags, expected):
+    from stelar_core.cli import _parser
+    from stelar_core.commands.apps import build_server
+    from stelar_core.commands.serve import serve_options
+    from stelar_core.plugins.manager import build_plugin_manager
+    from stelar_core.server.assembly import collect_options
+
+    args = _parser(collect_options(build_plugin_manager())).parse_args(["serve", "--port", "0", *flags])
+    options = serve_options(args)
+    assert {key: options[key] for key in ("rate_limit", "event_rate_limits") if key in options} == expected
+    server = build_server(None, options)
+    for key, value in expected.items():
+        assert getattr(server.config, key) == value
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rate-limit", "many"], "argument --rate-limit: 'many' is not N/SECONDS (e.g. 1000/1) or off"),
+        (["--rate-limit", "10/-1"], "argument --rate-limit: '10/-1' is not N/SECONDS"),
+        (["--event-rate-limit", "chat"], "argument --event-rate-limit: 'chat' is not EVENT=N/SECONDS"),
+        (["--event-rate-limit", "chat=off"], "'chat=off': an event's limit cannot be off"),
+    ],
+)
+def test_a_bad_rate_limit_flag_says_what_is_expected(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", *flags])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

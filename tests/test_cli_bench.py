@@ -4,8 +4,10 @@ a deployment), every scenario on small bounded counts, and its bad input."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -60,40 +62,35 @@ def figures(out: str) -> dict[str, float]:
     }
 
 
-@pytest.fixture(scope="module")
-def relay():
-    """`stelar serve` on free ports, for the whole module (one process, as a deployment)."""
-    import subprocess
-
+@contextlib.contextmanager
+def serving(*flags):
+    """`stelar serve` on free ports (one process, as a deployment): its pid and URLs."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stelar_core.cli",
-            "serve",
-            "--ws-port",
-            "0",
-            "--tcp-port",
-            "0",
-            "--max-connections-per-ip",
-            "100000",
-            "--event-loop",
-            "asyncio",
-        ],
+        [sys.executable, "-m", "stelar_core.cli", "serve", "--ws-port", "0", "--tcp-port", "0"]
+        + ["--max-connections-per-ip", "100000", "--event-loop", "asyncio", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     urls = {}
-    while len(urls) < 2:
-        line = process.stdout.readline()
-        assert line, "stelar serve did not start"
-        name, url = re.match(r"stelar: (\w+) listening on (\S+)", line).groups()
-        urls[name] = url
-    yield {"pid": process.pid, **urls}
-    process.send_signal(signal.SIGTERM)
-    process.wait(30)
-    process.stdout.close()
+    try:
+        while len(urls) < 2:
+            line = process.stdout.readline()
+            assert line, "stelar serve did not start"
+            name, url = re.match(r"stelar: (\w+) listening on (\S+)", line).groups()
+            urls[name] = url
+        yield {"pid": process.pid, **urls}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def relay():
+    """The relay of `stelar serve` for the whole module, with its default rate limit."""
+    with serving() as urls:
+        yield urls
 
 
 @pytest.mark.one_loop
@@ -160,7 +157,17 @@ async def test_bad_input_is_named(args, message):
 async def test_a_rate_limited_run_says_so(relay):
     code, out, err = await bench(relay["tcp"], "--scenario", "ack", "--clients", "1", "--requests", "500")
     assert code == 1 and out == ""  # the relay app's default rate limit: 100 messages a second
-    assert "(rate limit exceeded)" in err and "the server's rate limit (rate_limit, event_rate_limits)" in err
+    assert "(rate limit exceeded)" in err and "for stelar serve, pass --rate-limit off" in err
+
+
+@pytest.mark.one_loop
+async def test_the_flag_the_rate_limited_run_names_lets_the_same_run_through():
+    with serving("--rate-limit", "off") as unlimited:
+        code, out, err = await bench(
+            unlimited["tcp"], "--scenario", "ack", "--clients", "1", "--requests", "500"
+        )
+    assert code == 0, err
+    assert figures(out)["round trips/s"] > 0  # every one of the 500 was answered, or the run fails
 
 
 @pytest.mark.one_loop

@@ -1,2 +1,3 @@
-"""The ``stelar`` command's subcommands beyond ``serve`` and ``plugins`` (``stelar_core.cli``):
-each module adds its parser with ``add_parser(commands, ...)`` and runs it."""
+"""The ``stelar`` command's subcommands, one module each (``stelar_core.cli`` assembles them):
+``serve`` (with ``apps``, the server it runs, and ``workers``, the ``--workers`` supervisor),
+``plugins``, ``connect``, ``bench`` and ``asyncapi``. Nothing else in the core imports them."""

@@ -161,7 +161,11 @@ def explain(error: BaseException) -> str:
     if " 503 " in text:
         return f"the server refused a connection ({text}): max_connections, or it is stopping?"
     if "rate_limited" in text or "rate limit" in text:
-        return f"{text}: the server's rate limit (rate_limit, event_rate_limits) is below this load"
+        return (
+            f"{text}: the server's rate limit is below this load; for stelar serve, pass "
+            "--rate-limit off (or --rate-limit N/SECONDS above this load), or set rate_limit / "
+            "event_rate_limits in your server's options"
+        )
     return text
 
 

@@ -77,6 +77,11 @@ class OptionSpec:
     def flag(self) -> str:
         return "--" + f"{self.section}-{self.name}".replace("_", "-")
 
+    @property
+    def command_line_flag(self) -> str | None:
+        """Its ``stelar serve`` flag, if it has one (options taking objects have none)."""
+        return self.flag if self.type in FLAG_TYPES else None
+
     def validate(self, value: Any) -> Any:
         """The value as the plugin will see it; a bad one fails naming ``section.name``."""
         check = self.check or _type_check(self.type)

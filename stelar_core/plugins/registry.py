@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from stelar_core.errors import ConfigError, PluginError
-from stelar_core.plugins import catalog
+from stelar_core.plugins import hints
 from stelar_core.plugins.manager import StelarPluginManager
 from stelar_core.plugins.options import section_name
 
@@ -90,7 +90,7 @@ class ProviderRegistry:
             or "none"
         )
         message = f"option {option!r}: no {self.kind} named {name!r} is installed; installed: {installed}"
-        raise ConfigError(message + catalog.install_hint(catalog.PROVIDERS.get((self.kind, name))))
+        raise ConfigError(message + hints.install_hint(hints.for_provider(self.kind, name)))
 
 
 def all_registries(pm: StelarPluginManager) -> dict[str, ProviderRegistry]:

@@ -16,7 +16,7 @@ import attrs
 from stelar_core.config import RateLimit, ServerConfig
 from stelar_core.errors import ConfigError, PluginError
 from stelar_core.hub.ratelimit import LimiterFactory
-from stelar_core.plugins import catalog
+from stelar_core.plugins import hints
 from stelar_core.plugins.manager import StelarPluginManager, build_plugin_manager
 from stelar_core.plugins.options import EMPTY, OptionTable, option_table
 from stelar_core.plugins.registry import Provider, ProviderRegistry, all_registries, call_each_plugin
@@ -65,11 +65,11 @@ def check_plugin_option_names(table: OptionTable, options: Mapping[str, Any]) ->
     for name in options:
         if name in ServerConfig.option_names() or table.knows(name):
             continue
-        distribution = catalog.OPTIONS.get(name)
+        distribution = hints.for_option(name)
         if distribution is not None:
             raise ConfigError(
                 f"option {name!r} belongs to a plugin that is not installed"
-                + catalog.install_hint(distribution)
+                + hints.install_hint(distribution)
             )
         known = [*ServerConfig.option_names(), *table.sections, *table.shorts]
         raise unknown("option", name, known)
@@ -183,8 +183,9 @@ class Assembly:
             installed = ", ".join(registry.names()) or "none"
             raise ConfigError(
                 "no transport configured: set the port of a network transport (port= for WebSocket, "
-                "pip install stelar-ws; tcp_port= for TCP, pip install stelar-tcp) or name them with "
-                f"transports=[...]; installed transports: {installed}"
+                f"pip install {hints.for_option('port')}; tcp_port= for TCP, pip install "
+                f"{hints.for_option('tcp_port')}) or name them with transports=[...]; "
+                f"installed transports: {installed}"
             )
         return [provider for _, _, provider in sorted(enabled)]
 

@@ -34,6 +34,7 @@ from stelar_core.transports.base import HttpRoute, Transport
 from stelar_core.values import Options
 
 H = TypeVar("H", bound=Callable[..., Any])
+LISTENING_LOGGER = "stelar.server.listening"
 
 
 class StelarServer:
@@ -405,8 +406,11 @@ class StelarServer:
         if self._config.graceful_shutdown:
             self._install_signal_handlers()
         self.hub.hooks.notify(Hook.SERVER_STARTED)
+        # A logger of its own, so that a front end printing these lines itself (``stelar serve``)
+        # can quiet it without quieting the rest.
+        listening = self._logging.get(LISTENING_LOGGER)
         for name, urls in self.addresses.items():
-            self._log.info(
+            listening.info(
                 "transport %s listening on %s (event loop: %s)",
                 name,
                 ", ".join(urls) or "(no address)",

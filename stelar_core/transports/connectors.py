@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from stelar_core.errors import ConfigError
-from stelar_core.plugins import catalog
+from stelar_core.plugins import hints
 from stelar_core.plugins.manager import StelarPluginManager, build_plugin_manager
 from stelar_core.plugins.registry import ProviderRegistry
 from stelar_core.providers import TransportProvider
@@ -22,5 +22,6 @@ def find_connector(url: str, pm: StelarPluginManager | None = None) -> Connector
         transport = provider.factory
         if isinstance(transport, TransportProvider) and scheme in transport.schemes and transport.connector:
             return transport.connector
-    distribution = catalog.PROVIDERS.get(("transport", catalog.SCHEMES.get(scheme, "")))
-    raise ConfigError(f"no installed transport handles {scheme}:// URLs" + catalog.install_hint(distribution))
+    raise ConfigError(
+        f"no installed transport handles {scheme}:// URLs" + hints.install_hint(hints.for_scheme(scheme))
+    )
