@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from stelar_core.cli import main
 from stelar_core import RateLimit
+from stelar_core.cli import main
 from stelar_core.errors import StelarError
 
 

@@ -66,8 +66,10 @@ def figures(out: str) -> dict[str, float]:
 def serving(*flags):
     """`stelar serve` on free ports (one process, as a deployment): its pid and URLs."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "stelar_core.cli", "serve", "--ws-port", "0", "--tcp-port", "0"]
-        + ["--max-connections-per-ip", "100000", "--event-loop", "asyncio", *flags],
+        [
+            *[sys.executable, "-m", "stelar_core.cli", "serve", "--ws-port", "0", "--tcp-port", "0"],
+            *["--max-connections-per-ip", "100000", "--event-loop", "asyncio", *flags],
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

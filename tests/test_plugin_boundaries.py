@@ -19,7 +19,12 @@ DISTRIBUTIONS = sorted(path for path in (ROOT / "plugins").iterdir() if path.nam
 PACKAGES = {dist.name.replace("-", "_") for dist in DISTRIBUTIONS}
 # What a distribution's tests may use of the core besides the plugin API: the public facade and
 # the test kit (TestClient, fixtures, the transport conformance suite).
-TEST_ALLOWED = {"stelar_core", "stelar_core.plugin_api", "stelar_core.testing", "stelar_core.testing.conformance"}
+TEST_ALLOWED = {
+    "stelar_core",
+    "stelar_core.plugin_api",
+    "stelar_core.testing",
+    "stelar_core.testing.conformance",
+}
 
 
 def imports(path: Path) -> list[tuple[int, str, list[str]]]:

@@ -191,7 +191,8 @@ def test_two_plugins_claiming_one_route_is_an_error_naming_both():
     class Again(Routes):
         name = "again"
 
-    with pytest.raises(PluginError, match="plugins 'again' and 'routes' both register the HTTP route '/ping'"):
+    both = "plugins 'again' and 'routes' both register the HTTP route '/ping'"
+    with pytest.raises(PluginError, match=both):
         StelarServer(transports=["memory"], plugins=[Routes(), Again()])
 
 
