@@ -60,6 +60,20 @@ def _transports(value: Any) -> tuple[str, ...] | None:
     return validation.strings_or_none("transports", value)
 
 
+def _plugin_choice(value: Any) -> Mapping[str, str]:
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, Mapping) or not all(
+        isinstance(key, str) and ":" in key and isinstance(plugin, str) for key, plugin in value.items()
+    ):
+        raise fail(
+            "plugin_choice",
+            value,
+            'a mapping of "kind:name" to a plugin name, e.g. {"broker:redis": "redis"}',
+        )
+    return MappingProxyType(dict(value))
+
+
 def _block_list(value: Any) -> tuple[str, ...]:
     return validation.strings_or_none("block_plugins", value) or ()
 
@@ -212,6 +226,8 @@ class ServerConfig:
     logger: Any = attrs.field(default=None, validator=_logger)
     hooks: Mapping[str, Callable[..., Any]] = attrs.field(factory=dict, converter=_hooks)
     block_plugins: tuple[str, ...] = attrs.field(default=(), converter=_block_list)
+    # Which plugin provides a name that two plugins register: {"broker:redis": "my-redis"}.
+    plugin_choice: Mapping[str, str] = attrs.field(factory=dict, converter=_plugin_choice)
     # Every plugin's options, by section (filled by the server from the plugins' declarations).
     plugins: Mapping[str, Options] = attrs.field(factory=dict, converter=_sections)
 
@@ -301,6 +317,7 @@ RESTART_OPTIONS = frozenset(
         "id_generator",
         "broker",
         "block_plugins",
+        "plugin_choice",
         "clock",
     }
 )

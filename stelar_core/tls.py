@@ -82,7 +82,7 @@ def client_context(
 
 def client_provider(url: str, pm: StelarPluginManager | None = None) -> TLSProvider:
     """The installed TLS provider (the first by name when several are installed)."""
-    registry = ProviderRegistry(pm or build_plugin_manager(), "TLS provider")
+    registry: ProviderRegistry[TLSProvider] = ProviderRegistry(pm or build_plugin_manager(), "TLS provider")
     for provider in registry.providers():
         if isinstance(provider.factory, TLSProvider):
             return provider.factory

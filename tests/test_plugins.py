@@ -237,3 +237,82 @@ def test_a_missing_provider_names_its_distribution(option, name):
         StelarServer(transports=["memory"], block_plugins=["redis"], **{option: name})
     assert "is installed; installed:" in str(info.value)
     assert "pip install stelar-redis" in str(info.value)
+
+
+class _Broker:
+    async def start(self, port):
+        pass
+
+    def publish(self, delivery):
+        pass
+
+    async def stop(self):
+        pass
+
+
+def _offering(plugin_name):
+    class Offers:
+        name = plugin_name
+
+        @hookimpl
+        def stelar_register_brokers(self, register):
+            register("shared", lambda context: _Broker())
+
+    return Offers()
+
+
+def test_two_plugins_registering_one_provider_name_is_an_error_naming_both():
+    with pytest.raises(PluginError) as info:
+        StelarServer(transports=["memory"], plugins=[_offering("one"), _offering("two")])
+    message = str(info.value)
+    assert "'two' (passed in code) and 'one' (passed in code) both register the broker 'shared'" in message
+    assert "plugin_choice={'broker:shared': 'two'}" in message
+
+
+@pytest.mark.parametrize("chosen", ["one", "two"])
+def test_plugin_choice_picks_which_plugin_provides_a_contested_name(chosen):
+    server = StelarServer(
+        transports=["memory"],
+        plugins=[_offering("one"), _offering("two")],
+        plugin_choice={"broker:shared": chosen},
+        broker="shared",
+    )
+    assert server.providers["broker"].get("shared", "broker").plugin == chosen
+
+
+def test_a_plugin_choice_naming_a_plugin_that_does_not_offer_the_name_says_who_does():
+    with pytest.raises(ConfigError, match="'broker:shared' names plugin 'three', which does not register"):
+        StelarServer(
+            transports=["memory"],
+            plugins=[_offering("one"), _offering("two")],
+            plugin_choice={"broker:shared": "three"},
+        )
+
+
+@pytest.mark.parametrize("bad", [{"shared": "one"}, ["broker:shared"], {"broker:shared": 3}])
+def test_a_malformed_plugin_choice_is_refused(bad):
+    with pytest.raises(ConfigError, match="option 'plugin_choice'"):
+        StelarServer(transports=["memory"], plugin_choice=bad)
+
+
+def test_a_plugin_may_take_a_name_a_built_in_offers():
+    class Local:
+        name = "mine"
+
+        @hookimpl
+        def stelar_register_brokers(self, register):
+            register("local", lambda context: _Broker())
+
+    server = StelarServer(transports=["memory"], plugins=[Local()])
+    assert server.providers["broker"].get("local", "broker").plugin == "mine"
+
+
+def test_the_hook_name_constants_are_exactly_the_event_hookspecs():
+    from stelar_core.hub.hooks import Hook
+    from stelar_core.plugins import hookspecs
+
+    specs = {name for name in dir(hookspecs) if name.startswith("stelar_on_")}
+    constants = {name: value for name, value in vars(Hook).items() if not name.startswith("_")}
+    assert set(constants.values()) == specs
+    for name, value in constants.items():
+        assert value == "stelar_on_" + name.lower()

@@ -7,14 +7,14 @@ options — and ``STELAR_TRACE_PLUGINS`` sees the registration like any other ho
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 import attrs
 
 from stelar_core.errors import ConfigError, PluginError
 from stelar_core.plugins import hints
-from stelar_core.plugins.manager import StelarPluginManager
+from stelar_core.plugins.manager import CORE_DISTRIBUTION, StelarPluginManager
 from stelar_core.plugins.options import section_name
 
 PROVIDER_HOOKS = {
@@ -26,11 +26,15 @@ PROVIDER_HOOKS = {
     "TLS provider": "stelar_register_tls",
 }
 
+F = TypeVar("F")
+
 
 @attrs.frozen(slots=True)
-class Provider:
+class Provider(Generic[F]):
+    """One registration: ``factory`` under ``name``, by the plugin named ``plugin``."""
+
     name: str
-    factory: Any
+    factory: F
     plugin: str
 
     @property
@@ -53,45 +57,83 @@ def call_each_plugin(
         pm.subset_hook_caller(hook, others)(**make_kwargs(plugin_name))
 
 
-class ProviderRegistry:
-    """All providers of one kind."""
+class ProviderRegistry(Generic[F]):
+    """All providers of one kind.
 
-    def __init__(self, pm: StelarPluginManager, kind: str) -> None:
+    A name offered by a built-in (stelar-core's own) and by another plugin goes to the other
+    plugin. A name offered by two plugins that are not built-ins is an error naming both, unless
+    ``choices`` (the ``plugin_choice`` option, ``{"broker:redis": "my-redis"}``) picks one: which
+    one would win must never depend on the order plugins happen to load in."""
+
+    def __init__(self, pm: StelarPluginManager, kind: str, choices: Mapping[str, str] | None = None) -> None:
         self.kind = kind
         self._pm = pm
-        self._providers: dict[str, Provider] = {}
+        self._offers: dict[str, list[Provider[F]]] = {}
         call_each_plugin(pm, PROVIDER_HOOKS[kind], lambda plugin: {"register": self._registrar(plugin)})
+        self._providers = {
+            name: self._pick(name, offers, choices or {}) for name, offers in self._offers.items()
+        }
 
-    def _registrar(self, plugin_name: str) -> Callable[[str, Any], None]:
-        def register(name: str, factory: Any) -> None:
+    def _registrar(self, plugin_name: str) -> Callable[[str, F], None]:
+        def register(name: str, factory: F) -> None:
             if not isinstance(name, str) or not name:
                 raise PluginError(f"plugin {plugin_name!r} registered a {self.kind} with bad name {name!r}")
             if not callable(factory):
                 raise PluginError(f"plugin {plugin_name!r}: {self.kind} {name!r} factory is not callable")
-            if name not in self._providers:
-                self._providers[name] = Provider(name, factory, plugin_name)
+            offers = self._offers.setdefault(name, [])
+            if all(offer.plugin != plugin_name for offer in offers):
+                offers.append(Provider(name, factory, plugin_name))
 
         return register
+
+    def _distribution(self, plugin: str) -> str | None:
+        return self._pm.distributions.get(plugin, (None,))[0]
+
+    def _origin(self, plugin: str) -> str:
+        return f"{plugin!r} ({self._distribution(plugin) or 'passed in code'})"
+
+    def _pick(self, name: str, offers: list[Provider[F]], choices: Mapping[str, str]) -> Provider[F]:
+        key = f"{hints.PROVIDER_KEYS[self.kind]}:{name}"
+        offered_by = ", ".join(self._origin(o.plugin) for o in offers)
+        chosen = choices.get(key)
+        if chosen is not None:
+            for offer in offers:
+                if offer.plugin == chosen:
+                    return offer
+            raise ConfigError(
+                f"option 'plugin_choice': {key!r} names plugin {chosen!r}, which does not register "
+                f"that {self.kind}; it is registered by {offered_by}"
+            )
+        contenders = [o for o in offers if self._distribution(o.plugin) != CORE_DISTRIBUTION]
+        if len(contenders) > 1:
+            first, second = contenders[:2]
+            raise PluginError(
+                f"plugins {self._origin(first.plugin)} and {self._origin(second.plugin)} both register "
+                f"the {self.kind} {name!r}; pick "
+                f"one with plugin_choice={{{key!r}: {first.plugin!r}}}, or block one with block_plugins"
+            )
+        # pluggy's order: a plugin other than stelar-core's built-ins (registered trylast) first.
+        return offers[0]
 
     def names(self) -> list[str]:
         return sorted(self._providers)
 
-    def providers(self) -> list[Provider]:
+    def providers(self) -> list[Provider[F]]:
         return [self._providers[name] for name in self.names()]
 
-    def get(self, name: str, option: str) -> Provider:
+    def get(self, name: str, option: str) -> Provider[F]:
         provider = self._providers.get(name)
         if provider is not None:
             return provider
         installed = (
-            ", ".join(
-                f"{p.name} ({self._pm.distributions.get(p.plugin, (p.plugin,))[0]})" for p in self.providers()
-            )
+            ", ".join(f"{p.name} ({self._distribution(p.plugin) or p.plugin})" for p in self.providers())
             or "none"
         )
         message = f"option {option!r}: no {self.kind} named {name!r} is installed; installed: {installed}"
         raise ConfigError(message + hints.install_hint(hints.for_provider(self.kind, name)))
 
 
-def all_registries(pm: StelarPluginManager) -> dict[str, ProviderRegistry]:
-    return {kind: ProviderRegistry(pm, kind) for kind in PROVIDER_HOOKS}
+def all_registries(
+    pm: StelarPluginManager, choices: Mapping[str, str] | None = None
+) -> dict[str, ProviderRegistry[Any]]:
+    return {kind: ProviderRegistry(pm, kind, choices) for kind in PROVIDER_HOOKS}

@@ -32,7 +32,7 @@ from stelar_core.providers import (
     TransportProvider,
     check_provider,
 )
-from stelar_core.tls import ServerTLS
+from stelar_core.tls import ServerTLS, TLSProvider
 from stelar_core.transports.base import HubPort, Transport
 from stelar_core.validation import unknown
 
@@ -97,17 +97,17 @@ class Assembly:
         }
         sections = self.options.apply(current, self.options.given(rest))
         self.config = attrs.evolve(base, plugins=sections)
-        self.providers: dict[str, ProviderRegistry] = all_registries(self.pm)
+        self.providers: dict[str, ProviderRegistry[Any]] = all_registries(self.pm, base.plugin_choice)
         self.resources = Resources()
 
     # ------------------------------------------------------------------ providers
 
-    def context(self, provider: Provider) -> ProviderContext:
+    def context(self, provider: Provider[Any]) -> ProviderContext:
         return ProviderContext(
             self.config, self.config.plugins.get(provider.section, EMPTY), provider.section, self.resources
         )
 
-    def _build(self, kind: str, option: str, provider: Provider, context: Any) -> Any:
+    def _build(self, kind: str, option: str, provider: Provider[Any], context: Any) -> Any:
         try:
             return provider.factory(context)
         except TypeError as exc:
@@ -166,7 +166,7 @@ class Assembly:
 
     # ------------------------------------------------------------------ transports
 
-    def transport_providers(self) -> list[Provider]:
+    def transport_providers(self) -> list[Provider[TransportProvider]]:
         """The transports to start: ``transports`` if given, else every installed one that its
         own options enable (``ws`` when ``port`` is set), in their declared order."""
         registry = self.providers["transport"]
@@ -191,7 +191,7 @@ class Assembly:
 
     def tls(self) -> ServerTLS | None:
         """The server's TLS: from the one TLS provider whose options ask for it, if any."""
-        serving: list[tuple[Provider, ServerTLS]] = []
+        serving: list[tuple[Provider[TLSProvider], ServerTLS]] = []
         for provider in self.providers["TLS provider"].providers():
             tls = self._build("TLS provider", "tls", provider, self.context(provider))
             if tls is not None:

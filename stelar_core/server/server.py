@@ -56,7 +56,7 @@ class StelarServer:
         self._config = config
         self.plugin_manager: StelarPluginManager = assembly.pm
         self.options: OptionTable = assembly.options
-        self.providers: dict[str, ProviderRegistry] = assembly.providers
+        self.providers: dict[str, ProviderRegistry[Any]] = assembly.providers
         self._assembly = assembly
         self._limiter_factory = assembly.limiter_factory()
         # What hooks and HTTP routes receive as ``server``.

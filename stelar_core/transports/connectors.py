@@ -17,7 +17,9 @@ def find_connector(url: str, pm: StelarPluginManager | None = None) -> Connector
     scheme = urlsplit(url).scheme
     if not scheme:
         raise ConfigError(f"URL {url!r} has no scheme (tcp://, tcps://, ws://, wss://, memory://)")
-    registry = ProviderRegistry(pm or build_plugin_manager(), "transport")
+    registry: ProviderRegistry[TransportProvider] = ProviderRegistry(
+        pm or build_plugin_manager(), "transport"
+    )
     for provider in registry.providers():
         transport = provider.factory
         if isinstance(transport, TransportProvider) and scheme in transport.schemes and transport.connector:
