@@ -123,7 +123,7 @@ async def fanout_per_second(members: int, broadcasts: int) -> float:
             await open_peer(server, peer)
         await asyncio.gather(*(peer.done for peer in peers))
         for session in list(server.hub.sessions()):
-            server.hub.join_room(session, "room")
+            server.hub.rooms.join(session, "room")
         for peer in peers:
             peer.count, peer.expected = 0, broadcasts
             peer.done = asyncio.get_running_loop().create_future()

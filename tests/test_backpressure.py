@@ -60,7 +60,7 @@ async def crowd(request, stelar_transport, stelar_server_factory, stelar_client_
     reader = await stelar_client_factory(server, max_frame_size=1 << 20)
     await reader.join("room")
     slow_id = await open_slow_peer(stelar_transport, server, raw_tcp, raw_ws)
-    server.hub.join_room(server.hub.session(slow_id), "room")
+    server.hub.rooms.join(server.hub.session(slow_id), "room")
     (connection,) = [c for c in server.transports[0].connections if c.session and c.session.id == slow_id]
     return server, reader, connection, dropped, reports, clock
 

@@ -21,7 +21,7 @@ def table_sizes(server):
         "rate_limiter": hub.limits.size(),
         "client_limits": len(hub.limits.client_limits),
         "pending_acks": server.get_stats().pending_acks,
-        "hub_tasks": len(hub._tasks),
+        "hub_tasks": len(hub.tasks),
         "admitted": hub.admissions.admitted,
         "connections": sum(len(t.connections) for t in server.transports if hasattr(t, "connections")),
     }

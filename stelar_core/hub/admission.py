@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import inspect
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
-from stelar_core.config import ServerConfig
 from stelar_core.errors import ConnectionRefused
-from stelar_core.hub.hooks import Hook, HookRunner
-from stelar_core.hub.stats import Counters
+from stelar_core.hub.hooks import Hook
 from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.providers import IPTracker, MaybeAwaitable, resolve
+
+if TYPE_CHECKING:
+    from stelar_core.hub.services import HubServices
 
 
 class AdmissionTicket:
@@ -34,21 +34,13 @@ class AdmissionTicket:
 class Admissions:
     """Counts reserved places (connections admitted, handshake or open) against the limits."""
 
-    def __init__(
-        self,
-        config: Callable[[], ServerConfig],
-        ip_tracker: IPTracker,
-        counters: Counters,
-        hooks: HookRunner,
-        spawn: Callable[[Awaitable[Any]], object],
-        log: logging.Logger,
-    ) -> None:
-        self._config = config
+    def __init__(self, services: HubServices, ip_tracker: IPTracker) -> None:
+        self._config = services.config
         self.ip_tracker = ip_tracker
-        self._counters = counters
-        self._hooks = hooks
-        self._spawn = spawn
-        self._log = log
+        self._counters = services.counters
+        self._hooks = services.hooks
+        self._spawn = services.spawn
+        self._log = services.log
         self.admitted = 0
         self.accepting = False
 

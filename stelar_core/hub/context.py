@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.errors import ConnectionRefused
+from stelar_core.hub.emitter import Emitter
+from stelar_core.hub.fanout import Exclude, encode_binary, encode_event
 from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.values import ClientInfo
 
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from stelar_core.transports.base import HttpRequest
 
 
-class Context:
+class Context(Emitter):
     """``ctx`` in handlers, middleware and connection callbacks.
 
     ``event`` and ``data`` describe the message being handled (``data`` is decoded JSON, or
@@ -79,49 +81,54 @@ class Context:
     def get_metadata(self, key: str, default: Any = None) -> Any:
         return self._session.metadata.get(key, default)
 
+    def _target(self) -> Hub:
+        return self._hub
+
     def info(self) -> ClientInfo:
         return self._hub.client_info(self._session)
 
     # ------------------------------------------------------------------ sending
 
+    # to, to_binary, to_id, to_id_binary: the Emitter's (``to`` reaches this client too when
+    # it is a member, unless excluded).
+
     def emit(self, event: str, data: Any = None) -> None:
         """Send an event to this client."""
-        self._hub.send_event(self._session, event, data)
+        self._hub.outbox.send(self._session, encode_event(event, data))
 
     def emit_binary(self, event: str, data: bytes) -> None:
-        self._hub.send_binary(self._session, event, data)
+        self._hub.outbox.send(self._session, encode_binary(event, data))
 
-    def broadcast(self, event: str, data: Any = None, *, include_self: bool = False) -> None:
-        """Send to every client except this one (unless ``include_self``)."""
-        self._hub.broadcast(event, data, exclude=None if include_self else self._session.id)
-
-    def broadcast_binary(self, event: str, data: bytes, *, include_self: bool = False) -> None:
-        self._hub.broadcast_binary(event, data, exclude=None if include_self else self._session.id)
-
-    def to(self, room: str, event: str, data: Any = None, exclude: str | Iterable[str] | None = None) -> None:
-        """Send to the members of ``room`` (this client included if it is one, unless excluded)."""
-        self._hub.to_room(room, event, data, exclude=exclude)
-
-    def to_binary(
-        self, room: str, event: str, data: bytes, exclude: str | Iterable[str] | None = None
+    def broadcast(
+        self, event: str, data: Any = None, exclude: Exclude = None, *, include_self: bool = False
     ) -> None:
-        self._hub.to_room_binary(room, event, data, exclude=exclude)
+        """Send to every client except this one (unless ``include_self``) and ``exclude``."""
+        super().broadcast(event, data, self._excluding_self(exclude, include_self))
 
-    def to_id(self, client_id: str, event: str, data: Any = None) -> None:
-        self._hub.to_id(client_id, event, data)
+    def broadcast_binary(
+        self, event: str, data: bytes, exclude: Exclude = None, *, include_self: bool = False
+    ) -> None:
+        super().broadcast_binary(event, data, self._excluding_self(exclude, include_self))
+
+    def _excluding_self(self, exclude: Exclude, include_self: bool) -> Exclude:
+        if include_self:
+            return exclude
+        if exclude is None:
+            return self._session.id
+        return {self._session.id, *((exclude,) if isinstance(exclude, str) else exclude)}
 
     async def request(self, event: str, data: Any = None, *, timeout: float | None = None) -> Any:
         """Ask this client (its ``on_ack(event)`` handler) and return its answer."""
-        return await self._hub.request(self._session, event, data, timeout=timeout)
+        return await self._hub.requests.ask(self._session, event, data, timeout=timeout)
 
     # ------------------------------------------------------------------ rooms
 
     def join_room(self, room: str) -> bool:
         """Put this client in ``room``; False if a limit or a hook refused (the hooks are told)."""
-        return self._hub.join_room(self._session, room) is None
+        return self._hub.rooms.join(self._session, room) is None
 
     def leave_room(self, room: str) -> bool:
-        return self._hub.leave_room(self._session, room) is None
+        return self._hub.rooms.leave(self._session, room) is None
 
     def get_clients(self, room: str | None = None) -> list[ClientInfo]:
         return self._hub.get_clients(room)

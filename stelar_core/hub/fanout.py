@@ -4,14 +4,16 @@ and write what the broker delivers to the local recipients."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stelar_core.hub.hooks import Hook, HookRunner
+from stelar_core.hub.hooks import Hook
 from stelar_core.hub.rooms import RoomTable
 from stelar_core.hub.session import Session, SessionState
-from stelar_core.hub.stats import Counters
 from stelar_core.protocol import FrameType, dump_json, encode_frame
 from stelar_core.providers import Broker, Delivery
+
+if TYPE_CHECKING:
+    from stelar_core.hub.services import HubServices
 
 Exclude = str | Iterable[str] | None
 _NO_ONE: frozenset[str] = frozenset()
@@ -44,18 +46,13 @@ class Fanout:
     __slots__ = ("_counters", "_hooks", "_open", "_rooms", "broker")
 
     def __init__(
-        self,
-        broker: Broker,
-        open_sessions: Mapping[str, Session],
-        rooms: RoomTable,
-        counters: Counters,
-        hooks: HookRunner,
+        self, services: HubServices, broker: Broker, open_sessions: Mapping[str, Session], rooms: RoomTable
     ) -> None:
         self.broker = broker
         self._open = open_sessions
         self._rooms = rooms
-        self._counters = counters
-        self._hooks = hooks
+        self._counters = services.counters
+        self._hooks = services.hooks
 
     def to_many(
         self, encode: Callable[[str, Any], bytes], event: str, data: Any, room: str | None, exclude: Exclude

@@ -4,16 +4,17 @@ for it; going over a rate limit disconnects the client unless a hook vetoes it."
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from stelar_core.config import ServerConfig
-from stelar_core.hub.hooks import Hook, HookRunner
-from stelar_core.hub.outbox import Outbox
+from stelar_core.hub.hooks import Hook
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.session import Session
-from stelar_core.hub.stats import Counters
 from stelar_core.protocol import DisconnectCode, ErrorCode, Frame
+
+if TYPE_CHECKING:
+    from stelar_core.hub.services import HubServices
 
 FrameHandler = Callable[[Session, Frame], "Awaitable[None] | None"]
 
@@ -21,23 +22,14 @@ FrameHandler = Callable[[Session, Frame], "Awaitable[None] | None"]
 class MessageGate:
     __slots__ = ("_close", "_config", "_counters", "_hooks", "_log", "_outbox", "limits")
 
-    def __init__(
-        self,
-        config: Callable[[], ServerConfig],
-        limits: RateLimitPolicy,
-        counters: Counters,
-        hooks: HookRunner,
-        outbox: Outbox,
-        close: Callable[[Session, int, str], None],
-        log: logging.Logger,
-    ) -> None:
-        self._config = config
+    def __init__(self, services: HubServices, limits: RateLimitPolicy) -> None:
+        self._config = services.config
         self.limits = limits
-        self._counters = counters
-        self._hooks = hooks
-        self._outbox = outbox
-        self._close = close
-        self._log = log
+        self._counters = services.counters
+        self._hooks = services.hooks
+        self._outbox = services.outbox
+        self._close = services.close
+        self._log = services.log
 
     def message(self, session: Session, frame: Frame, then: FrameHandler) -> Awaitable[None] | None:
         """``then(session, frame)`` for an event or request whose name and payload size are

@@ -3,19 +3,13 @@ welcome (or an error and a close)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from stelar_core.config import ServerConfig
 from stelar_core.errors import ConnectionRefused, ProtocolError
-from stelar_core.hub.context import Context
-from stelar_core.hub.handlers import HandlerRegistry, HandlerRunner
-from stelar_core.hub.hooks import Hook, HookRunner
+from stelar_core.hub.hooks import Hook
 from stelar_core.hub.middleware import run_middleware
-from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.session import Session, SessionState
-from stelar_core.hub.stats import Counters
 from stelar_core.protocol import (
     PROTOCOL_VERSION,
     DisconnectCode,
@@ -26,31 +20,22 @@ from stelar_core.protocol import (
     encode_frame,
 )
 
+if TYPE_CHECKING:
+    from stelar_core.hub.services import HubServices
+
 
 class Handshake:
-    def __init__(
-        self,
-        config: Callable[[], ServerConfig],
-        handlers: HandlerRegistry,
-        runner: HandlerRunner,
-        outbox: Outbox,
-        hooks: HookRunner,
-        counters: Counters,
-        context: Callable[[Session, str, Any], Context],
-        opened: Callable[[Session], None],
-        close: Callable[[Session, int, str], None],
-        log: logging.Logger,
-    ) -> None:
-        self._config = config
-        self._handlers = handlers
-        self._runner = runner
-        self._outbox = outbox
-        self._hooks = hooks
-        self._counters = counters
-        self._context = context
+    def __init__(self, services: HubServices, opened: Callable[[Session], None]) -> None:
+        self._config = services.config
+        self._handlers = services.handlers
+        self._runner = services.runner
+        self._outbox = services.outbox
+        self._hooks = services.hooks
+        self._counters = services.counters
+        self._context = services.context
         self._opened = opened
-        self._close = close
-        self._log = log
+        self._close = services.close
+        self._log = services.log
 
     def connect_received(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         try:

@@ -4,13 +4,14 @@ pinged, or closed when nothing came from it within ``heartbeat_timeout``."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stelar_core.clock import Clock, Timer
-from stelar_core.config import ServerConfig
-from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.session import Session
 from stelar_core.protocol import DisconnectCode, ErrorCode, FrameType, encode_frame
+
+if TYPE_CHECKING:
+    from stelar_core.hub.services import HubServices
 
 _PING = encode_frame(FrameType.PING)
 
@@ -20,18 +21,16 @@ class Heartbeat:
 
     def __init__(
         self,
-        config: Callable[[], ServerConfig],
+        services: HubServices,
         clock: Clock,
         open_sessions: Mapping[str, Session],
-        outbox: Outbox,
-        close: Callable[[Session, int, str], None],
         after_sweep: Callable[[], Awaitable[Any] | None],
     ) -> None:
-        self._config = config
+        self._config = services.config
         self._clock = clock
         self._open = open_sessions
-        self._outbox = outbox
-        self._close = close
+        self._outbox = services.outbox
+        self._close = services.close
         self._after_sweep = after_sweep
         self._timer: Timer | None = None
 

@@ -22,7 +22,8 @@ from stelar_core.config import ServerConfig
 from stelar_core.errors import NotConnected, ProtocolError
 from stelar_core.hub.admission import Admissions, AdmissionTicket
 from stelar_core.hub.context import Context
-from stelar_core.hub.fanout import Exclude, Fanout, encode_binary, encode_event
+from stelar_core.hub.degradation import Degradation
+from stelar_core.hub.fanout import Fanout
 from stelar_core.hub.gate import FrameHandler, MessageGate
 from stelar_core.hub.handlers import HandlerRegistry, HandlerRunner
 from stelar_core.hub.handshake import Handshake
@@ -32,9 +33,11 @@ from stelar_core.hub.node import BrokerNode
 from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.requests import Requests
-from stelar_core.hub.rooms import Refusal, Rooms
+from stelar_core.hub.rooms import Rooms
+from stelar_core.hub.services import HubServices
 from stelar_core.hub.session import Session, SessionState
-from stelar_core.hub.stats import Counters, memory_usage
+from stelar_core.hub.stats import Counters, snapshot
+from stelar_core.hub.tasks import Tasks
 from stelar_core.logs import ServerLogging
 from stelar_core.plugins.manager import StelarPluginManager
 from stelar_core.protocol import (
@@ -84,46 +87,31 @@ class Hub:
         self.hooks = HookRunner(pm, server, self.counters.other)
         self.outbox = Outbox(self.counters, self.hooks)
         self.handlers = HandlerRegistry()
-        self._runner = HandlerRunner(self.counters, self.hooks, self.log, self.outbox)
+        self.tasks = Tasks(self.log)
+        self.degradation = Degradation(self.hooks, self.log)
+        services = HubServices(
+            config=self._current_config,
+            counters=self.counters,
+            hooks=self.hooks,
+            outbox=self.outbox,
+            handlers=self.handlers,
+            runner=HandlerRunner(self.counters, self.hooks, self.log, self.outbox),
+            context=functools.partial(Context, self),
+            close=self.close_session,
+            spawn=self.tasks.spawn,
+            log=self.log,
+        )
+        self._runner = services.runner
         self._sessions: set[Session] = set()
         self._open: dict[str, Session] = {}
         self._by_transport: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.admissions = Admissions(
-            self._current_config, ip_tracker, self.counters, self.hooks, self.spawn, self.log
-        )
+        self.admissions = Admissions(services, ip_tracker)
         self.rooms = Rooms(self._current_config, self.hooks)
-        self.fanout = Fanout(broker, self._open, self.rooms.table, self.counters, self.hooks)
-        self.requests = Requests(
-            self._current_config,
-            self.handlers,
-            self._runner,
-            self.outbox,
-            self.counters,
-            functools.partial(Context, self),
-            self.spawn,
-            self.log,
-        )
-        self.gate = MessageGate(
-            self._current_config, limits, self.counters, self.hooks, self.outbox, self.close_session, self.log
-        )
-        self.handshake = Handshake(
-            self._current_config,
-            self.handlers,
-            self._runner,
-            self.outbox,
-            self.hooks,
-            self.counters,
-            functools.partial(Context, self),
-            self._opened,
-            self.close_session,
-            self.log,
-        )
-        self.heartbeat = Heartbeat(
-            self._current_config, clock, self._open, self.outbox, self.close_session, self._cleanup_limits
-        )
-        # Components working only in part (a broker that lost Redis): name -> (reason, since).
-        self.degraded: dict[str, tuple[str, float]] = {}
+        self.fanout = Fanout(services, broker, self._open, self.rooms.table)
+        self.requests = Requests(services)
+        self.gate = MessageGate(services, limits)
+        self.handshake = Handshake(services, self._opened)
+        self.heartbeat = Heartbeat(services, clock, self._open, self._cleanup_limits)
         self._started_at = time.monotonic()
         # Events and requests pass the gate (name, size, rate limit) on their way to dispatch.
         on_event = functools.partial(self.gate.message, then=self._dispatch_event)
@@ -159,9 +147,14 @@ class Hub:
     def config(self) -> ServerConfig:
         return self._config
 
-    @config.setter
-    def config(self, config: ServerConfig) -> None:
+    def reconfigure(self, config: ServerConfig) -> None:
+        """The configuration ``update_config`` built (the server has validated it and set its
+        rate-limit policy): in force from the next frame; a new heartbeat interval restarts the
+        sweeps at once."""
+        interval_changed = config.heartbeat_interval != self._config.heartbeat_interval
         self._config = config
+        if interval_changed:
+            self.heartbeat.start()
 
     @property
     def http_routes(self) -> Mapping[str, HttpRoute]:
@@ -325,46 +318,13 @@ class Hub:
     def _leave_requested(self, session: Session, frame: Frame) -> None:
         self.outbox.answer_room(session, frame, self.rooms.leave(session, frame.event))
 
-    # ================================================================== for the facade and ctx
-
-    def join_room(self, session: Session, room: str) -> Refusal | None:
-        return self.rooms.join(session, room)
-
-    def leave_room(self, session: Session, room: str) -> Refusal | None:
-        return self.rooms.leave(session, room)
+    # ================================================================== for the facades
 
     def get_room_members(self, room: str) -> list[str]:
         return self.rooms.table.member_ids(room)
 
     def get_rooms(self) -> list[str]:
         return self.rooms.table.names()
-
-    def send_event(self, session: Session, event: str, data: Any) -> None:
-        self.outbox.send(session, encode_event(event, data))
-
-    def send_binary(self, session: Session, event: str, data: bytes) -> None:
-        self.outbox.send(session, encode_binary(event, data))
-
-    def broadcast(self, event: str, data: Any, *, exclude: Exclude = None) -> None:
-        self.fanout.to_many(encode_event, event, data, None, exclude)
-
-    def broadcast_binary(self, event: str, data: bytes, *, exclude: Exclude = None) -> None:
-        self.fanout.to_many(encode_binary, event, data, None, exclude)
-
-    def to_room(self, room: str, event: str, data: Any, *, exclude: Exclude = None) -> None:
-        self.fanout.to_many(encode_event, event, data, room, exclude)
-
-    def to_room_binary(self, room: str, event: str, data: bytes, *, exclude: Exclude = None) -> None:
-        self.fanout.to_many(encode_binary, event, data, room, exclude)
-
-    def to_id(self, client_id: str, event: str, data: Any) -> None:
-        self.fanout.to_one(client_id, encode_event(event, data))
-
-    def to_id_binary(self, client_id: str, event: str, data: bytes) -> None:
-        self.fanout.to_one(client_id, encode_binary(event, data))
-
-    async def request(self, session: Session, event: str, data: Any, *, timeout: float | None) -> Any:
-        return await self.requests.ask(session, event, data, timeout=timeout)
 
     async def ask(self, client_id: str, event: str, data: Any, *, timeout: float | None) -> Any:
         """Ask the client ``client_id`` of this node."""
@@ -402,51 +362,23 @@ class Hub:
         return [self.client_info(session) for session in sessions]
 
     def stats(self, transports: Mapping[str, Mapping[str, Any]]) -> Stats:
-        counters = self.counters
-        uptime = time.monotonic() - self._started_at
-        memory = memory_usage()
-        pending = sum(session.pending_acks for session in self._open.values())
-        return Stats(
-            total_connections=counters.total_connections,
-            active_connections=len(self._open),
-            total_messages_received=counters.messages_received,
-            total_messages_sent=counters.messages_sent,
-            total_bytes_received=counters.bytes_received,
-            total_bytes_sent=counters.bytes_sent,
-            total_rooms=len(self.rooms.table),
-            uptime_ms=int(uptime * 1000),
-            uptime_seconds=round(uptime, 3),
-            connections_by_transport={name: n for name, n in self._by_transport.items() if n},
-            memory_mb=round(memory["rss"] / (1024 * 1024), 2),
-            memory_usage=memory,
-            degraded={component: reason for component, (reason, _) in self.degraded.items()},
-            rate_limiter_entries=self.limits.size(),
-            invalid_messages=counters.invalid_messages,
-            invalid_payloads=counters.invalid_payloads,
-            rate_limited=counters.rate_limited,
-            payload_too_large=counters.payload_too_large,
-            handler_errors=counters.handler_errors,
-            pending_acks=pending,
-            refused_connections=dict(counters.refused),
-            tls_handshake_failures=dict(counters.tls_handshake_failures),
-            counters=dict(counters.other),
-            ack_latency=self.requests.latency.snapshot(),
-            transports={name: dict(values) for name, values in transports.items()},
+        return snapshot(
+            self.counters,
+            open_sessions=self._open,
+            by_transport=self._by_transport,
+            rooms=len(self.rooms.table),
+            limiter_entries=self.limits.size(),
+            degraded=self.degradation.reasons(),
+            latency=self.requests.latency.snapshot(),
+            uptime=time.monotonic() - self._started_at,
+            transports=transports,
         )
 
     # ================================================================== lifecycle
 
     def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run ``awaitable`` in a task the hub tracks (``stop`` waits for, then cancels, them)."""
-        task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.log.error("background task failed", exc_info=task.exception())
+        return self.tasks.spawn(awaitable)
 
     def _cleanup_limits(self) -> None:
         self.spawn(self._cleanup_limits_now())
@@ -472,19 +404,8 @@ class Hub:
         )
 
     def set_degraded(self, component: str, reason: str | None) -> None:
-        """Record that ``component`` works only in part (or again fully, ``reason=None``) and
-        tell the hooks once per change."""
-        if reason is None:
-            since = self.degraded.pop(component, None)
-            if since is not None:
-                self.log.warning("%s restored after %.1fs", component, time.monotonic() - since[1])
-                self.hooks.notify(Hook.RESTORED, component=component, seconds=time.monotonic() - since[1])
-            return
-        already = component in self.degraded
-        self.degraded[component] = (reason, self.degraded[component][1] if already else time.monotonic())
-        if not already:
-            self.log.warning("%s degraded: %s", component, reason)
-            self.hooks.notify(Hook.DEGRADED, component=component, reason=reason)
+        """Record that ``component`` works only in part (or again fully, ``reason=None``)."""
+        self.degradation.set(component, reason)
 
     async def start(self) -> None:
         await self.fanout.broker.start(BrokerNode(self))
@@ -502,7 +423,7 @@ class Hub:
     @property
     def busy(self) -> bool:
         """Whether any session or task is left (tests of shutdown assert it is not)."""
-        return bool(self._sessions or self._tasks)
+        return bool(self._sessions or self.tasks)
 
     async def stop(self, timeout: float) -> None:
         """Graceful end, bounded by ``timeout`` seconds: new connections are refused, work in
@@ -510,12 +431,7 @@ class Hub:
         every session gets a going-away close (1001); what still runs is cancelled."""
         self.admissions.accepting = False
         self.heartbeat.stop()
-        if self._tasks:
-            _, still_running = await asyncio.wait(tuple(self._tasks), timeout=timeout)
-            for task in still_running:
-                task.cancel()
-            if still_running:
-                await asyncio.wait(still_running)
+        await self.tasks.finish(timeout)
         for session in tuple(self._sessions):
             self.close_session(session, DisconnectCode.GOING_AWAY, "server shutting down")
         await self.fanout.broker.stop()

@@ -3,22 +3,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stelar_core.config import ServerConfig
 from stelar_core.errors import NotConnected, ProtocolError
 from stelar_core.hub.context import Context
-from stelar_core.hub.handlers import AckHandler, HandlerRegistry, HandlerRunner, PayloadRefused
-from stelar_core.hub.outbox import Outbox
+from stelar_core.hub.handlers import AckHandler, PayloadRefused
 from stelar_core.hub.session import Session
-from stelar_core.hub.stats import Counters, LatencyHistogram
+from stelar_core.hub.stats import LatencyHistogram
 from stelar_core.protocol import ErrorCode, Frame, FrameType, dump_json, encode_frame, load_json
 from stelar_core.protocol.acks import ok_answer
+
+if TYPE_CHECKING:
+    from stelar_core.hub.services import HubServices
 
 MakeContext = Callable[[Session, str, Any], Context]
 # What a handler returns most of the time: not awaitable, told apart without inspect's ABC checks.
@@ -26,25 +25,15 @@ _PLAIN_RESULTS = frozenset({type(None), bool, int, float, str, dict, list})
 
 
 class Requests:
-    def __init__(
-        self,
-        config: Callable[[], ServerConfig],
-        registry: HandlerRegistry,
-        runner: HandlerRunner,
-        outbox: Outbox,
-        counters: Counters,
-        context: MakeContext,
-        spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
-        log: logging.Logger,
-    ) -> None:
-        self._config = config
-        self._registry = registry
-        self._runner = runner
-        self._outbox = outbox
-        self._counters = counters
-        self._context = context
-        self._spawn = spawn
-        self._log = log
+    def __init__(self, services: HubServices) -> None:
+        self._config = services.config
+        self._registry = services.handlers
+        self._runner = services.runner
+        self._outbox = services.outbox
+        self._counters = services.counters
+        self._context = services.context
+        self._spawn = services.spawn
+        self._log = services.log
         self.latency = LatencyHistogram()
 
     # ------------------------------------------------------------------ answering

@@ -6,8 +6,13 @@ import bisect
 import resource
 import sys
 from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from stelar_core.values import LATENCY_BUCKETS, LatencySnapshot
+from stelar_core.values import LATENCY_BUCKETS, LatencySnapshot, Stats
+
+if TYPE_CHECKING:
+    from stelar_core.hub.session import Session
 
 
 def memory_usage() -> dict[str, int]:
@@ -75,3 +80,46 @@ class LatencyHistogram:
 
     def snapshot(self) -> LatencySnapshot:
         return LatencySnapshot(LATENCY_BUCKETS, tuple(self._counts), sum(self._counts), self._sum)
+
+
+def snapshot(
+    counters: Counters,
+    *,
+    open_sessions: Mapping[str, Session],
+    by_transport: Mapping[str, int],
+    rooms: int,
+    limiter_entries: int,
+    degraded: Mapping[str, str],
+    latency: LatencySnapshot,
+    uptime: float,
+    transports: Mapping[str, Mapping[str, Any]],
+) -> Stats:
+    """A ``Stats`` of the hub's counters and state now (``get_stats()``)."""
+    memory = memory_usage()
+    return Stats(
+        total_connections=counters.total_connections,
+        active_connections=len(open_sessions),
+        total_messages_received=counters.messages_received,
+        total_messages_sent=counters.messages_sent,
+        total_bytes_received=counters.bytes_received,
+        total_bytes_sent=counters.bytes_sent,
+        total_rooms=rooms,
+        uptime_ms=int(uptime * 1000),
+        uptime_seconds=round(uptime, 3),
+        connections_by_transport={name: n for name, n in by_transport.items() if n},
+        memory_mb=round(memory["rss"] / (1024 * 1024), 2),
+        memory_usage=memory,
+        degraded=dict(degraded),
+        rate_limiter_entries=limiter_entries,
+        invalid_messages=counters.invalid_messages,
+        invalid_payloads=counters.invalid_payloads,
+        rate_limited=counters.rate_limited,
+        payload_too_large=counters.payload_too_large,
+        handler_errors=counters.handler_errors,
+        pending_acks=sum(session.pending_acks for session in open_sessions.values()),
+        refused_connections=dict(counters.refused),
+        tls_handshake_failures=dict(counters.tls_handshake_failures),
+        counters=dict(counters.other),
+        ack_latency=latency,
+        transports={name: dict(values) for name, values in transports.items()},
+    )

@@ -17,6 +17,7 @@ from stelar_core.errors import ConfigError
 from stelar_core.eventloop import loop_name
 from stelar_core.eventloop import run as run_loop
 from stelar_core.hub import ClientInfo, Hub, Stats
+from stelar_core.hub.emitter import ServerEmitter
 from stelar_core.hub.hooks import Hook
 from stelar_core.hub.middleware import Middleware
 from stelar_core.hub.ratelimit import RateLimitPolicy
@@ -24,12 +25,10 @@ from stelar_core.plugins.manager import USER_HOOKS_PLUGIN, StelarPluginManager, 
 from stelar_core.plugins.options import OptionTable, section_name
 from stelar_core.plugins.registry import ProviderRegistry, call_each_plugin
 from stelar_core.plugins.routes import RouteContext, RouteTable
-from stelar_core.protocol import DisconnectCode
-from stelar_core.providers import ClusterBroker
 from stelar_core.server.assembly import Assembly, check_plugin_option_names, split_options
 from stelar_core.server.cluster import Cluster
 from stelar_core.server.signals import on_shutdown_signal
-from stelar_core.server.view import ServerView
+from stelar_core.server.view import PluginView
 from stelar_core.transports.base import HttpRoute, Transport
 from stelar_core.values import Options
 
@@ -37,7 +36,7 @@ H = TypeVar("H", bound=Callable[..., Any])
 LISTENING_LOGGER = "stelar.server.listening"
 
 
-class StelarServer:
+class StelarServer(ServerEmitter):
     """One server: any number of transports sharing rooms, handlers, limits and stats.
 
     ``StelarServer(**options)`` takes the core's options (:class:`ServerConfig`), each installed
@@ -60,17 +59,19 @@ class StelarServer:
         self._assembly = assembly
         self._limiter_factory = assembly.limiter_factory()
         # What hooks and HTTP routes receive as ``server``.
-        self.view = ServerView(self)
+        self.view = PluginView(self)
         self.cluster = Cluster(self)
+        # The rate-limit policy is the server's: it changes it for set_*_rate_limit and update_config.
+        self._limits = RateLimitPolicy(
+            self._limiter_factory,
+            assembly.global_limiter(self._limiter_factory, config),
+            config.event_rate_limits,
+        )
         self.hub = Hub(
             self.view,
             config,
             self.plugin_manager,
-            limits=RateLimitPolicy(
-                self._limiter_factory,
-                assembly.global_limiter(self._limiter_factory, config),
-                config.event_rate_limits,
-            ),
+            limits=self._limits,
             ip_tracker=assembly.ip_tracker(),
             id_generator=assembly.id_generator(),
             broker=assembly.broker(),
@@ -196,47 +197,11 @@ class StelarServer:
         return middleware
 
     # ------------------------------------------------------------------ sending
+    # broadcast, broadcast_binary, to, to_binary, to_id, to_id_binary, request, disconnect:
+    # ServerEmitter's, the one implementation the plugins' ServerView and ctx share.
 
-    def broadcast(self, event: str, data: Any = None, exclude: str | Iterable[str] | None = None) -> None:
-        """Send to every connected client (across nodes, with a shared broker)."""
-        self.hub.broadcast(event, data, exclude=exclude)
-
-    def broadcast_binary(self, event: str, data: bytes, exclude: str | Iterable[str] | None = None) -> None:
-        self.hub.broadcast_binary(event, data, exclude=exclude)
-
-    def to(self, room: str, event: str, data: Any = None, exclude: str | Iterable[str] | None = None) -> None:
-        """Send to the members of ``room``."""
-        self.hub.to_room(room, event, data, exclude=exclude)
-
-    def to_binary(
-        self, room: str, event: str, data: bytes, exclude: str | Iterable[str] | None = None
-    ) -> None:
-        self.hub.to_room_binary(room, event, data, exclude=exclude)
-
-    def to_id(self, client_id: str, event: str, data: Any = None) -> None:
-        """Send to one client by ID (a dictionary lookup, whatever the number of clients)."""
-        self.hub.to_id(client_id, event, data)
-
-    def to_id_binary(self, client_id: str, event: str, data: bytes) -> None:
-        self.hub.to_id_binary(client_id, event, data)
-
-    async def request(
-        self, client_id: str, event: str, data: Any = None, *, timeout: float | None = None
-    ) -> Any:
-        """Ask a client (its ``on_ack(event)`` handler) and return its answer.
-
-        Raises ``AckError`` when it answers with an error, ``AckTimeout`` after ``timeout``
-        (default ``ack_timeout``), ``NotConnected`` if it is not (or no longer) connected. With
-        a broker joining nodes, a client connected to another node is asked through it."""
-        broker = self.hub.broker
-        if self.hub.session(client_id) is None and isinstance(broker, ClusterBroker):
-            return await broker.request(client_id, event, data, timeout or self._config.ack_timeout)
-        return await self.hub.ask(client_id, event, data, timeout=timeout)
-
-    def disconnect(self, client_id: str, code: int = DisconnectCode.NORMAL, reason: str = "") -> bool:
-        """Disconnect a client of this node; whether it was here (``await
-        server.cluster.disconnect(...)`` reaches every node)."""
-        return self.hub.disconnect(client_id, code, reason)
+    def _target(self) -> Hub:
+        return self.hub
 
     # ------------------------------------------------------------------ information
 
@@ -290,18 +255,18 @@ class StelarServer:
         """Give one client its own limit (takes priority over per-event and global limits)."""
         coerced = RateLimit.coerce(limit, "limit")
         assert coerced is not None
-        self.hub.limits.set_client_limit(client_id, coerced)
+        self._limits.set_client_limit(client_id, coerced)
 
     def remove_client_rate_limit(self, client_id: str) -> bool:
-        return self.hub.limits.remove_client_limit(client_id)
+        return self._limits.remove_client_limit(client_id)
 
     def set_event_rate_limit(self, event: str, limit: RateLimit | dict[str, Any]) -> None:
         coerced = RateLimit.coerce(limit, "limit")
         assert coerced is not None
-        self.hub.limits.set_event_limit(event, coerced)
+        self._limits.set_event_limit(event, coerced)
 
     def remove_event_rate_limit(self, event: str) -> bool:
-        return self.hub.limits.remove_event_limit(event)
+        return self._limits.remove_event_limit(event)
 
     # ------------------------------------------------------------------ configuration
 
@@ -330,7 +295,7 @@ class StelarServer:
                 "create a new server with them"
             )
         new = attrs.evolve(self._config, **core, plugins=self.options.apply(self._config.plugins, given))
-        global_limiter = self.hub.limits.global_limiter
+        global_limiter = self._limits.global_limiter
         if "rate_limit" in options:
             global_limiter = self._assembly.global_limiter(self._limiter_factory, new)
         new_hooks_plugin = user_hooks_plugin(new.hooks) if "hooks" in options and new.hooks else None
@@ -341,18 +306,16 @@ class StelarServer:
                 pm.unregister(name=USER_HOOKS_PLUGIN)
             if new_hooks_plugin is not None:
                 pm.register(new_hooks_plugin, name=USER_HOOKS_PLUGIN)
-        self.hub.limits.global_limiter = global_limiter
+        self._limits.global_limiter = global_limiter
         if "event_rate_limits" in options:
-            for event in list(self.hub.limits.event_limits):
-                self.hub.limits.remove_event_limit(event)
+            for event in list(self._limits.event_limits):
+                self._limits.remove_event_limit(event)
             for event, limit in new.event_rate_limits.items():
-                self.hub.limits.set_event_limit(event, limit)
+                self._limits.set_event_limit(event, limit)
         if "logger" in options:
             self._logging.apply(new.logger)
         self._config = new
-        self.hub.config = new
-        if "heartbeat_interval" in options:
-            self.hub.heartbeat.start()
+        self.hub.reconfigure(new)
 
     def get_config(self) -> dict[str, Any]:
         """The options in force, secrets redacted: the core's, each plugin's section (and the
@@ -371,10 +334,10 @@ class StelarServer:
             data.setdefault(short, data[claimed[0].section][claimed[0].name])
         data["has_custom_rate_limiter"] = not isinstance(self._config.rate_limiter, str)
         data["client_rate_limits"] = {
-            client: attrs.asdict(limit) for client, limit in self.hub.limits.client_limits.items()
+            client: attrs.asdict(limit) for client, limit in self._limits.client_limits.items()
         }
         data["event_rate_limits"] = {
-            event: attrs.asdict(limit) for event, limit in self.hub.limits.event_limits.items()
+            event: attrs.asdict(limit) for event, limit in self._limits.event_limits.items()
         }
         return data
 

@@ -1,34 +1,35 @@
-"""``ServerView``: the server as plugins see it in hooks and HTTP routes.
+"""The object every server hands plugins as ``server`` (in hooks and HTTP routes).
 
-A narrow view on purpose: what a plugin may read (configuration in force, statistics, clients,
-rooms, addresses, state) and do (send, ask a client, disconnect one, log), and not the internals
-(the hub, the plugin manager, handler registration, ``update_config``), so that the internals can
-change without breaking plugins.
+It implements :class:`~stelar_core.plugins.view.ServerView`, the narrow Protocol plugins are
+typed against: reads of the server, and the sends of
+:class:`~stelar_core.hub.emitter.ServerEmitter` (shared with ``StelarServer`` itself), not the
+hub, the plugin manager, handler registration or ``update_config``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.asyncapi import document
 from stelar_core.config import ServerConfig
-from stelar_core.hub import ClientInfo, Stats
-from stelar_core.protocol import DisconnectCode
+from stelar_core.hub.emitter import ServerEmitter
+from stelar_core.values import ClientInfo, Stats
 
 if TYPE_CHECKING:
+    from stelar_core.hub.hub import Hub
     from stelar_core.server.cluster import Cluster
     from stelar_core.server.server import StelarServer
 
 
-class ServerView:
+class PluginView(ServerEmitter):
     __slots__ = ("_server",)
 
     def __init__(self, server: StelarServer) -> None:
         self._server = server
 
-    # ------------------------------------------------------------------ reading
+    def _target(self) -> Hub:
+        return self._server.hub
 
     @property
     def config(self) -> ServerConfig:
@@ -78,36 +79,6 @@ class ServerView:
     def logger(self, name: str) -> logging.Logger:
         """The server's logger ``name`` (``stelar.<plugin>``), which follows its ``logger`` option."""
         return self._server.hub.logger(name)
-
-    # ------------------------------------------------------------------ acting
-
-    def broadcast(self, event: str, data: Any = None, exclude: str | Iterable[str] | None = None) -> None:
-        self._server.broadcast(event, data, exclude)
-
-    def to(self, room: str, event: str, data: Any = None, exclude: str | Iterable[str] | None = None) -> None:
-        self._server.to(room, event, data, exclude)
-
-    def broadcast_binary(self, event: str, data: bytes, exclude: str | Iterable[str] | None = None) -> None:
-        self._server.broadcast_binary(event, data, exclude)
-
-    def to_binary(
-        self, room: str, event: str, data: bytes, exclude: str | Iterable[str] | None = None
-    ) -> None:
-        self._server.to_binary(room, event, data, exclude)
-
-    def to_id(self, client_id: str, event: str, data: Any = None) -> None:
-        self._server.to_id(client_id, event, data)
-
-    def to_id_binary(self, client_id: str, event: str, data: bytes) -> None:
-        self._server.to_id_binary(client_id, event, data)
-
-    async def request(
-        self, client_id: str, event: str, data: Any = None, *, timeout: float | None = None
-    ) -> Any:
-        return await self._server.request(client_id, event, data, timeout=timeout)
-
-    def disconnect(self, client_id: str, code: int = DisconnectCode.NORMAL, reason: str = "") -> bool:
-        return self._server.disconnect(client_id, code, reason)
 
     def __repr__(self) -> str:
         return f"<ServerView of {self._server!r}>"
