@@ -122,7 +122,7 @@ async def fanout_per_second(members: int, broadcasts: int) -> float:
         for peer in peers:
             await open_peer(server, peer)
         await asyncio.gather(*(peer.done for peer in peers))
-        for session in list(server.hub.sessions()):
+        for session in list(server.hub.directory.open.values()):
             server.hub.rooms.join(session, "room")
         for peer in peers:
             peer.count, peer.expected = 0, broadcasts

@@ -14,8 +14,9 @@ CONCURRENCY = 50
 def table_sizes(server):
     hub = server.hub
     return {
-        "sessions": len(hub._sessions),
-        "open": len(hub._open),
+        "sessions": len(hub.directory.all),
+        "open": len(hub.directory.open),
+        "by_transport": sum(hub.directory.by_transport.values()),
         "rooms": len(server.get_rooms()),
         "ip_tracker": hub.ip_tracker.size(),
         "rate_limiter": hub.limits.size(),

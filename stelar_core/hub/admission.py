@@ -131,3 +131,11 @@ class Admissions:
         removed = self.ip_tracker.remove(ip)
         if inspect.isawaitable(removed):
             self._spawn(removed)
+
+    def tls_handshake_failed(self, remote_address: str, protocol: str, category: str, reason: str) -> None:
+        """A connection that never got as far as admission: counted, logged, told to the hooks."""
+        self._counters.tls_handshake_failures[category] += 1
+        self._log.info("TLS handshake from %s (%s) failed: %s", remote_address, protocol, reason)
+        self._hooks.notify(
+            Hook.TLS_HANDSHAKE_FAILED, ip=remote_address, protocol=protocol, category=category, reason=reason
+        )

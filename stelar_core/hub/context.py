@@ -85,7 +85,7 @@ class Context(Emitter):
         return self._hub
 
     def info(self) -> ClientInfo:
-        return self._hub.client_info(self._session)
+        return self._session.info()
 
     # ------------------------------------------------------------------ sending
 

@@ -3,10 +3,11 @@ pinged, or closed when nothing came from it within ``heartbeat_timeout``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from stelar_core.clock import Clock, Timer
+from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.session import Session
 from stelar_core.protocol import DisconnectCode, ErrorCode, FrameType, encode_frame
 
@@ -17,21 +18,23 @@ _PING = encode_frame(FrameType.PING)
 
 
 class Heartbeat:
-    __slots__ = ("_after_sweep", "_clock", "_close", "_config", "_open", "_outbox", "_timer")
+    __slots__ = ("_clock", "_close", "_config", "_limits", "_log", "_open", "_outbox", "_spawn", "_timer")
 
     def __init__(
         self,
         services: HubServices,
         clock: Clock,
         open_sessions: Mapping[str, Session],
-        after_sweep: Callable[[], Awaitable[Any] | None],
+        limits: RateLimitPolicy,
     ) -> None:
         self._config = services.config
         self._clock = clock
         self._open = open_sessions
         self._outbox = services.outbox
         self._close = services.close
-        self._after_sweep = after_sweep
+        self._spawn = services.spawn
+        self._log = services.log
+        self._limits = limits
         self._timer: Timer | None = None
 
     def start(self) -> None:
@@ -61,4 +64,11 @@ class Heartbeat:
                 self._close(session, DisconnectCode.SERVER_ERROR, "heartbeat timeout")
             else:
                 self._outbox.send(session, _PING)
-        self._after_sweep()
+        # The rate limiters drop expired entries on the same beat (in a task: a shared one is async).
+        self._spawn(self._clean_limiters())
+
+    async def _clean_limiters(self) -> None:
+        try:
+            await self._limits.cleanup()
+        except Exception:
+            self._log.exception("rate limiter cleanup failed")

@@ -1,10 +1,8 @@
 """The hub: the coordinator between "a frame arrived" and "these connections get these bytes".
 
-It owns the sessions and routes each frame type to the part that handles it; the work itself is
-done by parts with one job each: ``admission`` (connection limits), ``handlers`` (the user's
-handlers and running them), ``requests`` (ACKs), ``rooms`` (membership and its limits),
-``fanout`` (broadcasts through the broker), ``heartbeat`` (liveness), ``hooks`` (calling plugins)
-and ``outbox`` (frames to one session).
+It owns the sessions' life and routes each frame type to the part that handles it; the parts,
+one job each, share a ``HubServices`` record (``services.py``) and are listed in
+docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -13,16 +11,17 @@ import asyncio
 import functools
 import logging
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.clock import Clock
 from stelar_core.config import ServerConfig
-from stelar_core.errors import NotConnected, ProtocolError
+from stelar_core.errors import ProtocolError
 from stelar_core.hub.admission import Admissions, AdmissionTicket
 from stelar_core.hub.context import Context
+from stelar_core.hub.control import ControlFrames
 from stelar_core.hub.degradation import Degradation
+from stelar_core.hub.directory import Directory
 from stelar_core.hub.fanout import Fanout
 from stelar_core.hub.gate import FrameHandler, MessageGate
 from stelar_core.hub.handlers import HandlerRegistry, HandlerRunner
@@ -50,7 +49,7 @@ from stelar_core.protocol import (
     encode_frame,
     load_json,
 )
-from stelar_core.providers import Broker, IPTracker, MembershipWatcher
+from stelar_core.providers import Broker, IPTracker
 from stelar_core.transports.base import Connection, HttpRoute
 from stelar_core.values import ClientInfo, Stats
 
@@ -102,16 +101,15 @@ class Hub:
             log=self.log,
         )
         self._runner = services.runner
-        self._sessions: set[Session] = set()
-        self._open: dict[str, Session] = {}
-        self._by_transport: Counter[str] = Counter()
         self.admissions = Admissions(services, ip_tracker)
         self.rooms = Rooms(self._current_config, self.hooks)
+        self.directory = Directory(self._current_config, self.rooms.table)
+        self._open = self.directory.open
         self.fanout = Fanout(services, broker, self._open, self.rooms.table)
         self.requests = Requests(services)
         self.gate = MessageGate(services, limits)
-        self.handshake = Handshake(services, self._opened)
-        self.heartbeat = Heartbeat(services, clock, self._open, self._cleanup_limits)
+        self.handshake = Handshake(services, self.directory.opened)
+        self.heartbeat = Heartbeat(services, clock, self._open, limits)
         self._started_at = time.monotonic()
         # Events and requests pass the gate (name, size, rate limit) on their way to dispatch.
         on_event = functools.partial(self.gate.message, then=self._dispatch_event)
@@ -120,26 +118,11 @@ class Hub:
             FrameType.BINARY: on_event,
             FrameType.ACK_REQUEST: functools.partial(self.gate.message, then=self.requests.answer),
             FrameType.ACK_RESPONSE: self.requests.response_received,
-            FrameType.PING: self._on_ping,
-            FrameType.PONG: self._on_pong,
-            FrameType.CONNECT: self._on_connect_again,
-            FrameType.DISCONNECT: self._on_disconnect,
-            FrameType.JOIN: self._on_join,
-            FrameType.LEAVE: self._on_leave,
-            FrameType.ERROR: self._on_error,
+            **ControlFrames(services, self.gate, self.rooms, self.session_closed).handlers(),
         }
 
     def _current_config(self) -> ServerConfig:
         return self._config
-
-    def _opened(self, session: Session) -> None:
-        key = self._config.rate_limit_key
-        if key is not None and session.metadata.get(key) is not None:
-            session.rate_key = f"{key}={session.metadata[key]}"
-        self._open[session.id] = session
-        self._by_transport[session.protocol] += 1
-        if self.watcher is not None:
-            self.watcher.client_opened(self.client_info(session))
 
     # ================================================================== HubPort
 
@@ -187,7 +170,7 @@ class Hub:
 
     def open_session(self, connection: Connection, admission: Any) -> Session:
         session = Session(self, self.id_generator(), connection, admission)
-        self._sessions.add(session)
+        self.directory.all.add(session)
         session.start_connect_timer(self._config.connect_timeout)
         return session
 
@@ -207,17 +190,12 @@ class Hub:
         was_open = session.is_open
         session.mark_closed()
         session.fail_pending_acks(f"client {session.id} disconnected")
-        self._sessions.discard(session)
         session.admission.release()
+        rooms = frozenset(session.rooms)
+        self.directory.forget(session, was_open)
         if not was_open:
             return
-        del self._open[session.id]
-        self._by_transport[session.protocol] -= 1
         self.log.info("client %s disconnected: %s %s", session.id, code, reason)
-        rooms = frozenset(session.rooms)
-        self.rooms.table.remove_everywhere(session)
-        if self.watcher is not None:
-            self.watcher.client_closed(session.id)
         for pending in self.limits.forget(session.id, keep_buckets=session.rate_key != session.id):
             self.spawn(pending)
         self.hooks.notify(
@@ -286,38 +264,6 @@ class Hub:
             data = frame.payload
         return self._runner.run(handlers, Context(self, session, frame.event, data))
 
-    # ------------------------------------------------------------------ control frames
-
-    def _on_ping(self, session: Session, frame: Frame) -> None:
-        self.outbox.send(session, encode_frame(FrameType.PONG, "", frame.payload))
-
-    def _on_pong(self, session: Session, frame: Frame) -> None:
-        """``last_seen`` was updated on arrival; nothing else to do."""
-
-    def _on_connect_again(self, session: Session, frame: Frame) -> None:
-        self.outbox.invalid(session, ErrorCode.INVALID_FRAME, "already connected")
-
-    def _on_disconnect(self, session: Session, frame: Frame) -> None:
-        session.connection.close(DisconnectCode.NORMAL, "client disconnected")
-        self.session_closed(session, DisconnectCode.NORMAL, "client disconnected")
-
-    def _on_error(self, session: Session, frame: Frame) -> None:
-        # Error frames go from server to client only; say so, as for any frame a client must not send.
-        self.log.info("client %s sent an error frame %r: %r", session.id, frame.event, frame.payload[:200])
-        self.outbox.invalid(session, ErrorCode.INVALID_FRAME, "clients must not send error frames (type 10)")
-
-    def _on_join(self, session: Session, frame: Frame) -> Awaitable[None] | None:
-        return self.gate.rate_checked(session, frame, "", self._join_requested)
-
-    def _on_leave(self, session: Session, frame: Frame) -> Awaitable[None] | None:
-        return self.gate.rate_checked(session, frame, "", self._leave_requested)
-
-    def _join_requested(self, session: Session, frame: Frame) -> None:
-        self.outbox.answer_room(session, frame, self.rooms.join(session, frame.event))
-
-    def _leave_requested(self, session: Session, frame: Frame) -> None:
-        self.outbox.answer_room(session, frame, self.rooms.leave(session, frame.event))
-
     # ================================================================== for the facades
 
     def get_room_members(self, room: str) -> list[str]:
@@ -325,13 +271,6 @@ class Hub:
 
     def get_rooms(self) -> list[str]:
         return self.rooms.table.names()
-
-    async def ask(self, client_id: str, event: str, data: Any, *, timeout: float | None) -> Any:
-        """Ask the client ``client_id`` of this node."""
-        session = self._open.get(client_id)
-        if session is None:
-            raise NotConnected(f"no client {client_id!r} is connected here")
-        return await self.requests.ask(session, event, data, timeout=timeout)
 
     def disconnect(self, client_id: str, code: int, reason: str) -> bool:
         """Disconnect the client ``client_id`` of this node; whether it was here."""
@@ -344,28 +283,14 @@ class Hub:
     def session(self, client_id: str) -> Session | None:
         return self._open.get(client_id)
 
-    def sessions(self) -> Iterable[Session]:
-        """The open sessions."""
-        return self._open.values()
-
-    def client_info(self, session: Session) -> ClientInfo:
-        return ClientInfo(
-            session.id,
-            session.protocol,
-            session.remote_address,
-            frozenset(session.rooms),
-            dict(session.metadata),
-        )
-
     def get_clients(self, room: str | None = None) -> list[ClientInfo]:
-        sessions = self._open.values() if room is None else self.rooms.table.members(room)
-        return [self.client_info(session) for session in sessions]
+        return self.directory.clients(room)
 
     def stats(self, transports: Mapping[str, Mapping[str, Any]]) -> Stats:
         return snapshot(
             self.counters,
             open_sessions=self._open,
-            by_transport=self._by_transport,
+            by_transport=self.directory.by_transport,
             rooms=len(self.rooms.table),
             limiter_entries=self.limits.size(),
             degraded=self.degradation.reasons(),
@@ -380,28 +305,8 @@ class Hub:
         """Run ``awaitable`` in a task the hub tracks (``stop`` waits for, then cancels, them)."""
         return self.tasks.spawn(awaitable)
 
-    def _cleanup_limits(self) -> None:
-        self.spawn(self._cleanup_limits_now())
-
-    async def _cleanup_limits_now(self) -> None:
-        try:
-            await self.limits.cleanup()
-        except Exception:
-            self.log.exception("rate limiter cleanup failed")
-
-    @property
-    def watcher(self) -> MembershipWatcher | None:
-        return self.rooms.table.watcher
-
-    def watch(self, watcher: MembershipWatcher) -> None:
-        self.rooms.table.watcher = watcher
-
     def tls_handshake_failed(self, remote_address: str, protocol: str, category: str, reason: str) -> None:
-        self.counters.tls_handshake_failures[category] += 1
-        self.log.info("TLS handshake from %s (%s) failed: %s", remote_address, protocol, reason)
-        self.hooks.notify(
-            Hook.TLS_HANDSHAKE_FAILED, ip=remote_address, protocol=protocol, category=category, reason=reason
-        )
+        self.admissions.tls_handshake_failed(remote_address, protocol, category, reason)
 
     def set_degraded(self, component: str, reason: str | None) -> None:
         """Record that ``component`` works only in part (or again fully, ``reason=None``)."""
@@ -423,7 +328,7 @@ class Hub:
     @property
     def busy(self) -> bool:
         """Whether any session or task is left (tests of shutdown assert it is not)."""
-        return bool(self._sessions or self.tasks)
+        return bool(self.directory.all or self.tasks)
 
     async def stop(self, timeout: float) -> None:
         """Graceful end, bounded by ``timeout`` seconds: new connections are refused, work in
@@ -432,7 +337,7 @@ class Hub:
         self.admissions.accepting = False
         self.heartbeat.stop()
         await self.tasks.finish(timeout)
-        for session in tuple(self._sessions):
+        for session in tuple(self.directory.all):
             self.close_session(session, DisconnectCode.GOING_AWAY, "server shutting down")
         await self.fanout.broker.stop()
         self.rooms.table.watcher = None

@@ -9,6 +9,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.clock import Clock
+from stelar_core.errors import NotConnected
 from stelar_core.providers import MembershipWatcher
 from stelar_core.values import ClientInfo, Stats
 
@@ -34,7 +35,10 @@ class BrokerNode:
         return self._hub.get_clients()
 
     async def ask(self, client_id: str, event: str, data: Any, timeout: float | None) -> Any:
-        return await self._hub.ask(client_id, event, data, timeout=timeout)
+        session = self._hub.session(client_id)
+        if session is None:
+            raise NotConnected(f"no client {client_id!r} is connected here")
+        return await self._hub.requests.ask(session, event, data, timeout=timeout)
 
     def disconnect(self, client_id: str, code: int, reason: str) -> bool:
         return self._hub.disconnect(client_id, code, reason)
@@ -43,7 +47,7 @@ class BrokerNode:
         return self._hub.stats({})
 
     def watch(self, watcher: MembershipWatcher) -> None:
-        self._hub.watch(watcher)
+        self._hub.rooms.table.watcher = watcher
 
     def set_degraded(self, component: str, reason: str | None) -> None:
         self._hub.set_degraded(component, reason)

@@ -12,6 +12,7 @@ from stelar_core.hub.acks import PendingAcks
 from stelar_core.hub.slots import Slots
 from stelar_core.protocol import DisconnectCode, FrameType
 from stelar_core.transports.base import Admission, Connection, HttpRequest
+from stelar_core.values import ClientInfo
 
 if TYPE_CHECKING:
     from stelar_core.hub.hub import Hub
@@ -164,6 +165,12 @@ class Session:
         if self._request_slots is None:
             self._request_slots = Slots(limit)
         return self._request_slots
+
+    def info(self) -> ClientInfo:
+        """This client as ``get_clients()`` lists it (a snapshot: rooms and metadata copied)."""
+        return ClientInfo(
+            self.id, self.protocol, self.remote_address, frozenset(self.rooms), dict(self.metadata)
+        )
 
     def start_connect_timer(self, timeout: float) -> None:
         self._connect_timer = self._hub.clock.call_later(timeout, self._hub.connect_timed_out, self)
