@@ -83,7 +83,7 @@ async def test_connect_state_metrics_and_clean_disconnect(server, client_factory
     await client.disconnect()
     assert changes == ["connecting", "connected", "disconnected"]
     assert asyncio.all_tasks() == before
-    assert client._watchdog is None and client._link is None
+    assert client._link.watchdog is None and client._channel.link is None
 
 
 async def test_async_with(server):
