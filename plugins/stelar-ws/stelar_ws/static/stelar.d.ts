@@ -74,6 +74,47 @@ export interface ClientMetrics {
 
 export interface DisconnectInfo { code: number; reason: string; }
 
+/** What a ClientSession makes of the frames it receives. */
+export type SessionEvent =
+  | { type: "welcome"; id: string; v: number | null; heartbeat: number | null; maxPayload: number | null; body: Record<string, unknown> }
+  | { type: "event"; event: string; data: any; binary: boolean }
+  | { type: "request"; event: string; data: any; ackId: number }
+  | { type: "response"; ackId: number; event: string; value: any; error: AckError | null }
+  | { type: "room"; kind: "join" | "leave"; room: string; error: AckError | null }
+  | { type: "ping" | "pong"; payload: Uint8Array }
+  | { type: "error"; code: string; message: string; body: unknown }
+  | { type: "disconnect"; code: number; reason: string }
+  | { type: "invalid"; error: ProtocolError };
+
+/** The client side of stelar.v1, sans-I/O: frames in, events out; commands produce frames. */
+export declare class ClientSession {
+  constructor(options?: { autoPong?: boolean; maxInFlight?: number });
+  autoPong: boolean;
+  readonly maxInFlight: number;
+  state: "connecting" | "open" | "closed";
+  id: string | null;
+  readonly requestsInFlight: number;
+  dataToSend(): Uint8Array[];
+  connect(auth?: Record<string, unknown>): void;
+  emit(event: string, data?: unknown): void;
+  emitBinary(event: string, data: Uint8Array | ArrayBuffer | ArrayBufferView): void;
+  emitPayload(type: number, event: string, payload: Uint8Array): void;
+  request(event: string, data?: unknown): number;
+  openRequest(): number;
+  sendRequest(ackId: number, event: string, payload: Uint8Array): void;
+  forgetRequest(ackId: number): void;
+  answer(request: { event: string; ackId: number }, value: unknown): void;
+  answerError(request: { event: string; ackId: number }, code: string, message: string): void;
+  join(room: string): void;
+  leave(room: string): void;
+  ping(payload?: Uint8Array): void;
+  pong(payload?: Uint8Array): void;
+  disconnect(code: number, reason?: string): number[];
+  connectionLost(): number[];
+  eventsReceived(): SessionEvent[];
+  receiveFrame(data: Uint8Array | ArrayBuffer): void;
+}
+
 export declare class StelarClient {
   constructor(url: string, options?: ClientOptions);
   readonly url: string;

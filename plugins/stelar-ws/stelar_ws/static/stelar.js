@@ -1,6 +1,8 @@
-// stelar.js: the stelar.v1 client for browsers and Node.js 20+. One dependency-free ES module.
-// The protocol is docs/protocol.md; where the Python client's ClientSession defines behaviour
-// (handshake, ack ids, pongs, what a lost connection does to requests) this client matches it.
+// stelar.js: the stelar.v1 client for browsers and Node.js 20+. One dependency-free ES module,
+// built like the Python client: the codec, a sans-I/O ClientSession (bytes in, events out,
+// commands produce frames; no sockets, no timers) and StelarClient, the WebSocket glue around it
+// (reconnection, the offline queue, promises, listeners). The session plays the same scripted
+// exchanges as the Python ClientSession (tests/fixtures/client_exchanges.json).
 
 export const PROTOCOL = "stelar.v1";
 
@@ -115,14 +117,185 @@ function toBytes(data) {
   throw new TypeError("expected bytes (Uint8Array, ArrayBuffer or a typed array)");
 }
 
+const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+
 /** `{"ok": value}` -> [value, null]; `{"error": {code, message}}` (or anything else) -> [null, AckError]. */
 function readAnswer(answer) {
-  if (answer && typeof answer === "object" && "ok" in answer && !("error" in answer)) return [answer.ok, null];
-  const error = answer && typeof answer === "object" ? answer.error : null;
-  if (error && typeof error === "object") {
-    return [null, new AckError(String(error.code ?? "error"), String(error.message ?? ""))];
+  if (isObject(answer) && "ok" in answer && !("error" in answer)) return [answer.ok, null];
+  if (isObject(answer) && isObject(answer.error)) {
+    return [null, new AckError(String(answer.error.code ?? "handler_error"), String(answer.error.message ?? ""))];
   }
-  return [null, new AckError("invalid_frame", "an answer is {\"ok\": value} or {\"error\": {...}}")];
+  return [null, new AckError("invalid_frame", "ACK answer is neither {ok} nor {error}")];
+}
+
+// ------------------------------------------------------------------------------- the session
+
+const DEFAULT_MAX_IN_FLIGHT = 1024;
+
+/**
+ * One connection's protocol state from the client's side, sans-I/O. The glue feeds it whole
+ * frames (`receiveFrame`), reads `eventsReceived()` and sends what `dataToSend()` returns.
+ * Events are plain objects: {type: "welcome", id, v, heartbeat, maxPayload, body},
+ * {type: "event", event, data, binary}, {type: "request", event, data, ackId},
+ * {type: "response", ackId, event, value, error}, {type: "room", kind: "join" | "leave", room, error},
+ * {type: "ping" | "pong", payload}, {type: "error", code, message, body},
+ * {type: "disconnect", code, reason}, {type: "invalid", error}.
+ */
+export class ClientSession {
+  constructor({ autoPong = true, maxInFlight = DEFAULT_MAX_IN_FLIGHT } = {}) {
+    this.autoPong = autoPong;
+    this.maxInFlight = maxInFlight;
+    this.state = "connecting";
+    this.id = null;
+    this._inFlight = new Set(); // ack ids taken and not yet answered or forgotten
+    this._sent = new Set(); // those of them sent on the current connection
+    this._nextAckId = 0;
+    this._events = [];
+    this._out = [];
+  }
+
+  // ----------------------------------------------------------------------------- output
+
+  /** The frames to send, in order, since the last call. */
+  dataToSend() { const out = this._out; this._out = []; return out; }
+
+  _send(type, event = "", payload = new Uint8Array(0), ackId = null) {
+    this._out.push(encodeFrame(type, event, payload, ackId));
+  }
+
+  /** The handshake's first frame; a session serves one connection after another, each starting here. */
+  connect(auth = {}) { this.state = "connecting"; this._send(FrameType.CONNECT, "", dumpJson({ auth: auth ?? {} })); }
+  emit(event, data = null) { this._send(FrameType.JSON, event, dumpJson(data)); }
+  emitBinary(event, data) { this._send(FrameType.BINARY, event, toBytes(data).slice()); }
+  /** An already encoded payload (the offline queue keeps payloads as bytes). */
+  emitPayload(type, event, payload) { this._send(type, event, payload); }
+
+  /** Ask the server; returns the ack id its response will carry. */
+  request(event, data = null) {
+    const ackId = this.openRequest();
+    this.sendRequest(ackId, event, dumpJson(data));
+    return ackId;
+  }
+
+  /** Take an ack id without sending: ids count up and wrap at 2**32, skipping those in flight.
+   * Throws AckError(too_many_pending_acks) past maxInFlight. */
+  openRequest() {
+    if (this._inFlight.size >= this.maxInFlight) {
+      throw new AckError("too_many_pending_acks", `${this.maxInFlight} requests already wait for an answer`);
+    }
+    let ackId = this._nextAckId;
+    while (this._inFlight.has(ackId)) ackId = (ackId + 1) % (MAX_ACK_ID + 1);
+    this._nextAckId = (ackId + 1) % (MAX_ACK_ID + 1);
+    this._inFlight.add(ackId);
+    return ackId;
+  }
+
+  sendRequest(ackId, event, payload) { this._send(FrameType.ACK_REQUEST, event, payload, ackId); this._sent.add(ackId); }
+  /** The glue gave up on a request (timeout, lost connection): a late answer is invalid. */
+  forgetRequest(ackId) { this._inFlight.delete(ackId); this._sent.delete(ackId); }
+  get requestsInFlight() { return this._inFlight.size; }
+
+  /** Answer the server's request with {"ok": value} (an error answer when value is not JSON). */
+  answer(request, value) {
+    let payload;
+    try { payload = dumpJson({ ok: value }); } catch (error) {
+      this.answerError(request, "handler_error", `answer is not JSON-serializable: ${error.message}`);
+      return;
+    }
+    this._send(FrameType.ACK_RESPONSE, request.event, payload, request.ackId);
+  }
+
+  answerError(request, code, message) {
+    this._send(FrameType.ACK_RESPONSE, request.event, dumpJson({ error: { code, message } }), request.ackId);
+  }
+
+  join(room) { this._send(FrameType.JOIN, room); }
+  leave(room) { this._send(FrameType.LEAVE, room); }
+  ping(payload = new Uint8Array(0)) { this._send(FrameType.PING, "", payload); }
+  pong(payload = new Uint8Array(0)) { this._send(FrameType.PONG, "", payload); }
+
+  /** Say goodbye; returns the ack ids of the requests that will get no answer. */
+  disconnect(code, reason = "") {
+    this._send(FrameType.DISCONNECT, "", dumpJson({ code, reason }));
+    return this.connectionLost();
+  }
+
+  /** The connection is gone: the ack ids of the requests sent on it, which get no answer;
+   * requests taken but not sent yet (queued offline) keep theirs. */
+  connectionLost() {
+    this.state = "closed";
+    const lost = [...this._sent].sort((a, b) => a - b);
+    for (const ackId of lost) this._inFlight.delete(ackId);
+    this._sent.clear();
+    return lost;
+  }
+
+  // ----------------------------------------------------------------------------- input
+
+  /** What the frames received since the last call meant, in order. */
+  eventsReceived() { const events = this._events; this._events = []; return events; }
+
+  /** One whole frame from the server; a frame that breaks the protocol becomes an "invalid" event. */
+  receiveFrame(data) {
+    try {
+      this._events.push(this._interpret(decodeFrame(data)));
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      this._events.push({ type: "invalid", error });
+    }
+  }
+
+  _interpret(frame) {
+    switch (frame.type) {
+      case FrameType.JSON: return { type: "event", event: frame.event, data: loadJson(frame.payload), binary: false };
+      case FrameType.BINARY: return { type: "event", event: frame.event, data: frame.payload, binary: true };
+      case FrameType.ACK_RESPONSE: return this._response(frame);
+      case FrameType.ACK_REQUEST: return { type: "request", event: frame.event, data: loadJson(frame.payload), ackId: frame.ackId };
+      case FrameType.JOIN: case FrameType.LEAVE:
+        return { type: "room", kind: frame.type === FrameType.JOIN ? "join" : "leave", room: frame.event, error: readAnswer(loadJson(frame.payload))[1] };
+      case FrameType.PING:
+        if (this.autoPong) this.pong(frame.payload);
+        return { type: "ping", payload: frame.payload };
+      case FrameType.PONG: return { type: "pong", payload: frame.payload };
+      case FrameType.CONNECT: return this._welcome(frame);
+      case FrameType.ERROR: {
+        const body = loadJson(frame.payload);
+        return { type: "error", code: frame.event, message: isObject(body) ? String(body.message ?? "") : "", body };
+      }
+      default: return this._disconnect(frame);
+    }
+  }
+
+  _response(frame) {
+    if (!this._inFlight.has(frame.ackId)) throw new ProtocolError("unknown_ack", `no request is waiting for ack id ${frame.ackId}`);
+    this._inFlight.delete(frame.ackId);
+    this._sent.delete(frame.ackId);
+    const [value, error] = readAnswer(loadJson(frame.payload));
+    return { type: "response", ackId: frame.ackId, event: frame.event, value, error };
+  }
+
+  _welcome(frame) {
+    if (this.state !== "connecting") throw new ProtocolError("invalid_frame", "a second welcome");
+    const body = loadJson(frame.payload);
+    if (!isObject(body) || typeof body.id !== "string") throw new ProtocolError("invalid_frame", 'the welcome must be {"id": ..., ...}');
+    this.state = "open";
+    this.id = body.id;
+    return {
+      type: "welcome",
+      id: body.id,
+      v: Number.isInteger(body.v) ? body.v : null,
+      heartbeat: typeof body.heartbeat === "number" && body.heartbeat > 0 ? body.heartbeat : null,
+      maxPayload: Number.isInteger(body.max_payload) ? body.max_payload : null,
+      body,
+    };
+  }
+
+  _disconnect(frame) {
+    const body = loadJson(frame.payload);
+    const code = isObject(body) && Number.isInteger(body.code) ? body.code : 1006;
+    this.state = "closed"; // requests in flight are lost when the connection ends
+    return { type: "disconnect", code, reason: isObject(body) ? String(body.reason ?? "") : "" };
+  }
 }
 
 // ------------------------------------------------------------------------------- the client
@@ -170,13 +343,14 @@ export class StelarClient {
     this.lastError = null;
     this.maxPayload = null; // announced by the server in its welcome
     this.metrics = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, reconnects: 0, droppedMessages: 0 };
+    // The protocol (frames, ack ids, pongs) is the session's; this class adds the connection's life.
+    this._session = new ClientSession({ maxInFlight: this.options.maxPendingRequests });
     this._listeners = new Map();
     this._anyListeners = [];
     this._ackHandlers = new Map();
     this._rooms = new Set(); // joined; rejoined after a reconnect
-    this._roomWaiters = new Map(); // "8:room" -> [resolve, ...]
-    this._requests = new Map(); // ack id -> {resolve, reject, timer, sent}
-    this._nextAckId = 0;
+    this._roomWaiters = new Map(); // "join:room" -> [resolve, ...]
+    this._requests = new Map(); // ack id -> {resolve, reject, timer}
     this._queue = [];
     this._socket = null;
     this._closing = false;
@@ -266,7 +440,8 @@ export class StelarClient {
     this._stopWatchdog();
     if (this._socket) {
       const socket = this._socket;
-      if (socket.readyState === 1) socket.send(encodeFrame(FrameType.DISCONNECT, "", dumpJson({ code: 1000, reason: "client disconnected" })));
+      this._session.disconnect(1000, "client disconnected");
+      if (socket.readyState === 1) this._flush(false); else this._session.dataToSend();
       this._detach();
       socket.close(1000, "client disconnected");
       this._lost(1000, "client disconnected");
@@ -302,7 +477,8 @@ export class StelarClient {
       if (this._socket === socket && !this._welcomed) socket.close(4000, "handshake timeout");
     }, this.options.connectTimeout);
     socket.onopen = () => {
-      this._sendFrame(encodeFrame(FrameType.CONNECT, "", dumpJson({ auth: this.options.auth })), false);
+      this._session.connect(this.options.auth);
+      this._flush(false); // the handshake: not counted in messagesSent
     };
     socket.onmessage = (message) => {
       if (this._socket !== socket) return;
@@ -328,8 +504,7 @@ export class StelarClient {
     const wasConnected = this._welcomed;
     this._welcomed = false;
     this._stopWatchdog();
-    const sent = [...this._requests].filter(([, r]) => r.sent).map(([id]) => id);
-    this._failRequests(sent, `connection lost before the answer (${code} ${reason})`);
+    this._failRequests(this._session.connectionLost(), `connection lost before the answer (${code} ${reason})`);
     // Joins and leaves sent on this connection get no answer now; those made offline since wait.
     if (wasConnected) this._settleRooms(false);
     if (wasConnected) this._emitLocal("disconnect", { code, reason });
@@ -407,47 +582,42 @@ export class StelarClient {
     this._lastReceived = Date.now();
     this.metrics.messagesReceived += 1;
     this.metrics.bytesReceived += bytes.length;
-    let frame;
-    try { frame = decodeFrame(bytes); } catch (error) { this._recordError(error, "receive"); return; }
-    try { this._dispatch(frame); } catch (error) { this._recordError(error, "receive"); }
+    this._session.receiveFrame(bytes);
+    for (const event of this._session.eventsReceived()) {
+      try { this._dispatch(event); } catch (error) { this._recordError(error, "receive"); }
+    }
+    this._flush(false); // pongs
   }
 
-  _dispatch(frame) {
-    switch (frame.type) {
-      case FrameType.CONNECT: return this._welcome(loadJson(frame.payload));
-      case FrameType.JSON: return this._event(frame.event, loadJson(frame.payload), false);
-      case FrameType.BINARY: return this._event(frame.event, frame.payload, true);
-      case FrameType.PING: return this._sendFrame(encodeFrame(FrameType.PONG, "", frame.payload), false);
-      case FrameType.PONG: return undefined;
-      case FrameType.ACK_RESPONSE: return this._response(frame);
-      case FrameType.ACK_REQUEST: return this._answer(frame.event, loadJson(frame.payload), frame.ackId);
-      case FrameType.JOIN: case FrameType.LEAVE: return this._roomAnswered(frame);
-      case FrameType.ERROR: {
-        const body = loadJson(frame.payload);
-        const message = body && typeof body === "object" ? String(body.message ?? "") : "";
-        const error = new ProtocolError(frame.event, message);
-        if (!this._welcomed) this._pendingRefusal = new NotConnected(`refused: ${frame.event}: ${message}`);
-        return this._recordError(error, "server");
+  _dispatch(event) {
+    switch (event.type) {
+      case "welcome": return this._welcome(event);
+      case "event": return this._event(event.event, event.data, event.binary);
+      case "response": return this._response(event);
+      case "request": return this._answer(event);
+      case "room": return this._roomAnswered(event);
+      case "error": {
+        if (!this._welcomed) this._pendingRefusal = new NotConnected(`refused: ${event.code}: ${event.message}`);
+        return this._recordError(new ProtocolError(event.code, event.message), "server");
       }
-      case FrameType.DISCONNECT: return undefined; // the close that follows reports it
-      default: return undefined;
+      case "invalid": return this._recordError(event.error, "receive");
+      default: return undefined; // pings are answered by the session; the close reports a goodbye
     }
   }
 
-  _welcome(body) {
-    if (this._welcomed) throw new ProtocolError("invalid_frame", "a second welcome");
-    if (!body || typeof body !== "object" || typeof body.id !== "string") throw new ProtocolError("invalid_frame", 'the welcome must be {"id": ..., ...}');
+  _welcome(welcome) {
     this._welcomed = true;
     clearTimeout(this._handshakeTimer);
     this._pendingRefusal = null;
-    this.id = body.id;
-    this.maxPayload = Number.isInteger(body.max_payload) ? body.max_payload : null;
-    const interval = typeof body.heartbeat === "number" && body.heartbeat > 0 ? body.heartbeat * 1000 : null;
+    this.id = welcome.id;
+    this.maxPayload = welcome.maxPayload;
+    const interval = welcome.heartbeat === null ? null : welcome.heartbeat * 1000;
     this._heartbeatTimeout = this.options.heartbeatTimeout ?? (interval === null ? null : interval * HEARTBEAT_FACTOR);
     this._attempt = 0;
     this._setState(ClientState.CONNECTED);
     this._startWatchdog();
-    for (const room of [...this._rooms].sort()) this._sendFrame(encodeFrame(FrameType.JOIN, room), false);
+    for (const room of [...this._rooms].sort()) this._session.join(room);
+    this._flush(false);
     this._drainQueue();
     this._settleConnect(null);
     this._emitLocal("connect");
@@ -461,35 +631,33 @@ export class StelarClient {
     }
   }
 
-  _response(frame) {
-    const request = this._requests.get(frame.ackId);
-    if (!request) throw new ProtocolError("unknown_ack", `no request is waiting for ack id ${frame.ackId}`);
-    this._requests.delete(frame.ackId);
+  _response(response) {
+    const request = this._requests.get(response.ackId);
+    if (!request) return; // the session knew it in flight; the glue gave up on it meanwhile
+    this._requests.delete(response.ackId);
     clearTimeout(request.timer);
-    const [value, error] = readAnswer(loadJson(frame.payload));
-    if (error) request.reject(error); else request.resolve(value);
+    if (response.error) request.reject(response.error); else request.resolve(response.value);
   }
 
-  async _answer(event, data, ackId) {
-    const handler = this._ackHandlers.get(event);
-    let answer;
-    if (!handler) answer = { error: { code: "no_handler", message: `no handler for request ${JSON.stringify(event)}` } };
+  async _answer(request) {
+    const handler = this._ackHandlers.get(request.event);
+    if (!handler) this._session.answerError(request, "no_handler", `no handler for request ${JSON.stringify(request.event)}`);
     else {
-      try { answer = { ok: await handler(data) }; } catch (error) { answer = { error: { code: "handler_error", message: String(error?.message ?? error) } }; }
+      try { this._session.answer(request, await handler(request.data)); } catch (error) {
+        this._session.answerError(request, "handler_error", String(error?.message ?? error));
+      }
     }
-    let payload;
-    try { payload = dumpJson(answer); } catch (error) { payload = dumpJson({ error: { code: "handler_error", message: `answer is not JSON-serializable: ${error.message}` } }); }
-    this._sendFrame(encodeFrame(FrameType.ACK_RESPONSE, event, payload, ackId), false);
+    this._flush(false);
   }
 
-  _roomAnswered(frame) {
-    const key = `${frame.type}:${frame.event}`;
+  _roomAnswered(answer) {
+    const key = `${answer.kind}:${answer.room}`;
     const waiters = this._roomWaiters.get(key);
-    const [, error] = readAnswer(loadJson(frame.payload));
-    if (frame.type === FrameType.JOIN && !error) this._rooms.add(frame.event);
-    if (frame.type === FrameType.JOIN && error) this._rooms.delete(frame.event);
-    if (frame.type === FrameType.LEAVE && !error) this._rooms.delete(frame.event);
-    if (error) this._recordError(error, frame.type === FrameType.JOIN ? "join" : "leave");
+    const { error } = answer;
+    if (answer.kind === "join" && !error) this._rooms.add(answer.room);
+    if (answer.kind === "join" && error) this._rooms.delete(answer.room);
+    if (answer.kind === "leave" && !error) this._rooms.delete(answer.room);
+    if (error) this._recordError(error, answer.kind);
     if (!waiters) return;
     const waiter = waiters.shift();
     if (!waiters.length) this._roomWaiters.delete(key);
@@ -498,11 +666,15 @@ export class StelarClient {
 
   // ----------------------------------------------------------------------------- sending
 
-  _sendFrame(frame, counted = true) {
-    // No socket: the connection went while an answer was being made; it is lost with it.
+  /** Send what the session has for the server. No socket: the connection went while an answer
+   * was being made; what it had to send is lost with it. */
+  _flush(counted = true) {
+    const frames = this._session.dataToSend();
     if (!this._socket) return;
-    this._socket.send(frame);
-    if (counted) { this.metrics.messagesSent += 1; this.metrics.bytesSent += frame.length; }
+    for (const frame of frames) {
+      this._socket.send(frame);
+      if (counted) { this.metrics.messagesSent += 1; this.metrics.bytesSent += frame.length; }
+    }
   }
 
   _checkPayload(payload) {
@@ -514,11 +686,10 @@ export class StelarClient {
   _sendOrQueue(entry) {
     if (this.state === ClientState.CONNECTED && this._socket) {
       if (entry.ackId !== null) {
-        const request = this._requests.get(entry.ackId);
-        if (!request) return; // timed out while queued
-        request.sent = true;
-      }
-      this._sendFrame(encodeFrame(entry.type, entry.event, entry.payload, entry.ackId));
+        if (!this._requests.has(entry.ackId)) return; // timed out while queued
+        this._session.sendRequest(entry.ackId, entry.event, entry.payload);
+      } else this._session.emitPayload(entry.type, entry.event, entry.payload);
+      this._flush();
       return;
     }
     if (this.options.messageQueueSize === 0) { this._drop(entry); return; }
@@ -561,19 +732,16 @@ export class StelarClient {
   request(event, data = null, { timeout } = {}) {
     const payload = dumpJson(data);
     this._checkPayload(payload);
-    if (this._requests.size >= this.options.maxPendingRequests) {
-      return Promise.reject(new AckError("too_many_pending_acks", `${this._requests.size} requests already wait for an answer`));
-    }
-    let ackId = this._nextAckId;
-    while (this._requests.has(ackId)) ackId = (ackId + 1) % (MAX_ACK_ID + 1);
-    this._nextAckId = (ackId + 1) % (MAX_ACK_ID + 1);
+    let ackId;
+    try { ackId = this._session.openRequest(); } catch (error) { return Promise.reject(error); }
     const ms = timeout ?? this.options.ackTimeout;
     const promise = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._requests.delete(ackId);
+        this._session.forgetRequest(ackId);
         reject(new AckTimeout(`no answer to request ${JSON.stringify(event)} within ${ms / 1000}s`));
       }, ms);
-      this._requests.set(ackId, { resolve, reject, timer, sent: false });
+      this._requests.set(ackId, { resolve, reject, timer });
     });
     this._sendOrQueue({ type: FrameType.ACK_REQUEST, event, payload, ackId });
     return promise;
@@ -582,6 +750,7 @@ export class StelarClient {
   _failRequests(ackIds, reason) {
     for (const ackId of ackIds) {
       const request = this._requests.get(ackId);
+      this._session.forgetRequest(ackId);
       if (!request) continue;
       this._requests.delete(ackId);
       clearTimeout(request.timer);
@@ -593,21 +762,22 @@ export class StelarClient {
    * the connection is back; joined rooms are joined again after every reconnection. */
   joinRoom(room) {
     this._rooms.add(room);
-    const answered = this._roomAnswer(FrameType.JOIN, room);
-    if (this.state === ClientState.CONNECTED) this._sendFrame(encodeFrame(FrameType.JOIN, room));
+    const answered = this._roomAnswer("join", room);
+    if (this.state === ClientState.CONNECTED) { this._session.join(room); this._flush(); }
     return answered; // offline: the connect handshake sends it with the other rooms
   }
 
   /** Leave a room: true when the server accepted (offline: forgotten at once, not rejoined). */
   leaveRoom(room) {
     if (this.state !== ClientState.CONNECTED) { this._rooms.delete(room); return Promise.resolve(true); }
-    const answered = this._roomAnswer(FrameType.LEAVE, room);
-    this._sendFrame(encodeFrame(FrameType.LEAVE, room));
+    const answered = this._roomAnswer("leave", room);
+    this._session.leave(room);
+    this._flush();
     return answered;
   }
 
-  _roomAnswer(type, room) {
-    const key = `${type}:${room}`;
+  _roomAnswer(kind, room) {
+    const key = `${kind}:${room}`;
     return new Promise((resolve) => {
       (this._roomWaiters.get(key) ?? this._roomWaiters.set(key, []).get(key)).push({ resolve });
     });
