@@ -15,6 +15,7 @@ any other ``stelar_core`` module (``tests/test_plugin_boundaries.py``).
 """
 
 from stelar_core.builtins.ip_tracker import MemoryIPTracker
+from stelar_core.client import StelarClient
 from stelar_core.clock import REAL_CLOCK, Clock, Timer, wait_for
 from stelar_core.config import RateLimit, ServerConfig, networks
 from stelar_core.errors import (
@@ -67,6 +68,7 @@ from stelar_core.providers import (
     TransportProvider,
     resolve,
 )
+from stelar_core.server.relay import build_relay_server
 from stelar_core.server.server import StelarServer
 from stelar_core.tls import ServerTLS, TLSProvider, client_context, handshake_error
 from stelar_core.transports.base import (
@@ -85,6 +87,7 @@ from stelar_core.transports.base import (
     Transport,
 )
 from stelar_core.transports.client_stream import ClientStream
+from stelar_core.transports.connectors import find_connector
 from stelar_core.transports.http import serve_route, text
 from stelar_core.transports.listening import Listener
 from stelar_core.transports.streams import FlowControlledProtocol, SocketListener, socket_url
@@ -164,6 +167,7 @@ __all__ = [
     "SessionPort",
     "SocketListener",
     "Stats",
+    "StelarClient",
     "StelarError",
     "StelarServer",
     "StreamParser",
@@ -174,11 +178,13 @@ __all__ = [
     "TransportProvider",
     "ack_timeout",
     "boolean",
+    "build_relay_server",
     "client_context",
     "decode_frame",
     "dump_json",
     "encode_frame",
     "fail",
+    "find_connector",
     "function_or_none",
     "handshake_error",
     "hookimpl",

@@ -10,7 +10,7 @@ from stelar_core import AckError, NotConnected, RateLimit, StelarServer, hookimp
 from stelar_core.builtins.brokers import LocalBroker
 from stelar_core.builtins.token_bucket import TokenBucketLimiter
 from stelar_core.providers import BrokerPort, ClusterBroker, Delivery
-from tests.test_health import call
+from stelar_core.testing.http import http_call as call
 
 
 class WatchingBroker(LocalBroker):

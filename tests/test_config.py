@@ -4,9 +4,9 @@ the core's, the plugins' (through their short forms and their sections) and the 
 import attrs
 import pytest
 import trustme
+from tls_support import write_leaf
 
 from stelar_core import ConfigError, RateLimit, ServerConfig, StelarServer
-from tests.tls_support import write_leaf
 
 
 def build(**options):

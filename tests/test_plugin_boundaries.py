@@ -18,13 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DISTRIBUTIONS = sorted(path for path in (ROOT / "plugins").iterdir() if path.name.startswith("stelar-"))
 PACKAGES = {dist.name.replace("-", "_") for dist in DISTRIBUTIONS}
 # What a distribution's tests may use of the core besides the plugin API: the public facade and
-# the test kit (TestClient, fixtures, the transport conformance suite).
-TEST_ALLOWED = {
-    "stelar_core",
-    "stelar_core.plugin_api",
-    "stelar_core.testing",
-    "stelar_core.testing.conformance",
-}
+# the test kit (TestClient, fixtures, the transport conformance suite); of other distributions,
+# their exports and their test kits (``stelar_ws.testing``).
+TEST_ALLOWED = {"stelar_core", "stelar_core.plugin_api", "stelar_core.testing"}
+
+
+def allowed_in_tests(module: str) -> bool:
+    return module in TEST_ALLOWED or module.startswith("stelar_core.testing.")
 
 
 def imports(path: Path) -> list[tuple[int, str, list[str]]]:
@@ -47,10 +47,11 @@ def violations(dist: Path, root: Path = ROOT) -> list[str]:
         for line, module, names in imports(path):
             top = module.split(".")[0]
             if top == "stelar_core":
-                allowed = TEST_ALLOWED if is_test else {"stelar_core.plugin_api"}
-                if module not in allowed:
+                if not (allowed_in_tests(module) if is_test else module == "stelar_core.plugin_api"):
                     wrong.append(f"{where}:{line} imports {module} (use stelar_core.plugin_api)")
             elif top in PACKAGES and top != own:
+                if is_test and module == f"{top}.testing":
+                    continue  # another distribution's test kit (a test peer)
                 exported = set(getattr(importlib.import_module(top), "__all__", ()))
                 if module != top:
                     wrong.append(f"{where}:{line} imports {module}, a module of another distribution")

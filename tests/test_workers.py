@@ -13,7 +13,8 @@ import uuid
 import pytest
 
 from stelar_core.cli import main
-from tests.redis_support import eventually, free_port
+from stelar_core.testing import eventually
+from stelar_redis.testing import free_port
 
 pytestmark = pytest.mark.one_loop
 

@@ -8,6 +8,7 @@ from stelar_core.testing.client import ReceivedEvent, TestClient, connect_client
 from stelar_core.testing.clock import FakeClock
 from stelar_core.testing.recorder import HookRecorder
 from stelar_core.testing.transport import StandInTransport
+from stelar_core.testing.waiting import eventually
 
 __all__ = [
     "FakeClock",
@@ -17,4 +18,5 @@ __all__ = [
     "TestClient",
     "connect_client",
     "connect_url",
+    "eventually",
 ]

@@ -9,6 +9,12 @@ Opt in with ``pytest_plugins = ["stelar_core.testing.pytest_plugin"]``. Fixtures
 * ``stelar_client_factory``: ``await make(server, **connect_options)`` opens a ``TestClient``.
 * ``stelar_client``: one client connected to ``stelar_server``.
 * ``stelar_hook_recorder``: ``record(server)`` returns a ``HookRecorder`` of that server.
+* ``raw_tcp``: ``await raw_tcp(server)`` opens a ``RawTcpPeer`` on its ``tcp`` transport, for
+  bytes no client would send.
+* ``gated_tracker``: a ``GatedTracker`` (an IP tracker that admits only once the test opens it).
+
+``stelar_core.testing.loops`` runs async tests on asyncio's loop and uvloop, and
+``stelar_core.testing.eventually`` waits for state another process holds.
 """
 
 from __future__ import annotations
@@ -27,7 +33,20 @@ from stelar_core.providers import TransportProvider
 from stelar_core.server import StelarServer
 from stelar_core.server.assembly import collect_options
 from stelar_core.testing.client import TestClient, connect_client
+from stelar_core.testing.raw_tcp import raw_tcp
 from stelar_core.testing.recorder import HookRecorder
+from stelar_core.testing.trackers import GatedTracker
+
+__all__ = [
+    "gated_tracker",
+    "raw_tcp",
+    "stelar_client",
+    "stelar_client_factory",
+    "stelar_hook_recorder",
+    "stelar_server",
+    "stelar_server_factory",
+    "stelar_transport",
+]
 
 ServerFactory = Callable[..., Awaitable[StelarServer]]
 ClientFactory = Callable[..., Awaitable[TestClient]]
@@ -130,3 +149,8 @@ def stelar_hook_recorder() -> Iterator[Callable[[StelarServer], HookRecorder]]:
     yield record
     for recorder in recorders:
         recorder.close()
+
+
+@pytest.fixture
+def gated_tracker() -> GatedTracker:
+    return GatedTracker()

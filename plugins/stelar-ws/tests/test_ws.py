@@ -9,9 +9,9 @@ import websockets
 from websockets.asyncio.client import connect as websockets_connect
 
 from stelar_core import ErrorCode, hookimpl
-from stelar_core.protocol import Frame, FrameType, decode_frame, dump_json, encode_frame
+from stelar_core.plugin_api import ConnectOptions, Frame, FrameType, decode_frame, dump_json, encode_frame
 from stelar_core.testing import FakeClock, ReceivedEvent, StandInTransport, TestClient, connect_client
-from stelar_core.transports.base import ConnectOptions
+from stelar_core.testing.http import http_get
 from stelar_ws import HandshakeRejected, connect_ws
 from stelar_ws import server as ws_server
 
@@ -22,16 +22,6 @@ CONNECT = encode_frame(FrameType.CONNECT, "", dump_json({"auth": {"token": "t"}}
 def stelar_transport():
     """Every server and client of this module speaks WebSocket."""
     return "ws"
-
-
-def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
 
 
 async def get(server, path, headers=None):
@@ -112,7 +102,7 @@ class PingRoute:
 
 
 def _pong(request):
-    from stelar_core.transports import HttpResponse
+    from stelar_core.plugin_api import HttpResponse
 
     return HttpResponse(200, f"pong {request.query}".encode(), {"Content-Type": "text/plain"})
 
@@ -125,7 +115,7 @@ async def test_http_routes_404_and_426(stelar_server_factory):
     assert status == 500 and b"division by zero" in body
     assert (await get(server, "/nowhere"))[0] == 404
     status, headers, _ = await get(server, "/ws")
-    assert status == 426 and headers["Upgrade"] == "websocket"
+    assert status == 426 and headers["upgrade"] == "websocket"
     client = await connect_client(server)  # the WebSocket path still upgrades
     client.close()
 
@@ -140,7 +130,7 @@ async def test_an_unsupported_websocket_version_is_told_the_one_spoken(stelar_se
     if version is not None:
         headers["Sec-WebSocket-Version"] = version
     status, answer, _ = await get(stelar_server, "/", headers)
-    assert status == 426 and answer["Sec-WebSocket-Version"] == "13"  # RFC 6455 section 4.4
+    assert status == 426 and answer["sec-websocket-version"] == "13"  # RFC 6455 section 4.4
     client = await connect_client(stelar_server)  # version 13 still upgrades
     client.close()
 
@@ -394,7 +384,7 @@ async def test_an_upgrade_without_the_stelar_subprotocol_is_refused(stelar_serve
 class CorsRoute:
     @hookimpl
     def stelar_register_http_routes(self, register):
-        from stelar_core.transports import HttpResponse
+        from stelar_core.plugin_api import HttpResponse
 
         register(
             "/both",

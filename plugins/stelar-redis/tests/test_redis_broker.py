@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from stelar_core import ConfigError, RateLimit, StelarServer
-from tests.redis_support import eventually
+from stelar_core.testing import eventually
 
 pytestmark = pytest.mark.one_loop
 

@@ -4,13 +4,13 @@ stelar server, sharing rooms and requests with the Python client over TCP."""
 from __future__ import annotations
 
 import asyncio
-import http.client
 
 import pytest
 
 from stelar_core import AckError, AckTimeout, StelarClient, StelarServer, hookimpl
-from stelar_core.transports import HttpResponse
-from tests.redis_support import eventually
+from stelar_core.plugin_api import HttpResponse
+from stelar_core.testing import eventually
+from stelar_core.testing.http import http_get as get
 
 pytestmark = pytest.mark.one_loop
 
@@ -41,16 +41,6 @@ async def open_page(browser, server):
     )
     page.errors = errors
     return page
-
-
-def get(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
 
 
 async def test_the_client_files_are_served_with_caching_headers(stelar_server_factory):
@@ -338,7 +328,7 @@ async def test_a_silent_server_is_detected_by_the_heartbeat_watchdog(stelar_serv
 
 
 async def test_the_demo_page_with_a_python_client_in_the_same_room(browser, tmp_path):
-    from stelar_core.server.relay import build_relay_server
+    from stelar_core.plugin_api import build_relay_server
 
     server = build_relay_server(port=0, tcp_port=0, demo=True)
     async with server:

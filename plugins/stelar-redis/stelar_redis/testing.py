@@ -1,24 +1,28 @@
-"""A real ``redis-server`` per test, on a free port, that a test can kill, restart and pause,
-and stelar nodes (real processes) joined by it."""
+"""A test kit for stelar-redis: a real ``redis-server`` per test on a free port (that a test can
+kill, restart and pause), and clients that record what they receive.
+
+Opt in from a ``conftest.py`` (pytest and pytest-asyncio installed)::
+
+    from stelar_redis.testing import connect, redis_server  # noqa: F401  (fixtures)
+"""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
+import pytest_asyncio
 import redis
 
-from stelar_core import StelarClient
+from stelar_core.plugin_api import StelarClient
 
 REDIS_SERVER = shutil.which("redis-server")
 READY_TIMEOUT = 10.0
@@ -30,7 +34,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_line(process: subprocess.Popen[str], marker: str, what: str) -> list[str]:
+def wait_for_line(process: subprocess.Popen[str], marker: str, what: str) -> list[str]:
     """Read ``process``'s output until a line containing ``marker`` (bounded by READY_TIMEOUT)."""
     deadline = time.monotonic() + READY_TIMEOUT
     seen: list[str] = []
@@ -77,7 +81,7 @@ class RedisProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        _wait_for_line(self.process, "Ready to accept connections", "redis-server")
+        wait_for_line(self.process, "Ready to accept connections", "redis-server")
 
     def kill(self) -> None:
         """SIGKILL: everything in it is lost, as in a crash."""
@@ -99,89 +103,31 @@ class RedisProcess:
             self.resume()
             self.kill()
 
-    async def command(self, *args):
+    async def command(self, *args: Any) -> Any:
         """One command on a connection of its own (closed before returning)."""
 
-        def run():
+        def run() -> Any:
             with redis.Redis.from_url(self.url, socket_timeout=5) as client:
                 return client.execute_command(*args)
 
         return await asyncio.to_thread(run)
 
 
-async def eventually(check, timeout: float = 10.0, what: str = "condition"):
-    """Poll ``check()`` (sync or async) until it returns a true value: for state in another
-    process or in Redis, which offers no event to await. Bounded by ``timeout``."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        await asyncio.sleep(0.02)
-
-
-NODE_APP = Path(__file__).with_name("cluster_app.py")
-
-
-class NodeProcess:
-    """One stelar server in a process of its own (``tests/cluster_app.py``), joined to Redis."""
-
-    def __init__(self, redis_url: str, prefix: str, **options) -> None:
-        self.args = [
-            sys.executable,
-            str(NODE_APP),
-            json.dumps({"url": redis_url, "prefix": prefix, **options}),
-        ]
-        self.process: subprocess.Popen[str] | None = None
-        self.addresses: dict[str, str] = {}
-        self.node_id = ""
-
-    def start(self) -> NodeProcess:
-        env = {**os.environ, "PYTHONPATH": str(NODE_APP.parent.parent)}
-        self.process = subprocess.Popen(
-            self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-        )
-        lines = _wait_for_line(self.process, '"node_id"', "stelar node")
-        ready = json.loads(lines[-1])
-        self.node_id = ready.pop("node_id")
-        self.addresses = ready
-        return self
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-
-    def terminate(self) -> int:
-        assert self.process is not None
-        self.process.terminate()
-        return self.process.wait(timeout=15)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.kill()
-        if self.process is not None and self.process.stdout is not None:
-            self.process.stdout.close()
-
-
 @pytest.fixture
-def redis_server():
+def redis_server() -> Iterator[RedisProcess]:
+    """A ``redis-server`` of this test's own (stopped after it)."""
     server = RedisProcess()
     server.start()
     yield server
     server.stop()
 
 
-@pytest.fixture
-async def connect():
+@pytest_asyncio.fixture
+async def connect() -> AsyncIterator[Callable[..., Awaitable[Recorder]]]:
     """``await connect(url)``: a connected Recorder, disconnected after the test."""
     made: list[Recorder] = []
 
-    async def make(url: str, **options) -> Recorder:
+    async def make(url: str, **options: Any) -> Recorder:
         recorder = Recorder(url, **options)
         made.append(recorder)
         return await recorder.connect()
@@ -197,13 +143,13 @@ async def connect():
 class Recorder:
     """A StelarClient that keeps what it receives, with a way to await the n-th message."""
 
-    def __init__(self, url: str, **options) -> None:
+    def __init__(self, url: str, **options: Any) -> None:
         self.client = StelarClient(url, reconnection=False, **options)
         self.received: list[tuple[str, object]] = []
         self._changed = asyncio.Event()
         self.client.on_any(self._record)
 
-    def _record(self, event, data):
+    def _record(self, event: str, data: object) -> None:
         self.received.append((event, data))
         self._changed.set()
 
@@ -213,6 +159,7 @@ class Recorder:
 
     @property
     def id(self) -> str:
+        assert self.client.id is not None, "not connected"
         return self.client.id
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[str, object]]:
@@ -222,5 +169,5 @@ class Recorder:
                 await self._changed.wait()
         return self.received
 
-    async def do(self, action: str, **args):
+    async def do(self, action: str, **args: Any) -> Any:
         return await self.client.request("do", {"action": action, "args": args}, timeout=15)

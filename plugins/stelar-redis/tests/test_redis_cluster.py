@@ -7,9 +7,10 @@ import asyncio
 import uuid
 
 import pytest
+from cluster_nodes import NodeProcess
 
 from stelar_core import AckError, NotConnected
-from tests.redis_support import NodeProcess, eventually
+from stelar_core.testing import eventually
 
 pytestmark = pytest.mark.one_loop
 

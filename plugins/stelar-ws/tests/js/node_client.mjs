@@ -1,6 +1,6 @@
-// stelar.js under Node.js (not a test file of `node --test`: tests/test_browser_package.py runs
+// stelar.js under Node.js (not a test file of `node --test`: plugins/stelar-ws/tests/test_browser_package.py runs
 // it against a live server). Node 20 has a global WebSocket behind --experimental-websocket.
-import { StelarClient, AckError } from "../../plugins/stelar-ws/stelar_ws/static/stelar.js";
+import { StelarClient, AckError } from "../../stelar_ws/static/stelar.js";
 
 const [url] = process.argv.slice(2);
 const client = new StelarClient(url, { auth: { from: "node" }, reconnection: false });

@@ -17,7 +17,7 @@ import sys
 import attrs
 
 from stelar_core import StelarServer
-from stelar_core.errors import AckError, AckTimeout, NotConnected
+from stelar_core.plugin_api import AckError, AckTimeout, NotConnected
 
 
 def build(settings: dict) -> StelarServer:

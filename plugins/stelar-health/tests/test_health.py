@@ -1,30 +1,15 @@
 """stelar-health over real HTTP, on the WebSocket port and on its own health_port."""
 
 import asyncio
-import http.client
 import json
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stelar_core import NotConnected, StelarServer, hookimpl
-from stelar_core.providers import TransportProvider
+from stelar_core.plugin_api import HttpResponse, TransportProvider
 from stelar_core.testing import connect_client
-from stelar_core.transports import HttpResponse
-
-
-def request(port: int, method: str, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request(method, path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
-
-
-async def call(port, path, method="GET", headers=None):
-    return await asyncio.to_thread(request, port, method, path, headers)
+from stelar_core.testing.http import http_call as call
 
 
 @pytest.fixture(params=["ws port", "health_port"])

@@ -7,9 +7,8 @@ import struct
 import pytest
 
 from stelar_core import AckError, ErrorCode, NotConnected
-from stelar_core.protocol import FrameType, dump_json, encode_frame, length_prefixed
+from stelar_core.plugin_api import ConnectOptions, FrameType, dump_json, encode_frame, length_prefixed
 from stelar_core.testing import FakeClock, ReceivedEvent, TestClient, connect_client
-from stelar_core.transports.base import ConnectOptions
 from stelar_tcp import connect_tcp
 
 

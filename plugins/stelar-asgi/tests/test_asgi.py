@@ -10,12 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
+from asgi_support import SERVERS, AsgiTransportPlugin, running
 
 from stelar_asgi import AsgiEndpoint
 from stelar_core import NotConnected, StelarClient, StelarServer
+from stelar_core.testing import eventually
 from stelar_core.testing.conformance import TransportConformance
-from tests.asgi_support import SERVERS, AsgiTransportPlugin, running
-from tests.redis_support import eventually
+from stelar_core.testing.http import http_get as get
 
 
 class TestAsgiUnderUvicorn(TransportConformance):
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.one_loop
 
 # ---------------------------------------------------------------- applications (docs/asgi.md)
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[3] / "examples"
 # What each ASGI server sends its open WebSockets when it shuts down (before the lifespan ends).
 ASGI_SERVER_CLOSE = {"uvicorn": 1012, "hypercorn": 1011}
 
@@ -43,16 +44,6 @@ def load_example(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def get(port: int, path: str) -> tuple[int, dict, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
 
 
 @pytest.mark.parametrize("kind", SERVERS)

@@ -15,7 +15,7 @@ from hypercorn.config import Config as HypercornConfig
 
 from stelar_asgi import AsgiEndpoint
 from stelar_core import hookimpl
-from stelar_core.providers import Register, TransportContext, TransportProvider
+from stelar_core.plugin_api import Register, TransportContext, TransportProvider
 from stelar_ws import connect_ws
 
 SERVERS = ("uvicorn", "hypercorn")

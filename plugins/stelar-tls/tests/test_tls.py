@@ -9,14 +9,11 @@ import urllib.request
 
 import pytest
 import trustme
+from tls_support import LOOPBACK, client_context, expired, serial, served_serial, write_leaf
 
 from stelar_core import ConfigError, NotConnected, StelarClient, StelarServer
-from stelar_core.protocol import FrameType
-from stelar_core.testing import FakeClock, TestClient, connect_client
-from stelar_core.transports.base import ConnectOptions
-from stelar_core.transports.connectors import find_connector
-from tests.redis_support import eventually
-from tests.tls_support import LOOPBACK, client_context, expired, serial, served_serial, write_leaf
+from stelar_core.plugin_api import ConnectOptions, FrameType, find_connector
+from stelar_core.testing import FakeClock, TestClient, connect_client, eventually
 
 
 @pytest.fixture(scope="module")
@@ -527,7 +524,7 @@ def test_without_stelar_tls_the_options_and_urls_name_the_distribution(monkeypat
 
 def test_two_configured_tls_providers_are_refused(files):
     from stelar_core import hookimpl
-    from stelar_core.tls import TLSProvider
+    from stelar_core.plugin_api import TLSProvider
 
     class OtherTLS:
         name = "other-tls"

@@ -15,8 +15,8 @@ import uuid
 import pytest
 
 from stelar_core import RateLimit, StelarServer
-from tests.redis_support import eventually
-from tests.test_health import call
+from stelar_core.testing import eventually
+from stelar_core.testing.http import http_call as call
 
 pytestmark = pytest.mark.one_loop
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
-STATIC = HERE.parent / "plugins" / "stelar-ws" / "stelar_ws" / "static"
+STATIC = HERE.parent / "stelar_ws" / "static"
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
 

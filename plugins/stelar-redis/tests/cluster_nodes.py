@@ -1,0 +1,52 @@
+"""stelar nodes in processes of their own (``cluster_app.py``), joined by a test's Redis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from stelar_redis.testing import wait_for_line
+
+NODE_APP = Path(__file__).with_name("cluster_app.py")
+
+
+class NodeProcess:
+    """One stelar server in a process of its own (``cluster_app.py``), joined to Redis."""
+
+    def __init__(self, redis_url: str, prefix: str, **options) -> None:
+        self.args = [
+            sys.executable,
+            str(NODE_APP),
+            json.dumps({"url": redis_url, "prefix": prefix, **options}),
+        ]
+        self.process: subprocess.Popen[str] | None = None
+        self.addresses: dict[str, str] = {}
+        self.node_id = ""
+
+    def start(self) -> NodeProcess:
+        self.process = subprocess.Popen(
+            self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        lines = wait_for_line(self.process, '"node_id"', "stelar node")
+        ready = json.loads(lines[-1])
+        self.node_id = ready.pop("node_id")
+        self.addresses = ready
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(timeout=15)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
