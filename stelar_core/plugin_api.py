@@ -90,7 +90,12 @@ from stelar_core.transports.client_stream import ClientStream
 from stelar_core.transports.connectors import find_connector
 from stelar_core.transports.http import serve_route, text
 from stelar_core.transports.listening import Listener
-from stelar_core.transports.streams import FlowControlledProtocol, SocketListener, close_connections, socket_url
+from stelar_core.transports.streams import (
+    FlowControlledProtocol,
+    SocketListener,
+    close_connections,
+    socket_url,
+)
 from stelar_core.validation import (
     boolean,
     fail,
