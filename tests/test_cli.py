@@ -273,3 +273,13 @@ def test_a_bad_rate_limit_flag_says_what_is_expected(flags, message, capsys):
         main(["serve", *flags])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_worker_supervisor_keeps_its_old_import_path_with_a_deprecation_warning():
+    from stelar_core.commands.workers import run_workers
+    from stelar_core.server import workers
+
+    with pytest.warns(DeprecationWarning, match="moved to stelar_core.commands.workers.run_workers"):
+        assert workers.run_workers is run_workers
+    with pytest.raises(AttributeError):
+        workers.Supervisor  # noqa: B018  (only run_workers is kept)

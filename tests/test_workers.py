@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -56,7 +57,7 @@ async def test_workers_share_the_ports_act_as_one_and_come_back(redis_server, co
         *["--port", str(ws_port), "--tcp-port", str(tcp_port), "--broker", "redis"],
         *["--redis-url", redis_server.url, "--redis-prefix", prefix],
         *["--redis-heartbeat-interval", "0.2", "--redis-node-timeout", "1.0"],
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=log,
     )
     try:
@@ -91,6 +92,10 @@ async def test_workers_share_the_ports_act_as_one_and_come_back(redis_server, co
         # A worker killed with SIGKILL is restarted by the supervisor, and joins the cluster.
         before = set(await redis_server.command("ZRANGE", f"{prefix}:nodes", 0, -1))
         victim = sorted(workers)[0]
+        environ = await asyncio.to_thread(Path(f"/proc/{victim}/environ").read_bytes)
+        victim_index = dict(item.split(b"=", 1) for item in environ.split(b"\0") if b"=" in item)[
+            b"STELAR_WORKER"
+        ]
         os.kill(victim, signal.SIGKILL)
 
         async def restarted():
@@ -104,10 +109,19 @@ async def test_workers_share_the_ports_act_as_one_and_come_back(redis_server, co
         await eventually(a_new_node, timeout=15, what="the new worker registered")
     finally:
         supervisor.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(supervisor.wait(), 30)
+        out, _ = await asyncio.wait_for(supervisor.communicate(), 30)
+        code = supervisor.returncode
         log.close()
     assert code == 0
     assert await children(supervisor.pid) == set()
+    # One summary from the supervisor; each listener once, by the first worker (again when it
+    # was the one killed and restarted), not once per worker and again in the log.
+    lines = out.decode().splitlines()
+    assert sum("2 workers share the ports" in line for line in lines) == 1, lines
+    listening = [line for line in lines if "listening on" in line]
+    starts_of_worker_0 = 2 if victim_index == b"0" else 1
+    assert len(listening) == 2 * starts_of_worker_0, lines
+    assert "listening on" not in (tmp_path / "workers.log").read_text()
 
 
 async def _equals(value, wanted):
