@@ -7,7 +7,6 @@ docs/architecture.md.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -68,6 +67,7 @@ class Hub:
         pm: StelarPluginManager,
         *,
         limits: RateLimitPolicy,
+        handlers: HandlerRegistry,
         ip_tracker: IPTracker,
         id_generator: Callable[[], str],
         broker: Broker,
@@ -85,7 +85,7 @@ class Hub:
         self.counters = Counters()
         self.hooks = HookRunner(pm, server, self.counters.other)
         self.outbox = Outbox(self.counters, self.hooks)
-        self.handlers = HandlerRegistry()
+        self.handlers = handlers
         self.tasks = Tasks(self.log)
         self.degradation = Degradation(self.hooks, self.log)
         services = HubServices(
@@ -197,7 +197,7 @@ class Hub:
             return
         self.log.info("client %s disconnected: %s %s", session.id, code, reason)
         for pending in self.limits.forget(session.id, keep_buckets=session.rate_key != session.id):
-            self.spawn(pending)
+            self.tasks.spawn(pending)
         self.hooks.notify(
             Hook.CLIENT_DISCONNECT,
             client_id=session.id,
@@ -211,7 +211,7 @@ class Hub:
             ctx = Context(self, session, "disconnect", {"code": code, "reason": reason})
             pending_handlers = self._runner.run(self.handlers.disconnect, ctx)
             if pending_handlers is not None:
-                self.spawn(pending_handlers)
+                self.tasks.spawn(pending_handlers)
 
     def stream_failed(self, session: Session, code: str, reason: str, close_code: int) -> None:
         self.outbox.invalid(session, code, reason)
@@ -301,16 +301,8 @@ class Hub:
 
     # ================================================================== lifecycle
 
-    def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
-        """Run ``awaitable`` in a task the hub tracks (``stop`` waits for, then cancels, them)."""
-        return self.tasks.spawn(awaitable)
-
     def tls_handshake_failed(self, remote_address: str, protocol: str, category: str, reason: str) -> None:
         self.admissions.tls_handshake_failed(remote_address, protocol, category, reason)
-
-    def set_degraded(self, component: str, reason: str | None) -> None:
-        """Record that ``component`` works only in part (or again fully, ``reason=None``)."""
-        self.degradation.set(component, reason)
 
     async def start(self) -> None:
         await self.fanout.broker.start(BrokerNode(self))
@@ -318,7 +310,14 @@ class Hub:
         self.admissions.accepting = True
         self.heartbeat.start()
 
+    def serving(self) -> None:
+        """Every transport listens: the ``on_server_started`` hooks are told."""
+        self.hooks.notify(Hook.SERVER_STARTED)
+
     def stop_accepting(self) -> None:
+        """The graceful stop begins: the ``on_server_stopping`` hooks are told, then new
+        connections are refused."""
+        self.hooks.notify(Hook.SERVER_STOPPING)
         self.admissions.accepting = False
 
     @property

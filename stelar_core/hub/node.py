@@ -50,7 +50,7 @@ class BrokerNode:
         self._hub.rooms.table.watcher = watcher
 
     def set_degraded(self, component: str, reason: str | None) -> None:
-        self._hub.set_degraded(component, reason)
+        self._hub.degradation.set(component, reason)
 
     def count(self, counter: str, amount: int = 1) -> None:
         self._hub.count(counter, amount)

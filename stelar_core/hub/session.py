@@ -123,7 +123,7 @@ class Session:
 
     def _start_draining(self, pending: Awaitable[None]) -> None:
         self._draining = True
-        self._hub.spawn(self._drain(pending))
+        self._hub.tasks.spawn(self._drain(pending))
 
     async def _drain(self, pending: Awaitable[None]) -> None:
         hub = self._hub

@@ -18,7 +18,7 @@ from stelar_core.eventloop import loop_name
 from stelar_core.eventloop import run as run_loop
 from stelar_core.hub import ClientInfo, Hub, Stats
 from stelar_core.hub.emitter import ServerEmitter
-from stelar_core.hub.hooks import Hook
+from stelar_core.hub.handlers import HandlerRegistry
 from stelar_core.hub.middleware import Middleware
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.plugins.manager import USER_HOOKS_PLUGIN, StelarPluginManager, user_hooks_plugin
@@ -67,11 +67,14 @@ class StelarServer(ServerEmitter):
             assembly.global_limiter(self._limiter_factory, config),
             config.event_rate_limits,
         )
+        # So is the handler registry: on(), on_ack(), use() fill it.
+        self._handlers = HandlerRegistry()
         self.hub = Hub(
             self.view,
             config,
             self.plugin_manager,
             limits=self._limits,
+            handlers=self._handlers,
             ip_tracker=assembly.ip_tracker(),
             id_generator=assembly.id_generator(),
             broker=assembly.broker(),
@@ -129,28 +132,28 @@ class StelarServer(ServerEmitter):
             raise ValueError(f"event name must be a non-empty string, got {event!r}")
 
         def add(fn: H) -> H:
-            self.hub.handlers.add_event(event, fn)
+            self._handlers.add_event(event, fn)
             return fn
 
         return add if handler is None else add(handler)
 
     def off(self, event: str, handler: Callable[..., Any] | None = None) -> None:
         """Remove one handler of ``event``, or all of them."""
-        self.hub.handlers.remove_event(event, handler)
+        self._handlers.remove_event(event, handler)
 
     def on_any(self, handler: H) -> H:
         """Handle every event (after its own handlers); usable as a decorator."""
-        self.hub.handlers.add_any(handler)
+        self._handlers.add_any(handler)
         return handler
 
     def on_connection(self, handler: H) -> H:
         """Called with the client's ``ctx`` once its connect handshake is accepted."""
-        self.hub.handlers.add_connection(handler)
+        self._handlers.add_connection(handler)
         return handler
 
     def on_disconnect(self, handler: H) -> H:
         """Called with ``ctx`` (``ctx.data`` is ``{"code", "reason"}``) when a client has gone."""
-        self.hub.handlers.add_disconnect(handler)
+        self._handlers.add_disconnect(handler)
         return handler
 
     @overload
@@ -172,7 +175,7 @@ class StelarServer(ServerEmitter):
             raise ValueError(f"request name must be a non-empty string, got {name!r}")
 
         def add(fn: H) -> H:
-            self.hub.handlers.set_ack(name, fn, concurrent=concurrent)
+            self._handlers.set_ack(name, fn, concurrent=concurrent)
             return fn
 
         return add if handler is None else add(handler)
@@ -183,17 +186,17 @@ class StelarServer(ServerEmitter):
         TypeScript declarations made from it describe it (``docs/typed-events.md``)."""
         if not event or not isinstance(event, str):
             raise ValueError(f"event name must be a non-empty string, got {event!r}")
-        self.hub.handlers.declare_emit(event, payload, description)
+        self._handlers.declare_emit(event, payload, description)
 
     @property
     def converter(self) -> cattrs.Converter:
         """The cattrs converter typed handlers structure payloads with: register hooks on it for
         types of your own (``server.converter.register_structure_hook(Money, ...)``)."""
-        return self.hub.handlers.converter
+        return self._handlers.converter
 
     def use(self, middleware: Middleware) -> Middleware:
         """Add connection middleware ``fn(ctx, next)``; usable as a decorator."""
-        self.hub.handlers.add_middleware(middleware)
+        self._handlers.add_middleware(middleware)
         return middleware
 
     # ------------------------------------------------------------------ sending
@@ -368,7 +371,7 @@ class StelarServer(ServerEmitter):
         self.started.set()
         if self._config.graceful_shutdown:
             self._install_signal_handlers()
-        self.hub.hooks.notify(Hook.SERVER_STARTED)
+        self.hub.serving()
         # A logger of its own, so that a front end printing these lines itself (``stelar serve``)
         # can quiet it without quieting the rest.
         listening = self._logging.get(LISTENING_LOGGER)
@@ -391,7 +394,6 @@ class StelarServer(ServerEmitter):
         self._running = False
         self._state = "stopping"
         self._restore_signal_handlers()
-        self.hub.hooks.notify(Hook.SERVER_STOPPING)
         self.hub.stop_accepting()
         for transport in self.transports:
             await transport.stop_accepting()
