@@ -109,6 +109,22 @@ async def test_ctx_broadcast_skips_the_sender_unless_asked(stelar_server, stelar
     assert await b.next_event() == ReceivedEvent("said", "me too")
 
 
+async def test_ctx_broadcast_also_leaves_out_whom_it_excludes(stelar_server, stelar_client_factory):
+    a, b, c = [await stelar_client_factory(stelar_server) for _ in range(3)]
+
+    @stelar_server.on("say")
+    def say(ctx):
+        ctx.broadcast("said", ctx.data, exclude=[b.id])
+        ctx.broadcast_binary("raw", b"\x01", exclude=b.id, include_self=True)
+        ctx.to_id_binary(b.id, "direct", b"\x02")  # the Emitter's sends are ctx's too
+
+    a.emit("say", "hi")
+    assert await c.next_event() == ReceivedEvent("said", "hi")
+    assert await c.next_event() == ReceivedEvent("raw", b"\x01", binary=True)
+    assert await a.next_event() == ReceivedEvent("raw", b"\x01", binary=True)  # include_self
+    assert await b.next_event() == ReceivedEvent("direct", b"\x02", binary=True)  # b got nothing else first
+
+
 async def test_to_room_and_to_id_and_their_binary_forms(stelar_server, stelar_client_factory):
     a, b, c = [await stelar_client_factory(stelar_server) for _ in range(3)]
     await a.join("r")
