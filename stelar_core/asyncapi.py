@@ -54,7 +54,7 @@ def document(
             body["reply"] = {"channel": channel_ref, "messages": [reply["answer"]]}
         operations[_unique(key, operations)] = body
 
-    for entry in server.hub.handlers.described():
+    for entry in server.described_events():
         key, quoted = _KEY.sub("_", entry.name), repr(entry.name)
         if entry.kind == "event":
             emitted = message(key, entry.name, entry.payload, entry.summary)

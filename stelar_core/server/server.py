@@ -18,7 +18,7 @@ from stelar_core.eventloop import loop_name
 from stelar_core.eventloop import run as run_loop
 from stelar_core.hub import ClientInfo, Hub, Stats
 from stelar_core.hub.emitter import ServerEmitter
-from stelar_core.hub.handlers import HandlerRegistry
+from stelar_core.hub.handlers import Described, HandlerRegistry
 from stelar_core.hub.middleware import Middleware
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.plugins.manager import USER_HOOKS_PLUGIN, StelarPluginManager, user_hooks_plugin
@@ -187,6 +187,11 @@ class StelarServer(ServerEmitter):
         if not event or not isinstance(event, str):
             raise ValueError(f"event name must be a non-empty string, got {event!r}")
         self._handlers.declare_emit(event, payload, description)
+
+    def described_events(self) -> list[Described]:
+        """Every event and request its handlers take and every event declared with ``emits``,
+        with their types, in registration order (what ``asyncapi`` documents)."""
+        return self._handlers.described()
 
     @property
     def converter(self) -> cattrs.Converter:
