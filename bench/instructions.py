@@ -1,6 +1,7 @@
 """Instructions per operation, counted by callgrind: a figure that holds still on a noisy machine.
 
-    bench/.venv/bin/python bench/instructions.py          # ~3 minutes, prints a markdown table
+    bench/.venv/bin/python bench/instructions.py          # ~8 minutes, prints a markdown table
+    .venv/bin/python bench/instructions.py --in-process   # ~4 minutes: the server paths only
 
 Wall-clock and CPU-time figures on a shared 2-core machine move by 30-50% from one hour to the
 next; callgrind counts the instructions a process executes, which repeat to within a fraction of
@@ -177,7 +178,8 @@ def main() -> None:
             per_op_in_process("ws-fan-out", 200) / FAN_OUT_MEMBERS,
         ),
     ]
-    for loop in ("asyncio", "uvloop"):
+    # The whole-server rows need bench/.venv (picows, the load generator's peers).
+    for loop in () if "--in-process" in sys.argv else ("asyncio", "uvloop"):
         rows.append((f"WS ACK round trip, whole server, stelar ({loop})", whole_server("stelar", loop)))
         rows.append((f"WS ACK round trip, whole server, picows ({loop})", whole_server("picows", loop)))
     print("| operation | instructions |\n|---|---:|")
