@@ -11,7 +11,7 @@ async def main(url: str) -> None:
     async with StelarClient(url, auth={"service": "pricing-consumer"}) as client:
         print("connected as", client.id)
         print("price:", await client.request("price", "ACME"))
-        print("joined:", await client.join_room("prices"))
+        print("joined:", (await client.join_room("prices")).ok)
 
 
 if __name__ == "__main__":

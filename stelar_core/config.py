@@ -21,6 +21,7 @@ import attrs
 from stelar_core import logs, validation
 from stelar_core.clock import REAL_CLOCK, Clock
 from stelar_core.errors import ConfigError
+from stelar_core.room_policies import RoomPolicies, room_policies
 from stelar_core.validation import fail, validator
 from stelar_core.values import Options
 
@@ -44,6 +45,8 @@ DEFAULT_MAX_BUFFERED_BYTES = 4 * MiB
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_SLOW_CONSUMER_TIMEOUT = 5.0
 DEFAULT_MAX_CONCURRENT_REQUESTS = 16
+DEFAULT_MAX_RECOVERY_REPLAY = 1000
+DEFAULT_MAX_HISTORY_ROOMS = 10_000
 LOG_LEVELS = tuple(logs.LEVELS)
 _SECRET_WORDS = ("password", "secret", "token", "key", "credential")
 
@@ -195,6 +198,13 @@ class ServerConfig:
     # Requests of one client that ``on_ack(..., concurrent=True)`` handlers answer side by side.
     max_concurrent_requests: int = attrs.field(default=DEFAULT_MAX_CONCURRENT_REQUESTS, validator=_int(1))
 
+    # Rooms by pattern: history and delivery (docs/delivery.md).
+    rooms: RoomPolicies = attrs.field(factory=lambda: RoomPolicies({}), converter=room_policies)
+    # Publications one recovery replays at most; a client further behind is told recovered: false.
+    max_recovery_replay: int = attrs.field(default=DEFAULT_MAX_RECOVERY_REPLAY, validator=_int(1))
+    # Rooms whose history the in-memory store keeps at most (the least recently used go first).
+    max_history_rooms: int = attrs.field(default=DEFAULT_MAX_HISTORY_ROOMS, validator=_int(1))
+
     # Rate limiting: per-client override > per-event > global (the ``rate_limiter`` backend).
     rate_limit: RateLimit | None = attrs.field(default=RateLimit(100, 1.0), converter=_rate_limit)
     event_rate_limits: Mapping[str, RateLimit] = attrs.field(factory=dict, converter=_event_rate_limits)
@@ -271,6 +281,8 @@ class ServerConfig:
                 value = value if isinstance(value, str) else f"<custom {type(value).__name__}>"
             elif isinstance(value, RateLimit):
                 value = attrs.asdict(value)
+            elif field.name == "rooms":
+                value = value.to_dict()
             elif field.name == "event_rate_limits":
                 value = {event: attrs.asdict(limit) for event, limit in value.items()}
             result[field.name] = value

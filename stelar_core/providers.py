@@ -27,6 +27,8 @@ import attrs
 
 from stelar_core.config import RateLimit, ServerConfig
 from stelar_core.errors import ConfigError
+from stelar_core.protocol.publications import Position
+from stelar_core.room_policies import RoomPolicy
 from stelar_core.transports.base import Connector, HubPort, Transport
 from stelar_core.values import ClientInfo, Options, Stats
 
@@ -88,12 +90,39 @@ class Delivery:
 
     ``client_id`` set: that client. Else ``room`` set: the room's members. Else: everyone.
     ``exclude`` names clients that must not receive it.
+
+    ``history`` set (the room keeps history): the broker gives the message the room's next
+    position, stores it and delivers it as a publication frame (``encode_publication``) with
+    ``position`` set, on every node in the order of the positions.
     """
 
     frame: bytes
     room: str | None = None
     client_id: str | None = None
     exclude: frozenset[str] = frozenset()
+    history: RoomPolicy | None = None
+    position: Position | None = None
+
+
+@attrs.frozen(slots=True)
+class HistoryPage:
+    """A read of a room's history: its current ``position`` (the last offset given, in the
+    current epoch; offset 0 when nothing was published) and the publications after the offset
+    asked for, oldest first, as ``(offset, publication frame)``."""
+
+    position: Position
+    publications: tuple[tuple[int, bytes], ...] = ()
+
+
+@runtime_checkable
+class HistoryStore(Protocol):
+    """Where a broker keeps the rooms' histories (``broker.history``); any node reads any room."""
+
+    def read(
+        self, room: str, policy: RoomPolicy, after: int | None, limit: int
+    ) -> MaybeAwaitable[HistoryPage]:
+        """The room's position and at most ``limit`` publications with offsets above ``after``
+        (none when ``after`` is None). A room never published to gets its epoch here."""
 
 
 class MembershipWatcher(Protocol):

@@ -70,6 +70,9 @@ class Stats:
     tls_handshake_failures: Mapping[str, int] = attrs.field(factory=dict)
     # Messages whose payload did not fit their typed handler (answered ``invalid_payload``).
     invalid_payloads: int = 0
+    # Joins that asked to recover missed publications, by outcome: "recovered", or the reason
+    # it was not (docs/delivery.md); the publications replayed are ``counters["replayed_messages"]``.
+    recoveries: Mapping[str, int] = attrs.field(factory=dict)
     # Each transport's own figures (``Transport.stats()``), by transport name.
     transports: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 

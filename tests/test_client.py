@@ -248,8 +248,8 @@ async def test_rooms_report_acceptance(stelar_server_factory, client_factory):
     server = await stelar_server_factory(hooks={"on_client_join_room": lambda room: room != "vip" and None})
     client = await client_factory(url_of(server))
     await client.connect()
-    assert await client.join_room("lobby") is True
-    assert await client.join_room("vip") is False
+    assert (await client.join_room("lobby")).ok is True
+    assert (await client.join_room("vip")).ok is False
     assert client.rooms == {"lobby"}
     assert await client.leave_room("lobby") is True
     assert client.rooms == frozenset() and server.get_rooms() == []
@@ -353,7 +353,7 @@ async def test_reconnects_to_a_restarted_server_rejoins_and_delivers_the_queue_o
     client.on("connect", lambda: events.append(("connect",)) or (len(events) > 1 and reconnected.set()))
     try:
         await client.connect()
-        assert await client.join_room("team") is True
+        assert (await client.join_room("team")).ok is True
         for n in range(5):
             client.emit("n", n)
         assert await client.request("sync") is True  # the first server has them all

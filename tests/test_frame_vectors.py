@@ -12,6 +12,7 @@ import pytest
 
 from stelar_core.errors import ProtocolError
 from stelar_core.protocol import Frame, FrameType, decode_frame, encode_frame
+from stelar_core.protocol.publications import Position, Publication, decode_publication, encode_publication
 
 HERE = Path(__file__).parent
 VECTORS = json.loads((HERE / "fixtures" / "frame_vectors.json").read_text())
@@ -28,6 +29,28 @@ def test_the_python_codec_writes_and_reads_every_vector(vector):
 def test_the_python_codec_refuses_every_bad_vector_with_its_reason(vector):
     with pytest.raises(ProtocolError) as refused:
         decode_frame(bytes.fromhex(vector["bytes"]))
+    assert refused.value.code == vector["code"]
+    assert refused.value.reason.startswith(vector["reason_start"])
+
+
+@pytest.mark.parametrize(
+    "vector", VECTORS["publications"]["valid"], ids=lambda v: f"{v['room']}-{v['offset']}"
+)
+def test_the_python_codec_writes_and_reads_every_publication(vector):
+    inner = bytes.fromhex(vector["inner"])
+    assert (
+        encode_publication(vector["room"], vector["epoch"], vector["offset"], inner).hex() == vector["bytes"]
+    )
+    publication = decode_publication(decode_frame(bytes.fromhex(vector["bytes"])))
+    assert publication == Publication(
+        vector["room"], Position(vector["epoch"], vector["offset"]), decode_frame(inner)
+    )
+
+
+@pytest.mark.parametrize("vector", VECTORS["publications"]["invalid"], ids=lambda v: v["reason_start"][:30])
+def test_the_python_codec_refuses_every_bad_publication(vector):
+    with pytest.raises(ProtocolError) as refused:
+        decode_publication(decode_frame(bytes.fromhex(vector["bytes"])))
     assert refused.value.code == vector["code"]
     assert refused.value.reason.startswith(vector["reason_start"])
 

@@ -26,6 +26,7 @@ from stelar_core.protocol.client import (
     RoomAnswered,
     Welcome,
 )
+from stelar_core.protocol.publications import Position
 
 EXCHANGES = json.loads((Path(__file__).parent / "fixtures" / "client_exchanges.json").read_text())
 WELCOME = encode_frame(FrameType.CONNECT, "", b'{"id":"c1","v":1,"heartbeat":30,"max_payload":64}')
@@ -39,8 +40,29 @@ def frame_bytes(spec: dict[str, Any]) -> bytes:
 
 
 def argument(value: Any) -> Any:
-    """``{"hex": ...}`` stands for bytes; anything else is JSON as is."""
-    return bytes.fromhex(value["hex"]) if isinstance(value, dict) and set(value) == {"hex"} else value
+    """``{"hex": ...}`` stands for bytes, ``{"epoch", "offset"}`` for a position; anything else
+    is JSON as is."""
+    if isinstance(value, dict) and set(value) == {"hex"}:
+        return bytes.fromhex(value["hex"])
+    if isinstance(value, dict) and set(value) == {"epoch", "offset"}:
+        return Position(**value)
+    return value
+
+
+def published(event: EventReceived, shape: dict[str, Any]) -> dict[str, Any]:
+    if event.room is not None and event.position is not None:
+        return {**shape, "room": event.room, "position": event.position.to_json()}
+    return shape
+
+
+def room_details(event: RoomAnswered) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    if event.position is not None:
+        details["position"] = event.position.to_json()
+    if event.recovered is not None:
+        details["recovered"] = event.recovered
+        details.update({"replayed": event.replayed} if event.recovered else {"reason": event.reason})
+    return details
 
 
 def normalized(event: ClientEvent) -> dict[str, Any]:
@@ -54,9 +76,9 @@ def normalized(event: ClientEvent) -> dict[str, Any]:
             shape = {"id": event.id, "v": event.version, "heartbeat": event.heartbeat}
             return {"type": "welcome", **shape, "max_payload": event.max_payload}
         case EventReceived(binary=True):
-            return {"type": "event", "event": event.event, "data_hex": event.data.hex()}
+            return published(event, {"type": "event", "event": event.event, "data_hex": event.data.hex()})
         case EventReceived():
-            return {"type": "event", "event": event.event, "data": event.data}
+            return published(event, {"type": "event", "event": event.event, "data": event.data})
         case RequestReceived():
             return {"type": "request", "event": event.event, "data": event.data, "ack_id": event.ack_id}
         case ResponseReceived(error=None):
@@ -70,7 +92,8 @@ def normalized(event: ClientEvent) -> dict[str, Any]:
             }
         case RoomAnswered():
             kind = "join" if event.kind is FrameType.JOIN else "leave"
-            return {"type": "room", "kind": kind, "room": event.room, "error": error(event.error)}
+            shape = {"type": "room", "kind": kind, "room": event.room, "error": error(event.error)}
+            return {**shape, **room_details(event)}
         case PingReceived() | PongReceived():
             kind = "ping" if isinstance(event, PingReceived) else "pong"
             return {"type": kind, "payload_hex": event.payload.hex()}
@@ -124,6 +147,11 @@ def test_the_session_plays_each_shared_exchange(script):
             assert session.state.value == step["state"], where
         elif "in_flight" in step:
             assert session.requests_in_flight == step["in_flight"], where
+        elif "positions" in step:
+            positions = {room: position.to_json() for room, position in session.positions.items()}
+            assert positions == step["positions"], where
+        elif "duplicates" in step:
+            assert session.duplicates == step["duplicates"], where
         else:
             raise AssertionError(f"unknown step {step}")
 

@@ -3,24 +3,35 @@ hubs in one process (the shape a Redis broker takes across processes, and its te
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+from stelar_core.builtins.history import MemoryHistory
+from stelar_core.config import DEFAULT_MAX_HISTORY_ROOMS
 from stelar_core.plugins.markers import hookimpl
 from stelar_core.providers import BrokerFactory, BrokerPort, Delivery, ProviderContext, Register
 
 
 class LocalBroker:
-    """Hands every delivery straight to this process's hub: no copy, no queue."""
+    """Hands every delivery straight to this process's hub: no copy, no queue. Rooms with
+    history are kept in this process's memory."""
 
-    def __init__(self) -> None:
-        self.publish: Callable[[Delivery], Any] = self._not_started
+    def __init__(self, max_history_rooms: int = DEFAULT_MAX_HISTORY_ROOMS) -> None:
+        self.history = MemoryHistory(max_history_rooms, time.monotonic)
+        self._deliver: Callable[[Delivery], Any] = self._not_started
 
     async def start(self, port: BrokerPort) -> None:
-        self.publish = port.deliver
+        self.history = MemoryHistory(self.history.max_rooms, port.clock.now)
+        self._deliver = port.deliver
+
+    def publish(self, delivery: Delivery) -> None:
+        if delivery.history is not None:
+            delivery = self.history.publish(delivery)
+        self._deliver(delivery)
 
     async def stop(self) -> None:
-        self.publish = self._not_started
+        self._deliver = self._not_started
 
     @staticmethod
     def _not_started(delivery: Delivery) -> None:
@@ -33,8 +44,10 @@ class MemoryBus:
     ``StelarServer(broker=bus.broker())`` for each server that should act as one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_history_rooms: int = DEFAULT_MAX_HISTORY_ROOMS) -> None:
         self._subscribers: list[Callable[[Delivery], Any]] = []
+        # One store for every hub on the bus, as Redis is one for every node.
+        self.history = MemoryHistory(max_history_rooms, time.monotonic)
 
     def broker(self) -> MemoryBroker:
         return MemoryBroker(self)
@@ -46,6 +59,8 @@ class MemoryBus:
         self._subscribers.remove(deliver)
 
     def publish(self, delivery: Delivery) -> None:
+        if delivery.history is not None:
+            delivery = self.history.publish(delivery)
         for deliver in tuple(self._subscribers):
             deliver(delivery)
 
@@ -53,6 +68,7 @@ class MemoryBus:
 class MemoryBroker:
     def __init__(self, bus: MemoryBus) -> None:
         self._bus = bus
+        self.history = bus.history
         self._deliver: Callable[[Delivery], Any] | None = None
 
     async def start(self, port: BrokerPort) -> None:
@@ -69,7 +85,7 @@ class MemoryBroker:
 
 
 def _local_broker(context: ProviderContext) -> LocalBroker:
-    return LocalBroker()
+    return LocalBroker(context.config.max_history_rooms)
 
 
 @hookimpl(trylast=True)

@@ -34,7 +34,17 @@ async def answer_request(
 
 
 def room_answer(event: RoomAnswered) -> dict[str, Any]:
-    """A join or leave answer as it travelled: ``{"ok": true}`` or ``{"error": {...}}``."""
+    """A join or leave answer as it travelled: ``{"ok": true}`` (with the room's position and
+    the recovery's outcome where there are some) or ``{"error": {...}}``."""
     if event.error is None:
-        return {"ok": True}
+        answer: dict[str, Any] = {"ok": True}
+        if event.position is not None:
+            answer["position"] = event.position.to_json()
+        if event.recovered is not None:
+            answer["recovered"] = event.recovered
+            if event.recovered:
+                answer["replayed"] = event.replayed
+            else:
+                answer["reason"] = event.reason
+        return answer
     return {"error": {"code": event.error.code, "message": event.error.message}}

@@ -25,7 +25,7 @@ from stelar_core.client.link import ClientState, LinkEvents, LinkKeeper
 from stelar_core.client.listeners import Listeners
 from stelar_core.client.options import ClientOptions
 from stelar_core.client.outbound import Outbound, Queued
-from stelar_core.client.rooms import ClientRooms
+from stelar_core.client.rooms import ClientRooms, RoomJoin
 from stelar_core.clock import REAL_CLOCK, Clock
 from stelar_core.errors import AckError, ConfigError, RemoteError
 from stelar_core.payloads import make_converter, structure
@@ -42,6 +42,7 @@ from stelar_core.protocol.client import (
     RoomAnswered,
     Welcome,
 )
+from stelar_core.protocol.publications import Position
 from stelar_core.transports.connectors import find_connector
 
 log = logging.getLogger("stelar.client")
@@ -106,7 +107,7 @@ class StelarClient:
             spawn=self._spawn,
         )
         self._outbound = Outbound(services)
-        self._rooms = ClientRooms(services)
+        self._rooms = ClientRooms(services, self._listeners.emit)
         events = LinkEvents(
             opened=self._link_opened,
             closed=self._link_closed,
@@ -306,10 +307,18 @@ class StelarClient:
 
     # ================================================================== rooms
 
-    async def join_room(self, room: str) -> bool:
-        """Join ``room``; True if the server accepted. Offline, the join is sent (and answered)
-        when the connection is back. Joined rooms are joined again after every reconnection."""
+    async def join_room(self, room: str) -> RoomJoin:
+        """Join ``room``; the answer is true if the server accepted, and carries the room's
+        position when it keeps history. Offline, the join is sent (and answered) when the
+        connection is back. Joined rooms are joined again after every reconnection, from the last
+        position seen: the server replays what was missed (the ``recovered`` event) or says why
+        it could not (``not_recovered``, with the reason: reload the state)."""
         return await self._rooms.join(room)
+
+    @property
+    def positions(self) -> dict[str, Position]:
+        """The last position seen in each joined room that keeps history."""
+        return dict(self._channel.session.positions)
 
     async def leave_room(self, room: str) -> bool:
         return await self._rooms.leave(room)

@@ -6,29 +6,35 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from stelar_core.errors import ProtocolError
 from stelar_core.hub.gate import FrameHandler, MessageGate
+from stelar_core.hub.recovery import Recovery
 from stelar_core.hub.rooms import Rooms
 from stelar_core.hub.session import Session
 from stelar_core.protocol import DisconnectCode, ErrorCode, Frame, FrameType, encode_frame
+from stelar_core.protocol.publications import read_since
 
 if TYPE_CHECKING:
     from stelar_core.hub.services import HubServices
 
 
 class ControlFrames:
-    __slots__ = ("_closed", "_gate", "_log", "_outbox", "_rooms")
+    __slots__ = ("_closed", "_config", "_gate", "_log", "_outbox", "_recovery", "_rooms")
 
     def __init__(
         self,
         services: HubServices,
         gate: MessageGate,
         rooms: Rooms,
+        recovery: Recovery,
         closed: Callable[[Session, int, str], None],
     ) -> None:
+        self._config = services.config
         self._outbox = services.outbox
         self._log = services.log
         self._gate = gate
         self._rooms = rooms
+        self._recovery = recovery
         self._closed = closed
 
     def handlers(self) -> dict[FrameType, FrameHandler]:
@@ -40,6 +46,7 @@ class ControlFrames:
             FrameType.JOIN: self._join,
             FrameType.LEAVE: self._leave,
             FrameType.ERROR: self._error,
+            FrameType.PUBLICATION: self._publication,
         }
 
     def _ping(self, session: Session, frame: Frame) -> None:
@@ -60,14 +67,31 @@ class ControlFrames:
         self._log.info("client %s sent an error frame %r: %r", session.id, frame.event, frame.payload[:200])
         self._outbox.invalid(session, ErrorCode.INVALID_FRAME, "clients must not send error frames (type 10)")
 
+    def _publication(self, session: Session, frame: Frame) -> None:
+        self._outbox.invalid(
+            session,
+            ErrorCode.INVALID_FRAME,
+            "clients must not send publications (type 11); emit to a room instead",
+        )
+
     def _join(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         return self._gate.rate_checked(session, frame, "", self._join_requested)
 
     def _leave(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         return self._gate.rate_checked(session, frame, "", self._leave_requested)
 
-    def _join_requested(self, session: Session, frame: Frame) -> None:
-        self._outbox.answer_room(session, frame, self._rooms.join(session, frame.event))
+    def _join_requested(self, session: Session, frame: Frame) -> Awaitable[None] | None:
+        try:
+            since = read_since(frame.json())
+        except ProtocolError as exc:
+            self._outbox.invalid(session, exc.code, exc.reason, frame)
+            return None
+        room = frame.event
+        refusal = self._rooms.join(session, room)
+        if refusal is not None:
+            self._outbox.answer_room(session, frame, refusal)
+            return None
+        return self._recovery.joined(session, room, self._config().rooms.for_room(room), since)
 
     def _leave_requested(self, session: Session, frame: Frame) -> None:
         self._outbox.answer_room(session, frame, self._rooms.leave(session, frame.event))

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.hub.hooks import Hook
+from stelar_core.hub.recovery import Recovery
 from stelar_core.hub.rooms import RoomTable
 from stelar_core.hub.session import Session, SessionState
 from stelar_core.protocol import FrameType, dump_json, encode_frame
@@ -43,14 +44,21 @@ def encode_binary(event: str, data: bytes) -> bytes:
 
 
 class Fanout:
-    __slots__ = ("_counters", "_hooks", "_open", "_rooms", "broker")
+    __slots__ = ("_config", "_counters", "_hooks", "_open", "_recovery", "_rooms", "broker")
 
     def __init__(
-        self, services: HubServices, broker: Broker, open_sessions: Mapping[str, Session], rooms: RoomTable
+        self,
+        services: HubServices,
+        broker: Broker,
+        open_sessions: Mapping[str, Session],
+        rooms: RoomTable,
+        recovery: Recovery,
     ) -> None:
         self.broker = broker
         self._open = open_sessions
         self._rooms = rooms
+        self._recovery = recovery
+        self._config = services.config
         self._counters = services.counters
         self._hooks = services.hooks
 
@@ -61,7 +69,9 @@ class Fanout:
         excluded = exclusion(exclude)
         if not self._hooks.allows(Hook.BEFORE_BROADCAST, event=event, data=data, exclude=excluded, room=room):
             return
-        self.broker.publish(Delivery(encode(event, data), room=room, exclude=excluded))
+        policy = None if room is None else self._config().rooms.for_room(room)
+        history = policy if policy is not None and policy.keeps_history else None
+        self.broker.publish(Delivery(encode(event, data), room=room, exclude=excluded, history=history))
 
     def to_one(self, client_id: str, frame: bytes) -> None:
         self.broker.publish(Delivery(frame, client_id=client_id))
@@ -77,6 +87,14 @@ class Fanout:
             recipients = tuple(self._open.values())
         else:
             recipients = tuple(self._rooms.members(delivery.room))
+            held = self._recovery.held
+            if held and delivery.room in held:
+                # Members still recovering get it after their replay.
+                holding = held[delivery.room]
+                for session in recipients:
+                    if session.id in holding and session.id not in exclude:
+                        self._recovery.hold(session, holding[session.id], delivery)
+                exclude = exclude | holding.keys()
         sent = 0
         for session in recipients:
             if session.id not in exclude and session.state is SessionState.OPEN:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from stelar_core.clock import Clock
 from stelar_core.config import ServerConfig
-from stelar_core.errors import ProtocolError
+from stelar_core.errors import ConfigError, ProtocolError
 from stelar_core.hub.admission import Admissions, AdmissionTicket
 from stelar_core.hub.context import Context
 from stelar_core.hub.control import ControlFrames
@@ -30,6 +30,7 @@ from stelar_core.hub.hooks import Hook, HookRunner
 from stelar_core.hub.node import BrokerNode
 from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.ratelimit import RateLimitPolicy
+from stelar_core.hub.recovery import Recovery
 from stelar_core.hub.requests import Requests
 from stelar_core.hub.rooms import Rooms
 from stelar_core.hub.services import HubServices
@@ -48,7 +49,7 @@ from stelar_core.protocol import (
     encode_frame,
     load_json,
 )
-from stelar_core.providers import Broker, IPTracker
+from stelar_core.providers import Broker, HistoryStore, IPTracker
 from stelar_core.transports.base import Connection, HttpRoute
 from stelar_core.values import ClientInfo, Stats
 
@@ -105,7 +106,8 @@ class Hub:
         self.rooms = Rooms(self._current_config, self.hooks)
         self.directory = Directory(self._current_config, self.rooms.table)
         self._open = self.directory.open
-        self.fanout = Fanout(services, broker, self._open, self.rooms.table)
+        self.recovery = Recovery(services, self._history_store)
+        self.fanout = Fanout(services, broker, self._open, self.rooms.table, self.recovery)
         self.requests = Requests(services)
         self.gate = MessageGate(services, limits)
         self.handshake = Handshake(services, self.directory.opened)
@@ -118,11 +120,23 @@ class Hub:
             FrameType.BINARY: on_event,
             FrameType.ACK_REQUEST: functools.partial(self.gate.message, then=self.requests.answer),
             FrameType.ACK_RESPONSE: self.requests.response_received,
-            **ControlFrames(services, self.gate, self.rooms, self.session_closed).handlers(),
+            **ControlFrames(services, self.gate, self.rooms, self.recovery, self.session_closed).handlers(),
         }
 
     def _current_config(self) -> ServerConfig:
         return self._config
+
+    def _history_store(self) -> HistoryStore | None:
+        store = getattr(self.fanout.broker, "history", None)
+        return store if isinstance(store, HistoryStore) else None
+
+    def check_history(self, config: ServerConfig) -> None:
+        """Rooms with history need a broker that keeps it: say so before serving."""
+        if config.rooms.any_history and self._history_store() is None:
+            raise ConfigError(
+                f"option 'rooms' asks for history, but the broker {type(self.fanout.broker).__name__} "
+                "keeps none (it has no 'history' store; the local and redis brokers do)"
+            )
 
     # ================================================================== HubPort
 
@@ -134,6 +148,7 @@ class Hub:
         """The configuration ``update_config`` built (the server has validated it and set its
         rate-limit policy): in force from the next frame; a new heartbeat interval restarts the
         sweeps at once."""
+        self.check_history(config)
         interval_changed = config.heartbeat_interval != self._config.heartbeat_interval
         self._config = config
         if interval_changed:
@@ -305,6 +320,7 @@ class Hub:
         self.admissions.tls_handshake_failed(remote_address, protocol, category, reason)
 
     async def start(self) -> None:
+        self.check_history(self._config)
         await self.fanout.broker.start(BrokerNode(self))
         self._started_at = time.monotonic()
         self.admissions.accepting = True

@@ -44,6 +44,7 @@ class Counters:
         "other",
         "payload_too_large",
         "rate_limited",
+        "recoveries",
         "refused",
         "tls_handshake_failures",
         "total_connections",
@@ -61,6 +62,8 @@ class Counters:
         self.payload_too_large = 0
         self.handler_errors = 0
         self.refused: Counter[str] = Counter()
+        # Joins that asked to recover, by outcome: "recovered" or the reason it was not.
+        self.recoveries: Counter[str] = Counter()
         self.other: Counter[str] = Counter()
         self.tls_handshake_failures: Counter[str] = Counter()
 
@@ -120,6 +123,7 @@ def snapshot(
         refused_connections=dict(counters.refused),
         tls_handshake_failures=dict(counters.tls_handshake_failures),
         counters=dict(counters.other),
+        recoveries=dict(counters.recoveries),
         ack_latency=latency,
         transports={name: dict(values) for name, values in transports.items()},
     )

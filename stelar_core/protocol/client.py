@@ -19,6 +19,7 @@ from stelar_core.errors import AckError, ProtocolError
 from stelar_core.protocol.acks import AckIds, error_answer, ok_answer, read_answer
 from stelar_core.protocol.codes import ErrorCode
 from stelar_core.protocol.frames import Frame, FrameType, decode_frame, dump_json, encode_frame
+from stelar_core.protocol.publications import Position, decode_publication, read_since
 
 DEFAULT_MAX_IN_FLIGHT = 1024
 
@@ -49,6 +50,9 @@ class EventReceived:
     event: str
     data: Any  # decoded JSON, or bytes for a binary event
     binary: bool = False
+    # For a publication (a room with history): the room and the message's position in it.
+    room: str | None = None
+    position: Position | None = None
 
 
 @attrs.frozen(slots=True)
@@ -72,11 +76,18 @@ class ResponseReceived:
 
 @attrs.frozen(slots=True)
 class RoomAnswered:
-    """The answer to a join or leave: ``error`` is None when accepted."""
+    """The answer to a join or leave: ``error`` is None when accepted. For a room with history,
+    ``position`` is where it stands; for a join that asked to recover, ``recovered`` says whether
+    every missed publication was replayed (``replayed`` of them, before this answer) or, with
+    ``reason``, why nothing was."""
 
     kind: FrameType  # JOIN or LEAVE
     room: str
     error: AckError | None = None
+    position: Position | None = None
+    recovered: bool | None = None
+    reason: str | None = None
+    replayed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -145,6 +156,10 @@ class ClientSession:
         self._sent: set[int] = set()  # those of them sent on the current connection
         self._events: list[ClientEvent] = []
         self._out: list[bytes] = []
+        # The last position seen in each room with history: kept across connections, so that a
+        # rejoin asks for exactly what was missed.
+        self.positions: dict[str, Position] = {}
+        self.duplicates = 0  # publications received twice (at or before a position seen) and dropped
 
     # ------------------------------------------------------------------ output
 
@@ -213,8 +228,14 @@ class ClientSession:
         payload = error_answer(code, message)
         self._send(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id)
 
-    def join(self, room: str) -> None:
-        self._send(FrameType.JOIN, room)
+    def join(self, room: str, since: Position | None = None) -> None:
+        """Join ``room``; with ``since``, ask for the publications after that position."""
+        payload = b"" if since is None else dump_json({"since": since.to_json()})
+        self._send(FrameType.JOIN, room, payload)
+
+    def rejoin(self, room: str) -> None:
+        """Join again after a reconnection, from the last position seen when there is one."""
+        self.join(room, self.positions.get(room))
 
     def leave(self, room: str) -> None:
         self._send(FrameType.LEAVE, room)
@@ -250,12 +271,19 @@ class ClientSession:
         """One whole frame from the server (the transport's envelope removed)."""
         try:
             frame = decode_frame(data)
-            self._events.append(self._interpret(frame))
+            event = (
+                self._publication(frame) if frame.type is FrameType.PUBLICATION else self._interpret(frame)
+            )
         except ProtocolError as exc:
             self._events.append(InvalidFrame(exc))
+            return
+        if event is not None:
+            self._events.append(event)
 
-    def _interpret(self, frame: Frame) -> ClientEvent:
+    def _interpret(self, frame: Frame) -> ClientEvent | None:
         kind = frame.type
+        if kind is FrameType.PUBLICATION:
+            return self._publication(frame)
         if kind is FrameType.JSON:
             return EventReceived(frame.event, frame.json())
         if kind is FrameType.BINARY:
@@ -266,7 +294,7 @@ class ClientSession:
             assert frame.ack_id is not None  # decode_frame guarantees it for this type
             return RequestReceived(frame.event, frame.json(), frame.ack_id)
         if kind is FrameType.JOIN or kind is FrameType.LEAVE:
-            return RoomAnswered(kind, frame.event, read_answer(frame.json())[1])
+            return self._room_answer(frame)
         if kind is FrameType.PING:
             if self.auto_pong:
                 self.pong(frame.payload)
@@ -280,6 +308,48 @@ class ClientSession:
             message = body.get("message", "") if isinstance(body, dict) else ""
             return ErrorReceived(frame.event, str(message), body)
         return self._disconnect(frame)
+
+    def _publication(self, frame: Frame) -> EventReceived | None:
+        """A room's publication, or None when it was seen already (a replay overlapping what
+        arrived live): positions only move forward within an epoch."""
+        publication = decode_publication(frame)
+        position = publication.position
+        if not _advances(self.positions.get(publication.room), position):
+            self.duplicates += 1
+            return None
+        self.positions[publication.room] = position
+        inner = publication.frame
+        binary = inner.type is FrameType.BINARY
+        data = inner.payload if binary else inner.json()
+        return EventReceived(inner.event, data, binary, publication.room, position)
+
+    def _room_answer(self, frame: Frame) -> RoomAnswered:
+        body = frame.json()
+        error = read_answer(body)[1]
+        room = frame.event
+        if frame.type is FrameType.LEAVE:
+            if error is None:
+                self.positions.pop(room, None)
+            return RoomAnswered(frame.type, room, error)
+        details = body if error is None and isinstance(body, dict) else {}
+        position = _position(details.get("position"))
+        seen = self.positions.get(room)
+        if position is not None and (
+            seen is None or seen.epoch != position.epoch or seen.offset < position.offset
+        ):
+            self.positions[room] = position
+        recovered = details.get("recovered")
+        reason = details.get("reason")
+        replayed = details.get("replayed")
+        return RoomAnswered(
+            frame.type,
+            room,
+            error,
+            position,
+            recovered if isinstance(recovered, bool) else None,
+            reason if isinstance(reason, str) else None,
+            replayed if isinstance(replayed, int) and not isinstance(replayed, bool) else 0,
+        )
 
     def _response(self, frame: Frame) -> ClientEvent:
         assert frame.ack_id is not None
@@ -314,3 +384,18 @@ class ClientSession:
         reason = body.get("reason", "") if isinstance(body, dict) else ""
         self.state = ClientState.CLOSED  # requests in flight are lost when the connection ends
         return DisconnectReceived(code if isinstance(code, int) else 1006, str(reason))
+
+
+def _position(value: Any) -> Position | None:
+    """The ``position`` of a join answer, or None when absent or malformed."""
+    if value is None:
+        return None
+    try:
+        return read_since({"since": value})
+    except ProtocolError:
+        return None
+
+
+def _advances(seen: Position | None, position: Position) -> bool:
+    """Whether ``position`` is past ``seen``: a later offset, or another epoch (a new stream)."""
+    return seen is None or seen.epoch != position.epoch or position.offset > seen.offset

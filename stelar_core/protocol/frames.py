@@ -37,6 +37,7 @@ class FrameType(IntEnum):
     JOIN = 8
     LEAVE = 9
     ERROR = 10
+    PUBLICATION = 11
 
 
 _WITH_ACK_ID = frozenset({FrameType.ACK_REQUEST, FrameType.ACK_RESPONSE})

@@ -30,6 +30,7 @@ from stelar_core.protocol.client import (
     RoomAnswered,
     Welcome,
 )
+from stelar_core.protocol.publications import Position
 from stelar_core.providers import TransportProvider
 from stelar_core.transports.base import ClientLink, ConnectOptions, Connector
 from stelar_core.transports.connectors import find_connector
@@ -46,6 +47,8 @@ class ReceivedEvent:
     event: str
     data: Any
     binary: bool = False
+    room: str | None = None  # a publication's room and position (rooms with history)
+    position: Position | None = None
 
 
 class TestClient:
@@ -98,7 +101,9 @@ class TestClient:
     def _handle(self, event: ClientEvent) -> None:
         if isinstance(event, EventReceived):
             self.events_received += 1
-            self._keep(self._events, ReceivedEvent(event.event, event.data, event.binary))
+            self._keep(
+                self._events, ReceivedEvent(event.event, event.data, event.binary, event.room, event.position)
+            )
         elif isinstance(event, Welcome):
             self.id = event.id
             self.welcome = event.body
@@ -203,18 +208,29 @@ class TestClient:
             self._requests.pop(ack_id, None)
             self.session.forget_request(ack_id)
 
-    async def join(self, room: str, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
-        """Join ``room``; returns the server's answer (``{"ok": true}`` or ``{"error": ...}``)."""
-        return await self._room_request(FrameType.JOIN, room, timeout)
+    async def join(
+        self, room: str, *, since: Position | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> Any:
+        """Join ``room`` (from ``since``); returns the server's answer (``{"ok": true, ...}`` or
+        ``{"error": ...}``)."""
+        future = self.expect_room_answer(FrameType.JOIN, room)
+        self.session.join(room, since)
+        self._flush()
+        return await asyncio.wait_for(future, timeout)
 
     async def leave(self, room: str, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
         return await self._room_request(FrameType.LEAVE, room, timeout)
 
     async def _room_request(self, kind: FrameType, room: str, timeout: float) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._room_answers.setdefault((kind, room), deque()).append(future)
+        future = self.expect_room_answer(kind, room)
         self.send_frame(kind, room)
         return await asyncio.wait_for(future, timeout)
+
+    def expect_room_answer(self, kind: FrameType, room: str) -> asyncio.Future[Any]:
+        """A future of the next answer to a join or leave of ``room`` (for one sent raw)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._room_answers.setdefault((kind, room), deque()).append(future)
+        return future
 
     def on_ack(self, name: str, handler: Callable[[Any], Any]) -> None:
         """Answer the server's requests named ``name`` with ``handler(data)``."""

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 
-import { AckError, ProtocolError, decodeFrame, encodeFrame, fullJitterDelay, loadJson, dumpJson } from "../../plugins/stelar-ws/stelar_ws/static/stelar.js";
+import { AckError, ProtocolError, decodeFrame, decodePublication, encodeFrame, fullJitterDelay, loadJson, dumpJson } from "../../plugins/stelar-ws/stelar_ws/static/stelar.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../fixtures/frame_vectors.json", import.meta.url)));
 const hex = (bytes) => Buffer.from(bytes).toString("hex");
@@ -20,6 +20,26 @@ for (const v of vectors.valid) {
 for (const v of vectors.invalid) {
   test(`refuses ${v.bytes || "empty"} with ${v.code}`, () => {
     assert.throws(() => decodeFrame(bytes(v.bytes)), (error) => {
+      assert.ok(error instanceof ProtocolError);
+      assert.equal(error.code, v.code);
+      assert.ok(error.message.startsWith(v.reason_start), error.message);
+      return true;
+    });
+  });
+}
+
+for (const v of vectors.publications.valid) {
+  test(`reads the publication of ${v.room} at ${v.epoch}/${v.offset}`, () => {
+    const publication = decodePublication(decodeFrame(bytes(v.bytes)));
+    assert.deepEqual([publication.room, publication.epoch, publication.offset], [v.room, v.epoch, v.offset]);
+    const inner = publication.frame;
+    assert.equal(hex(encodeFrame(inner.type, inner.event, inner.payload, inner.ackId)), v.inner);
+  });
+}
+
+for (const v of vectors.publications.invalid) {
+  test(`refuses the publication ${v.bytes} with ${v.code}`, () => {
+    assert.throws(() => decodePublication(decodeFrame(bytes(v.bytes))), (error) => {
       assert.ok(error instanceof ProtocolError);
       assert.equal(error.code, v.code);
       assert.ok(error.message.startsWith(v.reason_start), error.message);

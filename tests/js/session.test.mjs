@@ -26,12 +26,21 @@ const error = (value) => (value ? { code: value.code, message: value.reason } : 
 function normalized(event) {
   switch (event.type) {
     case "welcome": return { type: "welcome", id: event.id, v: event.v, heartbeat: event.heartbeat, max_payload: event.maxPayload };
-    case "event": return event.binary ? { type: "event", event: event.event, data_hex: hex(event.data) } : { type: "event", event: event.event, data: event.data };
+    case "event": {
+      const shape = event.binary ? { type: "event", event: event.event, data_hex: hex(event.data) } : { type: "event", event: event.event, data: event.data };
+      return event.room ? { ...shape, room: event.room, position: event.position } : shape;
+    }
     case "request": return { type: "request", event: event.event, data: event.data, ack_id: event.ackId };
     case "response": return event.error
       ? { type: "response", ack_id: event.ackId, event: event.event, error: error(event.error) }
       : { type: "response", ack_id: event.ackId, event: event.event, value: event.value };
-    case "room": return { type: "room", kind: event.kind, room: event.room, error: error(event.error) };
+    case "room": {
+      const shape = { type: "room", kind: event.kind, room: event.room, error: error(event.error) };
+      if (event.position) shape.position = event.position;
+      if (event.recovered === true) Object.assign(shape, { recovered: true, replayed: event.replayed });
+      if (event.recovered === false) Object.assign(shape, { recovered: false, reason: event.reason });
+      return shape;
+    }
     case "ping": case "pong": return { type: event.type, payload_hex: hex(event.payload) };
     case "error": return { type: "error", code: event.code, message: event.message, body: event.body };
     case "disconnect": return { type: "disconnect", code: event.code, reason: event.reason };
@@ -50,7 +59,8 @@ const COMMANDS = {
   forget_request: (s, ackId) => s.forgetRequest(ackId),
   answer: (s, event, ackId, value) => s.answer({ event, ackId }, value),
   answer_error: (s, event, ackId, code, message) => s.answerError({ event, ackId }, code, message),
-  join: (s, room) => s.join(room),
+  join: (s, room, since) => s.join(room, since),
+  rejoin: (s, room) => s.rejoin(room),
   leave: (s, room) => s.leave(room),
   ping: (s, payload) => s.ping(argument(payload)),
   pong: (s, payload) => s.pong(argument(payload)),
@@ -83,6 +93,8 @@ for (const script of exchanges.scripts) {
       else if ("events" in step) assert.deepEqual(session.eventsReceived().map(normalized), step.events, where);
       else if ("state" in step) assert.equal(session.state, step.state, where);
       else if ("in_flight" in step) assert.equal(session.requestsInFlight, step.in_flight, where);
+      else if ("positions" in step) assert.deepEqual(Object.fromEntries(session.positions), step.positions, where);
+      else if ("duplicates" in step) assert.equal(session.duplicates, step.duplicates, where);
       else throw new Error(`unknown step ${where}`);
     });
   });

@@ -105,7 +105,8 @@ async def test_a_room_shared_with_a_python_tcp_client(stelar_server_factory, bro
             window.joined = await client.joinRoom("r");
         }"""
     )
-    assert await page.evaluate("joined") is True
+    joined = await page.evaluate("joined")
+    assert joined == {"room": "r", "position": None, "recovered": None, "reason": None, "replayed": 0}
     python = StelarClient(server.addresses["tcp"][0])
     inbox: asyncio.Queue = asyncio.Queue()
     python.on("said", lambda data: inbox.put_nowait(("said", data)))

@@ -4,7 +4,7 @@ export declare const PROTOCOL: "stelar.v1";
 
 export declare const FrameType: Readonly<{
   JSON: 0; BINARY: 1; PING: 2; PONG: 3; ACK_REQUEST: 4; ACK_RESPONSE: 5;
-  CONNECT: 6; DISCONNECT: 7; JOIN: 8; LEAVE: 9; ERROR: 10;
+  CONNECT: 6; DISCONNECT: 7; JOIN: 8; LEAVE: 9; ERROR: 10; PUBLICATION: 11;
 }>;
 
 export interface Frame {
@@ -16,6 +16,13 @@ export interface Frame {
 
 export declare function encodeFrame(type: number, event?: string, payload?: Uint8Array | ArrayBuffer, ackId?: number | null): Uint8Array;
 export declare function decodeFrame(data: Uint8Array | ArrayBuffer): Frame;
+/** Where a message is in its room's stream; offsets are consecutive within one epoch. */
+export interface Position { epoch: string; offset: number; }
+
+/** A publication (frame type 11): a message of a room with history, and its position. */
+export interface Publication { room: string; epoch: string; offset: number; frame: Frame; }
+
+export declare function decodePublication(frame: Frame): Publication;
 export declare function dumpJson(data: unknown): Uint8Array;
 export declare function loadJson(payload: Uint8Array): unknown;
 export declare function fullJitterDelay(attempt: number, base: number, max: number, random?: () => number): number;
@@ -77,10 +84,10 @@ export interface DisconnectInfo { code: number; reason: string; }
 /** What a ClientSession makes of the frames it receives. */
 export type SessionEvent =
   | { type: "welcome"; id: string; v: number | null; heartbeat: number | null; maxPayload: number | null; body: Record<string, unknown> }
-  | { type: "event"; event: string; data: any; binary: boolean }
+  | { type: "event"; event: string; data: any; binary: boolean; room?: string; position?: Position }
   | { type: "request"; event: string; data: any; ackId: number }
   | { type: "response"; ackId: number; event: string; value: any; error: AckError | null }
-  | { type: "room"; kind: "join" | "leave"; room: string; error: AckError | null }
+  | { type: "room"; kind: "join" | "leave"; room: string; error: AckError | null; position?: Position; recovered?: boolean; reason?: string | null; replayed?: number }
   | { type: "ping" | "pong"; payload: Uint8Array }
   | { type: "error"; code: string; message: string; body: unknown }
   | { type: "disconnect"; code: number; reason: string }
@@ -94,6 +101,10 @@ export declare class ClientSession {
   state: "connecting" | "open" | "closed";
   id: string | null;
   readonly requestsInFlight: number;
+  /** The last position seen in each room with history, kept across connections. */
+  readonly positions: Map<string, Position>;
+  /** Publications dropped because they were seen already. */
+  readonly duplicates: number;
   dataToSend(): Uint8Array[];
   connect(auth?: Record<string, unknown>): void;
   emit(event: string, data?: unknown): void;
@@ -105,7 +116,8 @@ export declare class ClientSession {
   forgetRequest(ackId: number): void;
   answer(request: { event: string; ackId: number }, value: unknown): void;
   answerError(request: { event: string; ackId: number }, code: string, message: string): void;
-  join(room: string): void;
+  join(room: string, since?: Position | null): void;
+  rejoin(room: string): void;
   leave(room: string): void;
   ping(payload?: Uint8Array): void;
   pong(payload?: Uint8Array): void;
@@ -113,6 +125,21 @@ export declare class ClientSession {
   connectionLost(): number[];
   eventsReceived(): SessionEvent[];
   receiveFrame(data: Uint8Array | ArrayBuffer): void;
+}
+
+/** Why a recovery replayed nothing (docs/delivery.md). */
+export type NotRecoveredReason =
+  | "no_history" | "epoch_changed" | "history_lost" | "too_many" | "invalid_position" | "overflow" | "unavailable";
+
+/** The answer to an accepted joinRoom. */
+export interface RoomJoin {
+  room: string;
+  /** The room's position, for a room with history (else null). */
+  position: Position | null;
+  /** null for a first join; else whether every missed publication was replayed. */
+  recovered: boolean | null;
+  reason: NotRecoveredReason | string | null;
+  replayed: number;
 }
 
 export declare class StelarClient {
@@ -128,6 +155,8 @@ export declare class StelarClient {
   readonly connected: boolean;
   readonly queueSize: number;
   readonly rooms: Set<string>;
+  /** The last position seen in each joined room that keeps history. */
+  readonly positions: Map<string, Position>;
 
   connect(): Promise<void>;
   disconnect(): void;
@@ -137,6 +166,8 @@ export declare class StelarClient {
   on(event: "reconnecting", listener: (attempt: number) => void): this;
   on(event: "reconnect_failed", listener: () => void): this;
   on(event: "error", listener: (error: Error, context: string) => void): this;
+  on(event: "recovered", listener: (info: { room: string; position: Position | null; replayed: number }) => void): this;
+  on(event: "not_recovered", listener: (info: { room: string; position: Position | null; reason: NotRecoveredReason | string | null }) => void): this;
   on(event: string, listener: (data: any) => void): this;
   once(event: string, listener: (...args: any[]) => void): this;
   off(event: string, listener?: (...args: any[]) => void): this;
@@ -148,7 +179,8 @@ export declare class StelarClient {
   emit(event: string, data?: unknown): boolean;
   emitBinary(event: string, data: Uint8Array | ArrayBuffer | ArrayBufferView): boolean;
   request<T = any>(event: string, data?: unknown, options?: { timeout?: number }): Promise<T>;
-  joinRoom(room: string): Promise<boolean>;
+  /** The join's answer when accepted, false when refused. */
+  joinRoom(room: string): Promise<RoomJoin | false>;
   leaveRoom(room: string): Promise<boolean>;
 }
 

@@ -8,7 +8,7 @@ export const PROTOCOL = "stelar.v1";
 
 export const FrameType = Object.freeze({
   JSON: 0, BINARY: 1, PING: 2, PONG: 3, ACK_REQUEST: 4, ACK_RESPONSE: 5,
-  CONNECT: 6, DISCONNECT: 7, JOIN: 8, LEAVE: 9, ERROR: 10,
+  CONNECT: 6, DISCONNECT: 7, JOIN: 8, LEAVE: 9, ERROR: 10, PUBLICATION: 11,
 });
 
 const HEADER_SIZE = 3;
@@ -71,7 +71,7 @@ export function decodeFrame(data) {
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const type = view.getUint8(0);
-  if (type > FrameType.ERROR) throw new ProtocolError("invalid_frame", `unknown frame type ${type}`);
+  if (type > FrameType.PUBLICATION) throw new ProtocolError("invalid_frame", `unknown frame type ${type}`);
   const eventLength = view.getUint16(1);
   const eventEnd = HEADER_SIZE + eventLength;
   if (eventEnd > size) {
@@ -91,6 +91,29 @@ export function decodeFrame(data) {
     return { type, event, ackId: view.getUint32(eventEnd), payload: bytes.slice(eventEnd + 4) };
   }
   return { type, event, ackId: null, payload: bytes.slice(eventEnd) };
+}
+
+/** Read a publication (type 11): `{room, epoch, offset, frame}`, the event frame inside decoded.
+ * Layout: offset (8 bytes, big-endian) | epoch length (1) | epoch (ASCII) | inner frame. */
+export function decodePublication(frame) {
+  const payload = frame.payload;
+  if (payload.length < 9) {
+    throw new ProtocolError("invalid_frame", "publication ends before its offset and epoch length");
+  }
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const offset = view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+  const start = 9 + view.getUint8(8);
+  if (start > payload.length) throw new ProtocolError("invalid_frame", "publication ends inside its epoch");
+  const epochBytes = payload.subarray(9, start);
+  if (epochBytes.some((byte) => byte > 0x7f)) {
+    throw new ProtocolError("invalid_frame", "publication epoch is not ASCII");
+  }
+  const inner = decodeFrame(payload.subarray(start));
+  if (inner.type !== FrameType.JSON && inner.type !== FrameType.BINARY) {
+    const name = Object.keys(FrameType).find((key) => FrameType[key] === inner.type);
+    throw new ProtocolError("invalid_frame", `a publication carries an event frame, not ${name}`);
+  }
+  return { room: frame.event, epoch: String.fromCharCode(...epochBytes), offset, frame: inner };
 }
 
 export function dumpJson(data) {
@@ -130,6 +153,16 @@ function readAnswer(answer) {
 
 // ------------------------------------------------------------------------------- the session
 
+/** Whether `position` is past `seen`: a later offset, or another epoch (a new stream). */
+const advances = (seen, position) => !seen || seen.epoch !== position.epoch || position.offset > seen.offset;
+
+/** The `position` of a join answer, or null when absent or malformed. */
+function readPosition(value) {
+  if (!isObject(value) || typeof value.epoch !== "string" || !/^[\x20-\x7e]{1,64}$/.test(value.epoch)) return null;
+  if (!Number.isSafeInteger(value.offset) || value.offset < 0) return null;
+  return { epoch: value.epoch, offset: value.offset };
+}
+
 const DEFAULT_MAX_IN_FLIGHT = 1024;
 
 /**
@@ -152,6 +185,10 @@ export class ClientSession {
     this._nextAckId = 0;
     this._events = [];
     this._out = [];
+    // The last position seen in each room with history ({epoch, offset}), kept across
+    // connections so that a rejoin asks for exactly what was missed.
+    this.positions = new Map();
+    this.duplicates = 0; // publications received twice (at or before a position seen) and dropped
   }
 
   // ----------------------------------------------------------------------------- output
@@ -209,7 +246,13 @@ export class ClientSession {
     this._send(FrameType.ACK_RESPONSE, request.event, dumpJson({ error: { code, message } }), request.ackId);
   }
 
-  join(room) { this._send(FrameType.JOIN, room); }
+  /** Join `room`; with `since` ({epoch, offset}), ask for the publications after it. */
+  join(room, since = null) {
+    const payload = since ? dumpJson({ since: { epoch: since.epoch, offset: since.offset } }) : new Uint8Array(0);
+    this._send(FrameType.JOIN, room, payload);
+  }
+  /** Join again after a reconnection, from the last position seen when there is one. */
+  rejoin(room) { this.join(room, this.positions.get(room) ?? null); }
   leave(room) { this._send(FrameType.LEAVE, room); }
   ping(payload = new Uint8Array(0)) { this._send(FrameType.PING, "", payload); }
   pong(payload = new Uint8Array(0)) { this._send(FrameType.PONG, "", payload); }
@@ -237,12 +280,14 @@ export class ClientSession {
 
   /** One whole frame from the server; a frame that breaks the protocol becomes an "invalid" event. */
   receiveFrame(data) {
+    let event;
     try {
-      this._events.push(this._interpret(decodeFrame(data)));
+      event = this._interpret(decodeFrame(data));
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      this._events.push({ type: "invalid", error });
+      event = { type: "invalid", error };
     }
+    if (event !== null) this._events.push(event);
   }
 
   _interpret(frame) {
@@ -251,8 +296,8 @@ export class ClientSession {
       case FrameType.BINARY: return { type: "event", event: frame.event, data: frame.payload, binary: true };
       case FrameType.ACK_RESPONSE: return this._response(frame);
       case FrameType.ACK_REQUEST: return { type: "request", event: frame.event, data: loadJson(frame.payload), ackId: frame.ackId };
-      case FrameType.JOIN: case FrameType.LEAVE:
-        return { type: "room", kind: frame.type === FrameType.JOIN ? "join" : "leave", room: frame.event, error: readAnswer(loadJson(frame.payload))[1] };
+      case FrameType.JOIN: case FrameType.LEAVE: return this._roomAnswer(frame);
+      case FrameType.PUBLICATION: return this._publication(frame);
       case FrameType.PING:
         if (this.autoPong) this.pong(frame.payload);
         return { type: "ping", payload: frame.payload };
@@ -264,6 +309,40 @@ export class ClientSession {
       }
       default: return this._disconnect(frame);
     }
+  }
+
+  /** A room's publication, or null when it was seen already (a replay overlapping what arrived
+   * live): positions only move forward within an epoch. */
+  _publication(frame) {
+    const { room, epoch, offset, frame: inner } = decodePublication(frame);
+    const position = { epoch, offset };
+    if (!advances(this.positions.get(room), position)) { this.duplicates += 1; return null; }
+    this.positions.set(room, position);
+    const binary = inner.type === FrameType.BINARY;
+    return { type: "event", event: inner.event, data: binary ? inner.payload : loadJson(inner.payload), binary, room, position };
+  }
+
+  _roomAnswer(frame) {
+    const body = loadJson(frame.payload);
+    const error = readAnswer(body)[1];
+    const room = frame.event;
+    if (frame.type === FrameType.LEAVE) {
+      if (!error) this.positions.delete(room);
+      return { type: "room", kind: "leave", room, error };
+    }
+    const event = { type: "room", kind: "join", room, error };
+    if (error || !isObject(body)) return event;
+    const position = readPosition(body.position);
+    if (position) {
+      event.position = position;
+      if (advances(this.positions.get(room), position)) this.positions.set(room, position);
+    }
+    if (typeof body.recovered === "boolean") {
+      event.recovered = body.recovered;
+      if (body.recovered) event.replayed = Number.isInteger(body.replayed) ? body.replayed : 0;
+      else event.reason = typeof body.reason === "string" ? body.reason : null;
+    }
+    return event;
   }
 
   _response(frame) {
@@ -416,6 +495,8 @@ export class StelarClient {
   get connected() { return this.state === ClientState.CONNECTED; }
   get queueSize() { return this._queue.length; }
   get rooms() { return new Set(this._rooms); }
+  /** The last position seen in each joined room that keeps history: Map room -> {epoch, offset}. */
+  get positions() { return new Map(this._session.positions); }
 
   // ----------------------------------------------------------------------------- lifecycle
 
@@ -616,7 +697,7 @@ export class StelarClient {
     this._attempt = 0;
     this._setState(ClientState.CONNECTED);
     this._startWatchdog();
-    for (const room of [...this._rooms].sort()) this._session.join(room);
+    for (const room of [...this._rooms].sort()) this._session.rejoin(room);
     this._flush(false);
     this._drainQueue();
     this._settleConnect(null);
@@ -658,10 +739,15 @@ export class StelarClient {
     if (answer.kind === "join" && error) this._rooms.delete(answer.room);
     if (answer.kind === "leave" && !error) this._rooms.delete(answer.room);
     if (error) this._recordError(error, answer.kind);
+    const details = { room: answer.room, position: answer.position ?? null };
+    if (answer.recovered === true) this._emitLocal("recovered", { ...details, replayed: answer.replayed });
+    if (answer.recovered === false) this._emitLocal("not_recovered", { ...details, reason: answer.reason });
     if (!waiters) return;
     const waiter = waiters.shift();
     if (!waiters.length) this._roomWaiters.delete(key);
-    waiter.resolve(!error);
+    if (error) waiter.resolve(false);
+    else if (answer.kind === "leave") waiter.resolve(true);
+    else waiter.resolve({ ...details, recovered: answer.recovered ?? null, reason: answer.reason ?? null, replayed: answer.replayed ?? 0 });
   }
 
   // ----------------------------------------------------------------------------- sending
@@ -758,12 +844,15 @@ export class StelarClient {
     }
   }
 
-  /** Join a room: true when the server accepted. Offline, the join is sent (and answered) when
-   * the connection is back; joined rooms are joined again after every reconnection. */
+  /** Join a room: `{room, position, recovered, reason, replayed}` when the server accepted (the
+   * position for a room with history), `false` when it refused. Offline, the join is sent (and
+   * answered) when the connection is back; joined rooms are joined again after every
+   * reconnection, from the last position seen: the server replays what was missed ("recovered")
+   * or says why it could not ("not_recovered", with the reason: reload the state). */
   joinRoom(room) {
     this._rooms.add(room);
     const answered = this._roomAnswer("join", room);
-    if (this.state === ClientState.CONNECTED) { this._session.join(room); this._flush(); }
+    if (this.state === ClientState.CONNECTED) { this._session.rejoin(room); this._flush(); }
     return answered; // offline: the connect handshake sends it with the other rooms
   }
 

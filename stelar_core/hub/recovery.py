@@ -1,0 +1,158 @@
+"""Joining a room that keeps history: its position, and the replay of what a client missed.
+
+A client joins with the last position it saw (``since``); the hub reads the room's history after
+that offset and, when every missed publication is there, writes them in order, then answers the
+join with ``recovered: true``; otherwise it answers ``recovered: false`` with the reason and
+replays nothing (the application reloads its state). A plain join is answered with the room's
+position, so that even a client that never received anything can recover later.
+
+When the store answers later (Redis), publications delivered meanwhile to the joining session are
+held and written after the replay, those already replayed left out: no gap, no duplicate.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from stelar_core.hub.session import Session
+from stelar_core.protocol import FrameType, dump_json, encode_frame
+from stelar_core.protocol.publications import Position
+from stelar_core.providers import Delivery, HistoryPage, HistoryStore
+from stelar_core.room_policies import RoomPolicy
+
+if TYPE_CHECKING:
+    from stelar_core.hub.services import HubServices
+
+RECOVERED = "recovered"
+
+
+class NotRecovered(enum.StrEnum):
+    """Why a recovery replayed nothing (the ``reason`` of ``recovered: false``)."""
+
+    NO_HISTORY = "no_history"  # the room keeps no history
+    EPOCH_CHANGED = "epoch_changed"  # the room's stream was lost (a restart, an eviction)
+    HISTORY_LOST = "history_lost"  # missed publications are no longer kept (size, ttl)
+    TOO_MANY = "too_many"  # more missed than max_recovery_replay
+    INVALID_POSITION = "invalid_position"  # an offset the room has not reached
+    OVERFLOW = "overflow"  # more arrived while reading than a recovery holds
+    UNAVAILABLE = "unavailable"  # the history store could not be read
+
+
+# Publications of a room held for one joining session, by room, then by session id.
+Held = dict[str, dict[str, list[Delivery]]]
+
+
+class Recovery:
+    __slots__ = ("_config", "_counters", "_log", "_outbox", "_store", "held")
+
+    def __init__(self, services: HubServices, store: Callable[[], HistoryStore | None]) -> None:
+        self._config = services.config
+        self._counters = services.counters
+        self._outbox = services.outbox
+        self._log = services.log
+        self._store = store
+        self.held: Held = {}
+
+    def joined(
+        self, session: Session, room: str, policy: RoomPolicy | None, since: Position | None
+    ) -> Awaitable[None] | None:
+        """``session`` is in ``room`` now: answer the join (and replay, for a ``since``)."""
+        store = self._store()
+        if policy is None or not policy.keeps_history or store is None:
+            extra = {} if since is None else self._not_recovered(NotRecovered.NO_HISTORY)
+            self._answer(session, room, None, extra)
+            return None
+        limit = self._config().max_recovery_replay
+        page = store.read(room, policy, None if since is None else since.offset, limit)
+        if not inspect.isawaitable(page):
+            self._finish(session, room, since, page, ())
+            return None
+        holding = self.held.setdefault(room, {})
+        holding[session.id] = []
+        return self._finish_later(session, room, since, page)
+
+    async def _finish_later(
+        self, session: Session, room: str, since: Position | None, page: Awaitable[HistoryPage]
+    ) -> None:
+        try:
+            read: HistoryPage | None = await page
+        except Exception as exc:  # the store's own failure: the client is told, the server goes on
+            self._log.warning("history of room %r could not be read: %s", room, exc)
+            read = None
+        finally:
+            holding = self.held.get(room, {})
+            held = holding.pop(session.id, None)
+            if not holding:
+                self.held.pop(room, None)
+        if not session.is_open or room not in session.rooms:
+            return
+        if read is None or held is None:
+            reason = NotRecovered.UNAVAILABLE if read is None else NotRecovered.OVERFLOW
+            self._answer(session, room, None, self._not_recovered(reason))
+            return
+        self._finish(session, room, since, read, held)
+
+    def hold(self, session: Session, holding: list[Delivery], delivery: Delivery) -> None:
+        """Keep ``delivery`` for ``session`` until its recovery is done (at most the replay cap)."""
+        if len(holding) >= self._config().max_recovery_replay:
+            room = delivery.room
+            assert room is not None
+            self.held.get(room, {}).pop(session.id, None)  # recovery says overflow
+            return
+        holding.append(delivery)
+
+    def _finish(
+        self,
+        session: Session,
+        room: str,
+        since: Position | None,
+        page: HistoryPage,
+        held: tuple[Delivery, ...] | list[Delivery],
+    ) -> None:
+        position = page.position
+        if since is None:
+            extra: dict[str, Any] = {}
+        else:
+            reason = self._check(since, page)
+            if reason is None:
+                for _, frame in page.publications:
+                    self._outbox.send(session, frame)
+                replayed = len(page.publications)
+                self._counters.recoveries[RECOVERED] += 1
+                self._counters.other["replayed_messages"] += replayed
+                extra = {"recovered": True, "replayed": replayed}
+            else:
+                extra = self._not_recovered(reason)
+        self._answer(session, room, position, extra)
+        for delivery in held:
+            delivered = delivery.position
+            if delivered is None or delivered.epoch != position.epoch or delivered.offset > position.offset:
+                self._outbox.send(session, delivery.frame)
+
+    def _check(self, since: Position, page: HistoryPage) -> NotRecovered | None:
+        position = page.position
+        if since.epoch != position.epoch:
+            return NotRecovered.EPOCH_CHANGED
+        missed = position.offset - since.offset
+        if missed < 0:
+            return NotRecovered.INVALID_POSITION
+        if missed > self._config().max_recovery_replay:
+            return NotRecovered.TOO_MANY
+        publications = page.publications
+        if len(publications) != missed or (missed and publications[0][0] != since.offset + 1):
+            return NotRecovered.HISTORY_LOST
+        return None
+
+    def _not_recovered(self, reason: NotRecovered) -> dict[str, Any]:
+        self._counters.recoveries[reason.value] += 1
+        return {"recovered": False, "reason": reason.value}
+
+    def _answer(self, session: Session, room: str, position: Position | None, extra: dict[str, Any]) -> None:
+        body: dict[str, Any] = {"ok": True}
+        if position is not None:
+            body["position"] = position.to_json()
+        body.update(extra)
+        self._outbox.send(session, encode_frame(FrameType.JOIN, room, dump_json(body)))

@@ -1,0 +1,107 @@
+"""What a room keeps and how it delivers, set per room pattern: ``rooms={"chat:*": {...}}`` or,
+in TOML, ``[stelar.rooms."chat:*"]``.
+
+A room takes the policy of the first pattern (``fnmatch`` rules: ``*``, ``?``, ``[...]``) that
+matches its name, in the order given; an exact name is a pattern that matches only itself.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from stelar_core import validation
+from stelar_core.errors import ConfigError
+from stelar_core.validation import fail
+
+DEFAULT_HISTORY_TTL = 300.0
+# Rooms whose policy is remembered; past it the memo starts again (names are unbounded).
+_MEMO_SIZE = 10_000
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class RoomPolicy:
+    """``history_size``: publications kept (0: none, the room has no positions);
+    ``history_ttl``: seconds a room's history is kept after its last publication."""
+
+    history_size: int = attrs.field(default=0, validator=validation.validator(validation.integer(0)))
+    history_ttl: float = attrs.field(
+        default=DEFAULT_HISTORY_TTL, validator=validation.validator(validation.seconds)
+    )
+
+    @property
+    def keeps_history(self) -> bool:
+        return self.history_size > 0
+
+
+_FIELDS = tuple(field.name for field in attrs.fields(RoomPolicy))
+
+
+class RoomPolicies:
+    """The policies by pattern, and the lookup of a room's own (memoised: it runs per publish)."""
+
+    __slots__ = ("_compiled", "_memo", "patterns")
+
+    def __init__(self, patterns: Mapping[str, RoomPolicy]) -> None:
+        self.patterns = dict(patterns)
+        self._compiled = [(re.compile(fnmatch.translate(p)).match, policy) for p, policy in patterns.items()]
+        self._memo: dict[str, RoomPolicy | None] = {}
+
+    def for_room(self, room: str) -> RoomPolicy | None:
+        try:
+            return self._memo[room]
+        except KeyError:
+            pass
+        found = next((policy for match, policy in self._compiled if match(room)), None)
+        if len(self._memo) >= _MEMO_SIZE:
+            self._memo.clear()
+        self._memo[room] = found
+        return found
+
+    @property
+    def any_history(self) -> bool:
+        return any(policy.keeps_history for policy in self.patterns.values())
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {pattern: attrs.asdict(policy) for pattern, policy in self.patterns.items()}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RoomPolicies) and other.patterns == self.patterns
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.patterns.items()))
+
+    def __repr__(self) -> str:
+        return f"RoomPolicies({self.patterns!r})"
+
+
+def room_policies(value: Any) -> RoomPolicies:
+    """The ``rooms`` option: ``{pattern: {history_size, history_ttl}}`` (or RoomPolicy values)."""
+    if isinstance(value, RoomPolicies):
+        return value
+    if value is None:
+        return RoomPolicies({})
+    if not isinstance(value, Mapping):
+        raise fail("rooms", value, 'expected a mapping of room pattern to its policy, e.g. {"chat:*": {...}}')
+    policies: dict[str, RoomPolicy] = {}
+    for pattern, policy in value.items():
+        option = f"rooms[{pattern!r}]"
+        if not isinstance(pattern, str) or not pattern:
+            raise fail("rooms", pattern, "room patterns are non-empty strings")
+        if isinstance(policy, RoomPolicy):
+            policies[pattern] = policy
+            continue
+        if not isinstance(policy, Mapping):
+            raise fail(option, policy, f"expected a mapping of {', '.join(_FIELDS)}")
+        unknown = sorted(set(policy) - set(_FIELDS))
+        if unknown:
+            raise fail(option, dict(policy), f"unknown keys {unknown}; allowed: {', '.join(_FIELDS)}")
+        try:
+            policies[pattern] = RoomPolicy(**policy)
+        except ConfigError as exc:
+            raise ConfigError(f"in {option}: {exc}") from None
+    return RoomPolicies(policies)
