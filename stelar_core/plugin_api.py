@@ -14,6 +14,7 @@ stelar's own six distributions are held to this: a test fails when a module of t
 any other ``stelar_core`` module (``tests/test_plugin_boundaries.py``).
 """
 
+from stelar_core.builtins.history import new_epoch
 from stelar_core.builtins.ip_tracker import MemoryIPTracker
 from stelar_core.client import StelarClient
 from stelar_core.clock import REAL_CLOCK, Clock, Timer, wait_for
@@ -46,6 +47,7 @@ from stelar_core.protocol import (
     load_json,
 )
 from stelar_core.protocol.acks import ack_timeout
+from stelar_core.protocol.publications import Position, decode_publication
 from stelar_core.providers import (
     Broker,
     BrokerFactory,
@@ -53,6 +55,8 @@ from stelar_core.providers import (
     ClusterBroker,
     Delivery,
     Factory,
+    HistoryPage,
+    HistoryStore,
     IdGeneratorFactory,
     IPTracker,
     IPTrackerFactory,
@@ -68,6 +72,7 @@ from stelar_core.providers import (
     TransportProvider,
     resolve,
 )
+from stelar_core.room_policies import RoomPolicy
 from stelar_core.server.relay import build_relay_server
 from stelar_core.server.server import StelarServer
 from stelar_core.tls import ServerTLS, TLSProvider, client_context, handshake_error
@@ -140,6 +145,8 @@ __all__ = [
     "Frame",
     "FrameReceiver",
     "FrameType",
+    "HistoryPage",
+    "HistoryStore",
     "HttpHandler",
     "HttpRequest",
     "HttpResponse",
@@ -157,6 +164,7 @@ __all__ = [
     "OptionDeclarations",
     "Options",
     "PluginError",
+    "Position",
     "ProtocolError",
     "ProviderContext",
     "RateLimit",
@@ -164,6 +172,7 @@ __all__ = [
     "RateLimiterFactory",
     "Register",
     "Resources",
+    "RoomPolicy",
     "RouteContext",
     "RouteRegister",
     "ServerConfig",
@@ -187,6 +196,7 @@ __all__ = [
     "client_context",
     "close_connections",
     "decode_frame",
+    "decode_publication",
     "dump_json",
     "encode_frame",
     "fail",
@@ -198,6 +208,7 @@ __all__ = [
     "length_prefixed",
     "load_json",
     "networks",
+    "new_epoch",
     "port",
     "resolve",
     "seconds",

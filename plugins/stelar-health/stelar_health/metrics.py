@@ -47,6 +47,14 @@ class StatsCollector(Collector):
         for category, count in sorted(stats.tls_handshake_failures.items()):
             handshakes.add_metric([category], count)
         yield handshakes
+        recoveries = CounterMetricFamily(
+            "stelar_recoveries",
+            "Joins that asked to recover missed publications, by outcome (recovered, or the reason not)",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(stats.recoveries.items()):
+            recoveries.add_metric([outcome], count)
+        yield recoveries
         for name, doc, value in (
             ("stelar_messages_received", "Frames received", stats.total_messages_received),
             ("stelar_messages_sent", "Frames sent (one per recipient)", stats.total_messages_sent),
@@ -61,6 +69,11 @@ class StatsCollector(Collector):
                 "stelar_slow_consumers",
                 "Clients dropped for not reading",
                 stats.counters.get("slow_consumers", 0),
+            ),
+            (
+                "stelar_replayed_messages",
+                "Publications replayed to recovering clients",
+                stats.counters.get("replayed_messages", 0),
             ),
         ):
             yield CounterMetricFamily(name, doc, value=value)

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stelar_core import NotConnected, StelarServer, hookimpl
-from stelar_core.plugin_api import HttpResponse, TransportProvider
+from stelar_core.plugin_api import HttpResponse, Position, TransportProvider
 from stelar_core.testing import connect_client
 from stelar_core.testing.http import http_call as call
 
@@ -204,6 +204,30 @@ async def test_metrics_read_back_by_a_prometheus_parser(health_server):
     assert samples[("stelar_slow_consumers_total", ())] == 0
     for client in clients:
         client.close()
+
+
+async def test_recoveries_show_in_metrics_by_outcome(health_server):
+    server, port = await health_server(rooms={"feed": {"history_size": 2}})
+    client = await connect_client(server, "tcp")
+    epoch = (await client.join("feed"))["position"]["epoch"]
+    for n in range(3):
+        server.to("feed", "n", n)
+    for _ in range(3):
+        await client.next_event()
+    await client.join("feed", since=Position(epoch, 1))  # 2 missed, both kept
+    await client.join("feed", since=Position(epoch, 0))  # 3 missed, 2 kept
+    await client.join("feed", since=Position("another", 0))
+    _, _, body = await call(port, "/metrics")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+    assert samples[("stelar_recoveries_total", (("outcome", "recovered"),))] == 1
+    assert samples[("stelar_recoveries_total", (("outcome", "history_lost"),))] == 1
+    assert samples[("stelar_recoveries_total", (("outcome", "epoch_changed"),))] == 1
+    assert samples[("stelar_replayed_messages_total", ())] == 2
+    client.close()
 
 
 async def test_refusals_and_rate_limits_show_in_metrics(stelar_server_factory):

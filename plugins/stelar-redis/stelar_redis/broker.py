@@ -6,6 +6,10 @@ disconnects to the one node that has the client (``P:to:N``, found in the direct
 call). Every emit is delivered locally first and then published once: one Redis command per
 broadcast, whatever the number of members or nodes; receivers skip their own node's messages.
 
+A room with history is published by one Lua script (``history.py``) that positions, stores and
+publishes the message; every node, this one included, delivers it when it comes back from the
+room's channel, so each node writes a room's publications in the order of their offsets.
+
 Publishing never waits on the hub's path: envelopes join a bounded queue that one writer sends
 in pipelined batches, in order (so messages keep their order per sender). While Redis is away
 they are dropped at once and counted (``broker_publish_failures``): local delivery goes on.
@@ -20,6 +24,7 @@ from collections import deque
 from typing import Any
 
 import msgpack
+from redis.exceptions import NoScriptError
 
 from stelar_core.plugin_api import (
     AckError,
@@ -28,8 +33,14 @@ from stelar_core.plugin_api import (
     ClientInfo,
     Delivery,
     ErrorCode,
+    FrameType,
     NotConnected,
+    ProtocolError,
     ack_timeout,
+    decode_frame,
+    decode_publication,
+    encode_frame,
+    new_epoch,
     wait_for,
 )
 from stelar_redis.envelope import (
@@ -39,15 +50,20 @@ from stelar_redis.envelope import (
     Envelope,
     EnvelopeError,
     Probe,
+    Published,
     Request,
     decode,
     encode,
 )
+from stelar_redis.history import RedisHistory, meta_ttl_ms
 from stelar_redis.node import REDIS_FAILURES, ClusterUnavailable, RedisNode
 from stelar_redis.presence import Op, unpack_info
 
 PUBLISH_FAILURES = "broker_publish_failures"
 INVALID_ENVELOPES = "broker_invalid_envelopes"
+# Publications to a room with history made while Redis was away: delivered on this node only,
+# without a position (and not stored).
+HISTORY_UNAVAILABLE = "history_unavailable"
 BATCH = 512  # envelopes per pipeline
 READ_TIMEOUT = 1.0  # seconds a pub/sub read waits before looking at the connection's state
 
@@ -80,6 +96,10 @@ class RedisBroker:
         self._closing = False
         self._answer_tasks: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()  # set while the pub/sub connection listens
+        # Channels Redis has confirmed subscribing this connection to, and who waits for one.
+        self._live: set[str] = set()
+        self._live_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self.history = RedisHistory(node, self._room_live)
 
     @property
     def node_id(self) -> str:
@@ -153,6 +173,9 @@ class RedisBroker:
     # ================================================================== out
 
     def publish(self, delivery: Delivery) -> None:
+        if delivery.history is not None:
+            self._publish_history(delivery)
+            return
         port = self.port
         port.deliver(delivery)
         client_id = delivery.client_id
@@ -172,6 +195,62 @@ class RedisBroker:
             self._send(("PUBLISH", self._keys.room_channel(delivery.room), payload))
         else:
             self._send(("PUBLISH", self._keys.all, payload))
+
+    def _publish_history(self, delivery: Delivery) -> None:
+        room, policy = delivery.room, delivery.history
+        assert room is not None and policy is not None
+        if not self._node.healthy:
+            self.port.count(HISTORY_UNAVAILABLE)
+            self.port.deliver(Delivery(delivery.frame, room, exclude=delivery.exclude))
+            return
+        head = encode(Published(self.node_id, room, tuple(delivery.exclude)), self._max_size)
+        publication_head = encode_frame(FrameType.PUBLICATION, room)
+        if len(head) + len(publication_head) + 80 + len(delivery.frame) > self._max_size:
+            self._failed(1, EnvelopeError(f"message to room {room!r} is over redis.max_message_size"))
+            return
+        keys = self._keys
+        self._send(
+            (
+                "EVALSHA",
+                self._node.scripts.publish_history.sha,
+                2,
+                keys.history(room),
+                keys.history_meta(room),
+                keys.room_channel(room),
+                new_epoch(),
+                policy.history_size,
+                int(policy.history_ttl * 1000),
+                meta_ttl_ms(self._node, policy),
+                publication_head,
+                delivery.frame,
+                head,
+            )
+        )
+
+    async def _room_live(self, room: str) -> None:
+        """Return once Redis confirmed this node's subscription to ``room``'s channel."""
+        channel = self._keys.room_channel(room)
+        if channel in self._live:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._live_waiters.setdefault(channel, []).append(waiter)
+        try:
+            await waiter
+        finally:
+            waiters = self._live_waiters.get(channel)
+            if waiters is not None and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._live_waiters[channel]
+
+    def _confirmed(self, kind: str, channel: str) -> None:
+        if kind == "subscribe":
+            self._live.add(channel)
+            for waiter in self._live_waiters.pop(channel, ()):
+                if not waiter.done():
+                    waiter.set_result(None)
+        elif kind == "unsubscribe":
+            self._live.discard(channel)
 
     def _route(self, client_id: str, payload: bytes) -> Op:
         """To the node that has ``client_id``; the result is how many received it."""
@@ -222,14 +301,21 @@ class RedisBroker:
                         self._failed(1, exc, result)
                     self._node.problem("commands", f"{type(exc).__name__}: {exc}")
                     continue
-                failures = []
-                for (_, future), outcome in zip(batch, results, strict=True):
-                    if isinstance(outcome, Exception):
+                unloaded: list[Outgoing] = []
+                for (op, future), outcome in zip(batch, results, strict=True):
+                    if isinstance(outcome, NoScriptError):
+                        unloaded.append((op, future))
+                    elif isinstance(outcome, Exception):
                         self._failed(1, outcome, future)
-                        failures.append(outcome)
                     elif future is not None and not future.done():
                         future.set_result(outcome)
-                await self._node.reload_scripts_after(failures)
+                if unloaded:
+                    # Redis restarted empty: load the scripts and send those calls again, first.
+                    if await self._node.reload_scripts():
+                        queue.extendleft(reversed(unloaded))
+                    else:
+                        for _, future in unloaded:
+                            self._failed(1, None, future)
 
     # ================================================================== requests
 
@@ -309,7 +395,22 @@ class RedisBroker:
             port.count(INVALID_ENVELOPES)
             self._node.log.warning("dropped a message from Redis: %s", exc)
             return
-        if isinstance(envelope, Deliver):
+        if isinstance(envelope, Published):
+            try:
+                publication = decode_publication(decode_frame(envelope.frame))
+            except ProtocolError as exc:
+                port.count(INVALID_ENVELOPES)
+                self._node.log.warning("dropped a publication from Redis: %s", exc)
+                return
+            port.deliver(
+                Delivery(
+                    envelope.frame,
+                    envelope.room,
+                    exclude=frozenset(envelope.exclude),
+                    position=publication.position,
+                )
+            )
+        elif isinstance(envelope, Deliver):
             if envelope.origin != self.node_id:
                 port.deliver(
                     Delivery(envelope.frame, envelope.room, envelope.client_id, frozenset(envelope.exclude))
@@ -349,7 +450,8 @@ class RedisBroker:
         while not self._closing:
             # No socket timeout: a quiet channel is not a failure; the liveness probe finds a dead one.
             client = self._node.connect(socket_timeout=None, max_connections=2)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            # Subscription confirmations are read: a history read waits for its room's.
+            pubsub = client.pubsub(ignore_subscribe_messages=False)
             try:
                 rooms = set(self._rooms)
                 await asyncio.wait_for(pubsub.subscribe(*self._channels()), timeout)
@@ -364,13 +466,18 @@ class RedisBroker:
                 self._node.problem("pubsub", None)
                 attempt = 0
                 while not self._stale and not self._closing:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=READ_TIMEOUT)
-                    if message is not None and message["type"] == "message":
+                    message = await pubsub.get_message(timeout=READ_TIMEOUT)
+                    if message is None:
+                        continue
+                    if message["type"] == "message":
                         self._received(message["data"])
+                    else:
+                        self._confirmed(message["type"], message["channel"].decode())
             except REDIS_FAILURES as exc:
                 self._node.problem("pubsub", f"{type(exc).__name__}: {exc}")
             finally:
                 self._pubsub = None
+                self._live.clear()
                 self.subscribed.clear()
                 # Bounded: closing a connection to a paused Redis must not hold up a reconnect or a stop.
                 with contextlib.suppress(asyncio.TimeoutError):

@@ -3,6 +3,10 @@
 A msgpack array ``[version, kind, origin, *fields]``. msgpack carries only plain values (no
 extension types are accepted and nothing is ever unpickled), so a message from Redis can at worst
 be malformed, never executed; every envelope is size-capped before it is published.
+
+A ``PUBLISHED`` envelope (a room's publication, positioned by the Lua script that stores it) is
+the array followed by the publication frame: the script builds the frame around the offset it
+gives, so the node that published cannot have packed it into the array.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class Kind(IntEnum):
     ANSWER = 3  # request_id, ok, value (ok) or [code, message] (error)
     DISCONNECT = 4  # client_id, code, reason
     PROBE = 5  # token: a node's liveness check of its own subscription
+    PUBLISHED = 6  # room, exclude; the publication frame follows the array
 
 
 @attrs.frozen(slots=True)
@@ -70,7 +75,15 @@ class Probe:
     token: int
 
 
-Envelope = Deliver | Request | Answer | Disconnect | Probe
+@attrs.frozen(slots=True)
+class Published:
+    origin: str
+    room: str
+    exclude: tuple[str, ...]
+    frame: bytes = b""  # the publication frame, after the array
+
+
+Envelope = Deliver | Request | Answer | Disconnect | Probe | Published
 
 _FIELDS: dict[type, tuple[Kind, tuple[str, ...]]] = {
     Deliver: (Kind.DELIVER, ("frame", "room", "client_id", "exclude")),
@@ -78,6 +91,7 @@ _FIELDS: dict[type, tuple[Kind, tuple[str, ...]]] = {
     Answer: (Kind.ANSWER, ("request_id", "ok", "value")),
     Disconnect: (Kind.DISCONNECT, ("client_id", "code", "reason")),
     Probe: (Kind.PROBE, ("token",)),
+    Published: (Kind.PUBLISHED, ("room", "exclude")),
 }
 _BY_KIND = {kind: (cls, len(fields)) for cls, (kind, fields) in _FIELDS.items()}
 
@@ -88,6 +102,7 @@ _TYPES: dict[Kind, tuple[tuple[type | tuple[type, ...], ...], ...]] = {
     Kind.ANSWER: ((int,), (bool,), (object,)),
     Kind.DISCONNECT: ((str,), (int,), (str,)),
     Kind.PROBE: ((int,),),
+    Kind.PUBLISHED: ((str,), (list,)),
 }
 
 
@@ -111,12 +126,15 @@ def decode(data: bytes, max_size: int) -> Envelope:
     """Read one envelope; :class:`EnvelopeError` names what is wrong with a bad one."""
     if len(data) > max_size:
         raise EnvelopeError(f"envelope of {len(data)} bytes is over the {max_size}-byte limit")
+    unpacker = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=True, ext_hook=_no_ext)
+    unpacker.feed(data)
     try:
-        items = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True, ext_hook=_no_ext)
+        items = unpacker.unpack()
     except EnvelopeError:
         raise
     except Exception as exc:
         raise EnvelopeError(f"not a msgpack envelope: {exc}") from None
+    trailing = data[unpacker.tell() :]
     if not isinstance(items, list) or len(items) < 3:
         raise EnvelopeError("an envelope is an array [version, kind, origin, ...]")
     version, kind, origin, *values = items
@@ -133,6 +151,12 @@ def decode(data: bytes, max_size: int) -> Envelope:
         if not isinstance(value, types):
             name = _FIELDS[cls][1][position]
             raise EnvelopeError(f"field {name!r} of a {kind.name} envelope has type {type(value).__name__}")
+    if kind is Kind.PUBLISHED:
+        if not trailing:
+            raise EnvelopeError("a PUBLISHED envelope is followed by its publication frame")
+        return Published(origin, values[0], tuple(values[1]), bytes(trailing))
+    if trailing:
+        raise EnvelopeError(f"{len(trailing)} bytes follow a {kind.name} envelope")
     if kind is Kind.DELIVER:
         values[3] = tuple(values[3])
     envelope: Envelope = cls(origin, *values)

@@ -8,6 +8,8 @@ Keys (``P`` is the prefix, ``N`` a node ID):
 * ``P:node:N:rooms``: set of the rooms with a member on N; ``P:node:N:room:R``: their members.
 * ``P:node:N:stats``: N's last published statistics (msgpack); ``P:node:N:ips``: IP -> count.
 * ``P:rl:SCOPE:CLIENT``: a shared rate-limit bucket (GCRA theoretical arrival time, µs).
+* ``P:history:R``: room R's history, a stream whose entry IDs are ``0-OFFSET`` (one field, the
+  publication frame); ``P:history:R:meta``: hash of its ``epoch`` and last ``offset``.
 
 Channels: ``P:all`` (broadcasts), ``P:room:R`` (subscribed only while N has a member of R) and
 ``P:to:N`` (one node: ``to_id``, requests and their answers, disconnects, liveness probes).
@@ -37,6 +39,12 @@ class Keys:
 
     def room_members(self, node: str, room: str) -> str:
         return f"{self.prefix}:node:{node}:room:{room}"
+
+    def history(self, room: str) -> str:
+        return f"{self.prefix}:history:{room}"
+
+    def history_meta(self, room: str) -> str:
+        return f"{self.prefix}:history:{room}:meta"
 
     def rate_limit(self, scope: str, client_id: str) -> str:
         return f"{self.prefix}:rl:{scope}:{client_id}"

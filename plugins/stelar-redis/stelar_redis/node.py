@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from stelar_core.plugin_api import SUMMED, BrokerPort, NotConnected, Options
 from stelar_redis.keys import Keys
@@ -232,11 +232,12 @@ class RedisNode:
             results: list[Any] = await pipe.execute()
             return results
 
-    async def reload_scripts_after(self, failures: list[Exception]) -> None:
-        """After NOSCRIPT (Redis restarted empty and this node has not re-registered yet), load
-        the scripts again."""
-        if any(isinstance(failure, NoScriptError) for failure in failures):
-            try:
-                await self.scripts.load(self.client)
-            except REDIS_FAILURES as again:
-                self.log.info("loading scripts failed: %s", again)
+    async def reload_scripts(self) -> bool:
+        """Load the scripts again after NOSCRIPT (Redis restarted empty and this node has not
+        re-registered yet); whether they are loaded."""
+        try:
+            await self.scripts.load(self.client)
+        except REDIS_FAILURES as exc:
+            self.log.info("loading scripts failed: %s", exc)
+            return False
+        return True

@@ -112,6 +112,13 @@ def stelar_add_options(options: OptionDeclarations) -> None:
         help="longest delay before reconnecting",
     )
     options.add(
+        "history_meta_ttl",
+        default=86400.0,
+        type=float,
+        check=seconds,
+        help="seconds a room's epoch and offset outlive its last publication (then a new epoch starts)",
+    )
+    options.add(
         "fail_open",
         default=True,
         type=bool,

@@ -111,6 +111,55 @@ return 1
 """
 
 
+# A room's stream starts (or starts again, after Redis lost it) with the epoch the caller proposes;
+# a stream left from an earlier life is dropped, as its offsets would not follow.
+_STREAM_META = """
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'epoch', epoch, 'offset', 0)
+end
+"""
+
+# KEYS: stream, meta. ARGV: channel, new epoch, history_size, history_ttl ms, meta ttl ms,
+# publication head (type 11, room), event frame, envelope head (msgpack).
+# One publish to a room with history: the next offset, the publication frame built around the
+# event frame, appended and trimmed, both keys' ttl renewed, and published to the room's nodes
+# (the envelope head, then the frame). Returns the offset.
+PUBLISH_HISTORY = (
+    _STREAM_META
+    + """
+local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
+local frame = ARGV[6] .. struct.pack('>I4I4B', math.floor(offset / 4294967296), offset % 4294967296, #epoch)
+  .. epoch .. ARGV[7]
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], '0-' .. offset, 'f', frame)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PUBLISH', ARGV[1], ARGV[8] .. frame)
+return offset
+"""
+)
+
+# KEYS: stream, meta. ARGV: meta ttl ms, new epoch, after ('' for none), limit.
+# A room's position, and at most `limit` publications after `after`: {epoch, offset, {id, frame...}}.
+READ_HISTORY = (
+    _STREAM_META
+    + """
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+local offset = tonumber(redis.call('HGET', KEYS[2], 'offset'))
+local found = {}
+if ARGV[3] ~= '' and tonumber(ARGV[3]) < offset then
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[3], '+', 'COUNT', ARGV[4])) do
+    table.insert(found, entry[1])
+    table.insert(found, entry[2][2])
+  end
+end
+return {epoch, offset, found}
+"""
+)
+
+
 class Scripts:
     """The scripts registered on one client (EVALSHA, loading them again after NOSCRIPT)."""
 
@@ -121,8 +170,19 @@ class Scripts:
         self.route = client.register_script(ROUTE)
         self.read = client.register_script(READ)
         self.gcra = client.register_script(GCRA)
+        self.publish_history = client.register_script(PUBLISH_HISTORY)
+        self.read_history = client.register_script(READ_HISTORY)
 
     async def load(self, client: aioredis.Redis) -> None:
         """Load every script (after connecting, and after Redis restarted empty)."""
-        for script in (self.heartbeat, self.clear, self.leave, self.route, self.read, self.gcra):
+        for script in (
+            self.heartbeat,
+            self.clear,
+            self.leave,
+            self.route,
+            self.read,
+            self.gcra,
+            self.publish_history,
+            self.read_history,
+        ):
             await client.script_load(script.script)

@@ -1,0 +1,46 @@
+"""Room history in Redis: one stream per room, so any node serves any room's history.
+
+Publishing (``RedisBroker``) runs one script: offset increment, publication frame, append, trim,
+ttl, publish. A stream rather than a list: its entry IDs are the offsets (``0-OFFSET``), so
+"everything after offset N" is one ``XRANGE (0-N + COUNT limit`` that seeks in O(log n), and
+``XADD MAXLEN`` trims in the same command; a list would need the index arithmetic redone after
+every trim and expiry.
+
+A read waits until this node's subscription to the room is live (confirmed by Redis), so that
+every publication after the read reaches this node: the hub holds those that arrive while it
+reads and writes them after the replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from stelar_core.plugin_api import HistoryPage, Position, RoomPolicy, new_epoch
+from stelar_redis.keys import Keys
+from stelar_redis.node import RedisNode
+
+
+def meta_ttl_ms(node: RedisNode, policy: RoomPolicy) -> int:
+    """How long the epoch and offset live: never shorter than the history itself."""
+    return int(max(node.options.history_meta_ttl, policy.history_ttl) * 1000)
+
+
+class RedisHistory:
+    def __init__(self, node: RedisNode, live: Callable[[str], Awaitable[None]]) -> None:
+        self._node = node
+        self._keys: Keys = node.keys
+        self._live = live
+
+    async def read(self, room: str, policy: RoomPolicy, after: int | None, limit: int) -> HistoryPage:
+        node = self._node
+        await asyncio.wait_for(self._live(room), node.options.command_timeout)
+        epoch, offset, found = await node.scripts.read_history(
+            keys=[self._keys.history(room), self._keys.history_meta(room)],
+            args=[meta_ttl_ms(node, policy), new_epoch(), "" if after is None else after, limit],
+        )
+        publications = tuple(
+            (int(entry_id.split(b"-")[1]), frame)
+            for entry_id, frame in zip(found[::2], found[1::2], strict=True)
+        )
+        return HistoryPage(Position(epoch.decode(), int(offset)), publications)
