@@ -47,6 +47,9 @@ DEFAULT_SLOW_CONSUMER_TIMEOUT = 5.0
 DEFAULT_MAX_CONCURRENT_REQUESTS = 16
 DEFAULT_MAX_RECOVERY_REPLAY = 1000
 DEFAULT_MAX_HISTORY_ROOMS = 10_000
+DEFAULT_RECOVERY_WINDOW = 120.0
+DEFAULT_MAX_RESUMABLE_SESSIONS = 10_000
+DEFAULT_MAX_CACHED_ANSWERS = 1024
 LOG_LEVELS = tuple(logs.LEVELS)
 _SECRET_WORDS = ("password", "secret", "token", "key", "credential")
 
@@ -56,6 +59,13 @@ def _int(minimum: int) -> Any:
 
 
 _SECONDS = validator(validation.seconds)
+
+
+def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise fail(attribute.name, value, "expected seconds >= 0 (0 turns it off)")
+
+
 _BOOL = validator(validation.boolean)
 
 
@@ -204,6 +214,14 @@ class ServerConfig:
     max_recovery_replay: int = attrs.field(default=DEFAULT_MAX_RECOVERY_REPLAY, validator=_int(1))
     # Rooms whose history the in-memory store keeps at most (the least recently used go first).
     max_history_rooms: int = attrs.field(default=DEFAULT_MAX_HISTORY_ROOMS, validator=_int(1))
+    # Seconds a closed session can be resumed by its client (id, rooms, metadata, the answers to
+    # its requests; docs/delivery.md); 0: never.
+    recovery_window: float = attrs.field(default=DEFAULT_RECOVERY_WINDOW, validator=_non_negative)
+    # Closed sessions kept for resumption at most (the oldest go first, as if expired).
+    max_resumable_sessions: int = attrs.field(default=DEFAULT_MAX_RESUMABLE_SESSIONS, validator=_int(1))
+    # Answers to a client's requests kept per session, to answer them again after a resumption
+    # (each until the client uses its ack id again: at most its requests in flight).
+    max_cached_answers: int = attrs.field(default=DEFAULT_MAX_CACHED_ANSWERS, validator=_int(1))
 
     # Rate limiting: per-client override > per-event > global (the ``rate_limiter`` backend).
     rate_limit: RateLimit | None = attrs.field(default=RateLimit(100, 1.0), converter=_rate_limit)

@@ -14,8 +14,19 @@ async def test_the_handshake_answers_id_version_heartbeat_and_max_payload(
 ):
     server = await stelar_server_factory(heartbeat_interval=12.5, heartbeat_timeout=30, max_payload_size=1234)
     client = await stelar_client_factory(server)
-    assert client.welcome == {"id": client.id, "v": 1, "heartbeat": 12.5, "max_payload": 1234}
+    welcome = dict(client.welcome)
+    resume = welcome.pop("resume")
+    assert resume["window"] == 120.0 and isinstance(resume["token"], str) and len(resume["token"]) >= 16
+    assert welcome == {"id": client.id, "v": 1, "heartbeat": 12.5, "max_payload": 1234}
     assert server.get_clients()[0].id == client.id
+
+
+async def test_without_a_recovery_window_the_welcome_offers_no_resumption(
+    stelar_server_factory, stelar_client_factory
+):
+    server = await stelar_server_factory(recovery_window=0)
+    client = await stelar_client_factory(server)
+    assert "resume" not in client.welcome
 
 
 async def test_connection_callbacks_and_hooks_fire_with_the_client(

@@ -93,6 +93,7 @@ class StelarClient:
         )
         self.messages_received = 0
         self.last_error: BaseException | None = None
+        self._welcome: Welcome | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listeners = Listeners(self._spawn, self._listener_failed)
         self._ack_handlers: dict[str, Callable[..., Any]] = {}
@@ -137,6 +138,12 @@ class StelarClient:
     @property
     def id(self) -> str | None:
         return self._link.id
+
+    @property
+    def resumed(self) -> bool:
+        """Whether the current connection resumed the session of the previous one (same ID,
+        rooms and metadata; nothing sent was lost or handled twice). False for a new session."""
+        return self._welcome is not None and self._welcome.resumed
 
     @property
     def connect_time(self) -> float | None:
@@ -206,7 +213,12 @@ class StelarClient:
     # What the link keeper tells us (LinkEvents).
 
     def _link_opened(self) -> None:
-        self._rooms.rejoin()
+        welcome = self._welcome
+        # A resumed session is back in its rooms without history; the others are joined again
+        # (those with history from the last position seen).
+        self._rooms.rejoin(
+            skip=frozenset(welcome.rooms) if welcome is not None and welcome.resumed else frozenset()
+        )
         self._channel.transmit()
         self._outbound.drain()
 
@@ -233,6 +245,11 @@ class StelarClient:
         elif isinstance(event, ResponseReceived):
             self._outbound.answered(event)
         elif isinstance(event, Welcome):
+            self._welcome = event
+            if event.lost:
+                self._outbound.fail(
+                    list(event.lost), "connection lost before the answer, and the session expired"
+                )
             self._link.welcomed(event)
         elif isinstance(event, RequestReceived):
             self._spawn(self._answer(event))

@@ -63,12 +63,13 @@ class ClientRooms:
         # Who waits for the answer to a join or leave of a room, oldest first.
         self._answers: dict[tuple[FrameType, str], deque[asyncio.Future[Any]]] = {}
 
-    def rejoin(self) -> None:
-        """On a new connection: join again every room joined or waiting to be."""
+    def rejoin(self, skip: frozenset[str] = frozenset()) -> None:
+        """On a new connection: join again every room joined or waiting to be, but those a
+        resumed session is back in (``skip``)."""
         waiting = {
             room for (kind, room), waiters in self._answers.items() if kind is FrameType.JOIN and waiters
         }
-        for room in sorted(self.joined | waiting):
+        for room in sorted((self.joined - skip) | waiting):
             self._channel.session.rejoin(room)
 
     def answered(self, answer: RoomAnswered) -> None:

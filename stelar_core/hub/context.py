@@ -72,6 +72,12 @@ class Context(Emitter):
         return self._session.metadata
 
     @property
+    def recovered(self) -> bool:
+        """Whether this connection resumed an earlier session of its client (same ID, metadata
+        and rooms; docs/delivery.md), rather than starting a new one."""
+        return self._session.recovered
+
+    @property
     def connected(self) -> bool:
         return self._session.is_open
 

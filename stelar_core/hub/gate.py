@@ -35,6 +35,11 @@ class MessageGate:
         """``then(session, frame)`` for an event or request whose name and payload size are
         within bounds and whose rate limit allows it; else the sender is told, and None."""
         config = self._config()
+        session.received += 1  # handled, whatever the outcome: a resumed client does not resend it
+        answers = session.answers
+        if answers and frame.ack_id in answers:
+            # The client uses this ack id again: it got the answer kept under it.
+            del answers[frame.ack_id]
         event = frame.event
         if (
             not event

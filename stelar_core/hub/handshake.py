@@ -3,12 +3,16 @@ welcome (or an error and a close)."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from stelar_core.errors import ConnectionRefused, ProtocolError
 from stelar_core.hub.hooks import Hook
 from stelar_core.hub.middleware import run_middleware
+from stelar_core.hub.resumption import Resumption, read_resume
 from stelar_core.hub.session import Session, SessionState
 from stelar_core.protocol import (
     PROTOCOL_VERSION,
@@ -24,8 +28,26 @@ if TYPE_CHECKING:
     from stelar_core.hub.services import HubServices
 
 
+@attrs.frozen(slots=True)
+class Resumed:
+    """What a resumed session gets back once accepted: its rooms, and the answers waited for."""
+
+    rooms: frozenset[str]
+    waiting: list[int]
+
+
 class Handshake:
-    def __init__(self, services: HubServices, opened: Callable[[Session], None]) -> None:
+    def __init__(
+        self,
+        services: HubServices,
+        opened: Callable[[Session], None],
+        resumption: Resumption,
+        restore_rooms: Callable[[Session, frozenset[str]], list[str]],
+        open_session: Callable[[str], Session | None],
+    ) -> None:
+        self._resumption = resumption
+        self._restore_rooms = restore_rooms
+        self._open_session = open_session
         self._config = services.config
         self._handlers = services.handlers
         self._runner = services.runner
@@ -52,12 +74,42 @@ class Handshake:
                 DisconnectCode.PROTOCOL_ERROR,
             )
             return None
+        try:
+            asked = payload.get("resume") if isinstance(payload, dict) else None
+            resume = read_resume(asked, self._config().max_pending_acks)
+        except ProtocolError as exc:
+            self.refuse(session, exc.code, exc.reason, DisconnectCode.PROTOCOL_ERROR)
+            return None
         session.auth = auth or {}
+        resumed = None if resume is None else self._resume(session, *resume)
         if self._handlers.middleware:
-            return self._through_middleware(session)
-        return self._accept(session)
+            return self._through_middleware(session, resumed)
+        return self._accept(session, resumed)
 
-    async def _through_middleware(self, session: Session) -> None:
+    def _resume(self, session: Session, session_id: str, token: str, waiting: list[int]) -> Resumed | None:
+        """Take over the kept session ``session_id`` (closing its old connection first if the
+        server has not seen it go yet); None when it cannot be resumed (a new session, then)."""
+        live = self._open_session(session_id)
+        if (
+            live is not None
+            and live.resume_token is not None
+            and hmac.compare_digest(live.resume_token.encode(), token.encode())
+        ):
+            self._close(live, DisconnectCode.NORMAL, "resumed by a new connection")
+        kept = self._resumption.take(session_id, token)
+        if kept is None:
+            self._counters.recoveries["session_not_resumed"] += 1
+            return None
+        previous = kept.session
+        previous.successor = session
+        session.id = previous.id
+        session.metadata = previous.metadata
+        session.received = previous.received
+        session.answers = previous.answers
+        session.recovered = True
+        return Resumed(kept.rooms, waiting)
+
+    async def _through_middleware(self, session: Session, resumed: Resumed | None) -> None:
         try:
             await run_middleware(
                 self._handlers.middleware, self._context(session, "connect", session.auth), self._log
@@ -66,22 +118,36 @@ class Handshake:
             self.refuse(session, refusal.code, refusal.reason, refusal.close_code)
             return
         if session.state is SessionState.HANDSHAKE:
-            pending = self._accept(session)
+            pending = self._accept(session, resumed)
             if pending is not None:
                 await pending
 
-    def _accept(self, session: Session) -> Awaitable[None] | None:
+    def _accept(self, session: Session, resumed: Resumed | None) -> Awaitable[None] | None:
         config = self._config()
         session.mark_open()
         self._opened(session)
         self._counters.total_connections += 1
-        welcome = {
+        welcome: dict[str, Any] = {
             "id": session.id,
             "v": PROTOCOL_VERSION,
             "heartbeat": config.heartbeat_interval,
             "max_payload": config.max_payload_size,
         }
+        token = self._resumption.opened(session)
+        if token is not None:
+            welcome["resume"] = {"token": token, "window": config.recovery_window}
+        if resumed is not None:
+            self._counters.recoveries["session_resumed"] += 1
+            rooms = self._restore_rooms(session, resumed.rooms)
+            welcome.update({"resumed": True, "received": session.received, "rooms": rooms})
         self._outbox.send(session, encode_frame(FrameType.CONNECT, "", dump_json(welcome)))
+        if resumed is not None and session.answers:
+            # Answers the client did not get before its connection went: sent again, not re-run.
+            for ack_id in resumed.waiting:
+                answer = session.answers.get(ack_id)
+                if answer is not None:
+                    self._counters.other["answers_resent"] += 1
+                    self._outbox.send(session, answer)
         self._log.info(
             "client %s connected over %s from %s", session.id, session.protocol, session.remote_address
         )

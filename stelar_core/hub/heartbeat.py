@@ -3,7 +3,7 @@ pinged, or closed when nothing came from it within ``heartbeat_timeout``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from stelar_core.clock import Clock, Timer
@@ -18,7 +18,18 @@ _PING = encode_frame(FrameType.PING)
 
 
 class Heartbeat:
-    __slots__ = ("_clock", "_close", "_config", "_limits", "_log", "_open", "_outbox", "_spawn", "_timer")
+    __slots__ = (
+        "_also",
+        "_clock",
+        "_close",
+        "_config",
+        "_limits",
+        "_log",
+        "_open",
+        "_outbox",
+        "_spawn",
+        "_timer",
+    )
 
     def __init__(
         self,
@@ -26,7 +37,9 @@ class Heartbeat:
         clock: Clock,
         open_sessions: Mapping[str, Session],
         limits: RateLimitPolicy,
+        also: Callable[[], None],
     ) -> None:
+        self._also = also  # more housekeeping on the same beat (expired resumable sessions)
         self._config = services.config
         self._clock = clock
         self._open = open_sessions
@@ -64,6 +77,7 @@ class Heartbeat:
                 self._close(session, DisconnectCode.SERVER_ERROR, "heartbeat timeout")
             else:
                 self._outbox.send(session, _PING)
+        self._also()
         # The rate limiters drop expired entries on the same beat (in a task: a shared one is async).
         self._spawn(self._clean_limiters())
 

@@ -39,6 +39,7 @@ class Hook:
     BEFORE_BROADCAST: Final = "stelar_on_before_broadcast"
     CLIENT_CONNECT: Final = "stelar_on_client_connect"
     CLIENT_DISCONNECT: Final = "stelar_on_client_disconnect"
+    SESSION_EXPIRED: Final = "stelar_on_session_expired"
     SERVER_STARTED: Final = "stelar_on_server_started"
     SERVER_STOPPING: Final = "stelar_on_server_stopping"
     DEGRADED: Final = "stelar_on_degraded"

@@ -32,6 +32,7 @@ from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.recovery import Recovery
 from stelar_core.hub.requests import Requests
+from stelar_core.hub.resumption import Resumption
 from stelar_core.hub.rooms import Rooms
 from stelar_core.hub.services import HubServices
 from stelar_core.hub.session import Session, SessionState
@@ -85,7 +86,7 @@ class Hub:
         self._http_routes = http_routes
         self.counters = Counters()
         self.hooks = HookRunner(pm, server, self.counters.other)
-        self.outbox = Outbox(self.counters, self.hooks)
+        self.outbox = Outbox(self.counters, self.hooks, self._current_config)
         self.handlers = handlers
         self.tasks = Tasks(self.log)
         self.degradation = Degradation(self.hooks, self.log)
@@ -110,8 +111,11 @@ class Hub:
         self.fanout = Fanout(services, broker, self._open, self.rooms.table, self.recovery)
         self.requests = Requests(services)
         self.gate = MessageGate(services, limits)
-        self.handshake = Handshake(services, self.directory.opened)
-        self.heartbeat = Heartbeat(services, clock, self._open, limits)
+        self.resumption = Resumption(services, clock)
+        self.handshake = Handshake(
+            services, self.directory.opened, self.resumption, self._restore_rooms, self._open.get
+        )
+        self.heartbeat = Heartbeat(services, clock, self._open, limits, self.resumption.sweep)
         self._started_at = time.monotonic()
         # Events and requests pass the gate (name, size, rate limit) on their way to dispatch.
         on_event = functools.partial(self.gate.message, then=self._dispatch_event)
@@ -129,6 +133,18 @@ class Hub:
     def _history_store(self) -> HistoryStore | None:
         store = getattr(self.fanout.broker, "history", None)
         return store if isinstance(store, HistoryStore) else None
+
+    def _restore_rooms(self, session: Session, rooms: frozenset[str]) -> list[str]:
+        """A resumed session is back in its rooms without history (it rejoins those with
+        history from its positions, so that it misses nothing in between)."""
+        policies = self._config.rooms
+        restored = []
+        for room in sorted(rooms):
+            policy = policies.for_room(room)
+            if policy is None or not policy.keeps_history:
+                self.rooms.table.add(room, session)
+                restored.append(room)
+        return restored
 
     def check_history(self, config: ServerConfig) -> None:
         """Rooms with history need a broker that keeps it: say so before serving."""
@@ -210,6 +226,7 @@ class Hub:
         self.directory.forget(session, was_open)
         if not was_open:
             return
+        self.resumption.keep(session, rooms)
         self.log.info("client %s disconnected: %s %s", session.id, code, reason)
         for pending in self.limits.forget(session.id, keep_buckets=session.rate_key != session.id):
             self.tasks.spawn(pending)

@@ -3,8 +3,10 @@ for them (an ACK error for a request, a room answer for a join or leave, else an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from stelar_core.config import ServerConfig
 from stelar_core.hub.hooks import Hook, HookRunner
 from stelar_core.hub.session import Session, SessionState
 from stelar_core.hub.stats import Counters
@@ -18,11 +20,12 @@ def answer_payload(refusal: tuple[str, str] | None) -> bytes:
 
 
 class Outbox:
-    __slots__ = ("_counters", "_hooks")
+    __slots__ = ("_config", "_counters", "_hooks")
 
-    def __init__(self, counters: Counters, hooks: HookRunner) -> None:
+    def __init__(self, counters: Counters, hooks: HookRunner, config: Callable[[], ServerConfig]) -> None:
         self._counters = counters
         self._hooks = hooks
+        self._config = config
 
     def send(self, session: Session, frame: bytes) -> None:
         if session.state is not SessionState.CLOSED:
@@ -45,7 +48,22 @@ class Outbox:
 
     def reply_error(self, session: Session, request: Frame, code: str, message: str) -> None:
         payload = answer_payload((code, message))
-        self.send(session, encode_frame(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id))
+        self.answer(session, request, payload)
+
+    def answer(self, session: Session, request: Frame, payload: bytes) -> None:
+        """Answer a client's request; the answer is kept (a resumed client that did not get it
+        asks again), and one made after the connection closed goes to the session that resumed
+        it, if any."""
+        assert request.ack_id is not None
+        frame = encode_frame(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id)
+        answers = session.answers
+        if answers is not None:
+            answers[request.ack_id] = frame
+            if len(answers) > self._config().max_cached_answers:
+                del answers[next(iter(answers))]
+        while session.state is SessionState.CLOSED and session.successor is not None:
+            session = session.successor
+        self.send(session, frame)
 
     def refuse(self, session: Session, frame: Frame, code: str, message: str) -> None:
         """Tell the sender its message was refused, in the answer it waits for."""

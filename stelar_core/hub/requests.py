@@ -121,9 +121,7 @@ class Requests:
                 session, request, ErrorCode.HANDLER_ERROR, "reply is not JSON-serializable"
             )
             return
-        self._outbox.send(
-            session, encode_frame(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id)
-        )
+        self._outbox.answer(session, request, payload)
 
     # ------------------------------------------------------------------ asking a client
 

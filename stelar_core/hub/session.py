@@ -45,14 +45,19 @@ class Session:
         "_paused",
         "_request_slots",
         "admission",
+        "answers",
         "auth",
         "connection",
         "id",
         "last_seen",
         "metadata",
         "rate_key",
+        "received",
+        "recovered",
+        "resume_token",
         "rooms",
         "state",
+        "successor",
     )
 
     def __init__(self, hub: Hub, session_id: str, connection: Connection, admission: Admission) -> None:
@@ -75,6 +80,15 @@ class Session:
         self._paused = False
         self._connect_timer: Timer | None = None
         self._request_slots: Slots | None = None  # made on the first concurrent request
+        # Resumption (docs/delivery.md): events and requests handled in this session (across its
+        # connections), the answers to its last requests by ack id (None: not resumable), the
+        # secret a client resumes with, whether this connection resumed an earlier one, and the
+        # session that resumed this one once it closed (late answers go there).
+        self.received = 0
+        self.answers: dict[int, bytes] | None = None
+        self.resume_token: str | None = None
+        self.recovered = False
+        self.successor: Session | None = None
 
     @property
     def protocol(self) -> str:

@@ -234,6 +234,12 @@ def stelar_on_client_connect(
 
 
 @hookspec
+def stelar_on_session_expired(server: ServerView, client_id: str, metadata: Mapping[str, Any]) -> None:
+    """A closed session was not resumed within ``recovery_window`` (or was dropped to keep
+    ``max_resumable_sessions``): its client will start a new session."""
+
+
+@hookspec
 def stelar_on_client_disconnect(
     server: ServerView,
     client_id: str,

@@ -11,6 +11,7 @@ for frame (``tests/test_protocol_client.py`` asserts the exact bytes).
 from __future__ import annotations
 
 import enum
+from collections import deque
 from typing import Any, TypeAlias
 
 import attrs
@@ -22,6 +23,7 @@ from stelar_core.protocol.frames import Frame, FrameType, decode_frame, dump_jso
 from stelar_core.protocol.publications import Position, decode_publication, read_since
 
 DEFAULT_MAX_IN_FLIGHT = 1024
+DEFAULT_MAX_UNCONFIRMED = 1024
 
 
 class ClientState(enum.Enum):
@@ -36,13 +38,18 @@ class ClientState(enum.Enum):
 @attrs.frozen(slots=True)
 class Welcome:
     """The server accepted the handshake. ``body`` is the welcome as sent (a newer server may
-    add fields)."""
+    add fields). ``resumed``: the session of the previous connection goes on (same ID; back in
+    ``rooms``, and what the server had not received was sent again); otherwise ``lost`` are the
+    ack ids of requests sent before that will get no answer."""
 
     id: str
     version: int | None
     heartbeat: float | None
     max_payload: int | None
     body: dict[str, Any] = attrs.field(factory=dict, eq=False)
+    resumed: bool = False
+    rooms: tuple[str, ...] = ()
+    lost: tuple[int, ...] = ()
 
 
 @attrs.frozen(slots=True)
@@ -148,7 +155,13 @@ class ClientSession:
     ``AckError(too_many_pending_acks)``.
     """
 
-    def __init__(self, *, auto_pong: bool = True, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
+    def __init__(
+        self,
+        *,
+        auto_pong: bool = True,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_unconfirmed: int = DEFAULT_MAX_UNCONFIRMED,
+    ) -> None:
         self.auto_pong = auto_pong
         self.state = ClientState.CONNECTING
         self.id: str | None = None
@@ -160,6 +173,12 @@ class ClientSession:
         # rejoin asks for exactly what was missed.
         self.positions: dict[str, Position] = {}
         self.duplicates = 0  # publications received twice (at or before a position seen) and dropped
+        # Resumption: the secret the server gave for this session, the events and requests sent
+        # in it (numbered 1, 2, ...), and the last ones of them, which a resumed session sends
+        # again when the server says it had not received them.
+        self.resume_token: str | None = None
+        self.sent_count = 0
+        self._unconfirmed: deque[tuple[int, bytes]] = deque(maxlen=max_unconfirmed)
 
     # ------------------------------------------------------------------ output
 
@@ -173,21 +192,33 @@ class ClientSession:
     ) -> None:
         self._out.append(encode_frame(kind, event, payload, ack_id))
 
+    def _send_message(self, kind: FrameType, event: str, payload: bytes, ack_id: int | None = None) -> None:
+        """An event or request: numbered and kept, so that a resumed session can send again
+        what the server did not receive."""
+        frame = encode_frame(kind, event, payload, ack_id)
+        self._out.append(frame)
+        self.sent_count += 1
+        self._unconfirmed.append((self.sent_count, frame))
+
     def connect(self, auth: dict[str, Any] | None = None) -> None:
-        """The handshake's first frame: ``connect`` with ``{"auth": ...}``. A session can serve
-        one connection after another (a reconnecting client): each starts here."""
+        """The handshake's first frame: ``connect`` with ``{"auth": ...}``, and the session to
+        resume when the server offered one. A session can serve one connection after another (a
+        reconnecting client): each starts here."""
         self.state = ClientState.CONNECTING
-        self._send(FrameType.CONNECT, payload=dump_json({"auth": auth or {}}))
+        body: dict[str, Any] = {"auth": auth or {}}
+        if self.resume_token is not None and self.id is not None:
+            body["resume"] = {"id": self.id, "token": self.resume_token, "waiting": sorted(self._sent)}
+        self._send(FrameType.CONNECT, payload=dump_json(body))
 
     def emit(self, event: str, data: Any = None) -> None:
-        self._send(FrameType.JSON, event, dump_json(data))
+        self._send_message(FrameType.JSON, event, dump_json(data))
 
     def emit_binary(self, event: str, data: bytes) -> None:
-        self._send(FrameType.BINARY, event, bytes(data))
+        self._send_message(FrameType.BINARY, event, bytes(data))
 
     def emit_payload(self, kind: FrameType, event: str, payload: bytes) -> None:
         """An already encoded payload (the client's offline queue keeps payloads as bytes)."""
-        self._send(kind, event, payload)
+        self._send_message(kind, event, payload)
 
     def request(self, event: str, data: Any = None, *, payload: bytes | None = None) -> int:
         """Ask the server; returns the ack id its :class:`ResponseReceived` will carry. Ids count
@@ -202,7 +233,7 @@ class ClientSession:
         return self._in_flight.take()
 
     def send_request(self, ack_id: int, event: str, payload: bytes) -> None:
-        self._send(FrameType.ACK_REQUEST, event, payload, ack_id)
+        self._send_message(FrameType.ACK_REQUEST, event, payload, ack_id)
         self._sent.add(ack_id)
 
     def forget_request(self, ack_id: int) -> None:
@@ -247,17 +278,27 @@ class ClientSession:
         self._send(FrameType.PONG, payload=payload)
 
     def disconnect(self, code: int, reason: str = "") -> list[int]:
-        """Say goodbye; returns the ack ids of the requests that will get no answer."""
+        """Say goodbye (the session ends: nothing is resumed); returns the ack ids of the
+        requests that will get no answer."""
         self._send(FrameType.DISCONNECT, payload=dump_json({"code": code, "reason": reason}))
+        self.resume_token = None
         return self.connection_lost()
 
     def connection_lost(self) -> list[int]:
-        """The connection is gone. Returns the ack ids of the requests sent on it, which will
-        get no answer; requests taken but not sent yet (queued offline) keep theirs."""
+        """The connection is gone. Returns the ack ids of the requests sent on it that will get
+        no answer: all of them, unless the session can be resumed (then the next welcome says);
+        requests taken but not sent yet (queued offline) keep theirs."""
         self.state = ClientState.CLOSED
+        if self.resume_token is not None:
+            return []
+        return self._forget_sent()
+
+    def _forget_sent(self) -> list[int]:
         lost = sorted(self._sent)
         self._in_flight.release_all(lost)
         self._sent.clear()
+        self._unconfirmed.clear()
+        self.sent_count = 0
         return lost
 
     # ------------------------------------------------------------------ input
@@ -367,7 +408,23 @@ class ClientSession:
         if not isinstance(body, dict) or not isinstance(body.get("id"), str):
             raise ProtocolError(ErrorCode.INVALID_FRAME, 'the welcome must be {"id": ..., ...}')
         self.state = ClientState.OPEN
+        resumed = body.get("resumed") is True and body["id"] == self.id
+        received = body.get("received")
+        lost: list[int] = []
+        rooms: tuple[str, ...] = ()
+        if resumed and isinstance(received, int):
+            rooms = tuple(room for room in body.get("rooms", ()) if isinstance(room, str))
+            # What the server had not received goes again, in order, before anything new.
+            for number, unconfirmed in self._unconfirmed:
+                if number > received:
+                    self._out.append(unconfirmed)
+        else:
+            resumed = False
+            lost = self._forget_sent()
         self.id = body["id"]
+        resume = body.get("resume")
+        token = resume.get("token") if isinstance(resume, dict) else None
+        self.resume_token = token if isinstance(token, str) else None
         heartbeat = body.get("heartbeat")
         max_payload = body.get("max_payload")
         return Welcome(
@@ -376,6 +433,9 @@ class ClientSession:
             float(heartbeat) if isinstance(heartbeat, int | float) and heartbeat > 0 else None,
             max_payload if isinstance(max_payload, int) else None,
             body,
+            resumed,
+            rooms,
+            tuple(lost),
         )
 
     def _disconnect(self, frame: Frame) -> ClientEvent:

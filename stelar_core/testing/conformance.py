@@ -89,7 +89,11 @@ class TransportConformance:
         server = await serve(heartbeat_interval=12.5, heartbeat_timeout=30, max_payload_size=2_000_000)
         assert server.addresses[self.transport], "a started transport says where it is reached"
         client = await self.connect(server)
-        assert client.welcome == {"id": client.id, "v": 1, "heartbeat": 12.5, "max_payload": 2_000_000}
+        welcome = dict(client.welcome)
+        resume = welcome.pop("resume")  # the session's resumption secret (docs/delivery.md)
+        assert welcome == {"id": client.id, "v": 1, "heartbeat": 12.5, "max_payload": 2_000_000}
+        assert isinstance(resume["token"], str) and len(resume["token"]) >= 16
+        assert resume["window"] == server.config.recovery_window
         (info,) = server.get_clients()
         assert (info.id, info.protocol) == (client.id, self.transport)
         client.close()

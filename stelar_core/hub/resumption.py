@@ -1,0 +1,132 @@
+"""Sessions a client can resume: kept ``recovery_window`` seconds after their connection closed.
+
+A resumable session's welcome carries a secret token; a client that reconnects sends its session
+ID and that token in its ``connect`` frame and gets its session back, on the same ID: metadata,
+the rooms without history (it rejoins those with history from its positions), the count of its
+events and requests already handled (it resends only the rest) and the answers to its last
+requests (it asks again for those it did not get). At most ``max_resumable_sessions`` are kept;
+past it the oldest is forgotten as if it expired (``on_session_expired``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from stelar_core.clock import Clock
+from stelar_core.errors import ProtocolError
+from stelar_core.hub.hooks import Hook
+from stelar_core.hub.session import Session
+from stelar_core.protocol import ErrorCode
+from stelar_core.protocol.frames import MAX_ACK_ID
+
+if TYPE_CHECKING:
+    from stelar_core.hub.services import HubServices
+
+MAX_ID_LENGTH = 256
+
+
+class Kept:
+    """A closed session waiting for its client, and the rooms it was in."""
+
+    __slots__ = ("expires", "rooms", "session")
+
+    def __init__(self, session: Session, rooms: frozenset[str], expires: float) -> None:
+        self.session = session
+        self.rooms = rooms
+        self.expires = expires
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def read_resume(value: Any, max_waiting: int) -> tuple[str, str, list[int]] | None:
+    """The ``resume`` block of a connect frame: ``{"id", "token", "waiting": [ack ids]}``, or
+    None when absent. ``ProtocolError(invalid_frame)`` names what is wrong with a bad one."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ProtocolError(
+            ErrorCode.INVALID_FRAME, 'resume must be {"id": ..., "token": ..., "waiting": [...]}'
+        )
+    session_id, token, waiting = value.get("id"), value.get("token"), value.get("waiting", [])
+    if not isinstance(session_id, str) or not 0 < len(session_id) <= MAX_ID_LENGTH:
+        raise ProtocolError(ErrorCode.INVALID_FRAME, f"resume.id must be 1..{MAX_ID_LENGTH} characters")
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_ID_LENGTH:
+        raise ProtocolError(ErrorCode.INVALID_FRAME, f"resume.token must be 1..{MAX_ID_LENGTH} characters")
+    if (
+        not isinstance(waiting, list)
+        or len(waiting) > max_waiting
+        or not all(type(ack_id) is int and 0 <= ack_id <= MAX_ACK_ID for ack_id in waiting)
+    ):
+        raise ProtocolError(
+            ErrorCode.INVALID_FRAME,
+            f"resume.waiting must be at most {max_waiting} ack ids in 0..{MAX_ACK_ID}",
+        )
+    return session_id, token, waiting
+
+
+class Resumption:
+    __slots__ = ("_clock", "_config", "_counters", "_hooks", "_kept")
+
+    def __init__(self, services: HubServices, clock: Clock) -> None:
+        self._config = services.config
+        self._counters = services.counters
+        self._hooks = services.hooks
+        self._clock = clock
+        self._kept: OrderedDict[str, Kept] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def opened(self, session: Session) -> str | None:
+        """A session opens: resumable (its token) when the server keeps sessions."""
+        if self._config().recovery_window <= 0:
+            return None
+        if session.answers is None:
+            session.answers = {}
+        session.resume_token = new_token()
+        return session.resume_token
+
+    def keep(self, session: Session, rooms: frozenset[str]) -> None:
+        """``session`` closed: keep it for its client (the oldest goes past the limit)."""
+        config = self._config()
+        if session.resume_token is None or config.recovery_window <= 0:
+            return
+        kept = self._kept
+        kept.pop(session.id, None)
+        while len(kept) >= config.max_resumable_sessions:
+            self._expired(kept.popitem(last=False)[1])
+        kept[session.id] = Kept(session, rooms, self._clock.now() + config.recovery_window)
+
+    def take(self, session_id: str, token: str) -> Kept | None:
+        """The kept session ``session_id`` if ``token`` is its own and it has not expired."""
+        found = self._kept.get(session_id)
+        if found is None or found.session.resume_token is None:
+            return None
+        if not hmac.compare_digest(found.session.resume_token.encode(), token.encode()):
+            return None
+        del self._kept[session_id]
+        if found.expires < self._clock.now():
+            self._expired(found)
+            return None
+        return found
+
+    def sweep(self) -> None:
+        """Forget the sessions whose window has passed (on the heartbeat's beat)."""
+        now = self._clock.now()
+        kept = self._kept
+        while kept:
+            oldest = next(iter(kept.values()))
+            if oldest.expires >= now:
+                break
+            del kept[oldest.session.id]
+            self._expired(oldest)
+
+    def _expired(self, kept: Kept) -> None:
+        self._counters.other["sessions_expired"] += 1
+        session = kept.session
+        self._hooks.notify(Hook.SESSION_EXPIRED, client_id=session.id, metadata=dict(session.metadata))
