@@ -19,23 +19,75 @@ from stelar_core.errors import ConfigError
 from stelar_core.validation import fail
 
 DEFAULT_HISTORY_TTL = 300.0
+DEFAULT_MAX_QUEUE = 1000
+SEND_QUEUES = ("queue", "drop_oldest", "conflate")
 # Rooms whose policy is remembered; past it the memo starts again (names are unbounded).
 _MEMO_SIZE = 10_000
 
 
+def _send_queue(option: str, value: Any) -> Any:
+    if value not in SEND_QUEUES:
+        raise fail(option, value, f"expected one of {', '.join(SEND_QUEUES)}")
+    return value
+
+
+def _events(value: Any) -> tuple[str, ...] | None:
+    return validation.strings_or_none("events", value)
+
+
+def _rate(option: str, value: Any) -> Any:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+        raise fail(option, value, "expected messages per second > 0, or None")
+    return value
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class RoomPolicy:
-    """``history_size``: publications kept (0: none, the room has no positions);
-    ``history_ttl``: seconds a room's history is kept after its last publication."""
+    """What a room keeps and how its messages reach a member that cannot keep up
+    (docs/delivery.md).
+
+    ``history_size``: publications kept (0: none, the room has no positions); ``history_ttl``:
+    seconds a room's history is kept after its last publication. ``send_queue``: ``queue``
+    (everything, bounded by the connection's output limits, then closed as a slow consumer),
+    ``drop_oldest`` (at most ``max_queue`` waiting, the oldest dropped) or ``conflate`` (the
+    latest message per key waits: the event and its payload's ``conflate_key`` field; at most
+    ``max_queue`` keys). ``max_rate``: messages per second per member, past which a lossy queue
+    holds them. ``events``: the events a lossy queue applies to (None: all)."""
 
     history_size: int = attrs.field(default=0, validator=validation.validator(validation.integer(0)))
     history_ttl: float = attrs.field(
         default=DEFAULT_HISTORY_TTL, validator=validation.validator(validation.seconds)
     )
+    send_queue: str = attrs.field(default="queue", validator=validation.validator(_send_queue))
+    conflate_key: str | None = attrs.field(
+        default=None, validator=validation.validator(validation.optional(validation.text))
+    )
+    max_queue: int = attrs.field(
+        default=DEFAULT_MAX_QUEUE, validator=validation.validator(validation.integer(1))
+    )
+    max_rate: float | None = attrs.field(default=None, validator=validation.validator(_rate))
+    events: tuple[str, ...] | None = attrs.field(default=None, converter=_events)
+
+    def __attrs_post_init__(self) -> None:
+        if self.lossy and self.keeps_history:
+            raise ConfigError(
+                f"a room with history cannot use send_queue = {self.send_queue!r}: its members would "
+                "lose positions they can never recover; use 'queue' (a slow member recovers on reconnect)"
+            )
+        if self.conflate_key is not None and self.send_queue != "conflate":
+            raise ConfigError("conflate_key is for send_queue = 'conflate'")
+        if self.max_rate is not None and not self.lossy:
+            raise ConfigError(
+                "max_rate needs a lossy send_queue ('drop_oldest' or 'conflate') to hold the excess"
+            )
 
     @property
     def keeps_history(self) -> bool:
         return self.history_size > 0
+
+    @property
+    def lossy(self) -> bool:
+        return self.send_queue != "queue"
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(RoomPolicy))
@@ -61,6 +113,10 @@ class RoomPolicies:
             self._memo.clear()
         self._memo[room] = found
         return found
+
+    @property
+    def any_lossy(self) -> bool:
+        return any(policy.lossy for policy in self.patterns.values())
 
     @property
     def any_history(self) -> bool:

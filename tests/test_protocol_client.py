@@ -19,6 +19,7 @@ from stelar_core.protocol.client import (
     ErrorReceived,
     EventReceived,
     InvalidFrame,
+    MessagesDropped,
     PingReceived,
     PongReceived,
     RequestReceived,
@@ -74,7 +75,12 @@ def normalized(event: ClientEvent) -> dict[str, Any]:
     match event:
         case Welcome():
             shape = {"id": event.id, "v": event.version, "heartbeat": event.heartbeat}
-            return {"type": "welcome", **shape, "max_payload": event.max_payload}
+            welcome = {"type": "welcome", **shape, "max_payload": event.max_payload}
+            if event.resumed:
+                welcome.update(resumed=True, rooms=list(event.rooms))
+            if event.lost:
+                welcome["lost"] = list(event.lost)
+            return welcome
         case EventReceived(binary=True):
             return published(event, {"type": "event", "event": event.event, "data_hex": event.data.hex()})
         case EventReceived():
@@ -101,6 +107,8 @@ def normalized(event: ClientEvent) -> dict[str, Any]:
             return {"type": "error", "code": event.code, "message": event.message, "body": event.body}
         case DisconnectReceived():
             return {"type": "disconnect", "code": event.code, "reason": event.reason}
+        case MessagesDropped():
+            return {"type": "dropped", "room": event.room, "count": event.count, "policy": event.policy}
         case InvalidFrame():
             return {"type": "invalid", "code": event.error.code}
     raise AssertionError(f"an event the fixture has no shape for: {event!r}")
@@ -152,6 +160,8 @@ def test_the_session_plays_each_shared_exchange(script):
             assert positions == step["positions"], where
         elif "duplicates" in step:
             assert session.duplicates == step["duplicates"], where
+        elif "lost" in step:
+            assert session.lost == step["lost"], where
         else:
             raise AssertionError(f"unknown step {step}")
 
@@ -160,7 +170,8 @@ def test_every_event_type_and_command_is_exercised_by_the_shared_exchanges():
     steps = [step for script in EXCHANGES["scripts"] for step in script["steps"]]
     events = {event["type"] for step in steps for event in step.get("events", [])}
     assert events == {
-        "welcome", "event", "request", "response", "room", "ping", "pong", "error", "disconnect", "invalid"
+        "welcome", "event", "request", "response", "room", "dropped", "ping", "pong", "error", "disconnect",
+        "invalid"
     }  # fmt: skip
     commands = {step["do"] for step in steps if "do" in step}
     public = {

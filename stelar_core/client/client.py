@@ -37,6 +37,7 @@ from stelar_core.protocol.client import (
     ErrorReceived,
     EventReceived,
     InvalidFrame,
+    MessagesDropped,
     RequestReceived,
     ResponseReceived,
     RoomAnswered,
@@ -255,6 +256,10 @@ class StelarClient:
             self._spawn(self._answer(event))
         elif isinstance(event, RoomAnswered):
             self._rooms.answered(event)
+        elif isinstance(event, MessagesDropped):
+            self._listeners.emit(
+                "messages_lost", {"room": event.room, "count": event.count, "policy": event.policy}
+            )
         elif isinstance(event, ErrorReceived):
             self._record_error(RemoteError(event.code, event.message), "server")
         elif isinstance(event, InvalidFrame):
@@ -331,6 +336,12 @@ class StelarClient:
         position seen: the server replays what was missed (the ``recovered`` event) or says why
         it could not (``not_recovered``, with the reason: reload the state)."""
         return await self._rooms.join(room)
+
+    @property
+    def lost_messages(self) -> dict[str, int]:
+        """Messages a room's lossy send queue (``drop_oldest``, ``conflate``) dropped for this
+        client, by room (each loss is also told by the ``messages_lost`` event)."""
+        return dict(self._channel.session.lost)
 
     @property
     def positions(self) -> dict[str, Position]:

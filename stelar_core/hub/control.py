@@ -46,7 +46,8 @@ class ControlFrames:
             FrameType.JOIN: self._join,
             FrameType.LEAVE: self._leave,
             FrameType.ERROR: self._error,
-            FrameType.PUBLICATION: self._publication,
+            FrameType.PUBLICATION: self._server_only,
+            FrameType.DROPPED: self._server_only,
         }
 
     def _ping(self, session: Session, frame: Frame) -> None:
@@ -67,12 +68,13 @@ class ControlFrames:
         self._log.info("client %s sent an error frame %r: %r", session.id, frame.event, frame.payload[:200])
         self._outbox.invalid(session, ErrorCode.INVALID_FRAME, "clients must not send error frames (type 10)")
 
-    def _publication(self, session: Session, frame: Frame) -> None:
-        self._outbox.invalid(
-            session,
-            ErrorCode.INVALID_FRAME,
-            "clients must not send publications (type 11); emit to a room instead",
+    def _server_only(self, session: Session, frame: Frame) -> None:
+        kind = (
+            "publications (type 11); emit to a room instead"
+            if frame.type is FrameType.PUBLICATION
+            else ("dropped notices (type 12)")
         )
+        self._outbox.invalid(session, ErrorCode.INVALID_FRAME, f"clients must not send {kind}")
 
     def _join(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         return self._gate.rate_checked(session, frame, "", self._join_requested)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.hub.hooks import Hook
+from stelar_core.hub.lossy import LossyQueues, conflation_key
 from stelar_core.hub.recovery import Recovery
 from stelar_core.hub.rooms import RoomTable
 from stelar_core.hub.session import Session, SessionState
@@ -44,7 +45,7 @@ def encode_binary(event: str, data: bytes) -> bytes:
 
 
 class Fanout:
-    __slots__ = ("_config", "_counters", "_hooks", "_open", "_recovery", "_rooms", "broker")
+    __slots__ = ("_config", "_counters", "_hooks", "_lossy", "_open", "_recovery", "_rooms", "broker")
 
     def __init__(
         self,
@@ -53,8 +54,10 @@ class Fanout:
         open_sessions: Mapping[str, Session],
         rooms: RoomTable,
         recovery: Recovery,
+        lossy: LossyQueues,
     ) -> None:
         self.broker = broker
+        self._lossy = lossy
         self._open = open_sessions
         self._rooms = rooms
         self._recovery = recovery
@@ -86,7 +89,16 @@ class Fanout:
         elif delivery.room is None:
             recipients = tuple(self._open.values())
         else:
-            recipients = tuple(self._rooms.members(delivery.room))
+            room = delivery.room
+            recipients = tuple(self._rooms.members(room))
+            policy = self._config().rooms.for_room(room)
+            if policy is not None and policy.lossy:
+                key = conflation_key(frame, policy)
+                if key is not None:
+                    for session in recipients:
+                        if session.id not in exclude and session.state is SessionState.OPEN:
+                            self._lossy.send(session, room, policy, frame, key)
+                    return
             held = self._recovery.held
             if held and delivery.room in held:
                 # Members still recovering get it after their replay.

@@ -27,6 +27,7 @@ from stelar_core.hub.handlers import HandlerRegistry, HandlerRunner
 from stelar_core.hub.handshake import Handshake
 from stelar_core.hub.heartbeat import Heartbeat
 from stelar_core.hub.hooks import Hook, HookRunner
+from stelar_core.hub.lossy import LossyQueues
 from stelar_core.hub.node import BrokerNode
 from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.ratelimit import RateLimitPolicy
@@ -108,7 +109,8 @@ class Hub:
         self.directory = Directory(self._current_config, self.rooms.table)
         self._open = self.directory.open
         self.recovery = Recovery(services, self._history_store)
-        self.fanout = Fanout(services, broker, self._open, self.rooms.table, self.recovery)
+        self.lossy = LossyQueues(services, clock)
+        self.fanout = Fanout(services, broker, self._open, self.rooms.table, self.recovery, self.lossy)
         self.requests = Requests(services)
         self.gate = MessageGate(services, limits)
         self.resumption = Resumption(services, clock)
@@ -221,6 +223,7 @@ class Hub:
         was_open = session.is_open
         session.mark_closed()
         session.fail_pending_acks(f"client {session.id} disconnected")
+        self.lossy.forget(session)
         session.admission.release()
         rooms = frozenset(session.rooms)
         self.directory.forget(session, was_open)

@@ -16,6 +16,7 @@ from stelar_core.values import ClientInfo
 
 if TYPE_CHECKING:
     from stelar_core.hub.hub import Hub
+    from stelar_core.hub.lossy import LossyQueue
 
 # Frames handled at once even while a handler runs: they run no user code, and a handler may be
 # awaiting one of them (the ACK response to its own ``ctx.request``).
@@ -50,6 +51,7 @@ class Session:
         "connection",
         "id",
         "last_seen",
+        "lossy",
         "metadata",
         "rate_key",
         "received",
@@ -89,6 +91,8 @@ class Session:
         self.resume_token: str | None = None
         self.recovered = False
         self.successor: Session | None = None
+        # Lossy send queues of rooms with such a policy, by room (made when first needed).
+        self.lossy: dict[str, LossyQueue] | None = None
 
     @property
     def protocol(self) -> str:
@@ -132,6 +136,10 @@ class Session:
 
     def slow_consumer(self, buffered_bytes: int) -> None:
         self._hub.slow_consumer(self, buffered_bytes)
+
+    def resume_sending(self) -> None:
+        if self.lossy:
+            self._hub.lossy.resume(self)
 
     # ------------------------------------------------------------------ ordering
 

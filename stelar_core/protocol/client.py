@@ -102,6 +102,16 @@ class RoomAnswered:
 
 
 @attrs.frozen(slots=True)
+class MessagesDropped:
+    """A room's lossy send queue dropped ``count`` messages meant for this client (``policy``:
+    ``drop_oldest`` or ``conflate``, where only the latest value of each key was kept)."""
+
+    room: str
+    count: int
+    policy: str
+
+
+@attrs.frozen(slots=True)
 class PingReceived:
     """The server's heartbeat; answered already when ``auto_pong``."""
 
@@ -139,6 +149,7 @@ ClientEvent: TypeAlias = (
     | RequestReceived
     | ResponseReceived
     | RoomAnswered
+    | MessagesDropped
     | PingReceived
     | PongReceived
     | ErrorReceived
@@ -173,6 +184,7 @@ class ClientSession:
         # rejoin asks for exactly what was missed.
         self.positions: dict[str, Position] = {}
         self.duplicates = 0  # publications received twice (at or before a position seen) and dropped
+        self.lost: dict[str, int] = {}  # messages lossy send queues dropped, by room
         # Resumption: the secret the server gave for this session, the events and requests sent
         # in it (numbered 1, 2, ...), and the last ones of them, which a resumed session sends
         # again when the server says it had not received them.
@@ -325,6 +337,8 @@ class ClientSession:
         kind = frame.type
         if kind is FrameType.PUBLICATION:
             return self._publication(frame)
+        if kind is FrameType.DROPPED:
+            return self._dropped(frame)
         if kind is FrameType.JSON:
             return EventReceived(frame.event, frame.json())
         if kind is FrameType.BINARY:
@@ -363,6 +377,17 @@ class ClientSession:
         binary = inner.type is FrameType.BINARY
         data = inner.payload if binary else inner.json()
         return EventReceived(inner.event, data, binary, publication.room, position)
+
+    def _dropped(self, frame: Frame) -> MessagesDropped:
+        body = frame.json()
+        count = body.get("count") if isinstance(body, dict) else None
+        if type(count) is not int or count < 1:
+            raise ProtocolError(
+                ErrorCode.INVALID_FRAME, 'a dropped notice is {"count": n >= 1, "policy": ...}'
+            )
+        policy = body.get("policy")
+        self.lost[frame.event] = self.lost.get(frame.event, 0) + count
+        return MessagesDropped(frame.event, count, policy if isinstance(policy, str) else "")
 
     def _room_answer(self, frame: Frame) -> RoomAnswered:
         body = frame.json()

@@ -38,6 +38,7 @@ class FrameType(IntEnum):
     LEAVE = 9
     ERROR = 10
     PUBLICATION = 11
+    DROPPED = 12
 
 
 _WITH_ACK_ID = frozenset({FrameType.ACK_REQUEST, FrameType.ACK_RESPONSE})

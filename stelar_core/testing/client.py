@@ -23,6 +23,7 @@ from stelar_core.protocol.client import (
     ErrorReceived,
     EventReceived,
     InvalidFrame,
+    MessagesDropped,
     PingReceived,
     PongReceived,
     RequestReceived,
@@ -70,6 +71,7 @@ class TestClient:
         self.frames_received = 0
         self.events_received = 0
         self.pings_received = 0
+        self.dropped: dict[str, int] = {}  # messages lossy send queues dropped, by room
         self.pongs: list[bytes] = []
         self.disconnect: dict[str, Any] | None = None
         self.ack_handlers: dict[str, Callable[[Any], Any]] = {}
@@ -111,6 +113,8 @@ class TestClient:
                 self.connected.set_result(self.welcome)
         elif isinstance(event, ErrorReceived):
             self._keep(self._errors, (event.code, event.body if isinstance(event.body, dict) else {}))
+        elif isinstance(event, MessagesDropped):
+            self.dropped[event.room] = self.dropped.get(event.room, 0) + event.count
         elif isinstance(event, PingReceived):
             self.pings_received += 1
         elif isinstance(event, PongReceived):

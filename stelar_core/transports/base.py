@@ -120,6 +120,11 @@ class SessionPort(Protocol):
         """The peer does not read: its output stayed over ``max_buffered_bytes``. The hub counts
         it, tells the hooks and closes the connection (the transport should then abort)."""
 
+    def resume_sending(self) -> None:
+        """The peer's output went back under its bound: messages that rooms with a lossy send
+        queue held for it go now. (A transport whose connections have a ``writable`` property
+        calls it when that turns true again.)"""
+
 
 class HubPort(Protocol):
     """What the hub offers a transport."""

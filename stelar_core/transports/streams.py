@@ -145,6 +145,14 @@ class FlowControlledProtocol(asyncio.Protocol):
         self._write_paused = False
         self._cancel_slow_timer()
         self.update_reading()
+        if self.session is not None:
+            self.session.resume_sending()
+
+    @property
+    def writable(self) -> bool:
+        """Whether more output is welcome: not above ``max_buffered_bytes``, not closing (rooms
+        with a lossy send queue hold their messages while it is false)."""
+        return not self._write_paused and not self.closing
 
     def _overflow(self) -> None:
         self._cancel_slow_timer()

@@ -25,7 +25,12 @@ const error = (value) => (value ? { code: value.code, message: value.reason } : 
 /** An event in the fixture's shape. */
 function normalized(event) {
   switch (event.type) {
-    case "welcome": return { type: "welcome", id: event.id, v: event.v, heartbeat: event.heartbeat, max_payload: event.maxPayload };
+    case "welcome": {
+      const shape = { type: "welcome", id: event.id, v: event.v, heartbeat: event.heartbeat, max_payload: event.maxPayload };
+      if (event.resumed) Object.assign(shape, { resumed: true, rooms: event.rooms });
+      if (event.lost.length) shape.lost = event.lost;
+      return shape;
+    }
     case "event": {
       const shape = event.binary ? { type: "event", event: event.event, data_hex: hex(event.data) } : { type: "event", event: event.event, data: event.data };
       return event.room ? { ...shape, room: event.room, position: event.position } : shape;
@@ -44,6 +49,7 @@ function normalized(event) {
     case "ping": case "pong": return { type: event.type, payload_hex: hex(event.payload) };
     case "error": return { type: "error", code: event.code, message: event.message, body: event.body };
     case "disconnect": return { type: "disconnect", code: event.code, reason: event.reason };
+    case "dropped": return { type: "dropped", room: event.room, count: event.count, policy: event.policy };
     case "invalid": return { type: "invalid", code: event.error.code };
     default: throw new Error(`an event the fixture has no shape for: ${JSON.stringify(event)}`);
   }
@@ -95,6 +101,7 @@ for (const script of exchanges.scripts) {
       else if ("in_flight" in step) assert.equal(session.requestsInFlight, step.in_flight, where);
       else if ("positions" in step) assert.deepEqual(Object.fromEntries(session.positions), step.positions, where);
       else if ("duplicates" in step) assert.equal(session.duplicates, step.duplicates, where);
+      else if ("lost" in step) assert.deepEqual(Object.fromEntries(session.lost), step.lost, where);
       else throw new Error(`unknown step ${where}`);
     });
   });

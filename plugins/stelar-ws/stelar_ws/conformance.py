@@ -59,6 +59,9 @@ class EchoSession:
     def slow_consumer(self, buffered_bytes: int) -> None:
         self._connection.close(1008, "slow consumer")
 
+    def resume_sending(self) -> None:
+        """Nothing is held back."""
+
 
 class EchoHub:
     """The smallest ``HubPort``: admits everyone, echoes everything."""

@@ -356,3 +356,60 @@ async def test_the_demo_page_with_a_python_client_in_the_same_room(browser, tmp_
             )
             await page.screenshot(path=str(tmp_path / "demo.png"))
         await page.close()
+
+
+async def _connected_id(page, server):
+    client_id = await page.evaluate("client.state === 'connected' && client.id")
+    return client_id if client_id and server.hub.session(client_id) is not None else None
+
+
+def _abort(server, client_id):
+    """Drop the browser's connection the way a network does: no close frame, nothing flushed."""
+    server.hub.session(client_id).connection._stream().abort()
+
+
+async def test_the_browser_recovers_a_room_and_resumes_its_session_across_drops(
+    stelar_server_factory, browser
+):
+    server = await stelar_server_factory(port=0, plugins=[TestPage()], rooms={"feed": {"history_size": 100}})
+    runs = []
+
+    @server.on_ack("work")
+    def work(ctx):
+        runs.append(ctx.data)
+        _abort(server, ctx.id)  # the handler ran; its answer is lost with the connection
+        return ctx.data + 1
+
+    page = await open_page(browser, server)
+    await page.evaluate(
+        """async () => {
+            window.got = []; window.outcomes = [];
+            window.client = new stelar.StelarClient(url, {
+                reconnectionDelay: 10, maxReconnectionDelay: 50, reconnectionAttempts: null,
+            });
+            client.on("n", (n) => got.push(n));
+            client.on("recovered", (info) => outcomes.push(["recovered", info.replayed]));
+            client.on("not_recovered", (info) => outcomes.push(["not_recovered", info.reason]));
+            await client.connect();
+            window.joined = await client.joinRoom("feed");
+        }"""
+    )
+    joined = await page.evaluate("joined")
+    assert joined["position"]["offset"] == 0 and joined["recovered"] is None
+    first_id = await page.evaluate("client.id")
+    for round_ in range(3):
+        for n in range(round_ * 20, round_ * 20 + 10):
+            server.to("feed", "n", n)
+        client_id = await eventually(lambda: _connected_id(page, server), what="up")
+        _abort(server, client_id)
+        for n in range(round_ * 20 + 10, round_ * 20 + 20):
+            server.to("feed", "n", n)  # while the browser is away: kept in the room's history
+    await eventually(lambda: page.evaluate("got.length >= 60"), what="all 60")
+    assert await page.evaluate("got") == list(range(60))
+    outcomes = await page.evaluate("outcomes")
+    assert outcomes and all(kind == "recovered" for kind, _ in outcomes)
+    # A request whose answer was lost with the connection: run once, answered after the resume.
+    assert await page.evaluate("client.request('work', 41, {timeout: 10000})") == 42
+    assert runs == [41]
+    assert await page.evaluate("client.resumed") is True and await page.evaluate("client.id") == first_id
+    await page.evaluate("client.disconnect()")

@@ -468,10 +468,12 @@ async def test_a_request_and_frames_cut_anywhere_reach_the_session_in_order(stel
     assert written.startswith(b"HTTP/1.1 101 ")
     _, frames = written.split(b"\r\n\r\n", 1)
     answers = []
-    while frames:
-        length = frames[1]
-        answers.append(decode_frame(frames[2 : 2 + length]))
-        frames = frames[2 + length :]
+    while frames:  # unmasked server frames: a 7-bit length, or 126 and a 16-bit one
+        length, start = frames[1], 2
+        if length == 126:
+            length, start = int.from_bytes(frames[2:4], "big"), 4
+        answers.append(decode_frame(frames[start : start + length]))
+        frames = frames[start + length :]
     assert [answer.type for answer in answers] == [FrameType.CONNECT, FrameType.ACK_RESPONSE]
     assert answers[1].json() == {"ok": 7}
 

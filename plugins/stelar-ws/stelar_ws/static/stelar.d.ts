@@ -4,7 +4,7 @@ export declare const PROTOCOL: "stelar.v1";
 
 export declare const FrameType: Readonly<{
   JSON: 0; BINARY: 1; PING: 2; PONG: 3; ACK_REQUEST: 4; ACK_RESPONSE: 5;
-  CONNECT: 6; DISCONNECT: 7; JOIN: 8; LEAVE: 9; ERROR: 10; PUBLICATION: 11;
+  CONNECT: 6; DISCONNECT: 7; JOIN: 8; LEAVE: 9; ERROR: 10; PUBLICATION: 11; DROPPED: 12;
 }>;
 
 export interface Frame {
@@ -83,7 +83,7 @@ export interface DisconnectInfo { code: number; reason: string; }
 
 /** What a ClientSession makes of the frames it receives. */
 export type SessionEvent =
-  | { type: "welcome"; id: string; v: number | null; heartbeat: number | null; maxPayload: number | null; body: Record<string, unknown> }
+  | { type: "welcome"; id: string; v: number | null; heartbeat: number | null; maxPayload: number | null; body: Record<string, unknown>; resumed: boolean; rooms: string[]; lost: number[] }
   | { type: "event"; event: string; data: any; binary: boolean; room?: string; position?: Position }
   | { type: "request"; event: string; data: any; ackId: number }
   | { type: "response"; ackId: number; event: string; value: any; error: AckError | null }
@@ -91,11 +91,12 @@ export type SessionEvent =
   | { type: "ping" | "pong"; payload: Uint8Array }
   | { type: "error"; code: string; message: string; body: unknown }
   | { type: "disconnect"; code: number; reason: string }
+  | { type: "dropped"; room: string; count: number; policy: string }
   | { type: "invalid"; error: ProtocolError };
 
 /** The client side of stelar.v1, sans-I/O: frames in, events out; commands produce frames. */
 export declare class ClientSession {
-  constructor(options?: { autoPong?: boolean; maxInFlight?: number });
+  constructor(options?: { autoPong?: boolean; maxInFlight?: number; maxUnconfirmed?: number });
   autoPong: boolean;
   readonly maxInFlight: number;
   state: "connecting" | "open" | "closed";
@@ -105,6 +106,12 @@ export declare class ClientSession {
   readonly positions: Map<string, Position>;
   /** Publications dropped because they were seen already. */
   readonly duplicates: number;
+  /** Messages lossy send queues dropped, by room. */
+  readonly lost: Map<string, number>;
+  /** The secret the server gave to resume this session (null: not resumable). */
+  resumeToken: string | null;
+  /** Events and requests sent in this session. */
+  readonly sentCount: number;
   dataToSend(): Uint8Array[];
   connect(auth?: Record<string, unknown>): void;
   emit(event: string, data?: unknown): void;
@@ -151,12 +158,16 @@ export declare class StelarClient {
   lastError: Error | null;
   /** The largest payload the server accepts, from its welcome (null until connected). */
   maxPayload: number | null;
+  /** Whether this connection resumed the previous one's session (same id, rooms; nothing sent lost or handled twice). */
+  resumed: boolean;
   readonly metrics: ClientMetrics;
   readonly connected: boolean;
   readonly queueSize: number;
   readonly rooms: Set<string>;
   /** The last position seen in each joined room that keeps history. */
   readonly positions: Map<string, Position>;
+  /** Messages a room's lossy send queue dropped for this client, by room. */
+  readonly lostMessages: Map<string, number>;
 
   connect(): Promise<void>;
   disconnect(): void;
@@ -166,6 +177,7 @@ export declare class StelarClient {
   on(event: "reconnecting", listener: (attempt: number) => void): this;
   on(event: "reconnect_failed", listener: () => void): this;
   on(event: "error", listener: (error: Error, context: string) => void): this;
+  on(event: "messages_lost", listener: (info: { room: string; count: number; policy: string }) => void): this;
   on(event: "recovered", listener: (info: { room: string; position: Position | null; replayed: number }) => void): this;
   on(event: "not_recovered", listener: (info: { room: string; position: Position | null; reason: NotRecoveredReason | string | null }) => void): this;
   on(event: string, listener: (data: any) => void): this;

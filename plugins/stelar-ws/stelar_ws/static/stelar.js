@@ -8,7 +8,7 @@ export const PROTOCOL = "stelar.v1";
 
 export const FrameType = Object.freeze({
   JSON: 0, BINARY: 1, PING: 2, PONG: 3, ACK_REQUEST: 4, ACK_RESPONSE: 5,
-  CONNECT: 6, DISCONNECT: 7, JOIN: 8, LEAVE: 9, ERROR: 10, PUBLICATION: 11,
+  CONNECT: 6, DISCONNECT: 7, JOIN: 8, LEAVE: 9, ERROR: 10, PUBLICATION: 11, DROPPED: 12,
 });
 
 const HEADER_SIZE = 3;
@@ -71,7 +71,7 @@ export function decodeFrame(data) {
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const type = view.getUint8(0);
-  if (type > FrameType.PUBLICATION) throw new ProtocolError("invalid_frame", `unknown frame type ${type}`);
+  if (type > FrameType.DROPPED) throw new ProtocolError("invalid_frame", `unknown frame type ${type}`);
   const eventLength = view.getUint16(1);
   const eventEnd = HEADER_SIZE + eventLength;
   if (eventEnd > size) {
@@ -164,6 +164,7 @@ function readPosition(value) {
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 1024;
+const DEFAULT_MAX_UNCONFIRMED = 1024;
 
 /**
  * One connection's protocol state from the client's side, sans-I/O. The glue feeds it whole
@@ -172,11 +173,12 @@ const DEFAULT_MAX_IN_FLIGHT = 1024;
  * {type: "event", event, data, binary}, {type: "request", event, data, ackId},
  * {type: "response", ackId, event, value, error}, {type: "room", kind: "join" | "leave", room, error},
  * {type: "ping" | "pong", payload}, {type: "error", code, message, body},
- * {type: "disconnect", code, reason}, {type: "invalid", error}.
+ * {type: "disconnect", code, reason}, {type: "dropped", room, count, policy}, {type: "invalid", error}.
  */
 export class ClientSession {
-  constructor({ autoPong = true, maxInFlight = DEFAULT_MAX_IN_FLIGHT } = {}) {
+  constructor({ autoPong = true, maxInFlight = DEFAULT_MAX_IN_FLIGHT, maxUnconfirmed = DEFAULT_MAX_UNCONFIRMED } = {}) {
     this.autoPong = autoPong;
+    this.maxUnconfirmed = maxUnconfirmed;
     this.maxInFlight = maxInFlight;
     this.state = "connecting";
     this.id = null;
@@ -189,6 +191,13 @@ export class ClientSession {
     // connections so that a rejoin asks for exactly what was missed.
     this.positions = new Map();
     this.duplicates = 0; // publications received twice (at or before a position seen) and dropped
+    this.lost = new Map(); // messages lossy send queues dropped, by room
+    // Resumption: the secret the server gave for this session, the events and requests sent in
+    // it (numbered 1, 2, ...), and the last ones of them, sent again when a resumed session's
+    // server says it had not received them.
+    this.resumeToken = null;
+    this.sentCount = 0;
+    this._unconfirmed = [];
   }
 
   // ----------------------------------------------------------------------------- output
@@ -200,12 +209,30 @@ export class ClientSession {
     this._out.push(encodeFrame(type, event, payload, ackId));
   }
 
-  /** The handshake's first frame; a session serves one connection after another, each starting here. */
-  connect(auth = {}) { this.state = "connecting"; this._send(FrameType.CONNECT, "", dumpJson({ auth: auth ?? {} })); }
-  emit(event, data = null) { this._send(FrameType.JSON, event, dumpJson(data)); }
-  emitBinary(event, data) { this._send(FrameType.BINARY, event, toBytes(data).slice()); }
+  /** An event or request: numbered and kept, so that a resumed session can send again what the
+   * server did not receive. */
+  _sendMessage(type, event, payload, ackId = null) {
+    const frame = encodeFrame(type, event, payload, ackId);
+    this._out.push(frame);
+    this.sentCount += 1;
+    this._unconfirmed.push([this.sentCount, frame]);
+    if (this._unconfirmed.length > this.maxUnconfirmed) this._unconfirmed.shift();
+  }
+
+  /** The handshake's first frame, with the session to resume when the server offered one; a
+   * session serves one connection after another, each starting here. */
+  connect(auth = {}) {
+    this.state = "connecting";
+    const body = { auth: auth ?? {} };
+    if (this.resumeToken !== null && this.id !== null) {
+      body.resume = { id: this.id, token: this.resumeToken, waiting: [...this._sent].sort((a, b) => a - b) };
+    }
+    this._send(FrameType.CONNECT, "", dumpJson(body));
+  }
+  emit(event, data = null) { this._sendMessage(FrameType.JSON, event, dumpJson(data)); }
+  emitBinary(event, data) { this._sendMessage(FrameType.BINARY, event, toBytes(data).slice()); }
   /** An already encoded payload (the offline queue keeps payloads as bytes). */
-  emitPayload(type, event, payload) { this._send(type, event, payload); }
+  emitPayload(type, event, payload) { this._sendMessage(type, event, payload); }
 
   /** Ask the server; returns the ack id its response will carry. */
   request(event, data = null) {
@@ -227,7 +254,7 @@ export class ClientSession {
     return ackId;
   }
 
-  sendRequest(ackId, event, payload) { this._send(FrameType.ACK_REQUEST, event, payload, ackId); this._sent.add(ackId); }
+  sendRequest(ackId, event, payload) { this._sendMessage(FrameType.ACK_REQUEST, event, payload, ackId); this._sent.add(ackId); }
   /** The glue gave up on a request (timeout, lost connection): a late answer is invalid. */
   forgetRequest(ackId) { this._inFlight.delete(ackId); this._sent.delete(ackId); }
   get requestsInFlight() { return this._inFlight.size; }
@@ -257,19 +284,28 @@ export class ClientSession {
   ping(payload = new Uint8Array(0)) { this._send(FrameType.PING, "", payload); }
   pong(payload = new Uint8Array(0)) { this._send(FrameType.PONG, "", payload); }
 
-  /** Say goodbye; returns the ack ids of the requests that will get no answer. */
+  /** Say goodbye (the session ends: nothing is resumed); returns the ack ids of the requests
+   * that will get no answer. */
   disconnect(code, reason = "") {
     this._send(FrameType.DISCONNECT, "", dumpJson({ code, reason }));
+    this.resumeToken = null;
     return this.connectionLost();
   }
 
-  /** The connection is gone: the ack ids of the requests sent on it, which get no answer;
-   * requests taken but not sent yet (queued offline) keep theirs. */
+  /** The connection is gone: the ack ids of the requests sent on it that get no answer: all
+   * of them, unless the session can be resumed (then the next welcome says); requests taken but
+   * not sent yet (queued offline) keep theirs. */
   connectionLost() {
     this.state = "closed";
+    return this.resumeToken !== null ? [] : this._forgetSent();
+  }
+
+  _forgetSent() {
     const lost = [...this._sent].sort((a, b) => a - b);
     for (const ackId of lost) this._inFlight.delete(ackId);
     this._sent.clear();
+    this._unconfirmed = [];
+    this.sentCount = 0;
     return lost;
   }
 
@@ -298,6 +334,13 @@ export class ClientSession {
       case FrameType.ACK_REQUEST: return { type: "request", event: frame.event, data: loadJson(frame.payload), ackId: frame.ackId };
       case FrameType.JOIN: case FrameType.LEAVE: return this._roomAnswer(frame);
       case FrameType.PUBLICATION: return this._publication(frame);
+      case FrameType.DROPPED: {
+        const body = loadJson(frame.payload);
+        const count = isObject(body) ? body.count : null;
+        if (!Number.isInteger(count) || count < 1) throw new ProtocolError("invalid_frame", 'a dropped notice is {"count": n >= 1, ...}');
+        this.lost.set(frame.event, (this.lost.get(frame.event) ?? 0) + count);
+        return { type: "dropped", room: frame.event, count, policy: typeof body.policy === "string" ? body.policy : "" };
+      }
       case FrameType.PING:
         if (this.autoPong) this.pong(frame.payload);
         return { type: "ping", payload: frame.payload };
@@ -358,7 +401,20 @@ export class ClientSession {
     const body = loadJson(frame.payload);
     if (!isObject(body) || typeof body.id !== "string") throw new ProtocolError("invalid_frame", 'the welcome must be {"id": ..., ...}');
     this.state = "open";
+    let resumed = body.resumed === true && body.id === this.id && Number.isInteger(body.received);
+    let rooms = [];
+    let lost = [];
+    if (resumed) {
+      rooms = Array.isArray(body.rooms) ? body.rooms.filter((room) => typeof room === "string") : [];
+      // What the server had not received goes again, in order, before anything new.
+      for (const [number, unconfirmed] of this._unconfirmed) if (number > body.received) this._out.push(unconfirmed);
+    } else {
+      resumed = false;
+      lost = this._forgetSent();
+    }
     this.id = body.id;
+    const token = isObject(body.resume) ? body.resume.token : null;
+    this.resumeToken = typeof token === "string" ? token : null;
     return {
       type: "welcome",
       id: body.id,
@@ -366,6 +422,9 @@ export class ClientSession {
       heartbeat: typeof body.heartbeat === "number" && body.heartbeat > 0 ? body.heartbeat : null,
       maxPayload: Number.isInteger(body.max_payload) ? body.max_payload : null,
       body,
+      resumed,
+      rooms,
+      lost,
     };
   }
 
@@ -421,6 +480,7 @@ export class StelarClient {
     this.state = ClientState.DISCONNECTED;
     this.lastError = null;
     this.maxPayload = null; // announced by the server in its welcome
+    this.resumed = false; // whether this connection resumed the previous one's session
     this.metrics = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, reconnects: 0, droppedMessages: 0 };
     // The protocol (frames, ack ids, pongs) is the session's; this class adds the connection's life.
     this._session = new ClientSession({ maxInFlight: this.options.maxPendingRequests });
@@ -495,6 +555,8 @@ export class StelarClient {
   get connected() { return this.state === ClientState.CONNECTED; }
   get queueSize() { return this._queue.length; }
   get rooms() { return new Set(this._rooms); }
+  /** Messages a room's lossy send queue dropped for this client, by room (also told by "messages_lost"). */
+  get lostMessages() { return new Map(this._session.lost); }
   /** The last position seen in each joined room that keeps history: Map room -> {epoch, offset}. */
   get positions() { return new Map(this._session.positions); }
 
@@ -677,6 +739,7 @@ export class StelarClient {
       case "response": return this._response(event);
       case "request": return this._answer(event);
       case "room": return this._roomAnswered(event);
+      case "dropped": return this._emitLocal("messages_lost", { room: event.room, count: event.count, policy: event.policy });
       case "error": {
         if (!this._welcomed) this._pendingRefusal = new NotConnected(`refused: ${event.code}: ${event.message}`);
         return this._recordError(new ProtocolError(event.code, event.message), "server");
@@ -695,9 +758,14 @@ export class StelarClient {
     const interval = welcome.heartbeat === null ? null : welcome.heartbeat * 1000;
     this._heartbeatTimeout = this.options.heartbeatTimeout ?? (interval === null ? null : interval * HEARTBEAT_FACTOR);
     this._attempt = 0;
+    this.resumed = welcome.resumed;
+    if (welcome.lost.length) this._failRequests(welcome.lost, "connection lost before the answer, and the session was not resumed");
     this._setState(ClientState.CONNECTED);
     this._startWatchdog();
-    for (const room of [...this._rooms].sort()) this._session.rejoin(room);
+    // A resumed session is back in its rooms without history; the others are joined again
+    // (those with history from the last position seen).
+    const restored = new Set(welcome.resumed ? welcome.rooms : []);
+    for (const room of [...this._rooms].sort()) if (!restored.has(room)) this._session.rejoin(room);
     this._flush(false);
     this._drainQueue();
     this._settleConnect(null);
