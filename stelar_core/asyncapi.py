@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from stelar_core.protocol.publications import HISTORY_REQUEST, HistoryAnswer, HistoryQuery
 from stelar_core.schemas import SchemaBuilder
 
 if TYPE_CHECKING:
@@ -66,6 +67,11 @@ def document(
         else:
             sent = message(f"{key}.sent", entry.name, entry.payload, entry.summary)
             operation(f"send.{key}", "send", f"the server emits {quoted}", sent)
+    rooms = server.config.rooms
+    if rooms.any_history:
+        asked = message("history.request", HISTORY_REQUEST, HistoryQuery, "a page of a room's history")
+        answer = message("history.reply", HISTORY_REQUEST, HistoryAnswer, "the publications after the offset")
+        operation("request.history", "receive", "a member reads a room's history", asked, answer=answer)
     listed = {url: None for url in (*_addresses(server), *servers)}
     result: dict[str, Any] = {
         "asyncapi": ASYNCAPI_VERSION,
@@ -91,6 +97,10 @@ def document(
     }
     result["operations"] = operations
     result["components"] = {"messages": messages, "schemas": schemas.definitions}
+    if rooms.patterns:
+        # The rooms' policies: what history (positions, recovery) and send queues their members
+        # meet; the frames they bring are in docs/protocol.md ("Rooms with history", "Lossy rooms").
+        result["x-stelar-rooms"] = rooms.to_dict()
     return result
 
 

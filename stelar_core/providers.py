@@ -125,6 +125,34 @@ class HistoryStore(Protocol):
         (none when ``after`` is None). A room never published to gets its epoch here."""
 
 
+@attrs.frozen(slots=True)
+class SessionRecord:
+    """A closed session its client may resume on another node (``broker.sessions``): what the
+    new connection takes over."""
+
+    id: str
+    metadata: dict[str, Any]
+    rooms: frozenset[str]
+    received: int  # events and requests handled in the session
+    answers: dict[int, bytes]  # the last answers to its requests, by ack id (encoded frames)
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Where a broker shares closed sessions with the other nodes, so that a client resumes on
+    any of them within ``recovery_window``. Entries are keyed by session and token: a wrong token
+    finds nothing and removes nothing."""
+
+    def keep(self, record: SessionRecord, token: str, ttl: float) -> None:
+        """Share ``record`` for ``ttl`` seconds (in the background: the hub does not wait)."""
+
+    async def take(self, session_id: str, token: str) -> SessionRecord | None:
+        """The record, removed (a session is resumed once), or None."""
+
+    def forget(self, session_id: str, token: str) -> None:
+        """The session was resumed on its own node: remove the shared copy (in the background)."""
+
+
 class MembershipWatcher(Protocol):
     """Told of every change in who is connected here and which rooms they are in (a broker that
     shares membership across nodes watches; see :meth:`BrokerPort.watch`). Called synchronously

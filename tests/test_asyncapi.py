@@ -105,6 +105,23 @@ def test_the_document_validates_against_the_asyncapi_3_schema(asyncapi_schema):
     assert messages["tick.sent"]["summary"] == "A price changed."
 
 
+def test_rooms_with_history_add_the_history_request_and_the_room_policies(asyncapi_schema):
+    rooms = {"chat:*": {"history_size": 100}, "ticker": {"send_queue": "conflate", "conflate_key": "symbol"}}
+    doc = document(trading_server(transports=["memory"], rooms=rooms))
+    jsonschema.Draft7Validator(asyncapi_schema).validate(doc)
+    assert doc["operations"]["request.history"]["reply"]["messages"] == [
+        {"$ref": "#/channels/stelar/messages/history.reply"}
+    ]
+    messages, schemas = doc["components"]["messages"], doc["components"]["schemas"]
+    assert messages["history.request"]["name"] == "$history"
+    assert schemas["HistoryQuery"]["required"] == ["room"]
+    assert schemas["HistoryAnswer"]["properties"]["position"] == {"$ref": "#/components/schemas/PositionJson"}
+    assert doc["x-stelar-rooms"]["chat:*"]["history_size"] == 100
+    assert doc["x-stelar-rooms"]["ticker"]["send_queue"] == "conflate"
+    plain = document(trading_server(transports=["memory"]))
+    assert "request.history" not in plain["operations"] and "x-stelar-rooms" not in plain
+
+
 def test_a_broken_document_is_caught_by_the_same_check(asyncapi_schema):
     doc = document(trading_server(transports=["memory"]))
     doc["operations"]["receive.order"]["action"] = "consume"  # not an AsyncAPI action

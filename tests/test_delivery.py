@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from stelar_core import ConfigError, ErrorCode, StelarClient
+from stelar_core import AckError, ConfigError, ErrorCode, StelarClient
 from stelar_core.builtins.brokers import MemoryBus
 from stelar_core.protocol import FrameType, encode_frame
 from stelar_core.protocol.publications import Position
@@ -299,3 +299,44 @@ async def test_a_client_whose_socket_is_aborted_twenty_times_gets_every_message_
     # Every rejoin answered was a recovery (a drop may come before the answer of one).
     assert len(outcomes) >= 10 and all(kind == "recovered" for kind, _ in outcomes), outcomes
     assert sum(replayed for _, replayed in outcomes) > 0
+
+
+# ------------------------------------------------------------------ reading a room's history
+
+
+@pytest.mark.parametrize("stelar_transport", ["tcp"], indirect=True)
+async def test_a_member_reads_pages_of_its_room_history(stelar_server_factory):
+    server = await stelar_server_factory(rooms={"feed": {"history_size": 5}}, max_recovery_replay=3)
+    client = StelarClient(next(iter(server.addresses.values()))[0])
+    async with client:
+        with pytest.raises(AckError, match="not_in_room"):
+            await client.history("feed")
+        joined = await client.join_room("feed")
+        for n in range(7):
+            server.to("feed", "n", n)
+        server.to_binary("feed", "blob", b"\x00\xff")
+        await eventually(lambda: client.positions["feed"].offset == 8, what="all arrived")
+        page = await client.history("feed", since=4, limit=3)
+        assert page.position == Position(joined.position.epoch, 8)
+        assert [(e.offset, e.event, e.data) for e in page.publications] == [
+            (5, "n", 4),
+            (6, "n", 5),
+            (7, "n", 6),
+        ]
+        last = await client.history("feed", since=7)
+        assert [(e.offset, e.data, e.binary) for e in last.publications] == [(8, b"\x00\xff", True)]
+        oldest = await client.history("feed")  # only the last 5 are kept; 3 per page at most
+        assert [e.offset for e in oldest.publications] == [4, 5, 6]
+        await client.join_room("plain")
+        with pytest.raises(AckError, match="no_history"):
+            await client.history("plain")
+        for bad in ({"room": "feed", "limit": 0}, {"room": "feed", "since": -1}, {"room": ""}, [1]):
+            with pytest.raises(AckError, match="invalid_frame"):
+                await client.request("$history", bad)
+
+
+def test_request_names_starting_with_a_dollar_are_reserved():
+    from stelar_core import StelarServer
+
+    with pytest.raises(ConfigError, match=r"starting with '\$' are the protocol's own: '\$mine'"):
+        StelarServer(transports=["memory"]).on_ack("$mine", lambda ctx: None)

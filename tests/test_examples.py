@@ -9,12 +9,17 @@ from pathlib import Path
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-def test_quickstart_runs_and_prints_the_conversation():
+def printed(example: str) -> list[str]:
+    """The lines ``examples/<example>`` prints, run as written (it must exit cleanly)."""
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "quickstart.py")], capture_output=True, text=True, timeout=60
+        [sys.executable, str(EXAMPLES / example)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    return result.stdout.splitlines()
+
+
+def test_quickstart_runs_and_prints_the_conversation():
+    assert printed("quickstart.py") == [
         "ann got {'name': 'ann', 'via': 'ws'}",
         "bot got {'from': 'ann', 'text': 'hello from the browser side'}",
         "request -> {'id': 1, 'name': 'John', 'asked_by': 'bot'}",
@@ -41,3 +46,12 @@ async def test_the_tcp_server_and_client_examples_talk():
     finally:
         server.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(server.wait(), 30) == 0
+
+
+def test_the_chat_recovery_example_recovers_then_reloads():
+    assert printed("chat_recovery.py") == [
+        "recovered 3 missed",
+        "ann shows 3 messages, the last: bob 0.2",
+        "not recovered (history_lost): reloaded 11",
+        "ann shows 11 messages, the last: bob 1.7",
+    ]

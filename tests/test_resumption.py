@@ -101,11 +101,25 @@ async def test_events_sent_across_drops_are_handled_once_in_order(stelar_server_
     assert client.dropped_messages == 0 and server.get_stats().recoveries["session_resumed"] >= 5
 
 
+async def test_only_a_dropped_connection_leaves_a_session_to_resume(stelar_server_factory):
+    server = await stelar_server_factory()
+    client = client_of(server)
+    await client.connect()
+    await client.disconnect()  # a goodbye: the client is not coming back for it
+    kicked = await connect_client(server)
+    server.disconnect(kicked.id)  # a kick: not to be undone by reconnecting
+    await eventually(lambda: server.get_clients() == [], what="both gone")
+    assert len(server.hub.resumption) == 0
+    dropped = await connect_client(server)
+    abort(server, dropped.id)
+    await eventually(lambda: len(server.hub.resumption) == 1, what="the dropped one kept")
+
+
 async def test_a_wrong_token_or_an_unknown_session_starts_a_new_one(stelar_server_factory):
     server = await stelar_server_factory()
     first = await connect_client(server)
     first_id = first.id
-    first.close()
+    abort(server, first_id)
     await first.wait_closed()
     for resume in ({"id": first_id, "token": "not-the-token"}, {"id": "nobody", "token": "x"}):
         other = await connect_client(server, auth=None, handshake=False)
@@ -140,7 +154,6 @@ async def test_unresumed_sessions_expire_and_are_bounded(stelar_server_factory):
     clock = FakeClock()
     expired = []
     server = await stelar_server_factory(
-        transports=["memory"],
         clock=clock,
         recovery_window=10,
         max_resumable_sessions=2,
@@ -149,8 +162,9 @@ async def test_unresumed_sessions_expire_and_are_bounded(stelar_server_factory):
     clients = [await connect_client(server) for _ in range(3)]
     ids = [client.id for client in clients]
     for client in clients:
-        client.close()
+        abort(server, client.id)
         await client.wait_closed()
+    await eventually(lambda: server.get_clients() == [], what="all three gone")
     assert len(server.hub.resumption) == 2  # the first went to make room, as if expired
     clock.advance(11)
     server.hub.resumption.sweep()

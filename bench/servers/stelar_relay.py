@@ -1,14 +1,15 @@
 """stelar doing the reference servers' work: echo ACKs, relay "fan" events to the room.
 
     python bench/servers/stelar_relay.py tcp|ws [asyncio|uvloop] [--frame-per-recipient] [--profile FILE]
-        [--redis URL PREFIX] [--tls CERT KEY]
+        [--redis URL PREFIX] [--tls CERT KEY] [--history SIZE]
 
 Prints "PORT <n>" once listening, serves until SIGTERM. ``--frame-per-recipient`` (ws) turns off
 the shared broadcast framing. ``--redis URL PREFIX`` joins a cluster on that Redis
 (bench/cluster.py), where the ``ask`` request asks the client whose ID it carries, on whatever
-node. ``--tls CERT KEY`` serves tcps:// or wss:// (stelar-tls; bench/tls.py). ``--profile FILE``
-profiles (cProfile) from SIGUSR1 to SIGUSR2, which the load generator sends around the measured
-part of a scenario, and writes FILE at exit.
+node. ``--tls CERT KEY`` serves tcps:// or wss:// (stelar-tls; bench/tls.py). ``--history SIZE``
+keeps the last SIZE messages of "room" (bench/delivery.py). ``--profile FILE`` profiles
+(cProfile) from SIGUSR1 to SIGUSR2, which the load generator sends around the measured part of a
+scenario, and writes FILE at exit.
 """
 
 import asyncio
@@ -52,6 +53,8 @@ async def main(transport: str):
     if "--tls" in sys.argv:
         cert, key = sys.argv[sys.argv.index("--tls") + 1 : sys.argv.index("--tls") + 3]
         cluster["tls"] = {"cert": cert, "key": key}
+    if "--history" in sys.argv:
+        cluster["rooms"] = {"room": {"history_size": int(sys.argv[sys.argv.index("--history") + 1])}}
     server = relay_server(**listeners, **cluster)
 
     @server.on_ack("ask", concurrent=True)

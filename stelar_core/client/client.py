@@ -25,7 +25,7 @@ from stelar_core.client.link import ClientState, LinkEvents, LinkKeeper
 from stelar_core.client.listeners import Listeners
 from stelar_core.client.options import ClientOptions
 from stelar_core.client.outbound import Outbound, Queued
-from stelar_core.client.rooms import ClientRooms, RoomJoin
+from stelar_core.client.rooms import ClientRooms, RoomHistory, RoomJoin
 from stelar_core.clock import REAL_CLOCK, Clock
 from stelar_core.errors import AckError, ConfigError, RemoteError
 from stelar_core.payloads import make_converter, structure
@@ -43,7 +43,7 @@ from stelar_core.protocol.client import (
     RoomAnswered,
     Welcome,
 )
-from stelar_core.protocol.publications import Position
+from stelar_core.protocol.publications import HISTORY_REQUEST, Position
 from stelar_core.transports.connectors import find_connector
 
 log = logging.getLogger("stelar.client")
@@ -350,6 +350,18 @@ class StelarClient:
 
     async def leave_room(self, room: str) -> bool:
         return await self._rooms.leave(room)
+
+    async def history(
+        self, room: str, *, since: int | None = None, limit: int = 100, timeout: float | None = None
+    ) -> RoomHistory:
+        """A page of the history of ``room`` (a room with history this client is in): the
+        publications after offset ``since`` (from the oldest kept when None), at most ``limit``
+        (the server caps it at its ``max_recovery_replay``), and the room's position now.
+        ``AckError`` with ``not_in_room``, ``no_history`` or ``invalid_frame`` otherwise."""
+        request: dict[str, Any] = {"room": room, "limit": limit}
+        if since is not None:
+            request["since"] = since
+        return RoomHistory.of(await self._request(HISTORY_REQUEST, request, timeout))
 
     # ================================================================== listeners
 

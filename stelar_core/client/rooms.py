@@ -6,6 +6,7 @@ joined again after every reconnection, from the last position seen in each room 
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +49,38 @@ class RoomJoin:
             answer.replayed,
             answer.error,
         )
+
+
+@attrs.frozen(slots=True)
+class HistoryEntry:
+    """One publication of a room's history: its offset, event and data (``bytes`` if binary)."""
+
+    offset: int
+    event: str
+    data: Any
+    binary: bool = False
+
+
+@attrs.frozen(slots=True)
+class RoomHistory:
+    """A page of a room's history (``client.history(room)``): the room's position now, and the
+    publications after the offset asked for, oldest first."""
+
+    position: Position
+    publications: tuple[HistoryEntry, ...]
+
+    @classmethod
+    def of(cls, answer: Any) -> RoomHistory:
+        entries = []
+        for item in answer["publications"]:
+            if "binary" in item:
+                entries.append(
+                    HistoryEntry(item["offset"], item["event"], base64.b64decode(item["binary"]), True)
+                )
+            else:
+                entries.append(HistoryEntry(item["offset"], item["event"], item.get("data")))
+        position = answer["position"]
+        return cls(Position(position["epoch"], position["offset"]), tuple(entries))
 
 
 class ClientRooms:

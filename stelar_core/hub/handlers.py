@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import cattrs
 
-from stelar_core.errors import InvalidPayload
+from stelar_core.errors import ConfigError, InvalidPayload
 from stelar_core.hub.context import Context
 from stelar_core.hub.hooks import Hook, HookRunner
 from stelar_core.hub.middleware import Middleware
 from stelar_core.hub.stats import Counters
 from stelar_core.payloads import handler_types, make_converter, structure, unstructure
 from stelar_core.protocol import ErrorCode, Frame
+from stelar_core.protocol.publications import RESERVED_PREFIX
 
 if TYPE_CHECKING:
     from stelar_core.hub.outbox import Outbox
@@ -152,6 +153,10 @@ class HandlerRegistry:
         self._any = (*self._any, bind(handler, self.converter))
 
     def set_ack(self, name: str, handler: Callable[..., Any], *, concurrent: bool) -> None:
+        if name.startswith(RESERVED_PREFIX):
+            raise ConfigError(
+                f"request names starting with {RESERVED_PREFIX!r} are the protocol's own: {name!r}"
+            )
         self._acks[name] = AckHandler(bind(handler, self.converter), concurrent)
 
     def declare_emit(self, event: str, payload: Any, description: str) -> None:

@@ -23,6 +23,7 @@ from stelar_core.protocol import (
     dump_json,
     encode_frame,
 )
+from stelar_core.providers import SessionRecord
 
 if TYPE_CHECKING:
     from stelar_core.hub.services import HubServices
@@ -81,14 +82,41 @@ class Handshake:
             self.refuse(session, exc.code, exc.reason, DisconnectCode.PROTOCOL_ERROR)
             return None
         session.auth = auth or {}
-        resumed = None if resume is None else self._resume(session, *resume)
+        if resume is None:
+            return self._continue(session, None)
+        resumed = self._resume_here(session, *resume)
+        if resumed is None and self._resumption.shared:
+            return self._resume_elsewhere(session, *resume)
+        if resumed is None:
+            self._counters.recoveries["session_not_resumed"] += 1
+        return self._continue(session, resumed)
+
+    def _continue(self, session: Session, resumed: Resumed | None) -> Awaitable[None] | None:
         if self._handlers.middleware:
             return self._through_middleware(session, resumed)
         return self._accept(session, resumed)
 
-    def _resume(self, session: Session, session_id: str, token: str, waiting: list[int]) -> Resumed | None:
-        """Take over the kept session ``session_id`` (closing its old connection first if the
-        server has not seen it go yet); None when it cannot be resumed (a new session, then)."""
+    async def _resume_elsewhere(
+        self, session: Session, session_id: str, token: str, waiting: list[int]
+    ) -> None:
+        """The session closed on another node: take it from the store the nodes share."""
+        record = await self._resumption.take_shared(session_id, token)
+        if session.state is not SessionState.HANDSHAKE:
+            return
+        resumed = None
+        if record is None:
+            self._counters.recoveries["session_not_resumed"] += 1
+        else:
+            resumed = _take_over(session, record, waiting)
+        pending = self._continue(session, resumed)
+        if pending is not None:
+            await pending
+
+    def _resume_here(
+        self, session: Session, session_id: str, token: str, waiting: list[int]
+    ) -> Resumed | None:
+        """Take over the kept session ``session_id`` of this node (closing its old connection
+        first if the server has not seen it go yet); None when this node does not have it."""
         live = self._open_session(session_id)
         if (
             live is not None
@@ -98,16 +126,13 @@ class Handshake:
             self._close(live, DisconnectCode.NORMAL, "resumed by a new connection")
         kept = self._resumption.take(session_id, token)
         if kept is None:
-            self._counters.recoveries["session_not_resumed"] += 1
             return None
         previous = kept.session
-        previous.successor = session
-        session.id = previous.id
-        session.metadata = previous.metadata
-        session.received = previous.received
-        session.answers = previous.answers
-        session.recovered = True
-        return Resumed(kept.rooms, waiting)
+        previous.successor = session  # its late answers come to this connection
+        record = SessionRecord(
+            previous.id, previous.metadata, kept.rooms, previous.received, previous.answers or {}
+        )
+        return _take_over(session, record, waiting)
 
     async def _through_middleware(self, session: Session, resumed: Resumed | None) -> None:
         try:
@@ -167,3 +192,13 @@ class Handshake:
         self._log.info("refused connection from %s: %s (%s)", session.remote_address, code, reason)
         self._outbox.send_error(session, code, reason)
         self._close(session, close_code, reason)
+
+
+def _take_over(session: Session, record: SessionRecord, waiting: list[int]) -> Resumed:
+    """``session`` goes on as the one ``record`` describes."""
+    session.id = record.id
+    session.metadata = record.metadata
+    session.received = record.received
+    session.answers = record.answers
+    session.recovered = True
+    return Resumed(record.rooms, waiting)

@@ -51,7 +51,8 @@ from stelar_core.protocol import (
     encode_frame,
     load_json,
 )
-from stelar_core.providers import Broker, HistoryStore, IPTracker
+from stelar_core.protocol.publications import HISTORY_REQUEST
+from stelar_core.providers import Broker, HistoryStore, IPTracker, SessionStore
 from stelar_core.transports.base import Connection, HttpRoute
 from stelar_core.values import ClientInfo, Stats
 
@@ -113,7 +114,7 @@ class Hub:
         self.fanout = Fanout(services, broker, self._open, self.rooms.table, self.recovery, self.lossy)
         self.requests = Requests(services)
         self.gate = MessageGate(services, limits)
-        self.resumption = Resumption(services, clock)
+        self.resumption = Resumption(services, clock, self._session_store)
         self.handshake = Handshake(
             services, self.directory.opened, self.resumption, self._restore_rooms, self._open.get
         )
@@ -124,7 +125,7 @@ class Hub:
         self._frame_handlers: dict[FrameType, FrameHandler] = {
             FrameType.JSON: on_event,
             FrameType.BINARY: on_event,
-            FrameType.ACK_REQUEST: functools.partial(self.gate.message, then=self.requests.answer),
+            FrameType.ACK_REQUEST: functools.partial(self.gate.message, then=self._request),
             FrameType.ACK_RESPONSE: self.requests.response_received,
             **ControlFrames(services, self.gate, self.rooms, self.recovery, self.session_closed).handlers(),
         }
@@ -135,6 +136,10 @@ class Hub:
     def _history_store(self) -> HistoryStore | None:
         store = getattr(self.fanout.broker, "history", None)
         return store if isinstance(store, HistoryStore) else None
+
+    def _session_store(self) -> SessionStore | None:
+        store = getattr(self.fanout.broker, "sessions", None)
+        return store if isinstance(store, SessionStore) else None
 
     def _restore_rooms(self, session: Session, rooms: frozenset[str]) -> list[str]:
         """A resumed session is back in its rooms without history (it rejoins those with
@@ -229,7 +234,7 @@ class Hub:
         self.directory.forget(session, was_open)
         if not was_open:
             return
-        self.resumption.keep(session, rooms)
+        self.resumption.keep(session, rooms, code)
         self.log.info("client %s disconnected: %s %s", session.id, code, reason)
         for pending in self.limits.forget(session.id, keep_buckets=session.rate_key != session.id):
             self.tasks.spawn(pending)
@@ -283,6 +288,11 @@ class Hub:
             self.close_session(session, DisconnectCode.POLICY_VIOLATION, "expected a connect frame")
             return None
         return self._frame_handlers[frame.type](session, frame)
+
+    def _request(self, session: Session, frame: Frame) -> Awaitable[None] | None:
+        if frame.event == HISTORY_REQUEST:
+            return self.recovery.history(session, frame)
+        return self.requests.answer(session, frame)
 
     def _dispatch_event(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         handlers = self.handlers.for_event(frame.event)

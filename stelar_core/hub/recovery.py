@@ -12,14 +12,16 @@ held and written after the replay, those already replayed left out: no gap, no d
 
 from __future__ import annotations
 
+import base64
 import enum
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from stelar_core.errors import ProtocolError
 from stelar_core.hub.session import Session
-from stelar_core.protocol import FrameType, dump_json, encode_frame
-from stelar_core.protocol.publications import Position
+from stelar_core.protocol import ErrorCode, Frame, FrameType, decode_frame, dump_json, encode_frame
+from stelar_core.protocol.publications import Position, decode_publication, read_history_request
 from stelar_core.providers import Delivery, HistoryPage, HistoryStore
 from stelar_core.room_policies import RoomPolicy
 
@@ -95,6 +97,38 @@ class Recovery:
             return
         self._finish(session, room, since, read, held)
 
+    def history(self, session: Session, request: Frame) -> Awaitable[None] | None:
+        """Answer a ``$history`` request: a page of a room's history, for a member of the room."""
+        config = self._config()
+        try:
+            room, since, limit = read_history_request(request.json(), config.max_recovery_replay)
+        except ProtocolError as exc:
+            self._outbox.invalid(session, exc.code, exc.reason, request)
+            return None
+        policy = config.rooms.for_room(room)
+        store = self._store()
+        if room not in session.rooms:
+            self._outbox.reply_error(session, request, ErrorCode.NOT_IN_ROOM, f"not in room {room!r}")
+            return None
+        if policy is None or not policy.keeps_history or store is None:
+            self._outbox.reply_error(
+                session, request, ErrorCode.NO_HISTORY, f"room {room!r} keeps no history"
+            )
+            return None
+        page = store.read(room, policy, 0 if since is None else since, limit)
+        if inspect.isawaitable(page):
+            return self._history_later(session, request, page)
+        self._outbox.answer(session, request, dump_json(_history_answer(page)))
+        return None
+
+    async def _history_later(self, session: Session, request: Frame, page: Awaitable[HistoryPage]) -> None:
+        try:
+            read = await page
+        except Exception as exc:
+            self._outbox.reply_error(session, request, ErrorCode.NO_HISTORY, f"history unavailable: {exc}")
+            return
+        self._outbox.answer(session, request, dump_json(_history_answer(read)))
+
     def hold(self, session: Session, holding: list[Delivery], delivery: Delivery) -> None:
         """Keep ``delivery`` for ``session`` until its recovery is done (at most the replay cap)."""
         if len(holding) >= self._config().max_recovery_replay:
@@ -156,3 +190,18 @@ class Recovery:
             body["position"] = position.to_json()
         body.update(extra)
         self._outbox.send(session, encode_frame(FrameType.JOIN, room, dump_json(body)))
+
+
+def _history_answer(page: HistoryPage) -> dict[str, Any]:
+    """``{"ok": {"position", "publications": [{"offset", "event", "data" | "binary"}]}}``; binary
+    payloads as base64."""
+    publications = []
+    for offset, frame in page.publications:
+        inner = decode_publication(decode_frame(frame)).frame
+        entry: dict[str, Any] = {"offset": offset, "event": inner.event}
+        if inner.type is FrameType.BINARY:
+            entry["binary"] = base64.b64encode(inner.payload).decode()
+        else:
+            entry["data"] = inner.json()
+        publications.append(entry)
+    return {"ok": {"position": page.position.to_json(), "publications": publications}}

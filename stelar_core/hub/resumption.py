@@ -13,19 +13,24 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.clock import Clock
 from stelar_core.errors import ProtocolError
 from stelar_core.hub.hooks import Hook
 from stelar_core.hub.session import Session
-from stelar_core.protocol import ErrorCode
+from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.protocol.frames import MAX_ACK_ID
+from stelar_core.providers import SessionRecord, SessionStore
 
 if TYPE_CHECKING:
     from stelar_core.hub.services import HubServices
 
 MAX_ID_LENGTH = 256
+RESUMABLE_CLOSES = frozenset(
+    {DisconnectCode.ABNORMAL, DisconnectCode.GOING_AWAY, DisconnectCode.SERVER_ERROR}
+)
 
 
 class Kept:
@@ -70,14 +75,24 @@ def read_resume(value: Any, max_waiting: int) -> tuple[str, str, list[int]] | No
 
 
 class Resumption:
-    __slots__ = ("_clock", "_config", "_counters", "_hooks", "_kept")
+    """This node's kept sessions and, when the broker shares them (``broker.sessions``), the
+    other nodes': a session is kept here (where late answers still reach it) and in the store,
+    so its client may come back on any node."""
 
-    def __init__(self, services: HubServices, clock: Clock) -> None:
+    __slots__ = ("_clock", "_config", "_counters", "_hooks", "_kept", "_log", "_store")
+
+    def __init__(self, services: HubServices, clock: Clock, store: Callable[[], SessionStore | None]) -> None:
         self._config = services.config
         self._counters = services.counters
         self._hooks = services.hooks
+        self._log = services.log
         self._clock = clock
+        self._store = store
         self._kept: OrderedDict[str, Kept] = OrderedDict()
+
+    @property
+    def shared(self) -> bool:
+        return self._store() is not None
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -91,16 +106,24 @@ class Resumption:
         session.resume_token = new_token()
         return session.resume_token
 
-    def keep(self, session: Session, rooms: frozenset[str]) -> None:
-        """``session`` closed: keep it for its client (the oldest goes past the limit)."""
+    def keep(self, session: Session, rooms: frozenset[str], code: int) -> None:
+        """``session`` closed: keep it for its client (the oldest goes past the limit), unless it
+        ended by someone's choice (a goodbye, a kick, a refusal): only a dropped connection, a
+        heartbeat timeout or a server going away is worth coming back from."""
         config = self._config()
-        if session.resume_token is None or config.recovery_window <= 0:
+        if code not in RESUMABLE_CLOSES or session.resume_token is None or config.recovery_window <= 0:
             return
         kept = self._kept
         kept.pop(session.id, None)
         while len(kept) >= config.max_resumable_sessions:
             self._expired(kept.popitem(last=False)[1])
         kept[session.id] = Kept(session, rooms, self._clock.now() + config.recovery_window)
+        store = self._store()
+        if store is not None:
+            record = SessionRecord(
+                session.id, session.metadata, rooms, session.received, dict(session.answers or {})
+            )
+            store.keep(record, session.resume_token, config.recovery_window)
 
     def take(self, session_id: str, token: str) -> Kept | None:
         """The kept session ``session_id`` if ``token`` is its own and it has not expired."""
@@ -110,10 +133,24 @@ class Resumption:
         if not hmac.compare_digest(found.session.resume_token.encode(), token.encode()):
             return None
         del self._kept[session_id]
+        store = self._store()
+        if store is not None:
+            store.forget(session_id, token)
         if found.expires < self._clock.now():
             self._expired(found)
             return None
         return found
+
+    async def take_shared(self, session_id: str, token: str) -> SessionRecord | None:
+        """The session ``session_id`` kept by another node, if ``token`` is its own."""
+        store = self._store()
+        if store is None:
+            return None
+        try:
+            return await store.take(session_id, token)
+        except Exception as exc:  # the store's failure: a new session, and the server goes on
+            self._log.warning("the shared session store could not be read: %s", exc)
+            return None
 
     def sweep(self) -> None:
         """Forget the sessions whose window has passed (on the heartbeat's beat)."""

@@ -56,8 +56,9 @@ def stelar_frame(kind: int, event: bytes, payload: bytes = b"", ack_id: int | No
     return body + payload
 
 
-# stelar's frame type byte -> what it counts as (0 event, 5 ack answer, 6 connect, 8 join answer).
-STELAR_KINDS = {0: RELAYED, 5: ANSWER, 6: WELCOME, 8: JOINED}
+# stelar's frame type byte -> what it counts as (0 event, 11 an event of a room with history,
+# 5 ack answer, 6 connect, 8 join answer).
+STELAR_KINDS = {0: RELAYED, 11: RELAYED, 5: ANSWER, 6: WELCOME, 8: JOINED}
 DISCONNECT_FRAME, ERROR_FRAME = 7, 10
 GOODBYES = (DISCONNECT_FRAME, ERROR_FRAME)
 

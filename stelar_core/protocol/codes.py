@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     SERVER_SHUTDOWN = "server_shutdown"
     SLOW_CONSUMER = "slow_consumer"
     INVALID_PAYLOAD = "invalid_payload"
+    NO_HISTORY = "no_history"
 
 
 class DisconnectCode(IntEnum):

@@ -13,7 +13,7 @@ room; the epoch names one life of the room's stream and changes when the stream 
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, TypedDict
 
 import attrs
 
@@ -22,6 +22,10 @@ from stelar_core.protocol.codes import ErrorCode
 from stelar_core.protocol.frames import Frame, FrameType, decode_frame, encode_frame
 
 _OFFSET = struct.Struct(">QB")
+# Requests named with this prefix are the protocol's own (no application handler may take one).
+RESERVED_PREFIX = "$"
+# The request that reads a room's history: {"room", "since"?: offset, "limit"?: n}.
+HISTORY_REQUEST = "$history"
 MAX_EPOCH_LENGTH = 64
 MAX_OFFSET = 2**53 - 1  # what a JavaScript number holds exactly
 
@@ -95,3 +99,57 @@ def read_since(payload: Any) -> Position | None:
     if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
         raise ProtocolError(ErrorCode.INVALID_FRAME, f"since.offset must be an integer in 0..{MAX_OFFSET}")
     return Position(epoch, offset)
+
+
+class PositionJson(TypedDict):
+    """A position as JSON: in join answers, ``since`` and history pages."""
+
+    epoch: str
+    offset: int
+
+
+# (Required keys in a base class, optional ones in a total=False subclass: ``Required[...]`` is
+# not seen under ``from __future__ import annotations`` on Python 3.11.)
+class _HistoryRoom(TypedDict):
+    room: str
+
+
+class HistoryQuery(_HistoryRoom, total=False):
+    """The payload of a ``$history`` request."""
+
+    since: int
+    limit: int
+
+
+class _HistoryPlace(TypedDict):
+    offset: int
+    event: str
+
+
+class HistoryEntryJson(_HistoryPlace, total=False):
+    """One publication of a history page: ``data`` (JSON), or ``binary`` (base64)."""
+
+    data: Any
+    binary: str
+
+
+class HistoryAnswer(TypedDict):
+    """The answer to a ``$history`` request."""
+
+    position: PositionJson
+    publications: list[HistoryEntryJson]
+
+
+def read_history_request(payload: Any, max_limit: int) -> tuple[str, int | None, int]:
+    """``(room, since, limit)`` of a ``$history`` request, the limit capped at ``max_limit``;
+    ``ProtocolError(invalid_frame)`` names what is wrong with a bad one."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("room"), str) or not payload["room"]:
+        raise ProtocolError(
+            ErrorCode.INVALID_FRAME, '$history takes {"room": ..., "since"?: offset, "limit"?: n}'
+        )
+    since, limit = payload.get("since"), payload.get("limit", min(100, max_limit))
+    if since is not None and (type(since) is not int or not 0 <= since <= MAX_OFFSET):
+        raise ProtocolError(ErrorCode.INVALID_FRAME, f"$history since must be an offset in 0..{MAX_OFFSET}")
+    if type(limit) is not int or limit < 1:
+        raise ProtocolError(ErrorCode.INVALID_FRAME, "$history limit must be an integer >= 1")
+    return payload["room"], since, min(limit, max_limit)

@@ -177,3 +177,26 @@ test("unknown options and hooks are refused at once", () => {
   assert.throws(() => new StelarClient("ws://x/", { reconection: true }), /unknown option "reconection"/);
   assert.throws(() => new StelarClient("ws://x/", { hooks: { onMesage() {} } }), /unknown hook "onMesage"/);
 });
+
+test("history() asks $history and decodes the page; binary payloads come back as bytes", async () => {
+  const { client, socket } = await connected();
+  const page = client.history("feed", { since: 4, limit: 2 });
+  assert.deepEqual(socket.take(), [hex(frame(FrameType.ACK_REQUEST, "$history", '{"room":"feed","limit":2,"since":4}', 0))]);
+  const answer = '{"ok":{"position":{"epoch":"e","offset":6},"publications":[{"offset":5,"event":"n","data":4},{"offset":6,"event":"blob","binary":"AP8="}]}}';
+  socket.receive(frame(FrameType.ACK_RESPONSE, "$history", answer, 0));
+  const got = await page;
+  assert.deepEqual(got.position, { epoch: "e", offset: 6 });
+  assert.deepEqual(got.publications[0], { offset: 5, event: "n", data: 4, binary: false });
+  assert.deepEqual([...got.publications[1].data], [0, 255]);
+  client.disconnect();
+});
+
+test("a lossy room's notice is told as messages_lost and counted per room", async () => {
+  const { client, socket } = await connected();
+  const lost = [];
+  client.on("messages_lost", (info) => lost.push(info));
+  socket.receive(frame(FrameType.DROPPED, "ticker", '{"count":3,"policy":"conflate"}'));
+  assert.deepEqual(lost, [{ room: "ticker", count: 3, policy: "conflate" }]);
+  assert.deepEqual([...client.lostMessages], [["ticker", 3]]);
+  client.disconnect();
+});

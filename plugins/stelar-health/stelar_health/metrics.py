@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import (
     CollectorRegistry,
@@ -35,26 +35,21 @@ class StatsCollector(Collector):
             "Connections that completed the handshake",
             value=stats.total_connections,
         )
-        refused = CounterMetricFamily("stelar_connections_refused", "Connections refused", labels=["reason"])
-        for reason, count in sorted(stats.refused_connections.items()):
-            refused.add_metric([reason], count)
-        yield refused
-        handshakes = CounterMetricFamily(
+        yield _by_label(
+            "stelar_connections_refused", "Connections refused", "reason", stats.refused_connections
+        )
+        yield _by_label(
             "stelar_tls_handshake_failures",
             "TLS handshakes that did not complete (client_certificate: mTLS refusals)",
-            labels=["category"],
+            "category",
+            stats.tls_handshake_failures,
         )
-        for category, count in sorted(stats.tls_handshake_failures.items()):
-            handshakes.add_metric([category], count)
-        yield handshakes
-        recoveries = CounterMetricFamily(
+        yield _by_label(
             "stelar_recoveries",
             "Joins that asked to recover missed publications, by outcome (recovered, or the reason not)",
-            labels=["outcome"],
+            "outcome",
+            stats.recoveries,
         )
-        for outcome, count in sorted(stats.recoveries.items()):
-            recoveries.add_metric([outcome], count)
-        yield recoveries
         for name, doc, value in (
             ("stelar_messages_received", "Frames received", stats.total_messages_received),
             ("stelar_messages_sent", "Frames sent (one per recipient)", stats.total_messages_sent),
@@ -75,6 +70,21 @@ class StatsCollector(Collector):
                 "Publications replayed to recovering clients",
                 stats.counters.get("replayed_messages", 0),
             ),
+            (
+                "stelar_answers_resent",
+                "Answers sent again to a resumed session instead of running a handler twice",
+                stats.counters.get("answers_resent", 0),
+            ),
+            (
+                "stelar_conflated_messages",
+                "Messages replaced by a newer one of their key for a member behind (conflate rooms)",
+                stats.counters.get("conflated_messages", 0),
+            ),
+            (
+                "stelar_dropped_messages",
+                "Messages dropped for a member behind (drop_oldest rooms, or past max_queue)",
+                stats.counters.get("dropped_messages", 0),
+            ),
         ):
             yield CounterMetricFamily(name, doc, value=value)
         degraded = GaugeMetricFamily(
@@ -91,6 +101,11 @@ class StatsCollector(Collector):
             value=stats.counters.get("broker_publish_failures", 0),
         )
         yield GaugeMetricFamily("stelar_rooms", "Rooms", value=stats.total_rooms)
+        yield GaugeMetricFamily(
+            "stelar_lossy_queued",
+            "Messages waiting in the lossy send queues of members behind",
+            value=stats.counters.get("lossy_queued", 0),
+        )
         yield GaugeMetricFamily(
             "stelar_pending_acks", "Server requests awaiting an answer", value=stats.pending_acks
         )
@@ -114,3 +129,11 @@ def metrics_registry(server: ServerView) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatsCollector(server))
     return registry
+
+
+def _by_label(name: str, documentation: str, label: str, counts: Mapping[str, int]) -> CounterMetricFamily:
+    """A counter with one sample per key of ``counts`` (sorted), the key as ``label``."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for key, count in sorted(counts.items()):
+        family.add_metric([key], count)
+    return family

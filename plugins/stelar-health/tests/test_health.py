@@ -227,6 +227,7 @@ async def test_recoveries_show_in_metrics_by_outcome(health_server):
     assert samples[("stelar_recoveries_total", (("outcome", "history_lost"),))] == 1
     assert samples[("stelar_recoveries_total", (("outcome", "epoch_changed"),))] == 1
     assert samples[("stelar_replayed_messages_total", ())] == 2
+    assert samples[("stelar_conflated_messages_total", ())] == 0 and samples[("stelar_lossy_queued", ())] == 0
     client.close()
 
 

@@ -58,6 +58,7 @@ from stelar_redis.envelope import (
 from stelar_redis.history import RedisHistory, meta_ttl_ms
 from stelar_redis.node import REDIS_FAILURES, ClusterUnavailable, RedisNode
 from stelar_redis.presence import Op, unpack_info
+from stelar_redis.sessions import RedisSessions
 
 PUBLISH_FAILURES = "broker_publish_failures"
 INVALID_ENVELOPES = "broker_invalid_envelopes"
@@ -100,6 +101,7 @@ class RedisBroker:
         self._live: set[str] = set()
         self._live_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.history = RedisHistory(node, self._room_live)
+        self.sessions = RedisSessions(node, self._send, self._count)
 
     @property
     def node_id(self) -> str:
@@ -265,6 +267,10 @@ class RedisBroker:
         else:
             self._queue.append((op, result))
             self._wake.set()
+
+    def _count(self, counter: str) -> None:
+        if self._port is not None:
+            self._port.count(counter)
 
     def _failed(
         self,

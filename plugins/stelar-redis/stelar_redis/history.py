@@ -31,14 +31,18 @@ class RedisHistory:
         self._node = node
         self._keys: Keys = node.keys
         self._live = live
+        # Reads share the node's command connections with its writer and heartbeats: a thousand
+        # clients recovering at once wait their turn here instead of exhausting the pool.
+        self._reading = asyncio.Semaphore(max(1, node.options.pool_size // 2))
 
     async def read(self, room: str, policy: RoomPolicy, after: int | None, limit: int) -> HistoryPage:
         node = self._node
         await asyncio.wait_for(self._live(room), node.options.command_timeout)
-        epoch, offset, found = await node.scripts.read_history(
-            keys=[self._keys.history(room), self._keys.history_meta(room)],
-            args=[meta_ttl_ms(node, policy), new_epoch(), "" if after is None else after, limit],
-        )
+        async with self._reading:
+            epoch, offset, found = await node.scripts.read_history(
+                keys=[self._keys.history(room), self._keys.history_meta(room)],
+                args=[meta_ttl_ms(node, policy), new_epoch(), "" if after is None else after, limit],
+            )
         publications = tuple(
             (int(entry_id.split(b"-")[1]), frame)
             for entry_id, frame in zip(found[::2], found[1::2], strict=True)

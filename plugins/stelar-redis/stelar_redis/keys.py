@@ -8,6 +8,8 @@ Keys (``P`` is the prefix, ``N`` a node ID):
 * ``P:node:N:rooms``: set of the rooms with a member on N; ``P:node:N:room:R``: their members.
 * ``P:node:N:stats``: N's last published statistics (msgpack); ``P:node:N:ips``: IP -> count.
 * ``P:rl:SCOPE:CLIENT``: a shared rate-limit bucket (GCRA theoretical arrival time, µs).
+* ``P:session:ID:DIGEST``: a closed session its client may resume on any node (msgpack), for
+  ``recovery_window``; DIGEST is a digest of its resume token.
 * ``P:history:R``: room R's history, a stream whose entry IDs are ``0-OFFSET`` (one field, the
   publication frame); ``P:history:R:meta``: hash of its ``epoch`` and last ``offset``.
 
@@ -45,6 +47,9 @@ class Keys:
 
     def history_meta(self, room: str) -> str:
         return f"{self.prefix}:history:{room}:meta"
+
+    def session(self, session_id: str, token_digest: str) -> str:
+        return f"{self.prefix}:session:{session_id}:{token_digest}"
 
     def rate_limit(self, scope: str, client_id: str) -> str:
         return f"{self.prefix}:rl:{scope}:{client_id}"

@@ -12,8 +12,8 @@ import pytest
 from cluster_nodes import NodeProcess
 
 from stelar_core import StelarClient, StelarServer
-from stelar_core.plugin_api import Position
-from stelar_core.testing import eventually
+from stelar_core.plugin_api import FrameType, Position, dump_json, encode_frame
+from stelar_core.testing import connect_url, eventually
 
 pytestmark = pytest.mark.one_loop
 
@@ -220,3 +220,96 @@ async def test_a_client_dropped_twenty_times_across_two_nodes_gets_every_message
     # Every rejoin answered was a recovery (a drop may come before the answer of one).
     assert len(outcomes) >= 10 and all(kind == "recovered" for kind, _ in outcomes), outcomes
     assert sum(replayed for _, replayed in outcomes) > 0
+
+
+# ------------------------------------------------------------------ resuming on another node
+
+
+@pytest.fixture
+async def tcp_nodes(redis_server):
+    prefix = f"s{uuid.uuid4().hex[:8]}"
+    servers = []
+    for _ in range(2):
+        server = StelarServer(
+            transports=["tcp"],
+            tcp_port=0,
+            host="127.0.0.1",
+            broker="redis",
+            rate_limit=None,
+            redis={"url": redis_server.url, "prefix": prefix},
+        )
+        await server.start()
+        servers.append(server)
+    yield servers
+    for server in servers:
+        await server.stop()
+
+
+async def test_a_session_closed_on_one_node_is_resumed_on_another(tcp_nodes, redis_server):
+    one, two = tcp_nodes
+    runs = []
+    for server in tcp_nodes:
+
+        @server.use
+        def user(ctx, next):
+            ctx.set_metadata("user", ctx.auth.get("user"))
+            next()
+
+        @server.on_ack("work")
+        def work(ctx):
+            runs.append(ctx.data)
+            one.hub.session(ctx.id).connection._stream().abort()  # the answer is lost with it
+            return ctx.data * 10
+
+    client = StelarClient(one.addresses["tcp"][0], reconnection=False, auth={"user": "ann"})
+    await client.connect()
+    first_id = client.id
+    await client.join_room("lobby")
+    asked = asyncio.ensure_future(client.request("work", 4, timeout=10))
+    await eventually(lambda: not client.connected, what="the drop")
+    await eventually(lambda: one.hub.session(first_id) is None, what="node one saw it go")
+    client.url = two.addresses["tcp"][0]
+    await client.connect()
+    try:
+        assert client.resumed and client.id == first_id
+        assert await asked == 40 and runs == [4]  # answered from the shared record, not run again
+        info = two.get_clients()[0]
+        assert info.id == first_id and info.metadata == {"user": "ann"} and info.rooms == {"lobby"}
+        assert two.get_stats().counters["answers_resent"] == 1
+    finally:
+        await client.disconnect()
+    # A session is resumed once: the shared copy is gone.
+    assert await redis_server.command("KEYS", f"{one.config.plugin('redis').prefix}:session:*") == []
+
+
+async def test_a_wrong_token_finds_nothing_and_removes_nothing(tcp_nodes, redis_server):
+    one, two = tcp_nodes
+    client = await connect_url_raw(one)
+    session_id, token = client.id, client.welcome["resume"]["token"]
+    one.hub.session(session_id).connection._stream().abort()  # dropped, not closed
+    await client.wait_closed()
+    prefix = one.config.plugin("redis").prefix
+    await eventually(lambda: _keys(redis_server, prefix), what="the session shared")
+    intruder = await resume_raw(two, session_id, "not-the-token")
+    assert intruder.welcome["id"] != session_id and "resumed" not in intruder.welcome
+    assert len(await _keys(redis_server, prefix)) == 1  # still there for its own client
+    owner = await resume_raw(two, session_id, token)
+    assert owner.welcome["id"] == session_id and owner.welcome["resumed"] is True
+    intruder.close()
+    owner.close()
+
+
+async def _keys(redis_server, prefix):
+    return await redis_server.command("KEYS", f"{prefix}:session:*")
+
+
+async def connect_url_raw(server):
+    return await connect_url(server.addresses["tcp"][0])
+
+
+async def resume_raw(server, session_id, token):
+    client = await connect_url(server.addresses["tcp"][0], handshake=False)
+    resume = {"id": session_id, "token": token, "waiting": []}
+    client.send_raw(encode_frame(FrameType.CONNECT, "", dump_json({"auth": {}, "resume": resume})))
+    await asyncio.wait_for(client.connected, 5)
+    return client

@@ -191,6 +191,11 @@ export declare class StelarClient {
   emit(event: string, data?: unknown): boolean;
   emitBinary(event: string, data: Uint8Array | ArrayBuffer | ArrayBufferView): boolean;
   request<T = any>(event: string, data?: unknown, options?: { timeout?: number }): Promise<T>;
+  /** A page of a room's history: the publications after offset `since`, at most `limit`. */
+  history(room: string, options?: { since?: number | null; limit?: number; timeout?: number }): Promise<{
+    position: Position;
+    publications: { offset: number; event: string; data: any; binary: boolean }[];
+  }>;
   /** The join's answer when accepted, false when refused. */
   joinRoom(room: string): Promise<RoomJoin | false>;
   leaveRoom(room: string): Promise<boolean>;

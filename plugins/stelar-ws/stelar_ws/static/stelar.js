@@ -924,6 +924,20 @@ export class StelarClient {
     return answered; // offline: the connect handshake sends it with the other rooms
   }
 
+  /** A page of a room's history (a room with history this client is in): `{position,
+   * publications: [{offset, event, data | binary (Uint8Array)}]}`, the publications after offset
+   * `since` (from the oldest kept when null), at most `limit`. Rejects with AckError
+   * (not_in_room, no_history, invalid_frame) otherwise. */
+  async history(room, { since = null, limit = 100, timeout } = {}) {
+    const request = { room, limit };
+    if (since !== null) request.since = since;
+    const answer = await this.request("$history", request, timeout === undefined ? {} : { timeout });
+    const publications = answer.publications.map((item) => ("binary" in item
+      ? { offset: item.offset, event: item.event, data: Uint8Array.from(atob(item.binary), (c) => c.charCodeAt(0)), binary: true }
+      : { offset: item.offset, event: item.event, data: item.data ?? null, binary: false }));
+    return { position: answer.position, publications };
+  }
+
   /** Leave a room: true when the server accepted (offline: forgotten at once, not rejoined). */
   leaveRoom(room) {
     if (this.state !== ClientState.CONNECTED) { this._rooms.delete(room); return Promise.resolve(true); }
