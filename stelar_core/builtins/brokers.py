@@ -22,7 +22,7 @@ class LocalBroker:
         self._deliver: Callable[[Delivery], Any] = self._not_started
 
     async def start(self, port: BrokerPort) -> None:
-        self.history = MemoryHistory(self.history.max_rooms, port.clock.now)
+        self.history.now = port.clock.now  # the server's clock: a test's fake one moves the ttl
         self._deliver = port.deliver
 
     def publish(self, delivery: Delivery) -> None:

@@ -38,14 +38,14 @@ class MemoryHistory:
 
     def __init__(self, max_rooms: int, now: Callable[[], float]) -> None:
         self.max_rooms = max_rooms
-        self._now = now
+        self.now = now
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._streams)
 
     def _stream(self, room: str, policy: RoomPolicy) -> _Stream:
-        now = self._now()
+        now = self.now()
         stream = self._streams.get(room)
         if stream is None:
             if len(self._streams) >= self.max_rooms:
@@ -62,7 +62,7 @@ class MemoryHistory:
         assert delivery.room is not None and delivery.history is not None
         stream = self._stream(delivery.room, delivery.history)
         stream.offset += 1
-        stream.last_publish = self._now()
+        stream.last_publish = self.now()
         frame = encode_publication(delivery.room, stream.epoch, stream.offset, delivery.frame)
         entries = stream.entries
         entries.append((stream.offset, frame))

@@ -112,7 +112,7 @@ class Hub:
         self.recovery = Recovery(services, self._history_store)
         self.lossy = LossyQueues(services, clock)
         self.fanout = Fanout(services, broker, self._open, self.rooms.table, self.recovery, self.lossy)
-        self.requests = Requests(services)
+        self.requests = Requests(services, {HISTORY_REQUEST: self.recovery.history})
         self.gate = MessageGate(services, limits)
         self.resumption = Resumption(services, clock, self._session_store)
         self.handshake = Handshake(
@@ -125,7 +125,7 @@ class Hub:
         self._frame_handlers: dict[FrameType, FrameHandler] = {
             FrameType.JSON: on_event,
             FrameType.BINARY: on_event,
-            FrameType.ACK_REQUEST: functools.partial(self.gate.message, then=self._request),
+            FrameType.ACK_REQUEST: functools.partial(self.gate.message, then=self.requests.answer),
             FrameType.ACK_RESPONSE: self.requests.response_received,
             **ControlFrames(services, self.gate, self.rooms, self.recovery, self.session_closed).handlers(),
         }
@@ -134,12 +134,20 @@ class Hub:
         return self._config
 
     def _history_store(self) -> HistoryStore | None:
-        store = getattr(self.fanout.broker, "history", None)
-        return store if isinstance(store, HistoryStore) else None
+        return self._stores[0]
 
     def _session_store(self) -> SessionStore | None:
-        store = getattr(self.fanout.broker, "sessions", None)
-        return store if isinstance(store, SessionStore) else None
+        return self._stores[1]
+
+    @functools.cached_property
+    def _stores(self) -> tuple[HistoryStore | None, SessionStore | None]:
+        """The broker's history and session stores, looked up once (a protocol check is slow)."""
+        broker = self.fanout.broker
+        history, sessions = getattr(broker, "history", None), getattr(broker, "sessions", None)
+        return (
+            history if isinstance(history, HistoryStore) else None,
+            sessions if isinstance(sessions, SessionStore) else None,
+        )
 
     def _restore_rooms(self, session: Session, rooms: frozenset[str]) -> list[str]:
         """A resumed session is back in its rooms without history (it rejoins those with
@@ -288,11 +296,6 @@ class Hub:
             self.close_session(session, DisconnectCode.POLICY_VIOLATION, "expected a connect frame")
             return None
         return self._frame_handlers[frame.type](session, frame)
-
-    def _request(self, session: Session, frame: Frame) -> Awaitable[None] | None:
-        if frame.event == HISTORY_REQUEST:
-            return self.recovery.history(session, frame)
-        return self.requests.answer(session, frame)
 
     def _dispatch_event(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         handlers = self.handlers.for_event(frame.event)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.errors import NotConnected, ProtocolError
@@ -17,6 +17,7 @@ from stelar_core.protocol import ErrorCode, Frame, FrameType, dump_json, encode_
 from stelar_core.protocol.acks import ok_answer
 
 if TYPE_CHECKING:
+    from stelar_core.hub.gate import FrameHandler
     from stelar_core.hub.services import HubServices
 
 MakeContext = Callable[[Session, str, Any], Context]
@@ -25,7 +26,10 @@ _PLAIN_RESULTS = frozenset({type(None), bool, int, float, str, dict, list})
 
 
 class Requests:
-    def __init__(self, services: HubServices) -> None:
+    def __init__(self, services: HubServices, own: Mapping[str, FrameHandler]) -> None:
+        # The protocol's own requests ($history...), answered by the hub's parts: looked at only
+        # when no application handler has the name, so they cost other requests nothing.
+        self._own = own
         self._config = services.config
         self._registry = services.handlers
         self._runner = services.runner
@@ -43,6 +47,9 @@ class Requests:
         frames until it is done: an ordered async handler, or a concurrent one waiting for a slot."""
         handler = self._registry.ack(frame.event)
         if handler is None:
+            own = self._own.get(frame.event)
+            if own is not None:
+                return own(session, frame)
             self._outbox.refuse(
                 session, frame, ErrorCode.NO_HANDLER, f"no handler for request {frame.event!r}"
             )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.clock import Clock
@@ -23,6 +23,7 @@ from stelar_core.hub.session import Session
 from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.protocol.frames import MAX_ACK_ID
 from stelar_core.providers import SessionRecord, SessionStore
+from stelar_core.transports.base import HttpRequest
 
 if TYPE_CHECKING:
     from stelar_core.hub.services import HubServices
@@ -31,6 +32,32 @@ MAX_ID_LENGTH = 256
 RESUMABLE_CLOSES = frozenset(
     {DisconnectCode.ABNORMAL, DisconnectCode.GOING_AWAY, DisconnectCode.SERVER_ERROR}
 )
+
+
+class Detached:
+    """What a kept session has instead of its closed connection: the connection's objects
+    (protocol, transport, buffers) are let go, so a table of kept sessions costs little memory
+    and little garbage-collector time."""
+
+    __slots__ = ("protocol", "remote_address")
+    request: HttpRequest | None = None
+    peer_certificate: Mapping[str, Any] | None = None
+
+    def __init__(self, protocol: str, remote_address: str) -> None:
+        self.protocol = protocol
+        self.remote_address = remote_address
+
+    def send(self, frame: bytes) -> None:
+        """Nothing goes to a closed connection."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Closed already."""
+
+    def pause_reading(self) -> None:
+        """Nothing is read."""
+
+    def resume_reading(self) -> None:
+        """Nothing is read."""
 
 
 class Kept:
@@ -113,6 +140,7 @@ class Resumption:
         config = self._config()
         if code not in RESUMABLE_CLOSES or session.resume_token is None or config.recovery_window <= 0:
             return
+        session.connection = Detached(session.protocol, session.remote_address)
         kept = self._kept
         kept.pop(session.id, None)
         while len(kept) >= config.max_resumable_sessions:
