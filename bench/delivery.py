@@ -38,7 +38,8 @@ those joins to the last `recovered: true`, the replays included. Redis calls are
 (`EVALSHA`, and `PUBLISH` outside a script); commands run in Redis include those inside scripts
 (a history publish runs HGET, HINCRBY, XADD, two PEXPIREs and PUBLISH in its one script).
 python-socketio has no recovery of missed messages (its server does not implement Socket.IO's
-connection state recovery), so that scenario has no peer. `bench/.venv/bin/python bench/delivery.py`."""
+connection state recovery: miguelgrinberg/Flask-SocketIO discussion #1987), so that scenario has
+no peer. `bench/.venv/bin/python bench/delivery.py`."""
 
 
 def relay(history: bool, redis: RedisServer | None, transport: str = "ws") -> ServerProcess:
