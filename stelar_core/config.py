@@ -219,6 +219,11 @@ class ServerConfig:
     recovery_window: float = attrs.field(default=DEFAULT_RECOVERY_WINDOW, validator=_non_negative)
     # Closed sessions kept for resumption at most (the oldest go first, as if expired).
     max_resumable_sessions: int = attrs.field(default=DEFAULT_MAX_RESUMABLE_SESSIONS, validator=_int(1))
+    # Presence (docs/presence.md): diffs go out at most this often; a member whose last connection
+    # left is announced gone only this long after; a member's state is at most this many bytes.
+    presence_interval: float = attrs.field(default=1.0, validator=_SECONDS)
+    presence_grace: float = attrs.field(default=5.0, validator=_non_negative)
+    max_presence_state: int = attrs.field(default=1024, validator=_int(2))
     # Answers to a client's requests kept per session, to answer them again after a resumption
     # (each until the client uses its ack id again: at most its requests in flight).
     max_cached_answers: int = attrs.field(default=DEFAULT_MAX_CACHED_ANSWERS, validator=_int(1))

@@ -20,6 +20,7 @@ from stelar_core.validation import fail
 
 DEFAULT_HISTORY_TTL = 300.0
 DEFAULT_MAX_QUEUE = 1000
+DEFAULT_PRESENCE_LIST_LIMIT = 1000
 SEND_QUEUES = ("queue", "drop_oldest", "conflate")
 # Rooms whose policy is remembered; past it the memo starts again (names are unbounded).
 _MEMO_SIZE = 10_000
@@ -67,6 +68,12 @@ class RoomPolicy:
     )
     max_rate: float | None = attrs.field(default=None, validator=validation.validator(_rate))
     events: tuple[str, ...] | None = attrs.field(default=None, converter=_events)
+    # Presence (docs/presence.md): who is in the room, by presence key, with a little state each.
+    presence: bool = attrs.field(default=False, validator=validation.validator(validation.boolean))
+    # Above this many members the room's presence is counts only (no member lists on the wire).
+    presence_list_limit: int = attrs.field(
+        default=DEFAULT_PRESENCE_LIST_LIMIT, validator=validation.validator(validation.integer(0))
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.lossy and self.keeps_history:

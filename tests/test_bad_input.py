@@ -36,7 +36,7 @@ async def assert_both_still_served(offender, bystander):
 @pytest.mark.parametrize(
     ("raw", "code", "reason"),
     [
-        (b"\x0d\x00\x00", ErrorCode.INVALID_FRAME, "unknown frame type 13"),
+        (b"\x0e\x00\x00", ErrorCode.INVALID_FRAME, "unknown frame type 14"),
         (b"\x00", ErrorCode.INVALID_FRAME, "shorter than the 3-byte header"),
         (b"\x00\x00\x09echo", ErrorCode.INVALID_FRAME, "event length 9 runs past"),
         (b"\x00\x00\x02\xff\xfe{}", ErrorCode.INVALID_EVENT, "not valid UTF-8"),

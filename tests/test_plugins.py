@@ -141,8 +141,8 @@ def test_unknown_user_hook_names_the_known_ones():
     ):
         StelarServer(transports=["memory"], hooks={"onClientConnect": print})
     assert "on_rate_limit_exceeded" in user_hook_names()
-    # the seed's, stelar-redis's, TLS refusals, invalid payloads, expired sessions
-    assert len(user_hook_names()) == 20
+    # the seed's, stelar-redis's, TLS refusals, invalid payloads, expired sessions, presence
+    assert len(user_hook_names()) == 22
 
 
 def test_user_hook_with_an_argument_the_hook_does_not_have_fails_loudly():

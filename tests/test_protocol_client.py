@@ -22,6 +22,7 @@ from stelar_core.protocol.client import (
     MessagesDropped,
     PingReceived,
     PongReceived,
+    PresenceChanged,
     RequestReceived,
     ResponseReceived,
     RoomAnswered,
@@ -107,6 +108,14 @@ def normalized(event: ClientEvent) -> dict[str, Any]:
             return {"type": "error", "code": event.code, "message": event.message, "body": event.body}
         case DisconnectReceived():
             return {"type": "disconnect", "code": event.code, "reason": event.reason}
+        case PresenceChanged():
+            shape = {"type": "presence", "room": event.room, "count": event.count, "joins": event.joins}
+            return {
+                **shape,
+                "leaves": list(event.leaves),
+                "updates": event.updates,
+                "snapshot": event.snapshot,
+            }
         case MessagesDropped():
             return {"type": "dropped", "room": event.room, "count": event.count, "policy": event.policy}
         case InvalidFrame():
@@ -162,6 +171,8 @@ def test_the_session_plays_each_shared_exchange(script):
             assert session.duplicates == step["duplicates"], where
         elif "lost" in step:
             assert session.lost == step["lost"], where
+        elif "presence" in step:
+            assert session.presence == step["presence"], where
         else:
             raise AssertionError(f"unknown step {step}")
 
@@ -170,8 +181,8 @@ def test_every_event_type_and_command_is_exercised_by_the_shared_exchanges():
     steps = [step for script in EXCHANGES["scripts"] for step in script["steps"]]
     events = {event["type"] for step in steps for event in step.get("events", [])}
     assert events == {
-        "welcome", "event", "request", "response", "room", "dropped", "ping", "pong", "error", "disconnect",
-        "invalid"
+        "welcome", "event", "request", "response", "room", "dropped", "presence", "ping", "pong", "error",
+        "disconnect", "invalid"
     }  # fmt: skip
     commands = {step["do"] for step in steps if "do" in step}
     public = {

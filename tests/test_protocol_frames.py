@@ -71,7 +71,7 @@ def test_arbitrary_bytes_decode_or_raise_protocol_error(data):
     [
         (b"", ErrorCode.INVALID_FRAME, "shorter than the 3-byte header"),
         (b"\x00\x00", ErrorCode.INVALID_FRAME, "shorter than the 3-byte header"),
-        (b"\x0d\x00\x00", ErrorCode.INVALID_FRAME, "unknown frame type 13"),
+        (b"\x0e\x00\x00", ErrorCode.INVALID_FRAME, "unknown frame type 14"),
         (b"\xff\x00\x00", ErrorCode.INVALID_FRAME, "unknown frame type 255"),
         (b"\x00\x00\x05abc", ErrorCode.INVALID_FRAME, "event length 5 runs past the end of a 6-byte frame"),
         (b"\x00\x00\x02\xc3\x28", ErrorCode.INVALID_EVENT, "event name is not valid UTF-8"),

@@ -27,7 +27,7 @@ from stelar_core.client.options import ClientOptions
 from stelar_core.client.outbound import Outbound, Queued
 from stelar_core.client.rooms import ClientRooms, RoomHistory, RoomJoin
 from stelar_core.clock import REAL_CLOCK, Clock
-from stelar_core.errors import AckError, ConfigError, RemoteError
+from stelar_core.errors import AckError, ConfigError, NotConnected, RemoteError
 from stelar_core.payloads import make_converter, structure
 from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.protocol import FrameType, dump_json
@@ -38,6 +38,7 @@ from stelar_core.protocol.client import (
     EventReceived,
     InvalidFrame,
     MessagesDropped,
+    PresenceChanged,
     RequestReceived,
     ResponseReceived,
     RoomAnswered,
@@ -256,6 +257,10 @@ class StelarClient:
             self._spawn(self._answer(event))
         elif isinstance(event, RoomAnswered):
             self._rooms.answered(event)
+        elif isinstance(event, PresenceChanged):
+            change = {"room": event.room, "count": event.count, "joins": event.joins}
+            change.update(leaves=list(event.leaves), updates=event.updates, snapshot=event.snapshot)
+            self._listeners.emit("presence", change)
         elif isinstance(event, MessagesDropped):
             self._listeners.emit(
                 "messages_lost", {"room": event.room, "count": event.count, "policy": event.policy}
@@ -336,6 +341,23 @@ class StelarClient:
         position seen: the server replays what was missed (the ``recovered`` event) or says why
         it could not (``not_recovered``, with the reason: reload the state)."""
         return await self._rooms.join(room)
+
+    def presence(self, room: str) -> dict[str, Any]:
+        """The members of presence room ``room`` by presence key, with their state, as this
+        client knows them now (kept current by the server's diffs: the ``presence`` event)."""
+        return dict(self._channel.session.presence.get(room, {}))
+
+    def presence_count(self, room: str) -> int:
+        """How many members presence room ``room`` has (also past its list limit)."""
+        return self._channel.session.presence_counts.get(room, 0)
+
+    def update_presence(self, room: str, state: Any) -> None:
+        """Set this client's state in presence room ``room`` (others see it in the next diff).
+        ``NotConnected`` while offline: presence is about now."""
+        if not self.connected:
+            raise NotConnected("presence state is sent only while connected")
+        self._channel.session.update_presence(room, state)
+        self._channel.transmit()
 
     @property
     def lost_messages(self) -> dict[str, int]:

@@ -72,6 +72,24 @@ class Context(Emitter):
         return self._session.metadata
 
     @property
+    def presence_key(self) -> str:
+        """Whom this connection counts as in presence rooms: its client ID unless set (in
+        middleware or ``on_connection``, e.g. ``ctx.presence_key = user_id``): a user's
+        connections are then one member."""
+        return self._session.presence_key
+
+    @presence_key.setter
+    def presence_key(self, key: str) -> None:
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a presence key is a non-empty string, got {key!r}")
+        self._session.presence_key = key
+
+    @property
+    def presence(self) -> ClientPresence:
+        """``ctx.presence.update(room, state)``: this member's state in a presence room."""
+        return ClientPresence(self._hub, self._session)
+
+    @property
     def recovered(self) -> bool:
         """Whether this connection resumed an earlier session of its client (same ID, metadata
         and rooms; docs/delivery.md), rather than starting a new one."""
@@ -150,3 +168,19 @@ class Context(Emitter):
 
     def __repr__(self) -> str:
         return f"<Context id={self.id!r} event={self.event!r} protocol={self.protocol!r}>"
+
+
+class ClientPresence:
+    """A connection's presence, as ``ctx.presence``."""
+
+    __slots__ = ("_hub", "_session")
+
+    def __init__(self, hub: Hub, session: Session) -> None:
+        self._hub = hub
+        self._session = session
+
+    def update(self, room: str, state: Any) -> None:
+        """Set this member's state in ``room``; ``ValueError`` says why it cannot be."""
+        refusal = self._hub.presence.update(self._session, room, state)
+        if refusal is not None:
+            raise ValueError(refusal)

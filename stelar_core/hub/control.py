@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from stelar_core.errors import ProtocolError
 from stelar_core.hub.gate import FrameHandler, MessageGate
+from stelar_core.hub.presence import Presence
 from stelar_core.hub.recovery import Recovery
 from stelar_core.hub.rooms import Rooms
 from stelar_core.hub.session import Session
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class ControlFrames:
-    __slots__ = ("_closed", "_config", "_gate", "_log", "_outbox", "_recovery", "_rooms")
+    __slots__ = ("_closed", "_config", "_gate", "_log", "_outbox", "_presence", "_recovery", "_rooms")
 
     def __init__(
         self,
@@ -27,8 +28,10 @@ class ControlFrames:
         gate: MessageGate,
         rooms: Rooms,
         recovery: Recovery,
+        presence: Presence,
         closed: Callable[[Session, int, str], None],
     ) -> None:
+        self._presence = presence
         self._config = services.config
         self._outbox = services.outbox
         self._log = services.log
@@ -48,6 +51,7 @@ class ControlFrames:
             FrameType.ERROR: self._error,
             FrameType.PUBLICATION: self._server_only,
             FrameType.DROPPED: self._server_only,
+            FrameType.PRESENCE: self._presence_frame,
         }
 
     def _ping(self, session: Session, frame: Frame) -> None:
@@ -75,6 +79,33 @@ class ControlFrames:
             else ("dropped notices (type 12)")
         )
         self._outbox.invalid(session, ErrorCode.INVALID_FRAME, f"clients must not send {kind}")
+
+    def _presence_frame(self, session: Session, frame: Frame) -> Awaitable[None] | None:
+        return self._gate.rate_checked(session, frame, "", self._presence_asked)
+
+    def _presence_asked(self, session: Session, frame: Frame) -> None:
+        """``{"state": ...}`` sets this member's state in the room; ``{"snapshot": true}`` asks
+        for the room's members again (a client that missed a diff)."""
+        try:
+            body = frame.json()
+        except ProtocolError as exc:
+            self._outbox.invalid(session, exc.code, exc.reason, frame)
+            return
+        room = frame.event
+        if isinstance(body, dict) and body.get("snapshot") is True:
+            refusal = self._presence.snapshot_asked(session, room)
+        elif isinstance(body, dict) and "state" in body:
+            refusal = self._presence.update(session, room, body["state"])
+        else:
+            self._outbox.invalid(
+                session,
+                ErrorCode.INVALID_FRAME,
+                'a presence frame is {"state": ...} or {"snapshot": true}',
+                frame,
+            )
+            return
+        if refusal is not None:
+            self._outbox.invalid(session, ErrorCode.NO_PRESENCE, refusal, frame)
 
     def _join(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         return self._gate.rate_checked(session, frame, "", self._join_requested)

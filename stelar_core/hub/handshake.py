@@ -13,6 +13,7 @@ from stelar_core.errors import ConnectionRefused, ProtocolError
 from stelar_core.hub.hooks import Hook
 from stelar_core.hub.middleware import run_middleware
 from stelar_core.hub.resumption import Resumption, read_resume
+from stelar_core.hub.rooms import RoomTable
 from stelar_core.hub.session import Session, SessionState
 from stelar_core.protocol import (
     PROTOCOL_VERSION,
@@ -43,11 +44,13 @@ class Handshake:
         services: HubServices,
         opened: Callable[[Session], None],
         resumption: Resumption,
-        restore_rooms: Callable[[Session, frozenset[str]], list[str]],
+        restorable: Callable[[frozenset[str]], list[str]],
+        table: RoomTable,
         open_session: Callable[[str], Session | None],
     ) -> None:
         self._resumption = resumption
-        self._restore_rooms = restore_rooms
+        self._restorable = restorable
+        self._table = table
         self._open_session = open_session
         self._config = services.config
         self._handlers = services.handlers
@@ -161,11 +164,14 @@ class Handshake:
         token = self._resumption.opened(session)
         if token is not None:
             welcome["resume"] = {"token": token, "window": config.recovery_window}
+        rooms = [] if resumed is None else self._restorable(resumed.rooms)
         if resumed is not None:
             self._counters.recoveries["session_resumed"] += 1
-            rooms = self._restore_rooms(session, resumed.rooms)
             welcome.update({"resumed": True, "received": session.received, "rooms": rooms})
         self._outbox.send(session, encode_frame(FrameType.CONNECT, "", dump_json(welcome)))
+        # Back in its rooms after the welcome: nothing (a presence snapshot) may come before it.
+        for room in rooms:
+            self._table.add(room, session)
         if resumed is not None and session.answers:
             # Answers the client did not get before its connection went: sent again, not re-run.
             for ack_id in resumed.waiting:

@@ -40,6 +40,8 @@ class Hook:
     CLIENT_CONNECT: Final = "stelar_on_client_connect"
     CLIENT_DISCONNECT: Final = "stelar_on_client_disconnect"
     SESSION_EXPIRED: Final = "stelar_on_session_expired"
+    PRESENCE_JOIN: Final = "stelar_on_presence_join"
+    PRESENCE_LEAVE: Final = "stelar_on_presence_leave"
     SERVER_STARTED: Final = "stelar_on_server_started"
     SERVER_STOPPING: Final = "stelar_on_server_stopping"
     DEGRADED: Final = "stelar_on_degraded"

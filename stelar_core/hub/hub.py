@@ -30,6 +30,7 @@ from stelar_core.hub.hooks import Hook, HookRunner
 from stelar_core.hub.lossy import LossyQueues
 from stelar_core.hub.node import BrokerNode
 from stelar_core.hub.outbox import Outbox
+from stelar_core.hub.presence import Presence
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.recovery import Recovery
 from stelar_core.hub.requests import Requests
@@ -111,12 +112,19 @@ class Hub:
         self._open = self.directory.open
         self.recovery = Recovery(services, self._history_store)
         self.lossy = LossyQueues(services, clock)
+        self.presence = Presence(services, clock, self.rooms.table.members)
+        self.rooms.table.presence = self.presence
         self.fanout = Fanout(services, broker, self._open, self.rooms.table, self.recovery, self.lossy)
         self.requests = Requests(services, {HISTORY_REQUEST: self.recovery.history})
         self.gate = MessageGate(services, limits)
         self.resumption = Resumption(services, clock, self._session_store)
         self.handshake = Handshake(
-            services, self.directory.opened, self.resumption, self._restore_rooms, self._open.get
+            services,
+            self.directory.opened,
+            self.resumption,
+            self._restorable,
+            self.rooms.table,
+            self._open.get,
         )
         self.heartbeat = Heartbeat(services, clock, self._open, limits, self.resumption.sweep)
         self._started_at = time.monotonic()
@@ -127,7 +135,9 @@ class Hub:
             FrameType.BINARY: on_event,
             FrameType.ACK_REQUEST: functools.partial(self.gate.message, then=self.requests.answer),
             FrameType.ACK_RESPONSE: self.requests.response_received,
-            **ControlFrames(services, self.gate, self.rooms, self.recovery, self.session_closed).handlers(),
+            **ControlFrames(
+                services, self.gate, self.rooms, self.recovery, self.presence, self.session_closed
+            ).handlers(),
         }
 
     def _current_config(self) -> ServerConfig:
@@ -149,17 +159,11 @@ class Hub:
             sessions if isinstance(sessions, SessionStore) else None,
         )
 
-    def _restore_rooms(self, session: Session, rooms: frozenset[str]) -> list[str]:
-        """A resumed session is back in its rooms without history (it rejoins those with
-        history from its positions, so that it misses nothing in between)."""
+    def _restorable(self, rooms: frozenset[str]) -> list[str]:
+        """The rooms a resumed session is put back in: those without history (it rejoins those
+        with history from its positions, so that it misses nothing in between)."""
         policies = self._config.rooms
-        restored = []
-        for room in sorted(rooms):
-            policy = policies.for_room(room)
-            if policy is None or not policy.keeps_history:
-                self.rooms.table.add(room, session)
-                restored.append(room)
-        return restored
+        return [room for room in sorted(rooms) if not ((p := policies.for_room(room)) and p.keeps_history)]
 
     def check_history(self, config: ServerConfig) -> None:
         """Rooms with history need a broker that keeps it: say so before serving."""
@@ -389,6 +393,7 @@ class Hub:
             self.close_session(session, DisconnectCode.GOING_AWAY, "server shutting down")
         await self.fanout.broker.stop()
         self.rooms.table.watcher = None
+        self.presence.stop()
 
     def close_session(self, session: Session, code: int, reason: str) -> None:
         """Close from our side: a disconnect frame with code and reason, then the connection."""

@@ -10,6 +10,7 @@ from stelar_core.hub.hooks import Hook, HookRunner
 from stelar_core.protocol import ErrorCode
 
 if TYPE_CHECKING:
+    from stelar_core.hub.presence import Presence
     from stelar_core.hub.session import Session
     from stelar_core.providers import MembershipWatcher
 
@@ -21,11 +22,12 @@ class RoomTable:
     """A room exists while it has members; the last one leaving removes it. ``watcher`` (a
     cluster broker) is told of every change."""
 
-    __slots__ = ("_rooms", "watcher")
+    __slots__ = ("_rooms", "presence", "watcher")
 
     def __init__(self) -> None:
         self._rooms: dict[str, dict[str, Session]] = {}
         self.watcher: MembershipWatcher | None = None
+        self.presence: Presence | None = None
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -51,6 +53,8 @@ class RoomTable:
         session.rooms.add(room)
         if self.watcher is not None:
             self.watcher.room_joined(session.id, room, first)
+        if self.presence is not None:
+            self.presence.joined(session, room)
 
     def remove(self, room: str, session: Session) -> bool:
         members = self._rooms.get(room)
@@ -61,6 +65,8 @@ class RoomTable:
             del self._rooms[room]
         if self.watcher is not None:
             self.watcher.room_left(session.id, room, not members)
+        if self.presence is not None:
+            self.presence.left(session, room)
         return True
 
     def remove_everywhere(self, session: Session) -> None:

@@ -44,6 +44,7 @@ class Session:
         "_hub",
         "_inbox",
         "_paused",
+        "_presence_key",
         "_request_slots",
         "admission",
         "answers",
@@ -93,6 +94,7 @@ class Session:
         self.successor: Session | None = None
         # Lossy send queues of rooms with such a policy, by room (made when first needed).
         self.lossy: dict[str, LossyQueue] | None = None
+        self._presence_key: str | None = None
 
     @property
     def protocol(self) -> str:
@@ -105,6 +107,16 @@ class Session:
     @property
     def request(self) -> HttpRequest | None:
         return self.connection.request
+
+    @property
+    def presence_key(self) -> str:
+        """Whom this connection counts as in presence rooms (``ctx.presence_key``; its ID
+        unless the application says otherwise)."""
+        return self.id if self._presence_key is None else self._presence_key
+
+    @presence_key.setter
+    def presence_key(self, key: str) -> None:
+        self._presence_key = key
 
     @property
     def is_open(self) -> bool:

@@ -234,6 +234,16 @@ def stelar_on_client_connect(
 
 
 @hookspec
+def stelar_on_presence_join(server: ServerView, room: str, key: str) -> None:
+    """A presence key (a user) appeared in a presence room: its first connection joined."""
+
+
+@hookspec
+def stelar_on_presence_leave(server: ServerView, room: str, key: str) -> None:
+    """A presence key left a presence room: its last connection left ``presence_grace`` ago."""
+
+
+@hookspec
 def stelar_on_session_expired(server: ServerView, client_id: str, metadata: Mapping[str, Any]) -> None:
     """A closed session was not resumed within ``recovery_window`` (or was dropped to keep
     ``max_resumable_sessions``): its client will start a new session."""

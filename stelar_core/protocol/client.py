@@ -112,6 +112,20 @@ class MessagesDropped:
 
 
 @attrs.frozen(slots=True)
+class PresenceChanged:
+    """Who is in a presence room changed (or, ``snapshot``, is now known whole): keys that came
+    with their state, keys that left, keys whose state changed, and the member count. In a room
+    past its list limit only ``count`` is told."""
+
+    room: str
+    count: int
+    joins: dict[str, Any] = attrs.field(factory=dict)
+    leaves: tuple[str, ...] = ()
+    updates: dict[str, Any] = attrs.field(factory=dict)
+    snapshot: bool = False
+
+
+@attrs.frozen(slots=True)
 class PingReceived:
     """The server's heartbeat; answered already when ``auto_pong``."""
 
@@ -150,6 +164,7 @@ ClientEvent: TypeAlias = (
     | ResponseReceived
     | RoomAnswered
     | MessagesDropped
+    | PresenceChanged
     | PingReceived
     | PongReceived
     | ErrorReceived
@@ -185,6 +200,10 @@ class ClientSession:
         self.positions: dict[str, Position] = {}
         self.duplicates = 0  # publications received twice (at or before a position seen) and dropped
         self.lost: dict[str, int] = {}  # messages lossy send queues dropped, by room
+        # Presence rooms: the members by key with their state, the count, the last diff number.
+        self.presence: dict[str, dict[str, Any]] = {}
+        self.presence_counts: dict[str, int] = {}
+        self._presence_seq: dict[str, int] = {}
         # Resumption: the secret the server gave for this session, the events and requests sent
         # in it (numbered 1, 2, ...), and the last ones of them, which a resumed session sends
         # again when the server says it had not received them.
@@ -276,6 +295,14 @@ class ClientSession:
         payload = b"" if since is None else dump_json({"since": since.to_json()})
         self._send(FrameType.JOIN, room, payload)
 
+    def update_presence(self, room: str, state: Any) -> None:
+        """Set this client's state in presence room ``room``."""
+        self._send(FrameType.PRESENCE, room, dump_json({"state": state}))
+
+    def ask_presence(self, room: str) -> None:
+        """Ask for presence room ``room``'s members again (done by itself on a missed diff)."""
+        self._send(FrameType.PRESENCE, room, dump_json({"snapshot": True}))
+
     def rejoin(self, room: str) -> None:
         """Join again after a reconnection, from the last position seen when there is one."""
         self.join(room, self.positions.get(room))
@@ -339,6 +366,8 @@ class ClientSession:
             return self._publication(frame)
         if kind is FrameType.DROPPED:
             return self._dropped(frame)
+        if kind is FrameType.PRESENCE:
+            return self._presence(frame)
         if kind is FrameType.JSON:
             return EventReceived(frame.event, frame.json())
         if kind is FrameType.BINARY:
@@ -378,6 +407,36 @@ class ClientSession:
         data = inner.payload if binary else inner.json()
         return EventReceived(inner.event, data, binary, publication.room, position)
 
+    def _presence(self, frame: Frame) -> PresenceChanged | None:
+        """Apply a snapshot, or the next diff; a diff after a gap is not applied: a snapshot is
+        asked for instead (and no event is made until it comes)."""
+        body = frame.json()
+        room = frame.event
+        if (
+            not isinstance(body, dict)
+            or type(body.get("seq")) is not int
+            or type(body.get("count")) is not int
+        ):
+            raise ProtocolError(ErrorCode.INVALID_FRAME, 'a presence frame is {"seq": n, "count": n, ...}')
+        seq, count = body["seq"], body["count"]
+        members = self.presence.setdefault(room, {})
+        if body.get("snapshot") is True:
+            listed = body.get("members", {})
+            members.clear()
+            members.update(listed if isinstance(listed, dict) else {})
+            self._presence_seq[room], self.presence_counts[room] = seq, count
+            return PresenceChanged(room, count, dict(members), snapshot=True)
+        if self._presence_seq.get(room) != seq - 1:
+            self.ask_presence(room)
+            return None
+        joins, leaves, updates = body.get("joins", {}), body.get("leaves", []), body.get("updates", {})
+        members.update(joins)
+        members.update(updates)
+        for key in leaves:
+            members.pop(key, None)
+        self._presence_seq[room], self.presence_counts[room] = seq, count
+        return PresenceChanged(room, count, dict(joins), tuple(leaves), dict(updates))
+
     def _dropped(self, frame: Frame) -> MessagesDropped:
         body = frame.json()
         count = body.get("count") if isinstance(body, dict) else None
@@ -396,6 +455,9 @@ class ClientSession:
         if frame.type is FrameType.LEAVE:
             if error is None:
                 self.positions.pop(room, None)
+                self.presence.pop(room, None)
+                self.presence_counts.pop(room, None)
+                self._presence_seq.pop(room, None)
             return RoomAnswered(frame.type, room, error)
         details = body if error is None and isinstance(body, dict) else {}
         position = _position(details.get("position"))

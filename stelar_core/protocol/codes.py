@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     SLOW_CONSUMER = "slow_consumer"
     INVALID_PAYLOAD = "invalid_payload"
     NO_HISTORY = "no_history"
+    NO_PRESENCE = "no_presence"
 
 
 class DisconnectCode(IntEnum):

@@ -39,6 +39,7 @@ class FrameType(IntEnum):
     ERROR = 10
     PUBLICATION = 11
     DROPPED = 12
+    PRESENCE = 13
 
 
 _WITH_ACK_ID = frozenset({FrameType.ACK_REQUEST, FrameType.ACK_RESPONSE})

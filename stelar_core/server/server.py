@@ -223,6 +223,14 @@ class StelarServer(ServerEmitter):
     def get_rooms(self) -> list[str]:
         return self.hub.get_rooms()
 
+    def presence(self, room: str) -> dict[str, Any]:
+        """The members of presence room ``room`` on this server, by presence key, with their
+        state (docs/presence.md)."""
+        return self.hub.presence.members(room)
+
+    def get_presence_count(self, room: str) -> int:
+        return self.hub.presence.count(room)
+
     def get_stats(self) -> Stats:
         return self.hub.stats({transport.name: transport.stats() for transport in self.transports})
 

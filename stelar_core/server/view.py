@@ -51,6 +51,12 @@ class PluginView(ServerEmitter):
     def get_rooms(self) -> list[str]:
         return self._server.get_rooms()
 
+    def presence(self, room: str) -> dict[str, Any]:
+        return self._server.presence(room)
+
+    def get_presence_count(self, room: str) -> int:
+        return self._server.get_presence_count(room)
+
     @property
     def cluster(self) -> Cluster:
         """Reads and actions over every node sharing this server's broker (async)."""

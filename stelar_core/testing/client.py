@@ -26,6 +26,7 @@ from stelar_core.protocol.client import (
     MessagesDropped,
     PingReceived,
     PongReceived,
+    PresenceChanged,
     RequestReceived,
     ResponseReceived,
     RoomAnswered,
@@ -72,6 +73,7 @@ class TestClient:
         self.events_received = 0
         self.pings_received = 0
         self.dropped: dict[str, int] = {}  # messages lossy send queues dropped, by room
+        self.presence_changes: list[PresenceChanged] = []  # presence snapshots and diffs, in order
         self.pongs: list[bytes] = []
         self.disconnect: dict[str, Any] | None = None
         self.ack_handlers: dict[str, Callable[[Any], Any]] = {}
@@ -113,6 +115,8 @@ class TestClient:
                 self.connected.set_result(self.welcome)
         elif isinstance(event, ErrorReceived):
             self._keep(self._errors, (event.code, event.body if isinstance(event.body, dict) else {}))
+        elif isinstance(event, PresenceChanged):
+            self.presence_changes.append(event)
         elif isinstance(event, MessagesDropped):
             self.dropped[event.room] = self.dropped.get(event.room, 0) + event.count
         elif isinstance(event, PingReceived):

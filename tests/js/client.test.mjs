@@ -150,7 +150,7 @@ test("bad frames from the server are reported and the connection carries on", as
   const { client, socket } = await connected();
   const errors = [];
   client.on("error", (error, context) => errors.push([context, error.code]));
-  socket.receive(new Uint8Array([0x0d, 0, 0]));
+  socket.receive(new Uint8Array([0x0e, 0, 0]));
   socket.receive(frame(FrameType.ACK_RESPONSE, "x", '{"ok":1}', 99));
   socket.receive(frame(FrameType.JSON, "x", "{"));
   assert.deepEqual(errors, [["receive", "invalid_frame"], ["receive", "unknown_ack"], ["receive", "invalid_json"]]);
@@ -165,7 +165,7 @@ test("an error listener that throws does not loop", async () => {
   console.error = () => {};
   try {
     client.on("error", () => { calls += 1; throw new Error("listener bug"); });
-    socket.receive(new Uint8Array([0x0d, 0, 0]));
+    socket.receive(new Uint8Array([0x0e, 0, 0]));
   } finally {
     console.error = original;
   }

@@ -49,6 +49,7 @@ function normalized(event) {
     case "ping": case "pong": return { type: event.type, payload_hex: hex(event.payload) };
     case "error": return { type: "error", code: event.code, message: event.message, body: event.body };
     case "disconnect": return { type: "disconnect", code: event.code, reason: event.reason };
+    case "presence": return { type: "presence", room: event.room, count: event.count, joins: event.joins, leaves: event.leaves, updates: event.updates, snapshot: event.snapshot };
     case "dropped": return { type: "dropped", room: event.room, count: event.count, policy: event.policy };
     case "invalid": return { type: "invalid", code: event.error.code };
     default: throw new Error(`an event the fixture has no shape for: ${JSON.stringify(event)}`);
@@ -67,6 +68,8 @@ const COMMANDS = {
   answer_error: (s, event, ackId, code, message) => s.answerError({ event, ackId }, code, message),
   join: (s, room, since) => s.join(room, since),
   rejoin: (s, room) => s.rejoin(room),
+  update_presence: (s, room, state) => s.updatePresence(room, state),
+  ask_presence: (s, room) => s.askPresence(room),
   leave: (s, room) => s.leave(room),
   ping: (s, payload) => s.ping(argument(payload)),
   pong: (s, payload) => s.pong(argument(payload)),
@@ -101,6 +104,7 @@ for (const script of exchanges.scripts) {
       else if ("in_flight" in step) assert.equal(session.requestsInFlight, step.in_flight, where);
       else if ("positions" in step) assert.deepEqual(Object.fromEntries(session.positions), step.positions, where);
       else if ("duplicates" in step) assert.equal(session.duplicates, step.duplicates, where);
+      else if ("presence" in step) assert.deepEqual(Object.fromEntries(session.presence), step.presence, where);
       else if ("lost" in step) assert.deepEqual(Object.fromEntries(session.lost), step.lost, where);
       else throw new Error(`unknown step ${where}`);
     });

@@ -4,7 +4,7 @@ export declare const PROTOCOL: "stelar.v1";
 
 export declare const FrameType: Readonly<{
   JSON: 0; BINARY: 1; PING: 2; PONG: 3; ACK_REQUEST: 4; ACK_RESPONSE: 5;
-  CONNECT: 6; DISCONNECT: 7; JOIN: 8; LEAVE: 9; ERROR: 10; PUBLICATION: 11; DROPPED: 12;
+  CONNECT: 6; DISCONNECT: 7; JOIN: 8; LEAVE: 9; ERROR: 10; PUBLICATION: 11; DROPPED: 12; PRESENCE: 13;
 }>;
 
 export interface Frame {
@@ -92,6 +92,7 @@ export type SessionEvent =
   | { type: "error"; code: string; message: string; body: unknown }
   | { type: "disconnect"; code: number; reason: string }
   | { type: "dropped"; room: string; count: number; policy: string }
+  | { type: "presence"; room: string; count: number; joins: Record<string, any>; leaves: string[]; updates: Record<string, any>; snapshot: boolean }
   | { type: "invalid"; error: ProtocolError };
 
 /** The client side of stelar.v1, sans-I/O: frames in, events out; commands produce frames. */
@@ -108,6 +109,11 @@ export declare class ClientSession {
   readonly duplicates: number;
   /** Messages lossy send queues dropped, by room. */
   readonly lost: Map<string, number>;
+  /** Presence rooms: the members by key with their state, and the counts. */
+  readonly presence: Map<string, Record<string, any>>;
+  readonly presenceCounts: Map<string, number>;
+  updatePresence(room: string, state: unknown): void;
+  askPresence(room: string): void;
   /** The secret the server gave to resume this session (null: not resumable). */
   resumeToken: string | null;
   /** Events and requests sent in this session. */
@@ -168,6 +174,10 @@ export declare class StelarClient {
   readonly positions: Map<string, Position>;
   /** Messages a room's lossy send queue dropped for this client, by room. */
   readonly lostMessages: Map<string, number>;
+  /** The members of a presence room by presence key, with their state. */
+  presence(room: string): Record<string, any>;
+  presenceCount(room: string): number;
+  updatePresence(room: string, state: unknown): void;
 
   connect(): Promise<void>;
   disconnect(): void;
@@ -177,6 +187,7 @@ export declare class StelarClient {
   on(event: "reconnecting", listener: (attempt: number) => void): this;
   on(event: "reconnect_failed", listener: () => void): this;
   on(event: "error", listener: (error: Error, context: string) => void): this;
+  on(event: "presence", listener: (change: { room: string; count: number; joins: Record<string, any>; leaves: string[]; updates: Record<string, any>; snapshot: boolean }) => void): this;
   on(event: "messages_lost", listener: (info: { room: string; count: number; policy: string }) => void): this;
   on(event: "recovered", listener: (info: { room: string; position: Position | null; replayed: number }) => void): this;
   on(event: "not_recovered", listener: (info: { room: string; position: Position | null; reason: NotRecoveredReason | string | null }) => void): this;

@@ -8,7 +8,7 @@ export const PROTOCOL = "stelar.v1";
 
 export const FrameType = Object.freeze({
   JSON: 0, BINARY: 1, PING: 2, PONG: 3, ACK_REQUEST: 4, ACK_RESPONSE: 5,
-  CONNECT: 6, DISCONNECT: 7, JOIN: 8, LEAVE: 9, ERROR: 10, PUBLICATION: 11, DROPPED: 12,
+  CONNECT: 6, DISCONNECT: 7, JOIN: 8, LEAVE: 9, ERROR: 10, PUBLICATION: 11, DROPPED: 12, PRESENCE: 13,
 });
 
 const HEADER_SIZE = 3;
@@ -71,7 +71,7 @@ export function decodeFrame(data) {
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const type = view.getUint8(0);
-  if (type > FrameType.DROPPED) throw new ProtocolError("invalid_frame", `unknown frame type ${type}`);
+  if (type > FrameType.PRESENCE) throw new ProtocolError("invalid_frame", `unknown frame type ${type}`);
   const eventLength = view.getUint16(1);
   const eventEnd = HEADER_SIZE + eventLength;
   if (eventEnd > size) {
@@ -192,6 +192,10 @@ export class ClientSession {
     this.positions = new Map();
     this.duplicates = 0; // publications received twice (at or before a position seen) and dropped
     this.lost = new Map(); // messages lossy send queues dropped, by room
+    // Presence rooms: the members by key with their state, the count, the last diff number.
+    this.presence = new Map();
+    this.presenceCounts = new Map();
+    this._presenceSeq = new Map();
     // Resumption: the secret the server gave for this session, the events and requests sent in
     // it (numbered 1, 2, ...), and the last ones of them, sent again when a resumed session's
     // server says it had not received them.
@@ -278,6 +282,10 @@ export class ClientSession {
     const payload = since ? dumpJson({ since: { epoch: since.epoch, offset: since.offset } }) : new Uint8Array(0);
     this._send(FrameType.JOIN, room, payload);
   }
+  /** Set this client's state in presence room `room`. */
+  updatePresence(room, state) { this._send(FrameType.PRESENCE, room, dumpJson({ state })); }
+  /** Ask for presence room `room`'s members again (done by itself on a missed diff). */
+  askPresence(room) { this._send(FrameType.PRESENCE, room, dumpJson({ snapshot: true })); }
   /** Join again after a reconnection, from the last position seen when there is one. */
   rejoin(room) { this.join(room, this.positions.get(room) ?? null); }
   leave(room) { this._send(FrameType.LEAVE, room); }
@@ -334,6 +342,7 @@ export class ClientSession {
       case FrameType.ACK_REQUEST: return { type: "request", event: frame.event, data: loadJson(frame.payload), ackId: frame.ackId };
       case FrameType.JOIN: case FrameType.LEAVE: return this._roomAnswer(frame);
       case FrameType.PUBLICATION: return this._publication(frame);
+      case FrameType.PRESENCE: return this._presence(frame);
       case FrameType.DROPPED: {
         const body = loadJson(frame.payload);
         const count = isObject(body) ? body.count : null;
@@ -365,12 +374,44 @@ export class ClientSession {
     return { type: "event", event: inner.event, data: binary ? inner.payload : loadJson(inner.payload), binary, room, position };
   }
 
+  /** Apply a snapshot, or the next diff; a diff after a gap is not applied: a snapshot is asked
+   * for instead (and no event is made until it comes). */
+  _presence(frame) {
+    const body = loadJson(frame.payload);
+    const room = frame.event;
+    if (!isObject(body) || !Number.isInteger(body.seq) || !Number.isInteger(body.count)) {
+      throw new ProtocolError("invalid_frame", 'a presence frame is {"seq": n, "count": n, ...}');
+    }
+    const members = this.presence.get(room) ?? this.presence.set(room, {}).get(room);
+    if (body.snapshot === true) {
+      for (const key of Object.keys(members)) delete members[key];
+      Object.assign(members, isObject(body.members) ? body.members : {});
+      this._presenceSeq.set(room, body.seq);
+      this.presenceCounts.set(room, body.count);
+      return { type: "presence", room, count: body.count, joins: { ...members }, leaves: [], updates: {}, snapshot: true };
+    }
+    if (this._presenceSeq.get(room) !== body.seq - 1) { this.askPresence(room); return null; }
+    const joins = isObject(body.joins) ? body.joins : {};
+    const updates = isObject(body.updates) ? body.updates : {};
+    const leaves = Array.isArray(body.leaves) ? body.leaves : [];
+    Object.assign(members, joins, updates);
+    for (const key of leaves) delete members[key];
+    this._presenceSeq.set(room, body.seq);
+    this.presenceCounts.set(room, body.count);
+    return { type: "presence", room, count: body.count, joins: { ...joins }, leaves: [...leaves], updates: { ...updates }, snapshot: false };
+  }
+
   _roomAnswer(frame) {
     const body = loadJson(frame.payload);
     const error = readAnswer(body)[1];
     const room = frame.event;
     if (frame.type === FrameType.LEAVE) {
-      if (!error) this.positions.delete(room);
+      if (!error) {
+        this.positions.delete(room);
+        this.presence.delete(room);
+        this.presenceCounts.delete(room);
+        this._presenceSeq.delete(room);
+      }
       return { type: "room", kind: "leave", room, error };
     }
     const event = { type: "room", kind: "join", room, error };
@@ -555,6 +596,17 @@ export class StelarClient {
   get connected() { return this.state === ClientState.CONNECTED; }
   get queueSize() { return this._queue.length; }
   get rooms() { return new Set(this._rooms); }
+  /** The members of presence room `room` by presence key, with their state (kept current by the
+   * server's diffs: the "presence" event). */
+  presence(room) { return { ...(this._session.presence.get(room) ?? {}) }; }
+  /** How many members presence room `room` has (also past its list limit). */
+  presenceCount(room) { return this._session.presenceCounts.get(room) ?? 0; }
+  /** Set this client's state in presence room `room`; throws NotConnected while offline. */
+  updatePresence(room, state) {
+    if (this.state !== ClientState.CONNECTED) throw new NotConnected("presence state is sent only while connected");
+    this._session.updatePresence(room, state);
+    this._flush();
+  }
   /** Messages a room's lossy send queue dropped for this client, by room (also told by "messages_lost"). */
   get lostMessages() { return new Map(this._session.lost); }
   /** The last position seen in each joined room that keeps history: Map room -> {epoch, offset}. */
@@ -739,6 +791,10 @@ export class StelarClient {
       case "response": return this._response(event);
       case "request": return this._answer(event);
       case "room": return this._roomAnswered(event);
+      case "presence": {
+        const { room, count, joins, leaves, updates, snapshot } = event;
+        return this._emitLocal("presence", { room, count, joins, leaves, updates, snapshot });
+      }
       case "dropped": return this._emitLocal("messages_lost", { room: event.room, count: event.count, policy: event.policy });
       case "error": {
         if (!this._welcomed) this._pendingRefusal = new NotConnected(`refused: ${event.code}: ${event.message}`);
