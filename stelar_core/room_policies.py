@@ -20,7 +20,8 @@ from stelar_core.validation import fail
 
 DEFAULT_HISTORY_TTL = 300.0
 DEFAULT_MAX_QUEUE = 1000
-DEFAULT_PRESENCE_LIST_LIMIT = 1000
+DEFAULT_PRESENCE_MAX_MEMBERS = 1000
+DEFAULT_PRESENCE_MEMBER_CAP = 100_000
 SEND_QUEUES = ("queue", "drop_oldest", "conflate")
 # Rooms whose policy is remembered; past it the memo starts again (names are unbounded).
 _MEMO_SIZE = 10_000
@@ -70,9 +71,17 @@ class RoomPolicy:
     events: tuple[str, ...] | None = attrs.field(default=None, converter=_events)
     # Presence (docs/presence.md): who is in the room, by presence key, with a little state each.
     presence: bool = attrs.field(default=False, validator=validation.validator(validation.boolean))
-    # Above this many members the room's presence is counts only (no member lists on the wire).
-    presence_list_limit: int = attrs.field(
-        default=DEFAULT_PRESENCE_LIST_LIMIT, validator=validation.validator(validation.integer(0))
+    # Above this many members the room's presence is counts only (no member lists on the wire);
+    # presence_counts_only makes it so whatever the number.
+    presence_max_members: int = attrs.field(
+        default=DEFAULT_PRESENCE_MAX_MEMBERS, validator=validation.validator(validation.integer(0))
+    )
+    presence_counts_only: bool = attrs.field(
+        default=False, validator=validation.validator(validation.boolean)
+    )
+    # Members a presence room takes at most; a join past it is refused (presence_full).
+    presence_member_cap: int = attrs.field(
+        default=DEFAULT_PRESENCE_MEMBER_CAP, validator=validation.validator(validation.integer(1))
     )
 
     def __attrs_post_init__(self) -> None:
@@ -91,6 +100,10 @@ class RoomPolicy:
     @property
     def keeps_history(self) -> bool:
         return self.history_size > 0
+
+    def lists_presence(self, members: int) -> bool:
+        """Whether presence frames of a room with ``members`` carry the member lists."""
+        return not self.presence_counts_only and members <= self.presence_max_members
 
     @property
     def lossy(self) -> bool:

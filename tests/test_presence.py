@@ -9,7 +9,11 @@ from stelar_core import ErrorCode, StelarClient
 from stelar_core.protocol import FrameType, encode_frame
 from stelar_core.testing import FakeClock, connect_client, eventually
 
-ROOMS = {"doc:*": {"presence": True}, "big": {"presence": True, "presence_list_limit": 2}}
+ROOMS = {
+    "doc:*": {"presence": True},
+    "big": {"presence": True, "presence_max_members": 2},
+    "stage": {"presence": True, "presence_counts_only": True, "presence_member_cap": 2},
+}
 
 
 async def presence_server(factory, clock, **options):
@@ -105,6 +109,19 @@ async def test_past_the_list_limit_only_the_count_is_told(stelar_server_factory)
     assert seen[0] == (True, 1, {"u0": None}, [], {})
     assert seen[1] == (False, 3, {}, [], {})  # counts only: three is past the limit of two
     assert server.get_presence_count("big") == 3
+
+
+async def test_counts_only_on_demand_and_a_member_cap(stelar_server_factory):
+    clock = FakeClock()
+    server = await presence_server(stelar_server_factory, clock)
+    a, b, c = [await connect_client(server, auth={"user": f"u{n}"}) for n in range(3)]
+    assert (await a.join("stage"))["ok"] and (await b.join("stage"))["ok"]
+    refused = await c.join("stage")
+    assert refused["error"]["code"] == ErrorCode.PRESENCE_FULL and "2 members" in refused["error"]["message"]
+    second = await connect_client(server, auth={"user": "u0"})
+    assert (await second.join("stage"))["ok"]  # u0 is a member already: not one more
+    seen = await changes(a, 1)
+    assert seen[0] == (True, 1, {}, [], {})  # counts only, even with one member
 
 
 @pytest.mark.parametrize(
@@ -213,3 +230,21 @@ async def test_a_resumed_session_is_back_in_its_presence_room_without_an_event(s
     finally:
         await ann.disconnect()
         await watcher.disconnect()
+
+
+async def test_the_presence_hooks_see_first_joins_and_last_leaves(stelar_server_factory):
+    clock = FakeClock()
+    told = []
+    hooks = {
+        "on_presence_join": lambda room, key: told.append(("join", room, key)),
+        "on_presence_leave": lambda room, key: told.append(("leave", room, key)),
+    }
+    server = await presence_server(stelar_server_factory, clock, hooks=hooks)
+    phone, laptop = [await connect_client(server, auth={"user": "ann"}) for _ in range(2)]
+    await phone.join("doc:1")
+    await laptop.join("doc:1")
+    await phone.leave("doc:1")
+    await laptop.leave("doc:1")
+    clock.advance(6.0)
+    assert told == [("join", "doc:1", "ann"), ("leave", "doc:1", "ann")]
+    assert server.presence("doc:1") == {}

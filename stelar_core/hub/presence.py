@@ -6,7 +6,7 @@ last one is gone, so a reconnection within the grace produces no event at all. C
 gathered and sent at most every ``presence_interval`` as one diff per room, the same bytes to
 every member: the traffic grows with the changes, not with members times changes. A member that
 joins gets a snapshot numbered like the diffs; a client that sees a gap in the numbers asks for a
-new snapshot. Above ``presence_list_limit`` members the room's frames carry the count only.
+new snapshot. Above ``presence_max_members`` members the room's frames carry the count only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from stelar_core.clock import Clock, Timer
 from stelar_core.hub.hooks import Hook
-from stelar_core.protocol import FrameType, dump_json, encode_frame
+from stelar_core.protocol import ErrorCode, FrameType, dump_json, encode_frame
 from stelar_core.room_policies import RoomPolicy
 
 if TYPE_CHECKING:
@@ -88,6 +88,16 @@ class Presence:
         member.gone_since = None
         self._send_snapshot(session, room, presence)
 
+    def refusal(self, session: Session, room: str) -> tuple[str, str] | None:
+        """Why ``session`` may not join ``room`` (its presence is full), or None."""
+        presence = self.rooms.get(room)
+        if presence is None or session.presence_key in presence.members:
+            return None
+        cap = presence.policy.presence_member_cap
+        if len(presence.members) >= cap:
+            return ErrorCode.PRESENCE_FULL, f"presence room {room!r} has its {cap} members"
+        return None
+
     def left(self, session: Session, room: str) -> None:
         presence = self.rooms.get(room)
         if presence is None:
@@ -136,7 +146,7 @@ class Presence:
 
     def _send_snapshot(self, session: Session, room: str, presence: RoomPresence) -> None:
         body: dict[str, Any] = {"seq": presence.seq, "count": len(presence.members), "snapshot": True}
-        if len(presence.members) <= presence.policy.presence_list_limit:
+        if presence.policy.lists_presence(len(presence.members)):
             body["members"] = presence.listed()
         self._counters.other[PRESENCE_FRAMES] += 1
         self._outbox.send(session, encode_frame(FrameType.PRESENCE, room, dump_json(body)))
@@ -171,7 +181,7 @@ class Presence:
         if joins or updates or leaves:
             presence.seq += 1
             body: dict[str, Any] = {"seq": presence.seq, "count": len(presence.members)}
-            if len(presence.members) <= presence.policy.presence_list_limit:
+            if presence.policy.lists_presence(len(presence.members)):
                 members = presence.members
                 body["joins"] = {key: members[key].state for key in sorted(joins)}
                 body["leaves"] = sorted(leaves)

@@ -108,6 +108,9 @@ class Rooms:
                 f"a client may be in at most {config.max_rooms_per_client} rooms",
             )
         table = self.table
+        full = None if table.presence is None else table.presence.refusal(session, room)
+        if full is not None:
+            return full
         if room not in table and len(table) >= config.max_rooms:
             self._hooks.notify(
                 Hook.MAX_ROOMS_REACHED,

@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     INVALID_PAYLOAD = "invalid_payload"
     NO_HISTORY = "no_history"
     NO_PRESENCE = "no_presence"
+    PRESENCE_FULL = "presence_full"
 
 
 class DisconnectCode(IntEnum):
