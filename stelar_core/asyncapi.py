@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from stelar_core.hub.presence import PresenceAsk, PresenceDiff, PresenceSnapshot
 from stelar_core.protocol.publications import HISTORY_REQUEST, HistoryAnswer, HistoryQuery
 from stelar_core.schemas import SchemaBuilder
 
@@ -97,6 +98,13 @@ def document(
     }
     result["operations"] = operations
     result["components"] = {"messages": messages, "schemas": schemas.definitions}
+    if any(policy.presence for policy in rooms.patterns.values()):
+        # Presence frames (type 13, docs/presence.md): typed for front ends, beside the events.
+        result["x-stelar-presence"] = {
+            "frame": 13,
+            "server": [schemas.schema(PresenceSnapshot), schemas.schema(PresenceDiff)],
+            "client": schemas.schema(PresenceAsk),
+        }
     if rooms.patterns:
         # The rooms' policies: what history (positions, recovery) and send queues their members
         # meet; the frames they bring are in docs/protocol.md ("Rooms with history", "Lossy rooms").

@@ -106,9 +106,15 @@ def test_the_document_validates_against_the_asyncapi_3_schema(asyncapi_schema):
 
 
 def test_rooms_with_history_add_the_history_request_and_the_room_policies(asyncapi_schema):
-    rooms = {"chat:*": {"history_size": 100}, "ticker": {"send_queue": "conflate", "conflate_key": "symbol"}}
+    rooms = {
+        "chat:*": {"history_size": 100},
+        "ticker": {"send_queue": "conflate", "conflate_key": "symbol"},
+        "doc:*": {"presence": True},
+    }
     doc = document(trading_server(transports=["memory"], rooms=rooms))
     jsonschema.Draft7Validator(asyncapi_schema).validate(doc)
+    assert doc["x-stelar-presence"]["server"][1] == {"$ref": "#/components/schemas/PresenceDiff"}
+    assert doc["components"]["schemas"]["PresenceDiff"]["required"] == ["count", "seq"]
     assert doc["operations"]["request.history"]["reply"]["messages"] == [
         {"$ref": "#/channels/stelar/messages/history.reply"}
     ]
@@ -120,6 +126,7 @@ def test_rooms_with_history_add_the_history_request_and_the_room_policies(asynca
     assert doc["x-stelar-rooms"]["ticker"]["send_queue"] == "conflate"
     plain = document(trading_server(transports=["memory"]))
     assert "request.history" not in plain["operations"] and "x-stelar-rooms" not in plain
+    assert "x-stelar-presence" not in plain
 
 
 def test_a_broken_document_is_caught_by_the_same_check(asyncapi_schema):

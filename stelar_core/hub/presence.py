@@ -12,7 +12,7 @@ new snapshot. Above ``presence_max_members`` members the room's frames carry the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from stelar_core.clock import Clock, Timer
 from stelar_core.hub.hooks import Hook
@@ -24,6 +24,36 @@ if TYPE_CHECKING:
     from stelar_core.hub.session import Session
 
 PRESENCE_FRAMES = "presence_frames"
+
+
+# The presence frames' payloads, as the AsyncAPI document types them. (Keys that are not always
+# there in a total=False subclass: Required[...] is not seen under future annotations on 3.11.)
+class _Numbered(TypedDict):
+    seq: int
+    count: int
+
+
+class PresenceSnapshot(_Numbered, total=False):
+    """A presence room's members, sent on join and when a client asks (``members`` absent when
+    the room is counts only)."""
+
+    snapshot: bool
+    members: dict[str, Any]
+
+
+class PresenceDiff(_Numbered, total=False):
+    """What changed in a presence room since the diff numbered ``seq - 1``."""
+
+    joins: dict[str, Any]
+    leaves: list[str]
+    updates: dict[str, Any]
+
+
+class PresenceAsk(TypedDict, total=False):
+    """What a client sends in a presence frame: its ``state``, or ``snapshot: true``."""
+
+    state: Any
+    snapshot: bool
 
 
 class Member:

@@ -413,3 +413,48 @@ async def test_the_browser_recovers_a_room_and_resumes_its_session_across_drops(
     assert runs == [41]
     assert await page.evaluate("client.resumed") is True and await page.evaluate("client.id") == first_id
     await page.evaluate("client.disconnect()")
+
+
+async def test_the_browser_keeps_a_presence_room_member_map(stelar_server_factory, browser):
+    server = await stelar_server_factory(
+        port=0,
+        plugins=[TestPage()],
+        rooms={"doc": {"presence": True}},
+        presence_interval=0.05,
+        presence_grace=0.05,
+    )
+
+    @server.use
+    def user(ctx, next):
+        ctx.presence_key = ctx.auth.get("user", ctx.id)
+        next()
+
+    page = await open_page(browser, server)
+    await page.evaluate(
+        """async () => {
+            window.changes = [];
+            window.client = new stelar.StelarClient(url, { auth: { user: "browser" } });
+            client.on("presence", (change) => changes.push(change));
+            await client.connect();
+            await client.joinRoom("doc");
+            client.updatePresence("doc", { cursor: 3 });
+        }"""
+    )
+    python = StelarClient(server.addresses["tcp"][0], auth={"user": "python"})
+    async with python:
+        await python.join_room("doc")
+        await eventually(
+            lambda: python.presence("doc") == {"browser": {"cursor": 3}, "python": None}, what="py"
+        )
+        seen = await eventually(
+            lambda: _members_seen(page, {"browser": {"cursor": 3}, "python": None}), what="the browser's map"
+        )
+        assert seen
+    await eventually(lambda: _members_seen(page, {"browser": {"cursor": 3}}), what="python left")
+    assert await page.evaluate("client.presenceCount('doc')") == 1
+    await page.evaluate("client.disconnect()")
+    assert page.errors == []
+
+
+async def _members_seen(page, expected):
+    return await page.evaluate("client.presence('doc')") == expected
