@@ -1,13 +1,14 @@
 """stelar doing the reference servers' work: echo ACKs, relay "fan" events to the room.
 
     python bench/servers/stelar_relay.py tcp|ws [asyncio|uvloop] [--frame-per-recipient] [--profile FILE]
-        [--redis URL PREFIX] [--tls CERT KEY] [--history SIZE]
+        [--redis URL PREFIX] [--tls CERT KEY] [--history SIZE] [--presence]
 
 Prints "PORT <n>" once listening, serves until SIGTERM. ``--frame-per-recipient`` (ws) turns off
 the shared broadcast framing. ``--redis URL PREFIX`` joins a cluster on that Redis
 (bench/cluster.py), where the ``ask`` request asks the client whose ID it carries, on whatever
 node. ``--tls CERT KEY`` serves tcps:// or wss:// (stelar-tls; bench/tls.py). ``--history SIZE``
-keeps the last SIZE messages of "room" (bench/delivery.py). ``--profile FILE`` profiles
+keeps the last SIZE messages of "room" (bench/delivery.py); ``--presence`` makes "room" a presence
+room (bench/presence.py). ``--profile FILE`` profiles
 (cProfile) from SIGUSR1 to SIGUSR2, which the load generator sends around the measured part of a
 scenario, and writes FILE at exit.
 """
@@ -55,7 +56,12 @@ async def main(transport: str):
         cluster["tls"] = {"cert": cert, "key": key}
     if "--history" in sys.argv:
         cluster["rooms"] = {"room": {"history_size": int(sys.argv[sys.argv.index("--history") + 1])}}
+    if "--presence" in sys.argv:
+        cluster["rooms"] = {"room": {"presence": True, "presence_max_members": 100_000}}
     server = relay_server(**listeners, **cluster)
+
+    # The server's counters, for a load generator that measures what it sent (bench/presence.py).
+    server.on_ack("stats", lambda ctx: server.get_stats().counters)
 
     @server.on_ack("ask", concurrent=True)
     async def ask(ctx):

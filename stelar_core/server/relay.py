@@ -1,6 +1,7 @@
 """The built-in relay app of ``stelar serve``: clients join rooms; what they send is relayed to
 the other members of every room they are in; an ``echo`` request is answered with its data (a
-liveness check for clients, and what ``stelar bench --scenario ack`` asks)."""
+liveness check for clients, and what ``stelar bench --scenario ack`` asks). Its rooms are
+presence rooms unless the options say otherwise (the demo page lists who is online)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def relay_to_rooms(ctx: Context) -> None:
 
 
 def build_relay_server(**options: Any) -> StelarServer:
+    options.setdefault("rooms", {"*": {"presence": True}})
     server = StelarServer(**options)
     server.on_any(relay_to_rooms)
     server.on_ack("echo", echo)

@@ -349,7 +349,9 @@ async def test_the_demo_page_with_a_python_client_in_the_same_room(browser, tmp_
             await page.fill("#text", "hello from the browser")
             await page.click("#send")
             assert await asyncio.wait_for(heard.get(), 5) == {"from": "ann", "text": "hello from the browser"}
+            # Who is online: ann by the name she gave, the bot by its ID.
             await page.wait_for_function("document.querySelectorAll('#members li').length === 2")
+            await page.wait_for_selector("#members li:text('ann (you)')")
             await page.wait_for_function(
                 "document.querySelector('#connections').textContent.includes('tcp: 1')"
                 " && document.querySelector('#connections').textContent.includes('ws: 1')"
