@@ -153,6 +153,20 @@ class SessionStore(Protocol):
         """The session was resumed on its own node: remove the shared copy (in the background)."""
 
 
+@runtime_checkable
+class PresenceStore(Protocol):
+    """Where a broker shares presence between nodes (``broker.presence``): each node writes its
+    own members of each presence room (in the background), and reads every live node's. A node
+    that dies takes its members with it when its registration expires."""
+
+    def write(self, room: str, key: str, state: Any) -> None: ...
+
+    def remove(self, room: str, key: str) -> None: ...
+
+    def read(self, room: str) -> Awaitable[dict[str, Any]]:
+        """Every live node's members of ``room``, by key, with their state."""
+
+
 class MembershipWatcher(Protocol):
     """Told of every change in who is connected here and which rooms they are in (a broker that
     shares membership across nodes watches; see :meth:`BrokerPort.watch`). Called synchronously

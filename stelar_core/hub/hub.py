@@ -53,7 +53,7 @@ from stelar_core.protocol import (
     load_json,
 )
 from stelar_core.protocol.publications import HISTORY_REQUEST
-from stelar_core.providers import Broker, HistoryStore, IPTracker, SessionStore
+from stelar_core.providers import Broker, HistoryStore, IPTracker, PresenceStore, SessionStore
 from stelar_core.transports.base import Connection, HttpRoute
 from stelar_core.values import ClientInfo, Stats
 
@@ -112,7 +112,7 @@ class Hub:
         self._open = self.directory.open
         self.recovery = Recovery(services, self._history_store)
         self.lossy = LossyQueues(services, clock)
-        self.presence = Presence(services, clock, self.rooms.table.members)
+        self.presence = Presence(services, clock, self.rooms.table.members, self._presence_store)
         self.rooms.table.presence = self.presence
         self.fanout = Fanout(services, broker, self._open, self.rooms.table, self.recovery, self.lossy)
         self.requests = Requests(services, {HISTORY_REQUEST: self.recovery.history})
@@ -149,14 +149,20 @@ class Hub:
     def _session_store(self) -> SessionStore | None:
         return self._stores[1]
 
+    def _presence_store(self) -> PresenceStore | None:
+        return self._stores[2]
+
     @functools.cached_property
-    def _stores(self) -> tuple[HistoryStore | None, SessionStore | None]:
-        """The broker's history and session stores, looked up once (a protocol check is slow)."""
+    def _stores(self) -> tuple[HistoryStore | None, SessionStore | None, PresenceStore | None]:
+        """The broker's history, session and presence stores, looked up once (a protocol check
+        is slow)."""
         broker = self.fanout.broker
         history, sessions = getattr(broker, "history", None), getattr(broker, "sessions", None)
+        presence = getattr(broker, "presence", None)
         return (
             history if isinstance(history, HistoryStore) else None,
             sessions if isinstance(sessions, SessionStore) else None,
+            presence if isinstance(presence, PresenceStore) else None,
         )
 
     def _restorable(self, rooms: frozenset[str]) -> list[str]:

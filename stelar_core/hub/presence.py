@@ -11,12 +11,13 @@ new snapshot. Above ``presence_max_members`` members the room's frames carry the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from stelar_core.clock import Clock, Timer
 from stelar_core.hub.hooks import Hook
 from stelar_core.protocol import ErrorCode, FrameType, dump_json, encode_frame
+from stelar_core.providers import PresenceStore
 from stelar_core.room_policies import RoomPolicy
 
 if TYPE_CHECKING:
@@ -57,50 +58,70 @@ class PresenceAsk(TypedDict, total=False):
 
 
 class Member:
+    """A presence key's connections on this node, its state, and since when it has none."""
+
     __slots__ = ("connections", "gone_since", "state")
 
     def __init__(self) -> None:
         self.connections: set[str] = set()  # session ids
         self.state: Any = None
-        self.gone_since: float | None = None  # when its last connection left
+        self.gone_since: float | None = None
 
 
 class RoomPresence:
-    """One room's members and the changes not yet told."""
+    """One room: this node's members, and the view its connections were last told."""
 
-    __slots__ = ("joins", "members", "policy", "seq", "timer", "updates")
+    __slots__ = ("members", "policy", "reading", "seq", "timer", "told")
 
     def __init__(self, policy: RoomPolicy) -> None:
         self.policy = policy
         self.members: dict[str, Member] = {}
+        self.told: dict[str, Any] = {}
         self.seq = 0
-        self.joins: set[str] = set()
-        self.updates: set[str] = set()
         self.timer: Timer | None = None
+        self.reading = False  # a read of the shared view is under way
 
-    def listed(self) -> dict[str, Any]:
-        """The members others see now (those within their grace included)."""
+    def local(self) -> dict[str, Any]:
+        """This node's members (those within their grace included), with their state."""
         return {key: member.state for key, member in self.members.items()}
 
 
 class Presence:
-    __slots__ = ("_clock", "_config", "_counters", "_hooks", "_members", "_outbox", "rooms")
+    __slots__ = (
+        "_clock",
+        "_config",
+        "_counters",
+        "_hooks",
+        "_log",
+        "_members",
+        "_outbox",
+        "_spawn",
+        "_store",
+        "rooms",
+    )
 
     def __init__(
-        self, services: HubServices, clock: Clock, members: Callable[[str], Iterable[Session]]
+        self,
+        services: HubServices,
+        clock: Clock,
+        members: Callable[[str], Iterable[Session]],
+        store: Callable[[], PresenceStore | None],
     ) -> None:
         self._config = services.config
         self._counters = services.counters
         self._outbox = services.outbox
         self._hooks = services.hooks
+        self._spawn = services.spawn
+        self._log = services.log
         self._clock = clock
         self._members = members  # the sessions in a room, to send its diffs to
+        self._store = store  # the broker's shared presence, if it has one
         self.rooms: dict[str, RoomPresence] = {}
 
     # ------------------------------------------------------------------ membership
 
     def joined(self, session: Session, room: str) -> None:
-        """``session`` is in ``room`` now (called after its join is answered)."""
+        """``session`` is in ``room`` now."""
         policy = self._config().rooms.for_room(room)
         if policy is None or not policy.presence:
             return
@@ -111,12 +132,14 @@ class Presence:
         member = presence.members.get(key)
         if member is None:
             member = presence.members[key] = Member()
-            presence.joins.add(key)
             self._hooks.notify(Hook.PRESENCE_JOIN, room=room, key=key)
-            self._schedule(room, presence)
+            store = self._store()
+            if store is not None:
+                store.write(room, key, None)
         member.connections.add(session.id)
         member.gone_since = None
         self._send_snapshot(session, room, presence)
+        self._schedule(room, presence)
 
     def refusal(self, session: Session, room: str) -> tuple[str, str] | None:
         """Why ``session`` may not join ``room`` (its presence is full), or None."""
@@ -124,7 +147,7 @@ class Presence:
         if presence is None or session.presence_key in presence.members:
             return None
         cap = presence.policy.presence_member_cap
-        if len(presence.members) >= cap:
+        if len(presence.told.keys() | presence.members.keys()) >= cap:
             return ErrorCode.PRESENCE_FULL, f"presence room {room!r} has its {cap} members"
         return None
 
@@ -151,19 +174,21 @@ class Presence:
         if size > limit:
             return f"presence state is {size} bytes, at most {limit}"
         member.state = state
-        presence.updates.add(session.presence_key)
+        store = self._store()
+        if store is not None:
+            store.write(room, session.presence_key, state)
         self._schedule(room, presence)
         return None
 
     # ------------------------------------------------------------------ reads
 
     def members(self, room: str) -> dict[str, Any]:
+        """The room's members as its connections here see them (every node's, when shared)."""
         presence = self.rooms.get(room)
-        return {} if presence is None else presence.listed()
+        return {} if presence is None else {**presence.told, **presence.local()}
 
     def count(self, room: str) -> int:
-        presence = self.rooms.get(room)
-        return 0 if presence is None else len(presence.members)
+        return len(self.members(room))
 
     def snapshot_asked(self, session: Session, room: str) -> str | None:
         presence = self.rooms.get(room)
@@ -175,9 +200,12 @@ class Presence:
     # ------------------------------------------------------------------ telling
 
     def _send_snapshot(self, session: Session, room: str, presence: RoomPresence) -> None:
-        body: dict[str, Any] = {"seq": presence.seq, "count": len(presence.members), "snapshot": True}
-        if presence.policy.lists_presence(len(presence.members)):
-            body["members"] = presence.listed()
+        # What the room was told at ``seq``, and this node's members already (the joiner
+        # included): a key told again by the next diff changes nothing.
+        members = {**presence.told, **presence.local()}
+        body: dict[str, Any] = {"seq": presence.seq, "count": len(members), "snapshot": True}
+        if presence.policy.lists_presence(len(members)):
+            body["members"] = members
         self._counters.other[PRESENCE_FRAMES] += 1
         self._outbox.send(session, encode_frame(FrameType.PRESENCE, room, dump_json(body)))
 
@@ -186,45 +214,66 @@ class Presence:
             presence.timer = self._clock.call_later(self._config().presence_interval, self._flush, room)
 
     def _flush(self, room: str) -> None:
-        """One diff for the room: who came, who is gone past the grace, whose state changed."""
         presence = self.rooms.get(room)
         if presence is None:
             return
         presence.timer = None
-        grace_end = self._clock.now() - self._config().presence_grace
-        waiting = False
-        leaves = []
-        for key, member in tuple(presence.members.items()):
-            if member.gone_since is None:
-                continue
-            if member.gone_since <= grace_end:
-                del presence.members[key]
-                presence.updates.discard(key)
-                if key in presence.joins:  # came and went within one interval: nobody saw it
-                    presence.joins.discard(key)
-                else:
-                    leaves.append(key)
-                self._hooks.notify(Hook.PRESENCE_LEAVE, room=room, key=key)
-            else:
-                waiting = True
-        joins, updates = presence.joins, presence.updates - presence.joins
-        if joins or updates or leaves:
-            presence.seq += 1
-            body: dict[str, Any] = {"seq": presence.seq, "count": len(presence.members)}
-            if presence.policy.lists_presence(len(presence.members)):
-                members = presence.members
-                body["joins"] = {key: members[key].state for key in sorted(joins)}
-                body["leaves"] = sorted(leaves)
-                body["updates"] = {key: members[key].state for key in sorted(updates)}
-            frame = encode_frame(FrameType.PRESENCE, room, dump_json(body))
-            for session in tuple(self._members(room)):
-                self._counters.other[PRESENCE_FRAMES] += 1
-                self._outbox.send(session, frame)
-        presence.joins, presence.updates = set(), set()
-        if not presence.members:
+        self._expire(room, presence)
+        store = self._store()
+        if store is None:
+            self._tell(room, presence, presence.local())
+            if any(member.gone_since is not None for member in presence.members.values()):
+                self._schedule(room, presence)  # a leave is still to be told after its grace
+        elif not presence.reading:
+            presence.reading = True
+            self._spawn(self._flush_shared(room, presence, store.read(room)))
+        if not presence.members and not presence.told and not presence.reading:
             del self.rooms[room]
-        elif waiting:
-            self._schedule(room, presence)
+
+    async def _flush_shared(self, room: str, presence: RoomPresence, view: Awaitable[dict[str, Any]]) -> None:
+        """Tell the room what every live node has; while the store cannot answer, what this node
+        has (and the store's broker reports itself degraded)."""
+        try:
+            shared = await view
+        except Exception as exc:
+            self._log.info("presence of %r could not be read from the shared store: %s", room, exc)
+            shared = {}
+        finally:
+            presence.reading = False
+        self._tell(room, presence, {**shared, **presence.local()})
+        if any(True for _ in self._members(room)):
+            self._schedule(room, presence)  # other nodes' changes come without a local event
+        elif not presence.members:
+            self.rooms.pop(room, None)
+
+    def _expire(self, room: str, presence: RoomPresence) -> None:
+        """Members whose last connection left more than ``presence_grace`` ago are gone."""
+        grace_end = self._clock.now() - self._config().presence_grace
+        store = self._store()
+        for key, member in tuple(presence.members.items()):
+            if member.gone_since is not None and member.gone_since <= grace_end:
+                del presence.members[key]
+                self._hooks.notify(Hook.PRESENCE_LEAVE, room=room, key=key)
+                if store is not None:
+                    store.remove(room, key)
+
+    def _tell(self, room: str, presence: RoomPresence, view: dict[str, Any]) -> None:
+        """Send the room's connections here one diff from what they were told to ``view``."""
+        told = presence.told
+        joins = {key: state for key, state in view.items() if key not in told}
+        leaves = sorted(key for key in told if key not in view)
+        updates = {key: state for key, state in view.items() if key in told and told[key] != state}
+        presence.told = view
+        if not (joins or leaves or updates):
+            return
+        presence.seq += 1
+        body: dict[str, Any] = {"seq": presence.seq, "count": len(view)}
+        if presence.policy.lists_presence(len(view)):
+            body.update(joins=joins, leaves=leaves, updates=updates)
+        frame = encode_frame(FrameType.PRESENCE, room, dump_json(body))
+        for session in tuple(self._members(room)):
+            self._counters.other[PRESENCE_FRAMES] += 1
+            self._outbox.send(session, frame)
 
     def stop(self) -> None:
         for presence in self.rooms.values():
