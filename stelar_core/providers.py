@@ -159,12 +159,14 @@ class PresenceStore(Protocol):
     own members of each presence room (in the background), and reads every live node's. A node
     that dies takes its members with it when its registration expires."""
 
-    def write(self, room: str, key: str, state: Any) -> None: ...
+    def write(self, room: str, key: str, state: Any, stamp: float) -> None:
+        """This node's member ``key`` of ``room`` has ``state``, set at ``stamp`` (epoch seconds:
+        with a key on several nodes, the latest state is the member's)."""
 
     def remove(self, room: str, key: str) -> None: ...
 
-    def read(self, room: str) -> Awaitable[dict[str, Any]]:
-        """Every live node's members of ``room``, by key, with their state."""
+    def read(self, room: str) -> Awaitable[dict[str, tuple[float, Any]]]:
+        """Every live node's members of ``room``, by key: the latest ``(stamp, state)``."""
 
 
 class MembershipWatcher(Protocol):

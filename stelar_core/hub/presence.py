@@ -11,6 +11,7 @@ new snapshot. Above ``presence_max_members`` members the room's frames carry the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -60,23 +61,26 @@ class PresenceAsk(TypedDict, total=False):
 class Member:
     """A presence key's connections on this node, its state, and since when it has none."""
 
-    __slots__ = ("connections", "gone_since", "state")
+    __slots__ = ("connections", "gone_since", "stamp", "state")
 
     def __init__(self) -> None:
         self.connections: set[str] = set()  # session ids
         self.state: Any = None
+        # When the state was set, in epoch seconds: a key on several nodes shows its latest.
+        self.stamp = time.time()
         self.gone_since: float | None = None
 
 
 class RoomPresence:
     """One room: this node's members, and the view its connections were last told."""
 
-    __slots__ = ("members", "policy", "reading", "seq", "timer", "told")
+    __slots__ = ("members", "policy", "reading", "seq", "timer", "told", "told_at")
 
     def __init__(self, policy: RoomPolicy) -> None:
         self.policy = policy
         self.members: dict[str, Member] = {}
         self.told: dict[str, Any] = {}
+        self.told_at = 0.0  # when ``told`` was last made (epoch seconds, as the stamps)
         self.seq = 0
         self.timer: Timer | None = None
         self.reading = False  # a read of the shared view is under way
@@ -84,6 +88,23 @@ class RoomPresence:
     def local(self) -> dict[str, Any]:
         """This node's members (those within their grace included), with their state."""
         return {key: member.state for key, member in self.members.items()}
+
+    def current(self) -> dict[str, Any]:
+        """What the room has now as far as this node knows: the view last told, with this node's
+        members that joined or changed since."""
+        view = dict(self.told)
+        for key, member in self.members.items():
+            if key not in view or member.stamp > self.told_at:
+                view[key] = member.state
+        return view
+
+    def merged(self, shared: dict[str, tuple[float, Any]]) -> dict[str, Any]:
+        """Every node's members with this node's own: for a key in both, the latest state."""
+        latest = dict(shared)
+        for key, member in self.members.items():
+            if key not in latest or latest[key][0] <= member.stamp:
+                latest[key] = (member.stamp, member.state)
+        return {key: state for key, (_, state) in latest.items()}
 
 
 class Presence:
@@ -135,7 +156,7 @@ class Presence:
             self._hooks.notify(Hook.PRESENCE_JOIN, room=room, key=key)
             store = self._store()
             if store is not None:
-                store.write(room, key, None)
+                store.write(room, key, None, member.stamp)
         member.connections.add(session.id)
         member.gone_since = None
         self._send_snapshot(session, room, presence)
@@ -174,9 +195,10 @@ class Presence:
         if size > limit:
             return f"presence state is {size} bytes, at most {limit}"
         member.state = state
+        member.stamp = time.time()
         store = self._store()
         if store is not None:
-            store.write(room, session.presence_key, state)
+            store.write(room, session.presence_key, state, member.stamp)
         self._schedule(room, presence)
         return None
 
@@ -185,7 +207,7 @@ class Presence:
     def members(self, room: str) -> dict[str, Any]:
         """The room's members as its connections here see them (every node's, when shared)."""
         presence = self.rooms.get(room)
-        return {} if presence is None else {**presence.told, **presence.local()}
+        return {} if presence is None else presence.current()
 
     def count(self, room: str) -> int:
         return len(self.members(room))
@@ -202,7 +224,7 @@ class Presence:
     def _send_snapshot(self, session: Session, room: str, presence: RoomPresence) -> None:
         # What the room was told at ``seq``, and this node's members already (the joiner
         # included): a key told again by the next diff changes nothing.
-        members = {**presence.told, **presence.local()}
+        members = presence.current()
         body: dict[str, Any] = {"seq": presence.seq, "count": len(members), "snapshot": True}
         if presence.policy.lists_presence(len(members)):
             body["members"] = members
@@ -230,17 +252,19 @@ class Presence:
         if not presence.members and not presence.told and not presence.reading:
             del self.rooms[room]
 
-    async def _flush_shared(self, room: str, presence: RoomPresence, view: Awaitable[dict[str, Any]]) -> None:
+    async def _flush_shared(
+        self, room: str, presence: RoomPresence, view: Awaitable[dict[str, tuple[float, Any]]]
+    ) -> None:
         """Tell the room what every live node has; while the store cannot answer, what this node
         has (and the store's broker reports itself degraded)."""
+        shared: dict[str, tuple[float, Any]] = {}
         try:
             shared = await view
         except Exception as exc:
             self._log.info("presence of %r could not be read from the shared store: %s", room, exc)
-            shared = {}
         finally:
             presence.reading = False
-        self._tell(room, presence, {**shared, **presence.local()})
+        self._tell(room, presence, presence.merged(shared))
         if any(True for _ in self._members(room)):
             self._schedule(room, presence)  # other nodes' changes come without a local event
         elif not presence.members:
@@ -260,6 +284,7 @@ class Presence:
     def _tell(self, room: str, presence: RoomPresence, view: dict[str, Any]) -> None:
         """Send the room's connections here one diff from what they were told to ``view``."""
         told = presence.told
+        presence.told_at = time.time()
         joins = {key: state for key, state in view.items() if key not in told}
         leaves = sorted(key for key in told if key not in view)
         updates = {key: state for key, state in view.items() if key in told and told[key] != state}

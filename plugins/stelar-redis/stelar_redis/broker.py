@@ -58,6 +58,7 @@ from stelar_redis.envelope import (
 from stelar_redis.history import RedisHistory, meta_ttl_ms
 from stelar_redis.node import REDIS_FAILURES, ClusterUnavailable, RedisNode
 from stelar_redis.presence import Op, unpack_info
+from stelar_redis.room_presence import RedisRoomPresence
 from stelar_redis.sessions import RedisSessions
 
 PUBLISH_FAILURES = "broker_publish_failures"
@@ -102,6 +103,7 @@ class RedisBroker:
         self._live_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.history = RedisHistory(node, self._room_live)
         self.sessions = RedisSessions(node, self._send, self._count)
+        self.presence = RedisRoomPresence(node, self._send)
 
     @property
     def node_id(self) -> str:

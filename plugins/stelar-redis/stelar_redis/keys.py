@@ -6,6 +6,8 @@ Keys (``P`` is the prefix, ``N`` a node ID):
 * ``P:dir``: hash, client ID -> node (``to_id`` and requests go to that node only).
 * ``P:node:N:info``: hash, client ID -> msgpack ``[protocol, address, rooms, metadata]``.
 * ``P:node:N:rooms``: set of the rooms with a member on N; ``P:node:N:room:R``: their members.
+* ``P:node:N:presence:R``: hash, presence key -> its state (JSON) in presence room R on N;
+  ``P:node:N:prooms``: the presence rooms N has written.
 * ``P:node:N:stats``: N's last published statistics (msgpack); ``P:node:N:ips``: IP -> count.
 * ``P:rl:SCOPE:CLIENT``: a shared rate-limit bucket (GCRA theoretical arrival time, µs).
 * ``P:session:ID:DIGEST``: a closed session its client may resume on any node (msgpack), for

@@ -82,6 +82,8 @@ class RedisNode:
         self._failures = 0
         # Set each time a heartbeat succeeded (tests and the broker's probe wait on it).
         self.registered = asyncio.Event()
+        # More of this node's state to write again when Redis lost it (its presence rooms...).
+        self.resyncs: list[Callable[[], list[Op]]] = []
 
     def connect(self, **overrides: Any) -> aioredis.Redis:
         """A client of the configured Redis. Commands fail at once rather than retry: a caller
@@ -192,7 +194,7 @@ class RedisNode:
         # pipelines (EVALSHA, never loaded on demand there) must be loaded first.
         await self.scripts.load(self.client)
         await self.scripts.clear(keys=self._node_keys, args=[self.keys.prefix, self.node_id])
-        await self.execute(self.presence.snapshot())
+        await self.execute([*self.presence.snapshot(), *(op for resync in self.resyncs for op in resync())])
 
     def _stats(self) -> bytes:
         if self.port is None:

@@ -24,7 +24,10 @@ local function clear_node(prefix, dir, n)
   for _, r in ipairs(redis.call('SMEMBERS', base .. ':rooms')) do
     redis.call('DEL', base .. ':room:' .. r)
   end
-  redis.call('DEL', base .. ':info', base .. ':rooms', base .. ':stats', base .. ':ips')
+  for _, r in ipairs(redis.call('SMEMBERS', base .. ':prooms')) do
+    redis.call('DEL', base .. ':presence:' .. r)
+  end
+  redis.call('DEL', base .. ':info', base .. ':rooms', base .. ':stats', base .. ':ips', base .. ':prooms')
 end
 """
 
@@ -86,6 +89,8 @@ for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
     elseif what == 'stats' then
       local s = redis.call('GET', base .. ':stats')
       if s then table.insert(out, n); table.insert(out, s) end
+    elseif what == 'presence' then
+      for _, v in ipairs(redis.call('HGETALL', base .. ':presence:' .. arg)) do table.insert(out, v) end
     elseif what == 'ip' then
       table.insert(out, tonumber(redis.call('HGET', base .. ':ips', arg) or '0'))
     end
