@@ -5,7 +5,10 @@ Redis is away each node goes on with its own, and all converge when it is back."
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 from cluster_nodes import NodeProcess
@@ -109,3 +112,85 @@ async def test_a_killed_node_takes_its_members_with_it(redis_server):
     finally:
         doomed.stop()
         survivor.stop()
+
+
+async def test_two_hundred_clients_of_both_libraries_on_two_nodes_agree(redis_server):
+    """100 Python clients (TCP and WebSocket) and 100 stelar.js clients (Node.js), on two nodes:
+    every member map ends equal to the true set, and each client got a snapshot and at most one
+    diff per interval, not one frame per join."""
+    prefix = f"m{uuid.uuid4().hex[:8]}"
+    interval = 0.2
+    servers = []
+    for _ in range(2):
+        server = StelarServer(
+            port=0,
+            tcp_port=0,
+            host="127.0.0.1",
+            broker="redis",
+            rate_limit=None,
+            max_connections_per_ip=1000,
+            redis={"url": redis_server.url, "prefix": prefix},
+            rooms={"doc": {"presence": True}},
+            presence_interval=interval,
+            presence_grace=0.2,
+        )
+
+        @server.use
+        def user(ctx, next):
+            ctx.presence_key = ctx.auth.get("user", ctx.id)
+            next()
+
+        await server.start()
+        servers.append(server)
+    node = shutil.which("node")
+    assert node is not None, "Node.js 20+ runs stelar.js (apt-get install nodejs)"
+    script = Path(__file__).parents[2] / "stelar-ws" / "tests" / "js" / "presence_clients.mjs"
+    started = asyncio.get_running_loop().time()
+    js = await asyncio.create_subprocess_exec(
+        node,
+        "--experimental-websocket",
+        "--no-warnings",
+        str(script),
+        "100",
+        *(server.addresses["ws"][0] for server in servers),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        limit=2**24,  # the report is one long line
+    )
+    python = [
+        StelarClient(
+            servers[n % 2].addresses["tcp" if n % 4 < 2 else "ws"][0],
+            reconnection=False,
+            auth={"user": f"py{n}"},
+        )
+        for n in range(100)
+    ]
+    events = [0] * len(python)
+    for index, member in enumerate(python):
+        member.on("presence", lambda change, index=index: events.__setitem__(index, events[index] + 1))
+    try:
+        await asyncio.gather(*(member.connect() for member in python))
+        await asyncio.gather(*(member.join_room("doc") for member in python))
+        assert (await asyncio.wait_for(js.stdout.readline(), 60)).strip() == b"joined"
+        truth = {f"py{n}": None for n in range(100)} | {f"js{n}": None for n in range(100)}
+        await eventually(
+            lambda: all(member.presence("doc") == truth for member in python),
+            what="every Python map",
+            timeout=20,
+        )
+        js.stdin.write(b"report\n")
+        await js.stdin.drain()
+        report = json.loads(await asyncio.wait_for(js.stdout.readline(), 30))
+        elapsed = asyncio.get_running_loop().time() - started
+        assert all(entry["members"] == truth for entry in report)
+        bound = elapsed / interval + 3  # a snapshot, a diff per interval at most, and slack
+        assert max(events) <= bound and max(entry["events"] for entry in report) <= bound
+        assert servers[0].presence("doc") == servers[1].presence("doc") == truth
+    finally:
+        for member in python:
+            await member.disconnect()
+        if js.returncode is None:
+            js.kill()
+        await js.wait()
+        for server in servers:
+            await server.stop()
