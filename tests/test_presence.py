@@ -248,3 +248,18 @@ async def test_the_presence_hooks_see_first_joins_and_last_leaves(stelar_server_
     clock.advance(6.0)
     assert told == [("join", "doc:1", "ann"), ("leave", "doc:1", "ann")]
     assert server.presence("doc:1") == {}
+
+
+async def test_a_client_that_asks_gets_a_snapshot_numbered_like_the_diffs(stelar_server_factory):
+    clock = FakeClock()
+    server = await presence_server(stelar_server_factory, clock)
+    ann = await connect_client(server, auth={"user": "ann"})
+    await ann.join("doc:1")
+    bob = await connect_client(server, auth={"user": "bob"})
+    await bob.join("doc:1")
+    clock.advance(1.0)
+    await changes(ann, 2)
+    ann.send_frame(FrameType.PRESENCE, "doc:1", b'{"snapshot": true}')
+    seen = await changes(ann, 3)
+    assert seen[2] == (True, 2, {"ann": None, "bob": None}, [], {})
+    assert ann.presence_changes[2].snapshot and ann.session.presence["doc:1"] == {"ann": None, "bob": None}

@@ -7,10 +7,10 @@ The plain ``server.get_clients()`` and friends stay synchronous and answer for t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stelar_core.protocol import DisconnectCode
-from stelar_core.providers import ClusterBroker
+from stelar_core.providers import ClusterBroker, PresenceStore
 from stelar_core.values import ClientInfo, ClusterStats, cluster_stats
 
 if TYPE_CHECKING:
@@ -47,6 +47,14 @@ class Cluster:
     async def get_rooms(self) -> list[str]:
         broker = self._broker
         return self._server.get_rooms() if broker is None else await broker.rooms()
+
+    async def presence(self, room: str) -> dict[str, Any]:
+        """Presence room ``room``'s members on every live node, by key, with the latest state
+        (read from the broker's shared presence; this node's own view without one)."""
+        store = getattr(self._server.hub.broker, "presence", None)
+        if not isinstance(store, PresenceStore):
+            return self._server.presence(room)
+        return {key: state for key, (_, state) in (await store.read(room)).items()}
 
     async def get_stats(self) -> ClusterStats:
         broker = self._broker

@@ -62,6 +62,7 @@ async def test_members_on_both_nodes_see_each_other_and_a_user_on_two_nodes_is_o
         for member in (ann, bob, ann_too):
             await eventually(lambda member=member: member.presence("doc") == everyone, what="every map")
         assert one.presence("doc") == two.presence("doc") == everyone
+        assert await one.cluster.presence("doc") == everyone  # read from Redis
         seen = []
         bob.on("presence", seen.append)
         await ann_too.leave_room("doc")  # ann is still on node one: no leave
