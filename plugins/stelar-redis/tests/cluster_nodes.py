@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from stelar_redis.testing import wait_for_line
@@ -50,3 +51,26 @@ class NodeProcess:
             self.kill()
         if self.process is not None and self.process.stdout is not None:
             self.process.stdout.close()
+
+
+async def start_in_process(redis_url: str, count: int, *, users: bool = False, **options) -> list:
+    """``count`` nodes in this process on ``redis_url`` under a fresh prefix, listening on TCP
+    (``options`` add to or replace the defaults; ``redis`` options add to url and prefix). With
+    ``users`` a connection's presence key is the ``user`` its auth names."""
+    from stelar_core import StelarServer
+
+    redis = {"url": redis_url, "prefix": f"n{uuid.uuid4().hex[:8]}", **options.pop("redis", {})}
+    defaults = {"transports": ["tcp"], "tcp_port": 0, "host": "127.0.0.1", "broker": "redis"}
+    servers = []
+    for _ in range(count):
+        server = StelarServer(**{**defaults, **options}, redis=redis)
+        if users:
+
+            @server.use
+            def user(ctx, next):
+                ctx.presence_key = ctx.auth.get("user", ctx.id)
+                next()
+
+        await server.start()
+        servers.append(server)
+    return servers
