@@ -136,8 +136,10 @@ async def test_requests_both_ways_with_errors_and_timeouts(stelar_server_factory
     def fail(ctx):
         raise ValueError("no such user")
 
+    released = asyncio.Event()
+
     async def forever(ctx):
-        await asyncio.Event().wait()
+        await released.wait()  # until the test is done: the client gives up first
 
     server.on_ack("fail", fail)
     server.on_ack("forever", forever, concurrent=True)
@@ -179,6 +181,7 @@ async def test_requests_both_ways_with_errors_and_timeouts(stelar_server_factory
     with pytest.raises(AckTimeout):
         await server.request(client_id, "never", timeout=0.2)
     assert page.errors == []
+    released.set()  # the server's stop need not wait out its shutdown timeout for the handler
 
 
 async def test_max_payload_is_refused_in_the_browser(stelar_server_factory, browser):

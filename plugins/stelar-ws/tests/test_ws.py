@@ -476,6 +476,7 @@ async def test_a_request_and_frames_cut_anywhere_reach_the_session_in_order(stel
         frames = frames[start + length :]
     assert [answer.type for answer in answers] == [FrameType.CONNECT, FrameType.ACK_RESPONSE]
     assert answers[1].json() == {"ok": 7}
+    connection.connection_lost(None)  # the stand-in socket goes: the server's stop need not wait for it
 
 
 async def test_what_waits_for_the_upgrade_is_bounded(stelar_server_factory, gated_tracker):
