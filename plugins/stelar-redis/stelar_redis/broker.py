@@ -33,14 +33,11 @@ from stelar_core.plugin_api import (
     ClientInfo,
     Delivery,
     ErrorCode,
-    FrameType,
     NotConnected,
     ProtocolError,
     ack_timeout,
     decode_frame,
     decode_publication,
-    encode_frame,
-    new_epoch,
     wait_for,
 )
 from stelar_redis.envelope import (
@@ -55,8 +52,9 @@ from stelar_redis.envelope import (
     decode,
     encode,
 )
-from stelar_redis.history import RedisHistory, meta_ttl_ms
+from stelar_redis.history import RedisHistory
 from stelar_redis.node import REDIS_FAILURES, ClusterUnavailable, RedisNode
+from stelar_redis.ops import deliver_op, history_op, route_op
 from stelar_redis.presence import Op, unpack_info
 from stelar_redis.room_presence import RedisRoomPresence
 from stelar_redis.sessions import RedisSessions
@@ -195,10 +193,8 @@ class RedisBroker:
             return
         if client_id is not None:
             self._send(self._route(client_id, payload))
-        elif delivery.room is not None:
-            self._send(("PUBLISH", self._keys.room_channel(delivery.room), payload))
         else:
-            self._send(("PUBLISH", self._keys.all, payload))
+            self._send(deliver_op(self._keys, payload, delivery.room))
 
     def _publish_history(self, delivery: Delivery) -> None:
         room, policy = delivery.room, delivery.history
@@ -207,29 +203,22 @@ class RedisBroker:
             self.port.count(HISTORY_UNAVAILABLE)
             self.port.deliver(Delivery(delivery.frame, room, exclude=delivery.exclude))
             return
-        head = encode(Published(self.node_id, room, tuple(delivery.exclude)), self._max_size)
-        publication_head = encode_frame(FrameType.PUBLICATION, room)
-        if len(head) + len(publication_head) + 80 + len(delivery.frame) > self._max_size:
-            self._failed(1, EnvelopeError(f"message to room {room!r} is over redis.max_message_size"))
-            return
-        keys = self._keys
-        self._send(
-            (
-                "EVALSHA",
-                self._node.scripts.publish_history.sha,
-                2,
-                keys.history(room),
-                keys.history_meta(room),
-                keys.room_channel(room),
-                new_epoch(),
-                policy.history_size,
-                int(policy.history_ttl * 1000),
-                meta_ttl_ms(self._node, policy),
-                publication_head,
+        try:
+            op = history_op(
+                self._keys,
+                self._node.scripts,
+                self.node_id,
+                room,
+                policy,
                 delivery.frame,
-                head,
+                tuple(delivery.exclude),
+                self._max_size,
+                self._options.history_meta_ttl,
             )
-        )
+        except EnvelopeError as exc:
+            self._failed(1, exc)
+            return
+        self._send(op)
 
     async def _room_live(self, room: str) -> None:
         """Return once Redis confirmed this node's subscription to ``room``'s channel."""
@@ -257,9 +246,7 @@ class RedisBroker:
             self._live.discard(channel)
 
     def _route(self, client_id: str, payload: bytes) -> Op:
-        """To the node that has ``client_id``; the result is how many received it."""
-        route = self._node.scripts.route
-        return ("EVALSHA", route.sha, 1, self._keys.dir, self._keys.prefix, client_id, payload)
+        return route_op(self._keys, self._node.scripts, client_id, payload)
 
     def _send(self, op: Op, result: asyncio.Future[Any] | None = None) -> None:
         if not self._node.healthy:
