@@ -7,6 +7,8 @@ ties the cluster to one Redis (not Redis Cluster, where every key must be declar
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
 
 _NOW_MS = """
@@ -178,9 +180,8 @@ class Scripts:
         self.publish_history = client.register_script(PUBLISH_HISTORY)
         self.read_history = client.register_script(READ_HISTORY)
 
-    async def load(self, client: aioredis.Redis) -> None:
-        """Load every script (after connecting, and after Redis restarted empty)."""
-        for script in (
+    def all(self) -> tuple[Any, ...]:
+        return (
             self.heartbeat,
             self.clear,
             self.leave,
@@ -189,5 +190,9 @@ class Scripts:
             self.gcra,
             self.publish_history,
             self.read_history,
-        ):
+        )
+
+    async def load(self, client: aioredis.Redis) -> None:
+        """Load every script (after connecting, and after Redis restarted empty)."""
+        for script in self.all():
             await client.script_load(script.script)

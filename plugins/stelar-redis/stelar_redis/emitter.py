@@ -1,0 +1,197 @@
+"""``Emitter``: send into a stelar cluster from code that runs no server (a Django view, a Celery
+task, a script), through the cluster's Redis (docs/scaling.md, "From the rest of the backend").
+
+Messages it sends are the envelopes a node publishes: clients cannot tell them from the server's.
+A room with history (``rooms=`` as the nodes have it) gives them positions through the same script.
+The nodes deliver them as they deliver other nodes' messages: the ``before_broadcast`` veto runs
+where a message is sent, so it does not run for the emitter's. ``Emitter`` is async;
+``SyncEmitter`` is the same for synchronous code.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from stelar_core.plugin_api import DisconnectCode, FrameType, RoomPolicy, dump_json, encode_frame
+from stelar_redis.envelope import Deliver, Disconnect, encode
+from stelar_redis.keys import Keys
+from stelar_redis.ops import deliver_op, history_op, route_op
+from stelar_redis.presence import Op
+from stelar_redis.scripts import Scripts
+
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+DEFAULT_META_TTL = 86400.0
+
+
+class _Messages:
+    """What both flavours send, as Redis commands (the flavours only run them)."""
+
+    def __init__(
+        self, prefix: str, rooms: Mapping[str, Any] | None, max_message_size: int, history_meta_ttl: float
+    ) -> None:
+        self.keys = Keys(prefix)
+        self.origin = f"emitter-{uuid.uuid4().hex[:12]}"
+        # The nodes' ``rooms`` option (policies or their mappings): rooms with history get positions.
+        self.rooms = {
+            pattern: policy if isinstance(policy, RoomPolicy) else RoomPolicy(**policy)
+            for pattern, policy in (rooms or {}).items()
+        }
+        self.max_size = max_message_size
+        self.meta_ttl = history_meta_ttl
+
+    def to_room(self, scripts: Scripts, room: str, frame: bytes, exclude: tuple[str, ...]) -> Op:
+        policy = next((p for pattern, p in self.rooms.items() if _matches(pattern, room)), None)
+        if policy is not None and policy.keeps_history:
+            return history_op(
+                self.keys, scripts, self.origin, room, policy, frame, exclude, self.max_size, self.meta_ttl
+            )
+        return deliver_op(self.keys, self._deliver(frame, room, None, exclude), room)
+
+    def to_everyone(self, frame: bytes, exclude: tuple[str, ...]) -> Op:
+        return deliver_op(self.keys, self._deliver(frame, None, None, exclude), None)
+
+    def _deliver(
+        self, frame: bytes, room: str | None, client_id: str | None, exclude: tuple[str, ...]
+    ) -> bytes:
+        return encode(Deliver(self.origin, frame, room, client_id, exclude), self.max_size)
+
+    def to_client(self, scripts: Scripts, client_id: str, frame: bytes) -> Op:
+        return route_op(self.keys, scripts, client_id, self._deliver(frame, None, client_id, ()))
+
+    def disconnect(self, scripts: Scripts, client_id: str, code: int, reason: str) -> Op:
+        payload = encode(Disconnect(self.origin, client_id, code, reason), self.max_size)
+        return route_op(self.keys, scripts, client_id, payload)
+
+
+def _matches(pattern: str, room: str) -> bool:
+    return fnmatch.fnmatchcase(room, pattern)
+
+
+def event_frame(event: str, data: Any) -> bytes:
+    if not event:
+        raise ValueError("event name must be a non-empty string")
+    return encode_frame(FrameType.JSON, event, dump_json(data))
+
+
+def binary_frame(event: str, data: bytes) -> bytes:
+    if not event:
+        raise ValueError("event name must be a non-empty string")
+    return encode_frame(FrameType.BINARY, event, bytes(data))
+
+
+def _exclude(exclude: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    if exclude is None:
+        return ()
+    return (exclude,) if isinstance(exclude, str) else tuple(exclude)
+
+
+class Emitter:
+    """``Emitter(url=..., prefix=...)``: the cluster's Redis and prefix, as its nodes have them.
+
+    ``await emitter.to(room, event, data, exclude=None)``, ``to_binary``, ``broadcast``,
+    ``to_id``, ``disconnect(client_id)`` (whether a node had it); ``async with`` closes it."""
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        prefix: str = "stelar",
+        *,
+        rooms: Mapping[str, Any] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        history_meta_ttl: float = DEFAULT_META_TTL,
+    ) -> None:
+        self._messages = _Messages(prefix, rooms, max_message_size, history_meta_ttl)
+        self._client: aioredis.Redis = aioredis.Redis.from_url(url)
+        self._scripts = Scripts(self._client)
+        self._loaded = False
+
+    async def _run(self, op: Op) -> Any:
+        if not self._loaded:
+            await self._scripts.load(self._client)
+            self._loaded = True
+        return await self._client.execute_command(*op)  # type: ignore[no-untyped-call]
+
+    async def to(self, room: str, event: str, data: Any = None, exclude: Any = None) -> None:
+        frame = event_frame(event, data)
+        await self._run(self._messages.to_room(self._scripts, room, frame, _exclude(exclude)))
+
+    async def to_binary(self, room: str, event: str, data: bytes, exclude: Any = None) -> None:
+        frame = binary_frame(event, data)
+        await self._run(self._messages.to_room(self._scripts, room, frame, _exclude(exclude)))
+
+    async def broadcast(self, event: str, data: Any = None, exclude: Any = None) -> None:
+        await self._run(self._messages.to_everyone(event_frame(event, data), _exclude(exclude)))
+
+    async def to_id(self, client_id: str, event: str, data: Any = None) -> bool:
+        """Whether a node had the client."""
+        return bool(
+            await self._run(self._messages.to_client(self._scripts, client_id, event_frame(event, data)))
+        )
+
+    async def disconnect(self, client_id: str, code: int = DisconnectCode.NORMAL, reason: str = "") -> bool:
+        return bool(await self._run(self._messages.disconnect(self._scripts, client_id, code, reason)))
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Emitter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class SyncEmitter:
+    """``Emitter`` for synchronous code (a Django view, a Celery task): the same calls, plain."""
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        prefix: str = "stelar",
+        *,
+        rooms: Mapping[str, Any] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        history_meta_ttl: float = DEFAULT_META_TTL,
+    ) -> None:
+        self._messages = _Messages(prefix, rooms, max_message_size, history_meta_ttl)
+        self._client: redis.Redis = redis.Redis.from_url(url)
+        self._scripts = Scripts(self._client)  # type: ignore[arg-type]
+        self._loaded = False
+
+    def _run(self, op: Op) -> Any:
+        if not self._loaded:
+            for script in self._scripts.all():
+                self._client.script_load(script.script)
+            self._loaded = True
+        return self._client.execute_command(*op)  # type: ignore[no-untyped-call]
+
+    def to(self, room: str, event: str, data: Any = None, exclude: Any = None) -> None:
+        self._run(self._messages.to_room(self._scripts, room, event_frame(event, data), _exclude(exclude)))
+
+    def to_binary(self, room: str, event: str, data: bytes, exclude: Any = None) -> None:
+        self._run(self._messages.to_room(self._scripts, room, binary_frame(event, data), _exclude(exclude)))
+
+    def broadcast(self, event: str, data: Any = None, exclude: Any = None) -> None:
+        self._run(self._messages.to_everyone(event_frame(event, data), _exclude(exclude)))
+
+    def to_id(self, client_id: str, event: str, data: Any = None) -> bool:
+        frame = event_frame(event, data)
+        return bool(self._run(self._messages.to_client(self._scripts, client_id, frame)))
+
+    def disconnect(self, client_id: str, code: int = DisconnectCode.NORMAL, reason: str = "") -> bool:
+        return bool(self._run(self._messages.disconnect(self._scripts, client_id, code, reason)))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SyncEmitter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
