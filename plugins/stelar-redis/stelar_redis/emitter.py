@@ -91,11 +91,9 @@ def _exclude(exclude: str | list[str] | tuple[str, ...] | None) -> tuple[str, ..
     return (exclude,) if isinstance(exclude, str) else tuple(exclude)
 
 
-class Emitter:
-    """``Emitter(url=..., prefix=...)``: the cluster's Redis and prefix, as its nodes have them.
-
-    ``await emitter.to(room, event, data, exclude=None)``, ``to_binary``, ``broadcast``,
-    ``to_id``, ``disconnect(client_id)`` (whether a node had it); ``async with`` closes it."""
+class _Emitting:
+    """What both flavours hold: the messages they make, a client of the cluster's Redis, and
+    the scripts (loaded on the first send)."""
 
     def __init__(
         self,
@@ -107,15 +105,29 @@ class Emitter:
         history_meta_ttl: float = DEFAULT_META_TTL,
     ) -> None:
         self._messages = _Messages(prefix, rooms, max_message_size, history_meta_ttl)
-        self._client: aioredis.Redis = aioredis.Redis.from_url(url)
+        self._client = self._connect(url)
         self._scripts = Scripts(self._client)
         self._loaded = False
+
+    def _connect(self, url: str) -> Any:
+        raise NotImplementedError
+
+
+class Emitter(_Emitting):
+    """``Emitter(url=..., prefix=...)``: the cluster's Redis and prefix, as its nodes have them
+    (and ``rooms=`` as they have it, for positions in rooms with history).
+
+    ``await emitter.to(room, event, data, exclude=None)``, ``to_binary``, ``broadcast``,
+    ``to_id``, ``disconnect(client_id)`` (whether a node had it); ``async with`` closes it."""
+
+    def _connect(self, url: str) -> aioredis.Redis:
+        return aioredis.Redis.from_url(url)
 
     async def _run(self, op: Op) -> Any:
         if not self._loaded:
             await self._scripts.load(self._client)
             self._loaded = True
-        return await self._client.execute_command(*op)  # type: ignore[no-untyped-call]
+        return await self._client.execute_command(*op)
 
     async def to(self, room: str, event: str, data: Any = None, exclude: Any = None) -> None:
         frame = event_frame(event, data)
@@ -147,29 +159,18 @@ class Emitter:
         await self.close()
 
 
-class SyncEmitter:
+class SyncEmitter(_Emitting):
     """``Emitter`` for synchronous code (a Django view, a Celery task): the same calls, plain."""
 
-    def __init__(
-        self,
-        url: str = "redis://127.0.0.1:6379/0",
-        prefix: str = "stelar",
-        *,
-        rooms: Mapping[str, Any] | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        history_meta_ttl: float = DEFAULT_META_TTL,
-    ) -> None:
-        self._messages = _Messages(prefix, rooms, max_message_size, history_meta_ttl)
-        self._client: redis.Redis = redis.Redis.from_url(url)
-        self._scripts = Scripts(self._client)  # type: ignore[arg-type]
-        self._loaded = False
+    def _connect(self, url: str) -> redis.Redis:
+        return redis.Redis.from_url(url)
 
     def _run(self, op: Op) -> Any:
         if not self._loaded:
             for script in self._scripts.all():
                 self._client.script_load(script.script)
             self._loaded = True
-        return self._client.execute_command(*op)  # type: ignore[no-untyped-call]
+        return self._client.execute_command(*op)
 
     def to(self, room: str, event: str, data: Any = None, exclude: Any = None) -> None:
         self._run(self._messages.to_room(self._scripts, room, event_frame(event, data), _exclude(exclude)))
