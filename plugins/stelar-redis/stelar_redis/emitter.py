@@ -64,6 +64,10 @@ class _Messages:
     def to_client(self, scripts: Scripts, client_id: str, frame: bytes) -> Op:
         return route_op(self.keys, scripts, client_id, self._deliver(frame, None, client_id, ()))
 
+    def read(self, scripts: Scripts, what: str, argument: str = "") -> Op:
+        """One of the cluster reads the nodes make (live nodes only): ``rooms``, ``members``."""
+        return ("EVALSHA", scripts.read.sha, 1, self.keys.nodes, self.keys.prefix, what, argument, "")
+
     def disconnect(self, scripts: Scripts, client_id: str, code: int, reason: str) -> Op:
         payload = encode(Disconnect(self.origin, client_id, code, reason), self.max_size)
         return route_op(self.keys, scripts, client_id, payload)
@@ -118,7 +122,8 @@ class Emitter(_Emitting):
     (and ``rooms=`` as they have it, for positions in rooms with history).
 
     ``await emitter.to(room, event, data, exclude=None)``, ``to_binary``, ``broadcast``,
-    ``to_id``, ``disconnect(client_id)`` (whether a node had it); ``async with`` closes it."""
+    ``to_id``, ``disconnect(client_id)`` (whether a node had it), ``get_rooms()``,
+    ``get_room_members(room)``; ``async with`` closes it."""
 
     def _connect(self, url: str) -> aioredis.Redis:
         return aioredis.Redis.from_url(url)
@@ -128,6 +133,17 @@ class Emitter(_Emitting):
             await self._scripts.load(self._client)
             self._loaded = True
         return await self._client.execute_command(*op)
+
+    async def get_rooms(self) -> list[str]:
+        """The rooms with a member on any live node."""
+        return sorted(
+            {room.decode() for room in await self._run(self._messages.read(self._scripts, "rooms"))}
+        )
+
+    async def get_room_members(self, room: str) -> list[str]:
+        """The client IDs in ``room``, on every live node."""
+        members = await self._run(self._messages.read(self._scripts, "members", room))
+        return sorted({member.decode() for member in members})
 
     async def to(self, room: str, event: str, data: Any = None, exclude: Any = None) -> None:
         frame = event_frame(event, data)
@@ -171,6 +187,13 @@ class SyncEmitter(_Emitting):
                 self._client.script_load(script.script)
             self._loaded = True
         return self._client.execute_command(*op)
+
+    def get_rooms(self) -> list[str]:
+        return sorted({room.decode() for room in self._run(self._messages.read(self._scripts, "rooms"))})
+
+    def get_room_members(self, room: str) -> list[str]:
+        members = self._run(self._messages.read(self._scripts, "members", room))
+        return sorted({member.decode() for member in members})
 
     def to(self, room: str, event: str, data: Any = None, exclude: Any = None) -> None:
         self._run(self._messages.to_room(self._scripts, room, event_frame(event, data), _exclude(exclude)))

@@ -40,6 +40,8 @@ async def test_rooms_everyone_and_one_client_on_every_node(nodes, redis_server):
     (ann, ann_inbox), (bob, bob_inbox) = await listening(one, "lobby"), await listening(two, "lobby")
     await eventually(lambda: _subscribed(redis_server, "emit:room:lobby", 2), what="both nodes listen")
     async with Emitter(redis_server.url, "emit", rooms=ROOMS) as emitter:
+        await eventually(lambda: _rooms_written(emitter), what="both members written to Redis")
+        assert await emitter.get_room_members("lobby") == sorted([ann.id, bob.id])
         await emitter.to("lobby", "news", {"n": 1}, exclude=ann.id)
         assert await asyncio.wait_for(bob_inbox.get(), 5) == ("news", {"n": 1})
         await emitter.broadcast("alert", "all")
@@ -68,6 +70,9 @@ async def test_a_room_with_history_gets_positions_and_the_sync_flavour_works(nod
                 emitter.to("feed", "tick", n)
 
     await asyncio.to_thread(from_a_worker)
+    with SyncEmitter(redis_server.url, "emit") as reader:
+        await eventually(lambda: reader.get_rooms() == ["feed"], what="the room read from Redis")
+        assert reader.get_room_members("feed") == [client.id]
     assert [await asyncio.wait_for(got.get(), 5) for _ in range(3)] == [0, 1, 2]
     assert client.positions["feed"].epoch == epoch and client.positions["feed"].offset == 3
     await client.disconnect()
@@ -75,3 +80,7 @@ async def test_a_room_with_history_gets_positions_and_the_sync_flavour_works(nod
 
 async def _subscribed(redis_server, channel, count):
     return int((await redis_server.command("PUBSUB", "NUMSUB", channel))[1]) >= count
+
+
+async def _rooms_written(emitter):
+    return await emitter.get_rooms() == ["lobby"] and len(await emitter.get_room_members("lobby")) == 2
