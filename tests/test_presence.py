@@ -80,8 +80,14 @@ async def test_a_reconnect_within_the_grace_shows_no_event(stelar_server_factory
     await again.join("doc:1")  # back within the grace
     for _ in range(10):
         clock.advance(1.0)
-    await asyncio.sleep(0)
-    assert len(watcher.presence_changes) == 2 and server.presence("doc:1") == {"eve": None, "ann": None}
+    # A change after it: its diff comes next, and nothing came between (diffs are numbered, so a
+    # leave or join told meanwhile would be in it or before it).
+    watcher.send_frame(FrameType.PRESENCE, "doc:1", b'{"state": "here"}')
+    await eventually(lambda: server.presence("doc:1")["eve"] == "here", what="eve's state")
+    clock.advance(1.0)
+    seen = await changes(watcher, 3)
+    assert seen[2:] == [(False, 2, {}, [], {"eve": "here"})]
+    assert server.presence("doc:1") == {"eve": "here", "ann": None}
 
 
 async def test_state_updates_are_batched_into_one_numbered_diff(stelar_server_factory):

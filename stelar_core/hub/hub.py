@@ -169,7 +169,12 @@ class Hub:
         """The rooms a resumed session is put back in: those without history (it rejoins those
         with history from its positions, so that it misses nothing in between)."""
         policies = self._config.rooms
-        return [room for room in sorted(rooms) if not ((p := policies.for_room(room)) and p.keeps_history)]
+        restorable = []
+        for room in sorted(rooms):
+            policy = policies.for_room(room)
+            if policy is None or not policy.keeps_history:
+                restorable.append(room)
+        return restorable
 
     def check_history(self, config: ServerConfig) -> None:
         """Rooms with history need a broker that keeps it: say so before serving."""

@@ -109,12 +109,12 @@ class _Emitting:
         history_meta_ttl: float = DEFAULT_META_TTL,
     ) -> None:
         self._messages = _Messages(prefix, rooms, max_message_size, history_meta_ttl)
-        self._client = self._connect(url)
+        self._client = self._redis.from_url(url)
         self._scripts = Scripts(self._client)
         self._loaded = False
 
-    def _connect(self, url: str) -> Any:
-        raise NotImplementedError
+    # The Redis client class of the flavour (asyncio's or the plain one).
+    _redis: Any
 
 
 class Emitter(_Emitting):
@@ -125,8 +125,7 @@ class Emitter(_Emitting):
     ``to_id``, ``disconnect(client_id)`` (whether a node had it), ``get_rooms()``,
     ``get_room_members(room)``; ``async with`` closes it."""
 
-    def _connect(self, url: str) -> aioredis.Redis:
-        return aioredis.Redis.from_url(url)
+    _redis = aioredis.Redis
 
     async def _run(self, op: Op) -> Any:
         if not self._loaded:
@@ -178,8 +177,7 @@ class Emitter(_Emitting):
 class SyncEmitter(_Emitting):
     """``Emitter`` for synchronous code (a Django view, a Celery task): the same calls, plain."""
 
-    def _connect(self, url: str) -> redis.Redis:
-        return redis.Redis.from_url(url)
+    _redis = redis.Redis
 
     def _run(self, op: Op) -> Any:
         if not self._loaded:
