@@ -96,7 +96,7 @@ from stelar_core.transports.base import (
 )
 from stelar_core.transports.client_stream import ClientStream
 from stelar_core.transports.connectors import find_connector
-from stelar_core.transports.http import serve_route, text
+from stelar_core.transports.http import PlainHttpExchange, serve_route, text
 from stelar_core.transports.listening import Listener
 from stelar_core.transports.streams import (
     FlowControlledProtocol,
@@ -166,6 +166,7 @@ __all__ = [
     "NotConnected",
     "OptionDeclarations",
     "Options",
+    "PlainHttpExchange",
     "PluginError",
     "Position",
     "PresenceStore",

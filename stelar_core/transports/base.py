@@ -46,6 +46,9 @@ class HttpRequest:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     remote_address: str = ""
     scope: Mapping[str, Any] | None = None
+    # The request's body (a plain HTTP request's; an upgrade has none), at most the transport's
+    # cap (``max_frame_size``): a longer one is refused with 413 before any route runs.
+    body: bytes = b""
 
     @property
     def cookies(self) -> dict[str, str]:

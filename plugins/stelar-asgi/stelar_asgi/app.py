@@ -38,7 +38,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def to_request(scope: Scope, hub: HubPort) -> HttpRequest:
+def to_request(scope: Scope, hub: HubPort, body: bytes = b"") -> HttpRequest:
     """stelar's view of an ASGI request: headers lower-cased (repeats joined), the path under
     the mount point, the client's address per stelar-ws's ``trusted_proxies``."""
     headers: dict[str, str] = {}
@@ -51,9 +51,25 @@ def to_request(scope: Scope, hub: HubPort) -> HttpRequest:
     client = scope.get("client") or ("", 0)
     trusted = hub.config.plugin("ws").trusted_proxies
     query = scope.get("query_string", b"").decode("latin-1")
-    return HttpRequest(
-        scope.get("method", "GET"), path, query, headers, client_address(client[0], headers, trusted), scope
-    )
+    address = client_address(client[0], headers, trusted)
+    return HttpRequest(scope.get("method", "GET"), path, query, headers, address, scope, body)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request's body, or None once it passes ``limit`` bytes (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)  # http.disconnect: the client left; nobody reads the answer
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 class AsgiEndpoint:
@@ -70,7 +86,12 @@ class AsgiEndpoint:
             await self.http(scope, receive, send)
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await serve_route(self.hub.http_routes, to_request(scope, self.hub), self.log)
+        limit = self.hub.config.max_frame_size
+        body = await read_body(receive, limit)
+        if body is None:
+            response = text(413, f"request body too large: at most {limit} bytes")
+        else:
+            response = await serve_route(self.hub.http_routes, to_request(scope, self.hub, body), self.log)
         await respond(send, response, "http.response")
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,6 +1,6 @@
 """The ``http`` transport: the hub's HTTP routes on a port of their own (``health_port``), for
-servers without a WebSocket port to mount them on. HTTP/1.1 through h11, one request per
-connection; it carries no stelar sessions."""
+servers without a WebSocket port to mount them on. HTTP/1.1 (``PlainHttpExchange``), one request
+per connection; it carries no stelar sessions."""
 
 from __future__ import annotations
 
@@ -8,22 +8,19 @@ import asyncio
 from collections.abc import Mapping
 from typing import cast
 
-import h11
-
 from stelar_core.plugin_api import (
     HttpRequest,
     HttpResponse,
     HubPort,
     Listener,
+    PlainHttpExchange,
     ServerTLS,
     Timer,
     serve_route,
     socket_url,
-    text,
 )
 
 PROTOCOL = "http"
-MAX_REQUEST_HEAD = 16 * 1024
 # Probes and scrapers are few; past this many open connections new ones are dropped at once.
 MAX_OPEN_CONNECTIONS = 256
 
@@ -31,10 +28,8 @@ MAX_OPEN_CONNECTIONS = 256
 class HttpConnection(asyncio.Protocol):
     def __init__(self, owner: HttpTransport) -> None:
         self._owner = owner
-        self._http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
+        self._exchange: PlainHttpExchange | None = None
         self._transport: asyncio.Transport | None = None
-        self._peer = ""
-        self._request: h11.Request | None = None
         self._task: asyncio.Task[None] | None = None
         self._deadline: Timer | None = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -47,51 +42,31 @@ class HttpConnection(asyncio.Protocol):
             return
         self._owner.connections.add(self)
         peer = transport.get_extra_info("peername")
-        self._peer = str(peer[0]) if peer else ""
+        config = self._owner.hub.config
+        self._exchange = PlainHttpExchange(str(peer[0]) if peer else "", config.max_frame_size)
         # A client that trickles its request is dropped, as on the WebSocket port.
-        timeout = self._owner.hub.config.connect_timeout
-        self._deadline = self._owner.hub.clock.call_later(timeout, transport.abort)
+        self._deadline = self._owner.hub.clock.call_later(config.connect_timeout, transport.abort)
 
     def data_received(self, data: bytes) -> None:
-        try:
-            self._http.receive_data(data)
-            while True:
-                event = self._http.next_event()
-                if event is h11.NEED_DATA or event is h11.PAUSED:
-                    return
-                if isinstance(event, h11.Request):
-                    self._request = event
-                elif isinstance(event, h11.EndOfMessage) and self._request is not None:
-                    request, self._request = self._request, None
-                    self._task = asyncio.ensure_future(self._answer(request))
-                    return
-                elif isinstance(event, h11.ConnectionClosed):
-                    self.close()
-                    return
-        except h11.RemoteProtocolError as exc:
-            self._send(text(exc.error_status_hint, f"bad request: {exc}"))
+        if self._exchange is None or self._task is not None:
+            return  # answering already: the rest of the stream is not read
+        received = self._exchange.receive(data)
+        if isinstance(received, HttpRequest):
+            self._task = asyncio.ensure_future(self._answer(received))
+        elif received is not None:
+            self._send(received)
 
-    async def _answer(self, event: h11.Request) -> None:
-        target = event.target.decode("latin-1")
-        path, _, query = target.partition("?")
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in event.headers}
-        request = HttpRequest(event.method.decode("ascii"), path, query, headers, self._peer)
+    async def _answer(self, request: HttpRequest) -> None:
         self._send(await serve_route(self._owner.hub.http_routes, request, self._owner.log))
 
     def _send(self, response: HttpResponse) -> None:
-        if self._transport is None or self._transport.is_closing():
+        if self._transport is None or self._transport.is_closing() or self._exchange is None:
             return
-        headers = [(name, value) for name, value in response.headers.items()]
-        headers += [("Content-Length", str(len(response.body))), ("Connection", "close")]
-        try:
-            out = self._http.send(h11.Response(status_code=response.status, headers=headers))
-            out += self._http.send(h11.Data(data=response.body)) if response.body else b""
-            out += self._http.send(h11.EndOfMessage())
-        except h11.LocalProtocolError:
-            self._owner.log.exception("could not answer an HTTP request")
-            self.close()
-            return
-        self._transport.write(out)
+        answer = self._exchange.respond(response)
+        if answer is None:
+            self._owner.log.error("could not answer an HTTP request: %r", response)
+        else:
+            self._transport.write(answer)
         self.close()
 
     def close(self) -> None:

@@ -30,8 +30,10 @@ from stelar_core.plugin_api import (
     DisconnectCode,
     FlowControlledProtocol,
     HttpRequest,
+    HttpResponse,
     HubPort,
     Options,
+    PlainHttpExchange,
     ServerTLS,
     SocketListener,
     Timer,
@@ -39,6 +41,7 @@ from stelar_core.plugin_api import (
 )
 from stelar_ws.frames import InboundFrames
 from stelar_ws.http import (
+    client_address,
     origin_refusal,
     refusal_response,
     text_response,
@@ -48,6 +51,8 @@ from stelar_ws.http import (
 from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL, WEBSOCKET_VERSION
 
 PROTOCOL = "ws"
+# What an upgrade, and a request websockets' parser reads, starts with.
+GET = b"GET "
 DEFAULT_PORT = 3000
 # The logger websockets would look up for every connection it makes (under logging's lock).
 LIBRARY_LOGGER = logging.getLogger("websockets.server")
@@ -76,8 +81,10 @@ class WsConnection(FlowControlledProtocol):
         "_fragments",
         "_hub",
         "_inbound",
+        "_opening",
         "_owner",
         "_peer",
+        "_plain",
         "_request_tail",
         "_tasks",
         "remote_address",
@@ -112,6 +119,11 @@ class WsConnection(FlowControlledProtocol):
         # boundary, where the fast path can take over.
         self._request_tail = b""
         self._after_request: bytes | None = None
+        # The first bytes, until the method tells an upgrade or a GET route (websockets' parser,
+        # which takes no request body) from a plain request with a body (``_plain``: a POST to
+        # the server API, say), read by h11.
+        self._opening: bytes | None = b""
+        self._plain: PlainHttpExchange | None = None
         self._inbound: InboundFrames | None = None  # once open, if uncompressed
         self._compressed = False
         self._deadline: Timer | None = None
@@ -189,6 +201,19 @@ class WsConnection(FlowControlledProtocol):
                 self._on_frame(event)
 
     def _before_upgrade(self, data: bytes) -> None:
+        if self._opening is not None:
+            data = self._opening + data
+            if len(data) < len(GET):
+                self._opening = data
+                return
+            self._opening = None
+            if not data.startswith(GET):
+                self._plain = PlainHttpExchange(
+                    self._peer, self._hub.config.max_frame_size, self._owner.client_address
+                )
+        if self._plain is not None:
+            self._plain_request(data)
+            return
         after = self._after_request
         if after is not None:
             # Frames the client sent right after its request (before our answer). Reading is
@@ -251,6 +276,29 @@ class WsConnection(FlowControlledProtocol):
 
     async def _serve_route(self, request: HttpRequest) -> None:
         self._respond(to_response(await serve_route(self._hub.http_routes, request, self._owner.http_log)))
+
+    def _plain_request(self, data: bytes) -> None:
+        exchange = self._plain
+        if exchange is None or self._tasks is not None:
+            return  # answering already: the rest of the stream is not read
+        received = exchange.receive(data)
+        if isinstance(received, HttpRequest):
+            self.request = received
+            self.remote_address = received.remote_address
+            self._spawn(self._serve_plain(exchange, received))
+        elif received is not None:
+            self._answer_plain(exchange, received)
+
+    async def _serve_plain(self, exchange: PlainHttpExchange, request: HttpRequest) -> None:
+        self._answer_plain(exchange, await serve_route(self._hub.http_routes, request, self._owner.http_log))
+
+    def _answer_plain(self, exchange: PlainHttpExchange, response: HttpResponse) -> None:
+        answer = exchange.respond(response)
+        if answer is None:
+            self._owner.http_log.error("could not answer an HTTP request: %r", response)
+        else:
+            self.queue(answer)
+        self.end()
 
     async def _admit(self, request: Request, admitted: Awaitable[Admission]) -> None:
         try:
@@ -445,6 +493,10 @@ class WsTransport(SocketListener[WsConnection]):
     def options(self) -> Options:
         """The ``ws`` options in force (``update_config`` may have changed some since)."""
         return self.hub.config.plugins.get(self._section, self._built_options)
+
+    def client_address(self, peer: str, headers: Mapping[str, str]) -> str:
+        """Who sent a request from ``peer``, per the ``trusted_proxies`` in force."""
+        return client_address(peer, headers, self.options.trusted_proxies)
 
     @property
     def addresses(self) -> list[str]:
