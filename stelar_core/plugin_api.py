@@ -29,6 +29,7 @@ from stelar_core.errors import (
     ProtocolError,
     StelarError,
 )
+from stelar_core.hub.recovery import history_json
 from stelar_core.plugins.markers import ENTRY_POINT_GROUP, hookimpl
 from stelar_core.plugins.options import OptionDeclarations
 from stelar_core.plugins.routes import RouteContext, RouteRegister
@@ -115,7 +116,7 @@ from stelar_core.validation import (
     unknown,
     url_path,
 )
-from stelar_core.values import SUMMED, ClientInfo, ClusterStats, Options, Stats
+from stelar_core.values import SUMMED, ClientInfo, ClusterStats, Options, Stats, cluster_stats
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -202,6 +203,7 @@ __all__ = [
     "build_relay_server",
     "client_context",
     "close_connections",
+    "cluster_stats",
     "decode_frame",
     "decode_publication",
     "dump_json",
@@ -210,6 +212,7 @@ __all__ = [
     "find_connector",
     "function_or_none",
     "handshake_error",
+    "history_json",
     "hookimpl",
     "integer",
     "length_prefixed",

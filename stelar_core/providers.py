@@ -209,6 +209,12 @@ class BrokerPort(Protocol):
 
     def disconnect(self, client_id: str, code: int, reason: str) -> bool: ...
 
+    def join(self, client_id: str, room: str) -> tuple[str, str] | None:
+        """Put a client of this node in ``room`` for another node (the emitter, the server API),
+        with the limits and hooks of a join; ``(code, message)`` when refused or not here."""
+
+    def leave(self, client_id: str, room: str) -> tuple[str, str] | None: ...
+
     def stats(self) -> Stats:
         """This node's statistics."""
 
@@ -251,6 +257,10 @@ class ClusterBroker(Broker, Protocol):
 
     async def disconnect(self, client_id: str, code: int, reason: str) -> bool:
         """Disconnect a client of another node; whether one had it."""
+
+    async def membership(self, client_id: str, room: str, join: bool) -> bool:
+        """Make a client of another node join (or leave) ``room``; whether a node had it (its
+        node applies the limits and hooks of a join there)."""
 
     async def clients(self, room: str | None) -> list[ClientInfo]: ...
 

@@ -21,6 +21,8 @@ class ClientInfo:
     remote_address: str
     rooms: frozenset[str]
     metadata: Mapping[str, Any]
+    # When the connection opened (Unix time); None when unknown (a node that does not say).
+    connected_at: float | None = None
 
 
 # Seconds; the upper bounds of the ACK latency histogram (Prometheus-style, cumulative on export).

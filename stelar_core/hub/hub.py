@@ -35,7 +35,7 @@ from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.recovery import Recovery
 from stelar_core.hub.requests import Requests
 from stelar_core.hub.resumption import Resumption
-from stelar_core.hub.rooms import Rooms
+from stelar_core.hub.rooms import Refusal, Rooms
 from stelar_core.hub.services import HubServices
 from stelar_core.hub.session import Session, SessionState
 from stelar_core.hub.stats import Counters, snapshot
@@ -345,6 +345,20 @@ class Hub:
 
     def session(self, client_id: str) -> Session | None:
         return self._open.get(client_id)
+
+    def join_client(self, client_id: str, room: str) -> Refusal | None:
+        """Put the client ``client_id`` of this node in ``room``, as ``ctx.join_room`` would (the
+        same limits and hooks); ``(code, message)`` when refused or not here."""
+        session = self._open.get(client_id)
+        if session is None:
+            return ErrorCode.NOT_CONNECTED, f"no client {client_id!r} on this node"
+        return self.rooms.join(session, room)
+
+    def leave_client(self, client_id: str, room: str) -> Refusal | None:
+        session = self._open.get(client_id)
+        if session is None:
+            return ErrorCode.NOT_CONNECTED, f"no client {client_id!r} on this node"
+        return self.rooms.leave(session, room)
 
     def get_clients(self, room: str | None = None) -> list[ClientInfo]:
         return self.directory.clients(room)

@@ -43,6 +43,12 @@ class BrokerNode:
     def disconnect(self, client_id: str, code: int, reason: str) -> bool:
         return self._hub.disconnect(client_id, code, reason)
 
+    def join(self, client_id: str, room: str) -> tuple[str, str] | None:
+        return self._hub.join_client(client_id, room)
+
+    def leave(self, client_id: str, room: str) -> tuple[str, str] | None:
+        return self._hub.leave_client(client_id, room)
+
     def stats(self) -> Stats:
         return self._hub.stats({})
 

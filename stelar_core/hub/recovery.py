@@ -193,7 +193,11 @@ class Recovery:
 
 
 def _history_answer(page: HistoryPage) -> dict[str, Any]:
-    """``{"ok": {"position", "publications": [{"offset", "event", "data" | "binary"}]}}``; binary
+    return {"ok": history_json(page)}
+
+
+def history_json(page: HistoryPage) -> dict[str, Any]:
+    """``{"position", "publications": [{"offset", "event", "data" | "binary"}]}``; binary
     payloads as base64."""
     publications = []
     for offset, frame in page.publications:
@@ -204,4 +208,4 @@ def _history_answer(page: HistoryPage) -> dict[str, Any]:
         else:
             entry["data"] = inner.json()
         publications.append(entry)
-    return {"ok": {"position": page.position.to_json(), "publications": publications}}
+    return {"position": page.position.to_json(), "publications": publications}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import time
 from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ class Session:
         "admission",
         "answers",
         "auth",
+        "connected_at",
         "connection",
         "id",
         "last_seen",
@@ -74,6 +76,7 @@ class Session:
         self.auth: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {}
         self.rooms: set[str] = set()
+        self.connected_at = 0.0  # wall-clock time of mark_open, for operators (ClientInfo)
         # Made on the first request to this client: most sessions are never asked anything.
         self._acks: PendingAcks | None = None
         self.last_seen = hub.clock.now()
@@ -203,7 +206,12 @@ class Session:
     def info(self) -> ClientInfo:
         """This client as ``get_clients()`` lists it (a snapshot: rooms and metadata copied)."""
         return ClientInfo(
-            self.id, self.protocol, self.remote_address, frozenset(self.rooms), dict(self.metadata)
+            self.id,
+            self.protocol,
+            self.remote_address,
+            frozenset(self.rooms),
+            dict(self.metadata),
+            self.connected_at,
         )
 
     def start_connect_timer(self, timeout: float) -> None:
@@ -211,6 +219,7 @@ class Session:
 
     def mark_open(self) -> None:
         self.state = SessionState.OPEN
+        self.connected_at = time.time()
         if self._connect_timer is not None:
             self._connect_timer.cancel()
             self._connect_timer = None

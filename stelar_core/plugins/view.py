@@ -65,6 +65,16 @@ class ClusterView(Protocol):
         self, client_id: str, code: int = DisconnectCode.NORMAL, reason: str = ""
     ) -> bool: ...
 
+    async def get_client(self, client_id: str) -> ClientInfo | None: ...
+
+    async def join(self, client_id: str, room: str) -> bool: ...
+
+    async def leave(self, client_id: str, room: str) -> bool: ...
+
+    async def history(
+        self, room: str, since: int | None = None, limit: int = 100
+    ) -> dict[str, Any] | None: ...
+
 
 class ServerView(Sends, Protocol):
     """What hooks receive as ``server`` and HTTP route registrations as ``context.server``."""

@@ -7,10 +7,12 @@ The plain ``server.get_clients()`` and friends stay synchronous and answer for t
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
+from stelar_core.hub.recovery import history_json
 from stelar_core.protocol import DisconnectCode
-from stelar_core.providers import ClusterBroker, PresenceStore
+from stelar_core.providers import ClusterBroker, HistoryStore, PresenceStore
 from stelar_core.values import ClientInfo, ClusterStats, cluster_stats
 
 if TYPE_CHECKING:
@@ -62,6 +64,45 @@ class Cluster:
             stats = self._server.get_stats()
             return cluster_stats({LOCAL_NODE: stats.to_dict()}, stats.total_rooms)
         return cluster_stats(await broker.node_stats(), len(await broker.rooms()))
+
+    async def get_client(self, client_id: str) -> ClientInfo | None:
+        """The client ``client_id`` wherever it is connected; None when no live node has it."""
+        session = self._server.hub.session(client_id)
+        if session is not None:
+            return session.info()
+        broker = self._broker
+        if broker is None:
+            return None
+        return next((info for info in await broker.clients(None) if info.id == client_id), None)
+
+    async def join(self, client_id: str, room: str) -> bool:
+        """Put ``client_id`` in ``room`` wherever it is connected, with the limits and hooks of a
+        join on its node; whether a node had the client."""
+        return await self._membership(client_id, room, True)
+
+    async def leave(self, client_id: str, room: str) -> bool:
+        return await self._membership(client_id, room, False)
+
+    async def _membership(self, client_id: str, room: str, join: bool) -> bool:
+        hub = self._server.hub
+        if hub.session(client_id) is not None:
+            (hub.join_client if join else hub.leave_client)(client_id, room)
+            return True
+        broker = self._broker
+        return False if broker is None else await broker.membership(client_id, room, join)
+
+    async def history(self, room: str, since: int | None = None, limit: int = 100) -> dict[str, Any] | None:
+        """A page of ``room``'s history: its position and at most ``limit`` publications after
+        offset ``since`` (the oldest kept, without), as the ``$history`` request answers it; None
+        when the room keeps none."""
+        config = self._server.config
+        policy = config.rooms.for_room(room)
+        store = getattr(self._server.hub.broker, "history", None)
+        if policy is None or not policy.keeps_history or not isinstance(store, HistoryStore):
+            return None
+        limit = max(0, min(limit, config.max_recovery_replay))
+        page = store.read(room, policy, 0 if since is None else since, limit)
+        return history_json(await page if inspect.isawaitable(page) else page)
 
     async def disconnect(self, client_id: str, code: int = DisconnectCode.NORMAL, reason: str = "") -> bool:
         """Disconnect ``client_id`` wherever it is connected; whether a node had it."""

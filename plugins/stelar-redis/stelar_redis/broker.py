@@ -46,6 +46,7 @@ from stelar_redis.envelope import (
     Disconnect,
     Envelope,
     EnvelopeError,
+    Membership,
     Probe,
     Published,
     Request,
@@ -380,6 +381,15 @@ class RedisBroker:
         )
         return bool(await routed)
 
+    async def membership(self, client_id: str, room: str, join: bool) -> bool:
+        if self.port.has_client(client_id):
+            (self.port.join if join else self.port.leave)(client_id, room)
+            return True
+        routed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        envelope = Membership(self.node_id, client_id, room, join)
+        self._send(self._route(client_id, encode(envelope, self._max_size)), routed)
+        return bool(await routed)
+
     # ================================================================== in
 
     def _received(self, data: bytes) -> None:
@@ -427,6 +437,11 @@ class RedisBroker:
                 future.set_result((envelope.ok, envelope.value))
         elif isinstance(envelope, Disconnect):
             port.disconnect(envelope.client_id, envelope.code, envelope.reason)
+        elif isinstance(envelope, Membership):
+            if envelope.join:
+                port.join(envelope.client_id, envelope.room)
+            else:
+                port.leave(envelope.client_id, envelope.room)
         elif envelope.origin == self.node_id and envelope.token == self._probe_token:
             self._probe_seen.set()
 
@@ -538,12 +553,16 @@ class RedisBroker:
         return sorted({room.decode() for room in await self._read("rooms")})
 
     async def node_stats(self) -> dict[str, dict[str, Any]]:
-        items = await self._read("stats")
-        return {
-            node.decode(): msgpack.unpackb(stats, raw=False)
-            for node, stats in zip(items[::2], items[1::2], strict=True)
-            if stats
-        }
+        return unpack_node_stats(await self._read("stats"))
+
+
+def unpack_node_stats(items: list[Any]) -> dict[str, dict[str, Any]]:
+    """A stats read's reply (node IDs and their packed statistics): statistics by node."""
+    return {
+        node.decode(): msgpack.unpackb(stats, raw=False)
+        for node, stats in zip(items[::2], items[1::2], strict=True)
+        if stats
+    }
 
 
 async def _close_quietly(pubsub: Any, client: Any) -> None:

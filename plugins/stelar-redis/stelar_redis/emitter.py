@@ -18,11 +18,23 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from stelar_core.plugin_api import DisconnectCode, FrameType, RoomPolicy, dump_json, encode_frame
-from stelar_redis.envelope import Deliver, Disconnect, encode
+from stelar_core.plugin_api import (
+    ClusterStats,
+    DisconnectCode,
+    FrameType,
+    RoomPolicy,
+    cluster_stats,
+    dump_json,
+    encode_frame,
+    history_json,
+)
+from stelar_redis.broker import unpack_node_stats
+from stelar_redis.envelope import Deliver, Disconnect, Membership, encode
+from stelar_redis.history import history_page, read_history_args
 from stelar_redis.keys import Keys
 from stelar_redis.ops import deliver_op, history_op, route_op
 from stelar_redis.presence import Op
+from stelar_redis.room_presence import latest_presence
 from stelar_redis.scripts import Scripts
 
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
@@ -46,7 +58,7 @@ class _Messages:
         self.meta_ttl = history_meta_ttl
 
     def to_room(self, scripts: Scripts, room: str, frame: bytes, exclude: tuple[str, ...]) -> Op:
-        policy = next((p for pattern, p in self.rooms.items() if _matches(pattern, room)), None)
+        policy = self.policy(room)
         if policy is not None and policy.keeps_history:
             return history_op(
                 self.keys, scripts, self.origin, room, policy, frame, exclude, self.max_size, self.meta_ttl
@@ -71,6 +83,22 @@ class _Messages:
     def disconnect(self, scripts: Scripts, client_id: str, code: int, reason: str) -> Op:
         payload = encode(Disconnect(self.origin, client_id, code, reason), self.max_size)
         return route_op(self.keys, scripts, client_id, payload)
+
+    def membership(self, scripts: Scripts, client_id: str, room: str, join: bool) -> Op:
+        payload = encode(Membership(self.origin, client_id, room, join), self.max_size)
+        return route_op(self.keys, scripts, client_id, payload)
+
+    def history(self, scripts: Scripts, room: str, since: int | None, limit: int) -> Op | None:
+        """A read of ``room``'s history; None when the room keeps none (per ``rooms``)."""
+        policy = self.policy(room)
+        if policy is None or not policy.keeps_history:
+            return None
+        arguments = read_history_args(policy, self.meta_ttl, 0 if since is None else since, max(0, limit))
+        keys = (self.keys.history(room), self.keys.history_meta(room))
+        return ("EVALSHA", scripts.read_history.sha, 2, *keys, *arguments)
+
+    def policy(self, room: str) -> RoomPolicy | None:
+        return next((p for pattern, p in self.rooms.items() if _matches(pattern, room)), None)
 
 
 def _matches(pattern: str, room: str) -> bool:
@@ -122,8 +150,9 @@ class Emitter(_Emitting):
     (and ``rooms=`` as they have it, for positions in rooms with history).
 
     ``await emitter.to(room, event, data, exclude=None)``, ``to_binary``, ``broadcast``,
-    ``to_id``, ``disconnect(client_id)`` (whether a node had it), ``get_rooms()``,
-    ``get_room_members(room)``; ``async with`` closes it."""
+    ``to_id``, ``disconnect(client_id)`` and ``join``/``leave(client_id, room)`` (whether a
+    node had the client), ``get_rooms()``, ``get_room_members(room)``, ``get_stats()``,
+    ``get_presence(room)``, ``history(room, since, limit)``; ``async with`` closes it."""
 
     _redis = aioredis.Redis
 
@@ -143,6 +172,30 @@ class Emitter(_Emitting):
         """The client IDs in ``room``, on every live node."""
         members = await self._run(self._messages.read(self._scripts, "members", room))
         return sorted({member.decode() for member in members})
+
+    async def get_stats(self) -> ClusterStats:
+        """The cluster's statistics: every live node's last published figures, summed."""
+        nodes = unpack_node_stats(await self._run(self._messages.read(self._scripts, "stats")))
+        return cluster_stats(nodes, len(await self.get_rooms()))
+
+    async def get_presence(self, room: str) -> dict[str, Any]:
+        """Presence room ``room``'s members on every live node, by key, with their latest state."""
+        items = await self._run(self._messages.read(self._scripts, "presence", room))
+        return {key: state for key, (_, state) in latest_presence(items).items()}
+
+    async def history(self, room: str, since: int | None = None, limit: int = 100) -> dict[str, Any] | None:
+        """A page of ``room``'s history (``{"position", "publications"}``) after offset ``since``;
+        None when the room keeps none (per ``rooms=``)."""
+        op = self._messages.history(self._scripts, room, since, limit)
+        return None if op is None else history_json(history_page(await self._run(op)))
+
+    async def join(self, client_id: str, room: str) -> bool:
+        """Put ``client_id`` in ``room`` (its node applies the limits and hooks of a join);
+        whether a node had the client."""
+        return bool(await self._run(self._messages.membership(self._scripts, client_id, room, True)))
+
+    async def leave(self, client_id: str, room: str) -> bool:
+        return bool(await self._run(self._messages.membership(self._scripts, client_id, room, False)))
 
     async def to(self, room: str, event: str, data: Any = None, exclude: Any = None) -> None:
         frame = event_frame(event, data)
@@ -192,6 +245,24 @@ class SyncEmitter(_Emitting):
     def get_room_members(self, room: str) -> list[str]:
         members = self._run(self._messages.read(self._scripts, "members", room))
         return sorted({member.decode() for member in members})
+
+    def get_stats(self) -> ClusterStats:
+        nodes = unpack_node_stats(self._run(self._messages.read(self._scripts, "stats")))
+        return cluster_stats(nodes, len(self.get_rooms()))
+
+    def get_presence(self, room: str) -> dict[str, Any]:
+        items = self._run(self._messages.read(self._scripts, "presence", room))
+        return {key: state for key, (_, state) in latest_presence(items).items()}
+
+    def history(self, room: str, since: int | None = None, limit: int = 100) -> dict[str, Any] | None:
+        op = self._messages.history(self._scripts, room, since, limit)
+        return None if op is None else history_json(history_page(self._run(op)))
+
+    def join(self, client_id: str, room: str) -> bool:
+        return bool(self._run(self._messages.membership(self._scripts, client_id, room, True)))
+
+    def leave(self, client_id: str, room: str) -> bool:
+        return bool(self._run(self._messages.membership(self._scripts, client_id, room, False)))
 
     def to(self, room: str, event: str, data: Any = None, exclude: Any = None) -> None:
         self._run(self._messages.to_room(self._scripts, room, event_frame(event, data), _exclude(exclude)))

@@ -31,6 +31,7 @@ class Kind(IntEnum):
     DISCONNECT = 4  # client_id, code, reason
     PROBE = 5  # token: a node's liveness check of its own subscription
     PUBLISHED = 6  # room, exclude; the publication frame follows the array
+    MEMBERSHIP = 7  # client_id, room, join: a client made to join (True) or leave a room
 
 
 @attrs.frozen(slots=True)
@@ -70,6 +71,14 @@ class Disconnect:
 
 
 @attrs.frozen(slots=True)
+class Membership:
+    origin: str
+    client_id: str
+    room: str
+    join: bool
+
+
+@attrs.frozen(slots=True)
 class Probe:
     origin: str
     token: int
@@ -83,7 +92,7 @@ class Published:
     frame: bytes = b""  # the publication frame, after the array
 
 
-Envelope = Deliver | Request | Answer | Disconnect | Probe | Published
+Envelope = Deliver | Request | Answer | Disconnect | Probe | Published | Membership
 
 _FIELDS: dict[type, tuple[Kind, tuple[str, ...]]] = {
     Deliver: (Kind.DELIVER, ("frame", "room", "client_id", "exclude")),
@@ -92,6 +101,7 @@ _FIELDS: dict[type, tuple[Kind, tuple[str, ...]]] = {
     Disconnect: (Kind.DISCONNECT, ("client_id", "code", "reason")),
     Probe: (Kind.PROBE, ("token",)),
     Published: (Kind.PUBLISHED, ("room", "exclude")),
+    Membership: (Kind.MEMBERSHIP, ("client_id", "room", "join")),
 }
 _BY_KIND = {kind: (cls, len(fields)) for cls, (kind, fields) in _FIELDS.items()}
 
@@ -103,6 +113,7 @@ _TYPES: dict[Kind, tuple[tuple[type | tuple[type, ...], ...], ...]] = {
     Kind.DISCONNECT: ((str,), (int,), (str,)),
     Kind.PROBE: ((int,),),
     Kind.PUBLISHED: ((str,), (list,)),
+    Kind.MEMBERSHIP: ((str,), (str,), (bool,)),
 }
 
 

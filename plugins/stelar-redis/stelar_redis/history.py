@@ -15,15 +15,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from stelar_core.plugin_api import HistoryPage, Position, RoomPolicy, new_epoch
 from stelar_redis.keys import Keys
 from stelar_redis.node import RedisNode
 
 
-def meta_ttl_ms(node: RedisNode, policy: RoomPolicy) -> int:
-    """How long the epoch and offset live: never shorter than the history itself."""
-    return int(max(node.options.history_meta_ttl, policy.history_ttl) * 1000)
+def meta_ttl_ms(meta_ttl: float, policy: RoomPolicy) -> int:
+    """How long the epoch and offset live (``history_meta_ttl``): never shorter than the history
+    itself."""
+    return int(max(meta_ttl, policy.history_ttl) * 1000)
+
+
+def read_history_args(policy: RoomPolicy, meta_ttl: float, after: int | None, limit: int) -> list[Any]:
+    """The arguments of the READ_HISTORY script (its keys: the room's stream and meta hash)."""
+    return [meta_ttl_ms(meta_ttl, policy), new_epoch(), "" if after is None else after, limit]
+
+
+def history_page(reply: list[Any]) -> HistoryPage:
+    """The READ_HISTORY script's reply: epoch, offset, then stream entry IDs and frames."""
+    epoch, offset, found = reply
+    publications = tuple(
+        (int(entry_id.split(b"-")[1]), frame) for entry_id, frame in zip(found[::2], found[1::2], strict=True)
+    )
+    return HistoryPage(Position(epoch.decode(), int(offset)), publications)
 
 
 class RedisHistory:
@@ -39,12 +55,8 @@ class RedisHistory:
         node = self._node
         await asyncio.wait_for(self._live(room), node.options.command_timeout)
         async with self._reading:
-            epoch, offset, found = await node.scripts.read_history(
+            reply = await node.scripts.read_history(
                 keys=[self._keys.history(room), self._keys.history_meta(room)],
-                args=[meta_ttl_ms(node, policy), new_epoch(), "" if after is None else after, limit],
+                args=read_history_args(policy, node.options.history_meta_ttl, after, limit),
             )
-        publications = tuple(
-            (int(entry_id.split(b"-")[1]), frame)
-            for entry_id, frame in zip(found[::2], found[1::2], strict=True)
-        )
-        return HistoryPage(Position(epoch.decode(), int(offset)), publications)
+        return history_page(reply)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from stelar_core.plugin_api import FrameType, RoomPolicy, encode_frame, new_epoch
 from stelar_redis.envelope import EnvelopeError, Published, encode
+from stelar_redis.history import meta_ttl_ms
 from stelar_redis.keys import Keys
 from stelar_redis.presence import Op
 from stelar_redis.scripts import Scripts
@@ -47,7 +48,7 @@ def history_op(
         new_epoch(),
         policy.history_size,
         int(policy.history_ttl * 1000),
-        int(max(meta_ttl, policy.history_ttl) * 1000),
+        meta_ttl_ms(meta_ttl, policy),
         publication_head,
         frame,
         head,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import attrs
 import msgpack
 
 from stelar_core.plugin_api import ClientInfo
@@ -24,7 +25,7 @@ Op = tuple[Any, ...]
 
 def pack_info(info: ClientInfo) -> bytes:
     packed: bytes = msgpack.packb(
-        [info.protocol, info.remote_address, sorted(info.rooms), dict(info.metadata)],
+        [info.protocol, info.remote_address, sorted(info.rooms), dict(info.metadata), info.connected_at],
         use_bin_type=True,
         default=repr,  # metadata an application stored that msgpack cannot carry: shown, not lost
     )
@@ -32,8 +33,9 @@ def pack_info(info: ClientInfo) -> bytes:
 
 
 def unpack_info(client_id: str, data: bytes) -> ClientInfo:
-    protocol, address, rooms, metadata = msgpack.unpackb(data, raw=False, ext_hook=_refuse)
-    return ClientInfo(client_id, protocol, address, frozenset(rooms), metadata)
+    # Four fields from a node older than connected_at (during a rolling upgrade).
+    protocol, address, rooms, metadata, *since = msgpack.unpackb(data, raw=False, ext_hook=_refuse)
+    return ClientInfo(client_id, protocol, address, frozenset(rooms), metadata, *since[:1])
 
 
 def _refuse(code: int, data: bytes) -> Any:
@@ -114,7 +116,7 @@ class Presence:
         if info is None:
             return ()
         rooms = info.rooms | {room} if joined else info.rooms - {room}
-        info = ClientInfo(info.id, info.protocol, info.remote_address, rooms, info.metadata)
+        info = attrs.evolve(info, rooms=rooms)
         self.clients[client_id] = info
         return (("HSET", self._info_key, client_id, pack_info(info)),)
 

@@ -51,13 +51,7 @@ class RedisRoomPresence:
             )
         except REDIS_FAILURES as exc:
             raise ClusterUnavailable(f"presence of {room!r} cannot be read: {exc}") from exc
-        latest: dict[str, tuple[float, Any]] = {}
-        for key, value in zip(items[::2], items[1::2], strict=True):
-            stamp, state = load_json(value)
-            name = key.decode()
-            if name not in latest or latest[name][0] < stamp:
-                latest[name] = (stamp, state)
-        return latest
+        return latest_presence(items)
 
     def snapshot(self) -> list[Op]:
         """This node's presence, written again (after Redis lost it)."""
@@ -67,3 +61,14 @@ class RedisRoomPresence:
             for key, state in written.items():
                 ops.append(("HSET", self._hash(room), key, state))
         return ops
+
+
+def latest_presence(items: list[Any]) -> dict[str, tuple[float, Any]]:
+    """A presence read's reply (keys and stamped states of every node): each member's latest."""
+    latest: dict[str, tuple[float, Any]] = {}
+    for key, value in zip(items[::2], items[1::2], strict=True):
+        stamp, state = load_json(value)
+        name = key.decode()
+        if name not in latest or latest[name][0] < stamp:
+            latest[name] = (stamp, state)
+    return latest
