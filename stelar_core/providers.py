@@ -258,6 +258,9 @@ class ClusterBroker(Broker, Protocol):
     async def disconnect(self, client_id: str, code: int, reason: str) -> bool:
         """Disconnect a client of another node; whether one had it."""
 
+    async def send(self, client_id: str, frame: bytes) -> bool:
+        """Deliver ``frame`` to a client of another node; whether one had it."""
+
     async def membership(self, client_id: str, room: str, join: bool) -> bool:
         """Make a client of another node join (or leave) ``room``; whether a node had it (its
         node applies the limits and hooks of a join there)."""

@@ -67,6 +67,10 @@ class ClusterView(Protocol):
 
     async def get_client(self, client_id: str) -> ClientInfo | None: ...
 
+    async def to_id(self, client_id: str, event: str, data: Any = None) -> bool: ...
+
+    async def to_id_binary(self, client_id: str, event: str, data: bytes) -> bool: ...
+
     async def join(self, client_id: str, room: str) -> bool: ...
 
     async def leave(self, client_id: str, room: str) -> bool: ...
@@ -117,3 +121,7 @@ class ServerView(Sends, Protocol):
 
     def logger(self, name: str) -> logging.Logger:
         """The server's logger ``name`` (``stelar.<plugin>``), which follows its ``logger`` option."""
+
+    def count(self, counter: str, amount: int = 1) -> None:
+        """Add to a counter of ``get_stats().counters`` (and ``/metrics``: a counter named
+        ``name:outcome`` is exported as ``stelar_<name>{outcome="..."}``)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from stelar_core.hub.fanout import encode_binary, encode_event
 from stelar_core.hub.recovery import history_json
 from stelar_core.protocol import DisconnectCode
 from stelar_core.providers import ClusterBroker, HistoryStore, PresenceStore
@@ -74,6 +75,21 @@ class Cluster:
         if broker is None:
             return None
         return next((info for info in await broker.clients(None) if info.id == client_id), None)
+
+    async def to_id(self, client_id: str, event: str, data: Any = None) -> bool:
+        """Send to ``client_id`` wherever it is connected; whether a node had it."""
+        return await self._send(client_id, encode_event(event, data))
+
+    async def to_id_binary(self, client_id: str, event: str, data: bytes) -> bool:
+        return await self._send(client_id, encode_binary(event, data))
+
+    async def _send(self, client_id: str, frame: bytes) -> bool:
+        hub = self._server.hub
+        if hub.session(client_id) is not None:
+            hub.fanout.to_one(client_id, frame)
+            return True
+        broker = self._broker
+        return False if broker is None else await broker.send(client_id, frame)
 
     async def join(self, client_id: str, room: str) -> bool:
         """Put ``client_id`` in ``room`` wherever it is connected, with the limits and hooks of a

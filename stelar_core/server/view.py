@@ -86,5 +86,8 @@ class PluginView(ServerEmitter):
         """The server's logger ``name`` (``stelar.<plugin>``), which follows its ``logger`` option."""
         return self._server.hub.logger(name)
 
+    def count(self, counter: str, amount: int = 1) -> None:
+        self._server.hub.count(counter, amount)
+
     def __repr__(self) -> str:
         return f"<ServerView of {self._server!r}>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import (
@@ -100,6 +101,7 @@ class StatsCollector(Collector):
             "Messages for other nodes dropped because the broker could not publish them",
             value=stats.counters.get("broker_publish_failures", 0),
         )
+        yield from _plugin_counters(stats.counters)
         yield GaugeMetricFamily("stelar_rooms", "Rooms", value=stats.total_rooms)
         yield GaugeMetricFamily(
             "stelar_lossy_queued",
@@ -129,6 +131,19 @@ def metrics_registry(server: ServerView) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatsCollector(server))
     return registry
+
+
+def _plugin_counters(counters: Mapping[str, int]) -> Iterator[Metric]:
+    """Counters named ``name:outcome`` (``server.count`` from a plugin: the server API's
+    ``api_requests:unauthorized``), one family per name with the outcome as its label."""
+    by_name: dict[str, dict[str, int]] = {}
+    for key, count in counters.items():
+        name, colon, outcome = key.partition(":")
+        if colon:
+            by_name.setdefault(name, {})[outcome] = count
+    for name, counts in sorted(by_name.items()):
+        metric = "stelar_" + re.sub(r"[^a-zA-Z0-9_]", "_", name)
+        yield _by_label(metric, f"{name.replace('_', ' ')}, by outcome", "outcome", counts)
 
 
 def _by_label(name: str, documentation: str, label: str, counts: Mapping[str, int]) -> CounterMetricFamily:

@@ -231,6 +231,22 @@ async def test_recoveries_show_in_metrics_by_outcome(health_server):
     client.close()
 
 
+async def test_a_plugins_counters_by_outcome_show_in_metrics(health_server):
+    server, port = await health_server()
+    plugin_view = server.view  # the server as hooks and routes see it
+    plugin_view.count("api_requests:unauthorized", 2)
+    plugin_view.count("api_requests:ok")
+    plugin_view.count("api_requests:ok")
+    _, _, body = await call(port, "/metrics")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+    assert samples[("stelar_api_requests_total", (("outcome", "unauthorized"),))] == 2
+    assert samples[("stelar_api_requests_total", (("outcome", "ok"),))] == 2
+
+
 async def test_refusals_and_rate_limits_show_in_metrics(stelar_server_factory):
     server = await stelar_server_factory(
         port=0, tcp_port=0, max_connections=1, rate_limit={"max_points": 1, "window": 60}

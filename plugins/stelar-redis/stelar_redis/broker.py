@@ -381,6 +381,15 @@ class RedisBroker:
         )
         return bool(await routed)
 
+    async def send(self, client_id: str, frame: bytes) -> bool:
+        if self.port.has_client(client_id):
+            self.port.deliver(Delivery(frame, client_id=client_id))
+            return True
+        routed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        envelope = Deliver(self.node_id, frame, None, client_id, ())
+        self._send(self._route(client_id, encode(envelope, self._max_size)), routed)
+        return bool(await routed)
+
     async def membership(self, client_id: str, room: str, join: bool) -> bool:
         if self.port.has_client(client_id):
             (self.port.join if join else self.port.leave)(client_id, room)
