@@ -16,6 +16,7 @@ any other ``stelar_core`` module (``tests/test_plugin_boundaries.py``).
 
 from stelar_core.builtins.history import new_epoch
 from stelar_core.builtins.ip_tracker import MemoryIPTracker
+from stelar_core.builtins.token_bucket import TokenBucketLimiter
 from stelar_core.client import StelarClient
 from stelar_core.clock import REAL_CLOCK, Clock, Timer, wait_for
 from stelar_core.config import RateLimit, ServerConfig, networks
@@ -30,6 +31,7 @@ from stelar_core.errors import (
     StelarError,
 )
 from stelar_core.hub.recovery import history_json
+from stelar_core.hub.taps import Tapped
 from stelar_core.plugins.markers import ENTRY_POINT_GROUP, hookimpl
 from stelar_core.plugins.options import OptionDeclarations
 from stelar_core.plugins.routes import RouteContext, RouteRegister
@@ -194,7 +196,9 @@ __all__ = [
     "StelarServer",
     "StreamParser",
     "TLSProvider",
+    "Tapped",
     "Timer",
+    "TokenBucketLimiter",
     "Transport",
     "TransportContext",
     "TransportProvider",

@@ -9,8 +9,10 @@ import pytest
 from stelar_core import AckError, NotConnected, RateLimit, StelarServer, hookimpl
 from stelar_core.builtins.brokers import LocalBroker
 from stelar_core.builtins.token_bucket import TokenBucketLimiter
+from stelar_core.protocol import decode_frame
 from stelar_core.providers import BrokerPort, ClusterBroker, Delivery
 from stelar_core.testing.http import http_call as call
+from stelar_core.values import ClientInfo
 
 
 class WatchingBroker(LocalBroker):
@@ -132,6 +134,11 @@ class RemoteOnly(WatchingBroker):
 
     node_id = "node-a"
 
+    def __init__(self):
+        super().__init__()
+        self.sent = []
+        self.moved = []
+
     async def request(self, client_id, event, data, timeout):
         if client_id != "far":
             raise NotConnected(client_id)
@@ -142,8 +149,16 @@ class RemoteOnly(WatchingBroker):
     async def disconnect(self, client_id, code, reason):
         return client_id == "far"
 
+    async def send(self, client_id, frame):
+        self.sent.append((client_id, decode_frame(frame).event))
+        return client_id == "far"
+
+    async def membership(self, client_id, room, join):
+        self.moved.append((client_id, room, join))
+        return client_id == "far"
+
     async def clients(self, room):
-        return []
+        return [ClientInfo("far", "tcp", "10.0.0.9", frozenset({"far-room"}), {}, 1.5e9)]
 
     async def room_members(self, room):
         return ["far"]
@@ -170,6 +185,15 @@ async def test_requests_and_reads_go_through_a_cluster_broker(stelar_server_fact
     stats = await server.cluster.get_stats()
     assert (stats.node_count, stats.active_connections, stats.total_rooms) == (2, 5, 1)
     assert server.cluster.node_id == "node-a"
+    # Actions on a client of another node go through the broker; a local one is acted on here.
+    assert await server.cluster.to_id("far", "hello", 1) is True
+    assert await server.cluster.to_id("nowhere", "hello", 1) is False
+    assert await server.cluster.join("far", "r") is True and await server.cluster.leave("far", "r") is True
+    assert broker.sent == [("far", "hello"), ("nowhere", "hello")]
+    assert broker.moved == [("far", "r", True), ("far", "r", False)]
+    far = await server.cluster.get_client("far")
+    assert far is not None and far.remote_address == "10.0.0.9" and far.connected_at == 1.5e9
+    assert await server.cluster.get_client("nowhere") is None
 
 
 class Link:

@@ -11,7 +11,7 @@ from stelar_core.hub.lossy import LossyQueues, conflation_key
 from stelar_core.hub.recovery import Recovery
 from stelar_core.hub.rooms import RoomTable
 from stelar_core.hub.session import Session, SessionState
-from stelar_core.protocol import FrameType, dump_json, encode_frame
+from stelar_core.protocol import FrameType, decode_frame, dump_json, encode_frame
 from stelar_core.providers import Broker, Delivery
 
 if TYPE_CHECKING:
@@ -45,7 +45,17 @@ def encode_binary(event: str, data: bytes) -> bytes:
 
 
 class Fanout:
-    __slots__ = ("_config", "_counters", "_hooks", "_lossy", "_open", "_recovery", "_rooms", "broker")
+    __slots__ = (
+        "_config",
+        "_counters",
+        "_hooks",
+        "_lossy",
+        "_open",
+        "_recovery",
+        "_rooms",
+        "_taps",
+        "broker",
+    )
 
     def __init__(
         self,
@@ -64,6 +74,7 @@ class Fanout:
         self._config = services.config
         self._counters = services.counters
         self._hooks = services.hooks
+        self._taps = services.taps
 
     def to_many(
         self, encode: Callable[[str, Any], bytes], event: str, data: Any, room: str | None, exclude: Exclude
@@ -72,11 +83,15 @@ class Fanout:
         excluded = exclusion(exclude)
         if not self._hooks.allows(Hook.BEFORE_BROADCAST, event=event, data=data, exclude=excluded, room=room):
             return
+        if self._taps.listeners:
+            self._taps.emit("broadcast" if room is None else "publish", event, room)
         policy = None if room is None else self._config().rooms.for_room(room)
         history = policy if policy is not None and policy.keeps_history else None
         self.broker.publish(Delivery(encode(event, data), room=room, exclude=excluded, history=history))
 
     def to_one(self, client_id: str, frame: bytes) -> None:
+        if self._taps.listeners:
+            self._taps.emit("send", decode_frame(frame).event, client_id=client_id)
         self.broker.publish(Delivery(frame, client_id=client_id))
 
     def deliver(self, delivery: Delivery) -> None:

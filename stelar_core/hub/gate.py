@@ -11,7 +11,7 @@ from stelar_core.config import ServerConfig
 from stelar_core.hub.hooks import Hook
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.session import Session
-from stelar_core.protocol import DisconnectCode, ErrorCode, Frame
+from stelar_core.protocol import DisconnectCode, ErrorCode, Frame, FrameType
 
 if TYPE_CHECKING:
     from stelar_core.hub.services import HubServices
@@ -20,7 +20,7 @@ FrameHandler = Callable[[Session, Frame], "Awaitable[None] | None"]
 
 
 class MessageGate:
-    __slots__ = ("_close", "_config", "_counters", "_hooks", "_log", "_outbox", "limits")
+    __slots__ = ("_close", "_config", "_counters", "_hooks", "_log", "_outbox", "_taps", "limits")
 
     def __init__(self, services: HubServices, limits: RateLimitPolicy) -> None:
         self._config = services.config
@@ -30,6 +30,7 @@ class MessageGate:
         self._outbox = services.outbox
         self._close = services.close
         self._log = services.log
+        self._taps = services.taps
 
     def message(self, session: Session, frame: Frame, then: FrameHandler) -> Awaitable[None] | None:
         """``then(session, frame)`` for an event or request whose name and payload size are
@@ -41,6 +42,9 @@ class MessageGate:
             # The client uses this ack id again: it got the answer kept under it.
             del answers[frame.ack_id]
         event = frame.event
+        if self._taps.listeners:
+            kind = "request" if frame.type is FrameType.ACK_REQUEST else "event"
+            self._taps.emit(kind, event, client_id=session.id)
         if (
             not event
             or len(event) > config.max_event_name_length

@@ -57,6 +57,7 @@ class Handshake:
         self._runner = services.runner
         self._outbox = services.outbox
         self._hooks = services.hooks
+        self._taps = services.taps
         self._counters = services.counters
         self._context = services.context
         self._opened = opened
@@ -189,6 +190,8 @@ class Handshake:
             protocol=session.protocol,
             metadata=session.metadata,
         )
+        if self._taps.listeners:
+            self._taps.emit("connect", client_id=session.id)
         if self._handlers.connection:
             return self._runner.run(self._handlers.connection, self._context(session, "", None))
         return None

@@ -39,6 +39,7 @@ from stelar_core.hub.rooms import Refusal, Rooms
 from stelar_core.hub.services import HubServices
 from stelar_core.hub.session import Session, SessionState
 from stelar_core.hub.stats import Counters, snapshot
+from stelar_core.hub.taps import Taps
 from stelar_core.hub.tasks import Tasks
 from stelar_core.logs import ServerLogging
 from stelar_core.plugins.manager import StelarPluginManager
@@ -93,6 +94,7 @@ class Hub:
         self.handlers = handlers
         self.tasks = Tasks(self.log)
         self.degradation = Degradation(self.hooks, self.log)
+        self.taps = Taps(self.log)
         services = HubServices(
             config=self._current_config,
             counters=self.counters,
@@ -104,10 +106,11 @@ class Hub:
             close=self.close_session,
             spawn=self.tasks.spawn,
             log=self.log,
+            taps=self.taps,
         )
         self._runner = services.runner
         self.admissions = Admissions(services, ip_tracker)
-        self.rooms = Rooms(self._current_config, self.hooks)
+        self.rooms = Rooms(self._current_config, self.hooks, self.taps)
         self.directory = Directory(self._current_config, self.rooms.table)
         self._open = self.directory.open
         self.recovery = Recovery(services, self._history_store)
@@ -270,6 +273,8 @@ class Hub:
             code=code,
             reason=reason,
         )
+        if self.taps.listeners:
+            self.taps.emit("disconnect", client_id=session.id)
         if self.handlers.disconnect:
             ctx = Context(self, session, "disconnect", {"code": code, "reason": reason})
             pending_handlers = self._runner.run(self.handlers.disconnect, ctx)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from stelar_core.config import ServerConfig
 from stelar_core.hub.hooks import Hook, HookRunner
+from stelar_core.hub.taps import Taps
 from stelar_core.protocol import ErrorCode
 
 if TYPE_CHECKING:
@@ -77,11 +78,12 @@ class RoomTable:
 class Rooms:
     """Joining and leaving with the room limits and the join/leave veto hooks."""
 
-    __slots__ = ("_config", "_hooks", "table")
+    __slots__ = ("_config", "_hooks", "_taps", "table")
 
-    def __init__(self, config: Callable[[], ServerConfig], hooks: HookRunner) -> None:
+    def __init__(self, config: Callable[[], ServerConfig], hooks: HookRunner, taps: Taps) -> None:
         self._config = config
         self._hooks = hooks
+        self._taps = taps
         self.table = RoomTable()
 
     def join(self, session: Session, room: str) -> Refusal | None:
@@ -121,6 +123,8 @@ class Rooms:
             )
             return ErrorCode.MAX_ROOMS, f"the server holds at most {config.max_rooms} rooms"
         table.add(room, session)
+        if self._taps.listeners:
+            self._taps.emit("join", room=room, client_id=session.id)
         return None
 
     def leave(self, session: Session, room: str) -> Refusal | None:
@@ -129,6 +133,8 @@ class Rooms:
         if not self._allowed(Hook.CLIENT_LEAVE_ROOM, session, room):
             return ErrorCode.LEAVE_REJECTED, f"leaving room {room!r} was rejected"
         self.table.remove(room, session)
+        if self._taps.listeners:
+            self._taps.emit("leave", room=room, client_id=session.id)
         return None
 
     def _allowed(self, hook: str, session: Session, room: str) -> bool:

@@ -18,6 +18,7 @@ from stelar_core.hub.handlers import HandlerRegistry, HandlerRunner
 from stelar_core.hub.hooks import HookRunner
 from stelar_core.hub.outbox import Outbox
 from stelar_core.hub.stats import Counters
+from stelar_core.hub.taps import Taps
 
 if TYPE_CHECKING:
     from stelar_core.hub.context import Context
@@ -40,3 +41,5 @@ class HubServices:
     # Run an awaitable in a task the hub tracks (stop waits for it).
     spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]]
     log: logging.Logger
+    # Listeners to what goes through the node (see taps.py); empty unless an operator watches.
+    taps: Taps

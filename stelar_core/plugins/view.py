@@ -11,10 +11,11 @@ the object every server hands out.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from stelar_core.config import ServerConfig
+from stelar_core.hub.taps import Tapped
 from stelar_core.protocol import DisconnectCode
 from stelar_core.values import ClientInfo, ClusterStats, Stats
 
@@ -121,6 +122,11 @@ class ServerView(Sends, Protocol):
 
     def logger(self, name: str) -> logging.Logger:
         """The server's logger ``name`` (``stelar.<plugin>``), which follows its ``logger`` option."""
+
+    def tap(self, listener: Callable[[Tapped], None]) -> Callable[[], None]:
+        """Call ``listener`` with what goes through this node from now on (client events and
+        requests, sends, connections, joins: see :class:`Tapped`); returns the call that stops
+        it. For an operator's live view; costs nothing while no listener is there."""
 
     def count(self, counter: str, amount: int = 1) -> None:
         """Add to a counter of ``get_stats().counters`` (and ``/metrics``: a counter named

@@ -9,11 +9,13 @@ hub, the plugin manager, handler registration or ``update_config``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stelar_core.asyncapi import document
 from stelar_core.config import ServerConfig
 from stelar_core.hub.emitter import ServerEmitter
+from stelar_core.hub.taps import Tapped
 from stelar_core.values import ClientInfo, Stats
 
 if TYPE_CHECKING:
@@ -85,6 +87,9 @@ class PluginView(ServerEmitter):
     def logger(self, name: str) -> logging.Logger:
         """The server's logger ``name`` (``stelar.<plugin>``), which follows its ``logger`` option."""
         return self._server.hub.logger(name)
+
+    def tap(self, listener: Callable[[Tapped], None]) -> Callable[[], None]:
+        return self._server.hub.taps.add(listener)
 
     def count(self, counter: str, amount: int = 1) -> None:
         self._server.hub.count(counter, amount)

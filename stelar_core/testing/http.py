@@ -10,11 +10,13 @@ from collections.abc import Mapping
 Response = tuple[int, dict[str, str], bytes]
 
 
-def http_request(port: int, method: str, path: str, headers: Mapping[str, str] | None = None) -> Response:
+def http_request(
+    port: int, method: str, path: str, headers: Mapping[str, str] | None = None, body: bytes | None = None
+) -> Response:
     """One request on a connection of its own, to 127.0.0.1 (blocking; ``http_call`` awaits it)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        connection.request(method, path, headers=dict(headers or {}))
+        connection.request(method, path, body=body, headers=dict(headers or {}))
         response = connection.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -26,7 +28,11 @@ def http_get(port: int, path: str, headers: Mapping[str, str] | None = None) -> 
 
 
 async def http_call(
-    port: int, path: str, method: str = "GET", headers: Mapping[str, str] | None = None
+    port: int,
+    path: str,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
 ) -> Response:
     """``http_request`` in a thread, so the server under test keeps running on this loop."""
-    return await asyncio.to_thread(http_request, port, method, path, headers)
+    return await asyncio.to_thread(http_request, port, method, path, headers, body)
