@@ -26,6 +26,18 @@ def test_token_bucket_allows_a_burst_then_refills_over_the_window():
     assert limiter.check("b") is True  # keys are independent
 
 
+def test_token_bucket_says_what_is_available_without_taking_it():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(RateLimit(2, 1.0), clock=clock)
+    assert limiter.available("a") == 2
+    assert limiter.check("a", cost=2) is True
+    assert limiter.available("a") == 0 and limiter.available("a") == 0
+    clock.now = 0.25
+    assert limiter.available("a") == 0.5
+    clock.now = 5
+    assert limiter.available("a") == 2  # never above the bucket's size
+
+
 def test_token_bucket_cost_and_reset():
     limiter = TokenBucketLimiter(RateLimit(5, 1.0), clock=FakeClock())
     assert limiter.check("a", cost=5) is True

@@ -51,6 +51,13 @@ class TokenBucketLimiter:
         self._buckets[key] = (tokens, now)
         return allowed
 
+    def available(self, key: str) -> float:
+        """The tokens ``key`` has now, taking none."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return self.capacity
+        return min(self.capacity, bucket[0] + (self._clock() - bucket[1]) * self._rate)
+
     def reset(self, key: str) -> None:
         self._buckets.pop(key, None)
 
