@@ -83,7 +83,7 @@ async def _leave(server: ServerView, p: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _rooms(server: ServerView, p: dict[str, Any]) -> dict[str, Any]:
-    return {"rooms": await server.cluster.get_rooms()}
+    return {"rooms": sorted(await server.cluster.get_rooms())}
 
 
 async def _members(server: ServerView, p: dict[str, Any]) -> dict[str, Any]:

@@ -197,7 +197,7 @@ def read_json(body: bytes) -> Any:
     if not body:
         raise BadRequest("the body is empty: expected a JSON object")
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8"))  # decoded first: json would guess UTF-16 and -32 too
     except UnicodeDecodeError:
         raise BadRequest("the body is not UTF-8") from None
     except json.JSONDecodeError as exc:
