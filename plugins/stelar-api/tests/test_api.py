@@ -95,7 +95,7 @@ async def test_join_leave_and_disconnect_act_on_a_client(served):
 
 
 async def test_commands_about_a_client_nobody_has_answer_404(served):
-    server, port = await served()
+    _, port = await served()
     for command, params in (
         ("send", {"client": "ghost", "event": "e"}),
         ("disconnect", {"client": "ghost"}),

@@ -8,9 +8,9 @@ import json
 import jsonschema
 import pytest
 from api_support import KEYS, api
-
 from stelar_api.commands import COMMANDS
 from stelar_api.keys import ApiKey, api_keys, bearer, find_key
+
 from stelar_core import StelarServer
 from stelar_core.errors import ConfigError
 from stelar_core.testing.http import http_call
@@ -93,10 +93,10 @@ def test_bad_keys_name_the_option_and_never_the_secret(keys, says):
 
 
 def test_other_options_are_checked():
-    with pytest.raises(ConfigError, match="api.prefix"):
+    with pytest.raises(ConfigError, match=r"api\.prefix"):
         StelarServer(transports=["ws"], api={"prefix": "api"})
-    with pytest.raises(ConfigError, match="api.rate_limit"):
+    with pytest.raises(ConfigError, match=r"api\.rate_limit"):
         StelarServer(transports=["ws"], api={"rate_limit": {"max_points": 0}})
-    with pytest.raises(ConfigError, match="api.tail_sample"):
+    with pytest.raises(ConfigError, match=r"api\.tail_sample"):
         StelarServer(transports=["ws"], api={"tail_sample": 0})
     assert isinstance(api_keys("k", [ApiKey("n", b"d")])[0], ApiKey)
