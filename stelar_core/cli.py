@@ -10,6 +10,7 @@ from stelar_core.commands import apps
 from stelar_core.commands import asyncapi as asyncapi_command
 from stelar_core.commands import bench as bench_command
 from stelar_core.commands import connect as connect_command
+from stelar_core.commands import operate as operate_command
 from stelar_core.commands import plugins as plugins_command
 from stelar_core.commands import serve as serve_command
 from stelar_core.errors import StelarError
@@ -29,6 +30,7 @@ def _parser(table: OptionTable) -> argparse.ArgumentParser:
     asyncapi_command.add_parser(commands, apps.build_server)
     connect_command.add_parser(commands)
     bench_command.add_parser(commands)
+    operate_command.add_parsers(commands)
     return parser
 
 
@@ -55,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(_unknown_flag(unknown_flags[0]))
     try:
         code: int = args.run(args)
+    except operate_command.Failed as exc:  # the command was understood; the server refused it
+        print(f"stelar: {exc}", file=sys.stderr)
+        return operate_command.EXIT_FAILED
     except StelarError as exc:
         print(f"stelar: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

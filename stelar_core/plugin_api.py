@@ -31,7 +31,6 @@ from stelar_core.errors import (
     StelarError,
 )
 from stelar_core.hub.recovery import history_json
-from stelar_core.hub.taps import Tapped
 from stelar_core.plugins.markers import ENTRY_POINT_GROUP, hookimpl
 from stelar_core.plugins.options import OptionDeclarations
 from stelar_core.plugins.routes import RouteContext, RouteRegister
@@ -56,7 +55,9 @@ from stelar_core.providers import (
     BrokerFactory,
     BrokerPort,
     ClusterBroker,
+    ClusterEmitter,
     Delivery,
+    EmitterProvider,
     Factory,
     HistoryPage,
     HistoryStore,
@@ -118,7 +119,7 @@ from stelar_core.validation import (
     unknown,
     url_path,
 )
-from stelar_core.values import SUMMED, ClientInfo, ClusterStats, Options, Stats, cluster_stats
+from stelar_core.values import SUMMED, ClientInfo, ClusterStats, Options, Stats, Tapped, cluster_stats
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -136,6 +137,7 @@ __all__ = [
     "ClientStream",
     "Clock",
     "ClusterBroker",
+    "ClusterEmitter",
     "ClusterStats",
     "ClusterView",
     "ConfigError",
@@ -145,6 +147,7 @@ __all__ = [
     "Connector",
     "Delivery",
     "DisconnectCode",
+    "EmitterProvider",
     "ErrorCode",
     "Factory",
     "FlowControlledProtocol",

@@ -389,6 +389,31 @@ class TransportProvider:
         return self.listen_option is not None and options.get(self.listen_option) is not None
 
 
+class ClusterEmitter(Protocol):
+    """Sending into a cluster from code that runs no server, synchronously (an emitter, such as
+    stelar-redis's ``SyncEmitter``): what ``stelar publish``, ``kick`` and ``rooms`` use."""
+
+    def to(self, room: str, event: str, data: Any = None, exclude: Any = None) -> None: ...
+
+    def disconnect(self, client_id: str, code: int = ..., reason: str = "") -> bool: ...
+
+    def get_rooms(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+@attrs.frozen(slots=True)
+class EmitterProvider:
+    """What a broker plugin registers for its emitter: ``open(url, prefix)`` connects one to the
+    cluster at ``url`` (one of ``schemes``) whose keys start with ``prefix``."""
+
+    open: Callable[[str, str], ClusterEmitter]
+    schemes: tuple[str, ...]
+
+    def __call__(self, url: str, prefix: str) -> ClusterEmitter:
+        return self.open(url, prefix)
+
+
 # --------------------------------------------------------------------------- conformance
 
 

@@ -180,3 +180,15 @@ class Options(Mapping[str, Any]):
 
     def __reduce__(self) -> tuple[type[Options], tuple[str, dict[str, Any]]]:
         return Options, (self._section, self._values)  # copy and pickle build a new one
+
+
+@attrs.frozen(slots=True)
+class Tapped:
+    """What a tap sees. ``kind``: ``event`` and ``request`` (from a client, past its rate limit),
+    ``publish`` (to a room), ``broadcast``, ``send`` (to one client), ``connect``,
+    ``disconnect``, ``join``, ``leave``."""
+
+    kind: str
+    event: str | None = None
+    room: str | None = None
+    client_id: str | None = None

@@ -11,20 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import attrs
-
-
-@attrs.frozen(slots=True)
-class Tapped:
-    """What a tap sees. ``kind``: ``event`` and ``request`` (from a client, past its rate limit),
-    ``publish`` (to a room), ``broadcast``, ``send`` (to one client), ``connect``,
-    ``disconnect``, ``join``, ``leave``."""
-
-    kind: str
-    event: str | None = None
-    room: str | None = None
-    client_id: str | None = None
-
+from stelar_core.values import Tapped
 
 Tap = Callable[[Tapped], None]
 

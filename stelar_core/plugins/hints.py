@@ -20,6 +20,7 @@ PROVIDER_KEYS = {
     "client ID generator": "id_generator",
     "broker": "broker",
     "TLS provider": "tls",
+    "emitter": "emitter",
 }
 
 

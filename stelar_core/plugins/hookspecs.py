@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from stelar_core.plugins.view import ServerView
     from stelar_core.providers import (
         BrokerFactory,
+        EmitterProvider,
         IdGeneratorFactory,
         IPTrackerFactory,
         RateLimiterFactory,
@@ -98,6 +99,13 @@ def stelar_register_brokers(register: Register[BrokerFactory]) -> None:
 
     Every emit goes through the selected broker; the default, ``local``, delivers in-process.
     """
+
+
+@hookspec
+def stelar_register_emitters(register: Register[EmitterProvider]) -> None:
+    """Register a broker's emitter: ``register(name, EmitterProvider(open, schemes))``, what the
+    operator's commands (``stelar publish --url redis://...``) send through for URLs of those
+    schemes, without a server."""
 
 
 @hookspec

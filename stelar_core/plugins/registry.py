@@ -24,6 +24,7 @@ PROVIDER_HOOKS = {
     "client ID generator": "stelar_register_id_generators",
     "broker": "stelar_register_brokers",
     "TLS provider": "stelar_register_tls",
+    "emitter": "stelar_register_emitters",
 }
 
 F = TypeVar("F")

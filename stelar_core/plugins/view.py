@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from stelar_core.config import ServerConfig
-from stelar_core.hub.taps import Tapped
 from stelar_core.protocol import DisconnectCode
-from stelar_core.values import ClientInfo, ClusterStats, Stats
+from stelar_core.values import ClientInfo, ClusterStats, Stats, Tapped
 
 Exclude = str | Iterable[str] | None
 

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from stelar_core.asyncapi import document
 from stelar_core.config import ServerConfig
 from stelar_core.hub.emitter import ServerEmitter
-from stelar_core.hub.taps import Tapped
-from stelar_core.values import ClientInfo, Stats
+from stelar_core.values import ClientInfo, Stats, Tapped
 
 if TYPE_CHECKING:
     from stelar_core.hub.hub import Hub

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from stelar_core.plugin_api import (
     BrokerFactory,
     ConfigError,
+    EmitterProvider,
     IPTrackerFactory,
     LimiterContext,
     OptionDeclarations,
@@ -22,6 +23,7 @@ from stelar_core.plugin_api import (
     seconds,
 )
 from stelar_redis.broker import RedisBroker
+from stelar_redis.emitter import SyncEmitter
 from stelar_redis.limits import RedisIPTracker, RedisRateLimiter
 from stelar_redis.node import RedisNode
 
@@ -163,3 +165,8 @@ def stelar_register_rate_limiters(register: Register[RateLimiterFactory]) -> Non
 @hookimpl
 def stelar_register_ip_trackers(register: Register[IPTrackerFactory]) -> None:
     register("redis", _ip_tracker)
+
+
+@hookimpl
+def stelar_register_emitters(register: Register[EmitterProvider]) -> None:
+    register("redis", EmitterProvider(SyncEmitter, SCHEMES))
