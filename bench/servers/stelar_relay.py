@@ -1,14 +1,15 @@
 """stelar doing the reference servers' work: echo ACKs, relay "fan" events to the room.
 
     python bench/servers/stelar_relay.py tcp|ws [asyncio|uvloop] [--frame-per-recipient] [--profile FILE]
-        [--redis URL PREFIX] [--tls CERT KEY] [--history SIZE] [--presence]
+        [--redis URL PREFIX] [--tls CERT KEY] [--history SIZE] [--presence] [--api KEY]
 
 Prints "PORT <n>" once listening, serves until SIGTERM. ``--frame-per-recipient`` (ws) turns off
 the shared broadcast framing. ``--redis URL PREFIX`` joins a cluster on that Redis
 (bench/cluster.py), where the ``ask`` request asks the client whose ID it carries, on whatever
 node. ``--tls CERT KEY`` serves tcps:// or wss:// (stelar-tls; bench/tls.py). ``--history SIZE``
 keeps the last SIZE messages of "room" (bench/delivery.py); ``--presence`` makes "room" a presence
-room (bench/presence.py). ``--profile FILE`` profiles
+room (bench/presence.py). ``--api KEY`` serves the server API with that key, its limits out of
+the way (bench/emitters.py). ``--profile FILE`` profiles
 (cProfile) from SIGUSR1 to SIGUSR2, which the load generator sends around the measured part of a
 scenario, and writes FILE at exit.
 """
@@ -58,6 +59,11 @@ async def main(transport: str):
         cluster["rooms"] = {"room": {"history_size": int(sys.argv[sys.argv.index("--history") + 1])}}
     if "--presence" in sys.argv:
         cluster["rooms"] = {"room": {"presence": True, "presence_max_members": 100_000}}
+    if "--api" in sys.argv:
+        key = sys.argv[sys.argv.index("--api") + 1]
+        unlimited = {"max_points": 10_000_000, "window": 1.0}
+        cluster["api"] = {"enabled": True, "keys": [key], "rate_limit": unlimited, "max_batch": 1000}
+        cluster["api"]["max_body_size"] = 1 << 20
     server = relay_server(**listeners, **cluster)
 
     # The server's counters, for a load generator that measures what it sent (bench/presence.py).

@@ -44,7 +44,7 @@ def api_keys(option: str, value: Any) -> tuple[ApiKey, ...]:
         raise fail(option, value, "expected a list of keys (strings or {key, name, read_only} tables)")
     keys: list[ApiKey] = []
     for index, item in enumerate(value):
-        keys.append(_key(f"{option}[{index}]", item, index))
+        keys.append(_key(f"{option}[{index}]", item))
     names = [key.name for key in keys]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -52,7 +52,7 @@ def api_keys(option: str, value: Any) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
-def _key(option: str, item: Any, index: int) -> ApiKey:
+def _key(option: str, item: Any) -> ApiKey:
     if isinstance(item, ApiKey):
         return item
     if isinstance(item, str):
@@ -66,7 +66,9 @@ def _key(option: str, item: Any, index: int) -> ApiKey:
     if not isinstance(secret, str) or len(secret) < MIN_KEY_LENGTH:
         # The value is a secret: the error never repeats it.
         raise fail(option, "...", f"key must be a string of at least {MIN_KEY_LENGTH} characters")
-    name = item.get("name", f"key{index + 1}")
+    # Unnamed: named after its digest, so that the name follows the key through rotations (an
+    # admin session belongs to a name) and still tells nothing of the secret.
+    name = item.get("name", f"key-{_digest(secret).hex()[:8]}")
     if not isinstance(name, str) or not name:
         raise fail(f"{option}.name", name, "expected a non-empty string")
     read_only = item.get("read_only", False)

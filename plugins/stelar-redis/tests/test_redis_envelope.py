@@ -15,6 +15,7 @@ from stelar_redis.envelope import (
     Deliver,
     Disconnect,
     EnvelopeError,
+    Membership,
     Probe,
     Request,
     decode,
@@ -34,6 +35,8 @@ LIMIT = 64 * 1024
         Answer("node-b", 8, False, ["handler_error", "boom"]),
         Disconnect("node-a", "client-1", 4001, "bye"),
         Probe("node-a", 3),
+        Membership("emitter-1", "client-1", "vip", True),
+        Membership("node-a", "client-1", "vip", False),
     ],
 )
 def test_every_kind_round_trips(envelope):
@@ -73,6 +76,7 @@ def test_data_msgpack_cannot_carry_is_refused_when_sending():
             "field 'frame' of a DELIVER envelope has type str",
         ),
         (msgpack.packb([1, 5, "n", msgpack.ExtType(1, b"x")]), "extension type 1 is not accepted"),
+        (msgpack.packb([1, 7, "n", "c", "room", 1]), "field 'join' of a MEMBERSHIP envelope has type int"),
         (pickle.dumps(Probe("n", 1)), "not a msgpack envelope|an envelope is an array"),
     ],
 )
