@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 import uuid
+from asyncio.subprocess import PIPE
 from collections.abc import Awaitable, Callable
 
 import socketio
@@ -36,60 +38,103 @@ BATCH = 100
 CALLERS = 8
 DATA = json.loads(MESSAGE)
 
-# Sends that many messages; returns the peers it opened, closed once the deliveries are counted.
-Send = Callable[[int], Awaitable[list]]
+# Sends that many messages (once ``prepare`` is done); returns what to finish once the deliveries
+# are counted (the peers it opened, its process).
+Go = Callable[[int], Awaitable[list[Callable[[], Awaitable[object]]]]]
+Prepare = Callable[[], Awaitable[Go]]
 
 NOTE = f"""One stelar node (WebSocket, asyncio's loop) pinned to CPU 0 on a Redis of its own, with 1,000
-WebSocket members in one room; the senders and the members' load generator share the other core
-with Redis. Every sender is one caller sending one message at a time and waiting for it to be
-accepted (a handler's `ctx.to` does not wait: it is the ceiling), but for the row with
-{CALLERS} callers at once. The HTTP API closes its
-connection after each answer, so each request is a new TCP connection; a batch carries {BATCH}
-`publish` commands. python-socketio: its server (aiohttp) with `AsyncRedisManager`, 1,000
-Socket.IO members, and `AsyncRedisManager(url, write_only=True).emit()` as the sender. Messages/s
-and deliveries/s run from the first send to the last delivery. `bench/.venv/bin/python bench/emitters.py`."""
+WebSocket members in one room; the senders (each in a process of its own, started before the
+clock runs), the members' load generator and Redis share the other core. Every sender is one
+caller sending one message at a time and waiting for it to be accepted (a handler's `ctx.to`
+does not wait: it is the ceiling), but for the row with {CALLERS} callers at once. The HTTP API
+closes its connection after each answer, so each request is a new TCP connection; a batch
+carries {BATCH} `publish` commands. python-socketio: its server (aiohttp) with
+`AsyncRedisManager`, 1,000 Socket.IO members, and `AsyncRedisManager(url, write_only=True).emit()`
+as the sender. Messages/s and deliveries/s run from the first send to the last delivery.
+Why one API caller is slow: it waits for each answer, and the node answers the next request only
+after writing the previous message to its 1,000 members, each delivery its own write (a cProfile
+of the node: ~90% of its time in `socket.send`); the emitter does not wait for the node, and
+concurrent callers or batches put several messages in one loop turn, whose deliveries to a
+member leave in one write. `bench/.venv/bin/python bench/emitters.py`."""
 
 
 async def into_room(
-    peer: type, port: int, members: int, messages: int, send: Send, redis: RedisServer
+    peer: type,
+    port: int,
+    members: int,
+    messages: int,
+    prepare: Prepare,
+    redis: RedisServer,
 ) -> dict[str, float]:
     tally = Tally()
     group = await open_peers(peer, local(port), members, join=True)
     for member in group:
         member.tally = tally
+    go = await prepare()
     await asyncio.sleep(0.5)  # a benchmark, not a test: let the node's room subscription settle
     calls = redis.calls()
     started = time.perf_counter()
-    opened = await send(messages)
+    finish = await go(messages)
     expected = members * messages
     await asyncio.wait_for(tally.wait_for(expected), 300)
     seconds = time.perf_counter() - started
     calls = redis.calls() - calls
     await asyncio.sleep(0.3)  # a short look for extra deliveries
     received = sum(member.counts[RELAYED] for member in group)
-    await close_all([*group, *opened])
+    await close_all(group)
+    for step in finish:
+        await step()
     if received != expected:
         raise AssertionError(f"lost or duplicated deliveries: {received:,} != {expected:,}")
     return {"messages": messages / seconds, "deliveries": expected / seconds, "redis": calls / messages}
 
 
-def from_a_member(port: int) -> Send:
-    async def send(messages: int) -> list:
+def from_a_member(port: int) -> Prepare:
+    async def prepare() -> Go:
         (publisher,) = await open_peers(WebSocketPeer, local(port), 1)
-        publisher.publish(messages)
-        return [publisher]
 
-    return send
+        async def go(messages: int) -> list[Callable[[], Awaitable[object]]]:
+            publisher.publish(messages)
+            return [lambda: close_all([publisher])]
+
+        return go
+
+    return prepare
 
 
-def from_the_emitter(url: str, prefix: str) -> Send:
-    async def send(messages: int) -> list:
-        async with Emitter(url, prefix) as emitter:
-            for _ in range(messages):
-                await emitter.to("room", "fan", DATA)
-        return []
+def in_a_process(*arguments: str) -> Prepare:
+    """A sender of this file (``--send``) in a process of its own: ready once its imports and
+    connections are made, then told to go; done when it has sent everything."""
 
-    return send
+    async def prepare() -> Go:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--send", *arguments, stdin=PIPE, stdout=PIPE
+        )
+        assert process.stdin is not None and process.stdout is not None
+        if await process.stdout.readline() != b"READY\n":
+            raise RuntimeError(f"the sender {arguments} did not start")
+
+        async def go(messages: int) -> list[Callable[[], Awaitable[object]]]:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(f"{messages}\n".encode())
+            await process.stdin.drain()
+            if await process.stdout.readline() != b"DONE\n":
+                raise RuntimeError(f"the sender {arguments} failed")
+            return [process.wait]
+
+        return go
+
+    return prepare
+
+
+# ------------------------------------------------------------------ the senders, in their process
+
+
+async def emitter_sends(messages: int, url: str, prefix: str) -> None:
+    async with Emitter(url, prefix) as emitter:
+        for _ in range(messages):
+            await emitter.to("room", "fan", DATA)
 
 
 async def post(port: int, path: str, body: bytes) -> None:
@@ -110,36 +155,45 @@ async def post(port: int, path: str, body: bytes) -> None:
         raise AssertionError(f"the API answered {answer[:200]!r}")
 
 
-def from_the_api(port: int, batch: int, callers: int = 1) -> Send:
+async def api_sends(messages: int, port: str, batch: str, callers: str) -> None:
     command = {"room": "room", "event": "fan", "data": DATA}
+    size, parallel = int(batch), int(callers)
+    if size == 1:
+        body = json.dumps(command).encode()
 
-    async def caller(body: bytes, count: int) -> None:
-        for _ in range(count):
-            await post(port, "/api/publish", body)
+        async def caller(count: int) -> None:
+            for _ in range(count):
+                await post(int(port), "/api/publish", body)
 
-    async def send(messages: int) -> list:
-        if batch == 1:
-            body = json.dumps(command).encode()
-            shares = [messages // callers + (index < messages % callers) for index in range(callers)]
-            await asyncio.gather(*(caller(body, share) for share in shares))
-            return []
-        for start in range(0, messages, batch):
-            count = min(batch, messages - start)
-            commands = [{"method": "publish", "params": command}] * count
-            await post(port, "/api/batch", json.dumps({"commands": commands}).encode())
-        return []
-
-    return send
+        shares = [messages // parallel + (index < messages % parallel) for index in range(parallel)]
+        await asyncio.gather(*(caller(share) for share in shares))
+        return
+    for start in range(0, messages, size):
+        commands = [{"method": "publish", "params": command}] * min(size, messages - start)
+        await post(int(port), "/api/batch", json.dumps({"commands": commands}).encode())
 
 
-def from_socketio_manager(url: str) -> Send:
-    async def send(messages: int) -> list:
-        manager = socketio.AsyncRedisManager(url, write_only=True)
-        for _ in range(messages):
-            await manager.emit("fan", DATA, room="room")
-        return []
+async def socketio_sends(messages: int, url: str) -> None:
+    manager = socketio.AsyncRedisManager(url, write_only=True)
+    for _ in range(messages):
+        await manager.emit("fan", DATA, room="room")
 
-    return send
+
+SENDERS: dict[str, Callable[..., Awaitable[None]]] = {
+    "emitter": emitter_sends,
+    "api": api_sends,
+    "socketio": socketio_sends,
+}
+
+
+def send(kind: str, *arguments: str) -> None:
+    print("READY", flush=True)
+    messages = int(sys.stdin.readline())
+    asyncio.run(SENDERS[kind](messages, *arguments))
+    print("DONE", flush=True)
+
+
+# ------------------------------------------------------------------ the scenario
 
 
 def run(redis: RedisServer, members: int, messages: int) -> dict[str, dict[str, float]]:
@@ -148,25 +202,28 @@ def run(redis: RedisServer, members: int, messages: int) -> dict[str, dict[str, 
     node = ServerProcess(
         python("stelar_relay.py", "ws", "asyncio", "--redis", redis.url, prefix, "--api", KEY)
     )
+    port = str(node.port)
     try:
         senders = {
             "stelar, inside the server (a handler's ctx.to)": from_a_member(node.port),
-            "stelar-redis Emitter (async)": from_the_emitter(redis.url, prefix),
-            "stelar-api, one command per request": from_the_api(node.port, 1),
-            f"stelar-api, one command per request, {CALLERS} callers at once": from_the_api(
-                node.port, 1, CALLERS
+            "stelar-redis Emitter (async)": in_a_process("emitter", redis.url, prefix),
+            "stelar-api, one command per request": in_a_process("api", port, "1", "1"),
+            f"stelar-api, one command per request, {CALLERS} callers": in_a_process(
+                "api", port, "1", str(CALLERS)
             ),
-            f"stelar-api, batches of {BATCH}": from_the_api(node.port, BATCH),
+            f"stelar-api, batches of {BATCH}": in_a_process("api", port, str(BATCH), "1"),
         }
-        for name, send in senders.items():
-            results[name] = asyncio.run(into_room(WebSocketPeer, node.port, members, messages, send, redis))
+        for name, prepare in senders.items():
+            results[name] = asyncio.run(
+                into_room(WebSocketPeer, node.port, members, messages, prepare, redis)
+            )
     finally:
         node.stop()
     peer = ServerProcess(python("socketio_relay.py", "--redis", redis.url))
     try:
         name = "python-socketio, AsyncRedisManager(write_only=True)"
-        send = from_socketio_manager(redis.url)
-        results[name] = asyncio.run(into_room(SocketIOPeer, peer.port, members, messages, send, redis))
+        prepare = in_a_process("socketio", redis.url)
+        results[name] = asyncio.run(into_room(SocketIOPeer, peer.port, members, messages, prepare, redis))
     finally:
         peer.stop()
     return results
@@ -189,6 +246,9 @@ def table(results: dict[str, dict[str, float]], members: int, messages: int) -> 
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--send"]:  # a sender's own process (in_a_process)
+        send(*sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller numbers, for a smoke run")
     args = parser.parse_args()

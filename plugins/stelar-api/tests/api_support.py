@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+from stelar_core import StelarClient
 from stelar_core.testing.http import http_call
 
 KEY = "full-access-key-0123456789"
@@ -36,3 +38,15 @@ async def result(port: int, command: str, params: Any = None, **options: Any) ->
     status, _, answer = await api(port, command, params, **options)
     assert status == 200, answer
     return answer["result"]
+
+
+async def client_of(server: Any, *rooms: str) -> StelarClient:
+    """A TCP client of ``server`` in ``rooms``; what it receives goes to ``client.inbox``."""
+    client = StelarClient(server.addresses["tcp"][0], reconnection=False)
+    inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    client.on_any(lambda event, data: inbox.put_nowait((event, data)))
+    await client.connect()
+    for room in rooms:
+        await client.join_room(room)
+    client.inbox = inbox  # type: ignore[attr-defined]
+    return client

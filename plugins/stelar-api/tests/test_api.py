@@ -8,10 +8,9 @@ import base64
 import json
 
 import pytest
-from api_support import KEY, KEYS, READ_ONLY_KEY, api, result
+from api_support import KEY, KEYS, READ_ONLY_KEY, api, client_of, result
 from prometheus_client.parser import text_string_to_metric_families
 
-from stelar_core import StelarClient
 from stelar_core.testing import eventually
 from stelar_core.testing.http import http_call
 
@@ -37,17 +36,6 @@ async def served(request, stelar_server_factory):
         return server, server.get_port("http")
 
     return make
-
-
-async def client_of(server, *rooms):
-    client = StelarClient(server.addresses["tcp"][0], reconnection=False)
-    inbox: asyncio.Queue = asyncio.Queue()
-    client.on_any(lambda event, data: inbox.put_nowait((event, data)))
-    await client.connect()
-    for room in rooms:
-        await client.join_room(room)
-    client.inbox = inbox
-    return client
 
 
 async def next_message(client):
@@ -335,3 +323,30 @@ async def test_off_by_default(stelar_server_factory):
     server = await stelar_server_factory(transports=["ws"], api={"keys": KEYS})
     status, _, _ = await api(server.get_port("ws"), "rooms")
     assert status == 404
+
+
+async def _raw_post(port, path, key, body):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    answer = await reader.read()
+    writer.close()
+    return int(answer.split(b" ", 2)[1])
+
+
+async def test_a_flood_of_requests_is_limited_and_the_server_carries_on(served):
+    server, port = await served(api={"rate_limit": {"max_points": 50, "window": 600}})
+    ann = await client_of(server, "lobby")
+    body = json.dumps({"room": "lobby", "event": "flood"}).encode()
+    statuses = await asyncio.wait_for(
+        asyncio.gather(*(_raw_post(port, "/api/publish", KEY, body) for _ in range(200))), 60
+    )
+    assert statuses.count(200) == 50 and statuses.count(429) == 150
+    assert [await next_message(ann) for _ in range(50)] == [("flood", None)] * 50
+    assert server.get_stats().counters["api_requests:rate_limited"] == 150
+    # Other clients and keys are served as before.
+    assert await result(port, "members", {"room": "lobby"}, key=READ_ONLY_KEY) == {"members": [ann.id]}
+    await ann.disconnect()

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from api_support import KEYS, api, result
+from api_support import KEYS, api, client_of, result
 from cluster_nodes import start_in_process
 
-from stelar_core import StelarClient
 from stelar_core.testing import eventually
 
 pytestmark = pytest.mark.one_loop
@@ -29,15 +28,6 @@ async def nodes(redis_server):
     yield servers
     for server in servers:
         await server.stop()
-
-
-async def client_of(server):
-    client = StelarClient(server.addresses["tcp"][0], reconnection=False)
-    inbox: asyncio.Queue = asyncio.Queue()
-    client.on_any(lambda event, data: inbox.put_nowait((event, data)))
-    await client.connect()
-    client.inbox = inbox
-    return client
 
 
 async def test_commands_reach_a_client_of_the_other_node(nodes):

@@ -212,3 +212,20 @@ async def _equal(read, expected):
 async def _stats_show(emitter, connections):
     stats = await emitter.get_stats()
     return stats.active_connections == connections and stats.node_count == 2
+
+
+async def test_an_emitter_reaches_only_the_cluster_of_its_prefix(nodes, redis_server):
+    one, _ = nodes
+    client, inbox = await listening(one, "lobby")
+    await eventually(lambda: _subscribed(redis_server, "emit:room:lobby", 1), what="the node listens")
+    async with Emitter(redis_server.url, "another-tenant") as stranger:
+        assert await stranger.get_rooms() == [] and await stranger.get_room_members("lobby") == []
+        assert await stranger.to_id(client.id, "private", 1) is False
+        assert await stranger.disconnect(client.id) is False
+        await stranger.to("lobby", "news", "not for you")
+        await stranger.broadcast("alert", "not for you")
+    async with Emitter(redis_server.url, "emit") as own:
+        await own.to("lobby", "news", "for you")
+    assert await asyncio.wait_for(inbox.get(), 5) == ("news", "for you")  # the first to arrive
+    assert client.connected
+    await client.disconnect()
