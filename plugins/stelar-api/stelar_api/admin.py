@@ -20,6 +20,7 @@ from typing import Any
 from stelar_api.access import Access
 from stelar_api.commands import BadRequest, read_json
 from stelar_api.http import SECURITY_HEADERS, cross_origin_refusal, error_response, json_response
+from stelar_api.keys import bearer
 from stelar_api.tail import Tail, TailFilter
 from stelar_core.plugin_api import HttpRequest, HttpResponse, Options, ServerView
 
@@ -64,7 +65,7 @@ class AdminRoutes:
 
     async def login(self, request: HttpRequest) -> HttpResponse:
         """``{"key": ...}`` -> ``{"token", "name", "read_only", "expires_in"}``."""
-        refusal = cross_origin_refusal(request, None)  # the page's own origin only
+        refusal = cross_origin_refusal(request, self._options().allowed_origins)
         if refusal is not None:
             return refusal
         address = request.remote_address
@@ -106,13 +107,12 @@ class AdminRoutes:
         key = self.access.authenticate(request)
         if isinstance(key, HttpResponse):
             return key
-        token = request.headers.get("authorization", "").partition(" ")[2].strip()
-        self.access.sessions.close(token)
+        self.access.sessions.close(bearer(request.headers.get("authorization")) or "")
         return json_response(200, {})
 
     async def read_tail(self, request: HttpRequest) -> HttpResponse:
         """``{"after": seq, "room", "event", "client"}`` (patterns, all optional)."""
-        refusal = cross_origin_refusal(request, None)
+        refusal = cross_origin_refusal(request, self._options().allowed_origins)
         if refusal is not None:
             return refusal
         key = self.access.authenticate(request)
