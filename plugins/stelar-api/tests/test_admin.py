@@ -11,6 +11,7 @@ from stelar_api.access import AdminSessions
 from stelar_api.keys import api_keys
 
 from stelar_core import StelarClient
+from stelar_core.testing import eventually
 from stelar_core.testing.http import http_call
 
 
@@ -72,6 +73,20 @@ async def test_login_opens_a_session_that_acts_with_the_keys_rights(admin_server
     assert status == 200
     assert (await api(port, "rooms", key=session["token"]))[0] == 401
     assert (await api(port, "rooms", key="session.forged-token"))[0] == 401
+
+
+async def test_a_session_expires(admin_server):
+    _, port = await admin_server(admin_session_ttl=0.5)
+    status, session = await login(port, KEY)
+    assert status == 200 and session["expires_in"] == 0.5
+    assert (await api(port, "rooms", key=session["token"]))[0] == 200
+    await eventually(lambda: _refused(port, session["token"]), what="the session expired", timeout=5)
+    status, _, answer = await api(port, "rooms", key=session["token"])
+    assert status == 401 and "expired" in answer["error"]["message"]
+
+
+async def _refused(port, token):
+    return (await api(port, "rooms", key=token))[0] == 401
 
 
 async def test_failed_logins_are_throttled_per_address(admin_server):

@@ -22,7 +22,8 @@ async def nodes(redis_server):
         transports=["tcp", "ws"],
         port=0,
         api={"enabled": True, "keys": KEYS},
-        rooms={"feed": {"history_size": 5}},
+        rooms={"feed": {"history_size": 5}, "team:*": {"presence": True}},
+        presence_interval=0.05,
         redis={"prefix": "apis"},
     )
     yield servers
@@ -58,6 +59,32 @@ async def test_commands_reach_a_client_of_the_other_node(nodes):
     status, _, answer = await api(port, "send", {"client": "ghost", "event": "e"})
     assert status == 404 and answer["error"]["code"] == "client_not_found"
     await ann.disconnect()
+
+
+async def test_broadcasts_and_reads_cover_both_nodes(nodes):
+    one, two = nodes
+    port = two.get_port("ws")  # any node answers for the cluster
+    ann, bob = await client_of(one, "team:red"), await client_of(two, "team:red")
+    await eventually(lambda: _clients_total(port, 2), what="both clients listed")
+    clients = await result(port, "clients")
+    assert {client["id"] for client in clients["clients"]} == {ann.id, bob.id}
+    await eventually(
+        lambda: _presence_is(port, "team:red", {ann.id: None, bob.id: None}), what="presence of both"
+    )
+    await result(port, "broadcast", {"event": "alert", "data": "all", "exclude": [bob.id]})
+    assert await asyncio.wait_for(ann.inbox.get(), 5) == ("alert", "all")
+    await result(port, "publish", {"room": "team:red", "event": "marker"})
+    assert await asyncio.wait_for(bob.inbox.get(), 5) == ("marker", None)  # bob was excluded before
+    for client in (ann, bob):
+        await client.disconnect()
+
+
+async def _clients_total(port, total):
+    return (await result(port, "clients"))["total"] == total
+
+
+async def _presence_is(port, room, expected):
+    return (await result(port, "presence", {"room": room}))["members"] == expected
 
 
 async def _members_are(port, room, expected):
