@@ -201,11 +201,13 @@ class WsConnection(FlowControlledProtocol):
                 self._on_frame(event)
 
     def _before_upgrade(self, data: bytes) -> None:
-        if self._opening is not None:
-            data = self._opening + data
-            if len(data) < len(GET):
-                self._opening = data
-                return
+        opening = self._opening
+        if opening is not None:
+            if opening or len(data) < len(GET):  # (a request's first read is whole, as a rule)
+                data = opening + data
+                if len(data) < len(GET):
+                    self._opening = data
+                    return
             self._opening = None
             if not data.startswith(GET):
                 self._plain = PlainHttpExchange(

@@ -413,6 +413,46 @@ async def test_routes_answer_the_methods_they_declare(stelar_server_factory):
     assert status == 405 and headers["Allow"] == "GET"
 
 
+class EchoBody:
+    @hookimpl
+    def stelar_register_http_routes(self, register):
+        from stelar_core.plugin_api import HttpResponse
+
+        def echo(request):
+            seen = f"{request.method} {request.remote_address} ".encode()
+            return HttpResponse(200, seen + request.body)
+
+        register("/echo", echo, ("POST",))
+
+
+@pytest.mark.parametrize("first", [None, 2, 1])
+async def test_a_request_with_a_body_reaches_its_route_however_it_is_split(stelar_server_factory, first):
+    server = await stelar_server_factory(plugins=[EchoBody()], ws={"trusted_proxies": ["127.0.0.1"]})
+    port = server.get_port("ws")
+    request = (
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.1.2.3\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # Whole; or a first piece shorter than "GET " (then the rest); or byte by byte.
+    pieces = [request] if first is None else [request[:first], request[first:]]
+    if first == 1:
+        pieces = [request[index : index + 1] for index in range(len(request))]
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"POST 10.1.2.3 hello world")
+    # The same port still upgrades, and still refuses a request it cannot read.
+    client = await connect_client(server, "ws")
+    client.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"PUT /echo HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
+    assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 400 ")
+    writer.close()
+
+
 def test_request_headers_are_lower_case_with_repeated_fields_joined():
     from websockets.datastructures import Headers
     from websockets.http11 import Request
