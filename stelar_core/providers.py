@@ -235,7 +235,12 @@ class Broker(Protocol):
     """The delivery seam. Every ``broadcast``, ``to(room)`` and ``to_id`` is published here; the
     broker hands it to ``port.deliver`` on every node that should see it (the local one
     included). A broker shared by several processes (e.g. over Redis) makes them act as one
-    server; it also implements :class:`ClusterBroker`."""
+    server; it also implements :class:`ClusterBroker`.
+
+    A broker that subscribes per room (stelar-redis) may also offer ``room_ready(room)``: None
+    when this node already receives what is published to ``room``, else an awaitable that
+    resolves once it does (bounded by the broker: it never raises). The hub answers a join only
+    then, so that nothing published after a client's ``join_room`` returned can miss it."""
 
     async def start(self, port: BrokerPort) -> None: ...
 

@@ -113,7 +113,7 @@ class Hub:
         self.rooms = Rooms(self._current_config, self.hooks, self.taps)
         self.directory = Directory(self._current_config, self.rooms.table)
         self._open = self.directory.open
-        self.recovery = Recovery(services, self._history_store)
+        self.recovery = Recovery(services, self._history_store, getattr(broker, "room_ready", None))
         self.lossy = LossyQueues(services, clock)
         self.presence = Presence(services, clock, self.rooms.table.members, self._presence_store)
         self.rooms.table.presence = self.presence

@@ -48,14 +48,20 @@ Held = dict[str, dict[str, list[Delivery]]]
 
 
 class Recovery:
-    __slots__ = ("_config", "_counters", "_log", "_outbox", "_store", "held")
+    __slots__ = ("_config", "_counters", "_log", "_outbox", "_room_ready", "_store", "held")
 
-    def __init__(self, services: HubServices, store: Callable[[], HistoryStore | None]) -> None:
+    def __init__(
+        self,
+        services: HubServices,
+        store: Callable[[], HistoryStore | None],
+        room_ready: Callable[[str], Awaitable[None] | None] | None = None,
+    ) -> None:
         self._config = services.config
         self._counters = services.counters
         self._outbox = services.outbox
         self._log = services.log
         self._store = store
+        self._room_ready = room_ready
         self.held: Held = {}
 
     def joined(
@@ -65,6 +71,12 @@ class Recovery:
         store = self._store()
         if policy is None or not policy.keeps_history or store is None:
             extra = {} if since is None else self._not_recovered(NotRecovered.NO_HISTORY)
+            # No join window: the answer waits until this node receives the room (a broker that
+            # subscribes per room, for its first member here), so that whatever is published
+            # after the client's join_room returned reaches it. (A history read waits so too.)
+            ready = None if self._room_ready is None else self._room_ready(room)
+            if ready is not None:
+                return self._answer_when(ready, session, room, extra)
             self._answer(session, room, None, extra)
             return None
         limit = self._config().max_recovery_replay
@@ -75,6 +87,13 @@ class Recovery:
         holding = self.held.setdefault(room, {})
         holding[session.id] = []
         return self._finish_later(session, room, since, page)
+
+    async def _answer_when(
+        self, ready: Awaitable[None], session: Session, room: str, extra: dict[str, Any]
+    ) -> None:
+        await ready
+        if session.is_open and room in session.rooms:
+            self._answer(session, room, None, extra)
 
     async def _finish_later(
         self, session: Session, room: str, since: Position | None, page: Awaitable[HistoryPage]

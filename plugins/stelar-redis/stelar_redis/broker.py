@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 import msgpack
@@ -162,7 +163,24 @@ class RedisBroker:
             self._rooms.discard(room)
             self._change_subscription(False, room)
 
+    def room_ready(self, room: str) -> Awaitable[None] | None:
+        """None once this node's subscription to ``room`` is live; else an awaitable of its
+        confirmation (also while the listener is still connecting, as at start: it subscribes to
+        every room then), at most ``command_timeout``. Not at all while Redis is away: the node
+        then serves its own clients, degraded, and holds no join."""
+        if not self._node.healthy or self._keys.room_channel(room) in self._live:
+            return None
+        return self._ready_within(room)
+
+    async def _ready_within(self, room: str) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._room_live(room), self._options.command_timeout)
+
     def _change_subscription(self, subscribe: bool, room: str) -> None:
+        if subscribe:
+            # Not live until Redis confirms this subscription, even if an unsubscribe of the
+            # room's last member is still on its way (its confirmation would come first).
+            self._live.discard(self._keys.room_channel(room))
         if self._pubsub is None:
             return  # (re)connecting subscribes to self._rooms as they are then
         if len(self._subscriptions) >= self._options.max_pending:

@@ -8,8 +8,9 @@ import asyncio
 import uuid
 
 import pytest
+from cluster_nodes import start_in_process
 
-from stelar_core import ConfigError, RateLimit, StelarServer
+from stelar_core import ConfigError, RateLimit, StelarClient, StelarServer
 from stelar_core.testing import eventually
 
 pytestmark = pytest.mark.one_loop
@@ -138,3 +139,26 @@ async def test_the_shared_limiter_is_a_token_bucket_per_scope(redis_server):
         assert [await limits.check("c1", "any", "c1") for _ in range(3)] == [True, True, True]
     finally:
         await server.stop()
+
+
+async def test_no_join_window_a_message_after_join_room_reaches_a_nodes_first_member(redis_server):
+    """A client's join_room returns only once its node receives the room: whatever any node
+    publishes afterwards reaches it, also when it is the room's first member on its node, and
+    also when the room's last member there has just left (the unsubscribe still on its way)."""
+    # Right after start (the listener may still be subscribing), 100 joins: no rate limit.
+    one, two = await start_in_process(redis_server.url, 2, rate_limit=None)
+    client = StelarClient(two.addresses["tcp"][0], reconnection=False)
+    got: asyncio.Queue = asyncio.Queue()
+    client.on("hello", got.put_nowait)
+    await client.connect()
+    try:
+        for n in range(100):
+            room = f"window-{n // 2}"  # each room twice: joined, left, joined again at once
+            await client.join_room(room)
+            one.to(room, "hello", n)  # published on the other node right after the join returned
+            assert await asyncio.wait_for(got.get(), 5) == n
+            await client.leave_room(room)
+    finally:
+        await client.disconnect()
+        for server in (one, two):
+            await server.stop()

@@ -144,9 +144,14 @@ async def test_redis_killed_and_restarted(redis_server, cluster):
     assert "stelar_broker_publish_failures_total" in await nodes[0].metrics()
     redis_server.start()  # same port, empty: the nodes register and write their state again
     await restored_everywhere(nodes, clients)
-    members = await nodes[0].server.cluster.get_room_members("r")
-    assert sorted(members) == sorted(client.id for client in clients)
+    # Each node writes its state again in its next write batch (reads are eventually consistent).
+    expected = sorted(client.id for client in clients)
+    await eventually(lambda: _members_are(nodes[0], "r", expected), what="every member written again")
     assert len((await nodes[1].server.cluster.get_stats()).nodes) == 2
+
+
+async def _members_are(node, room, expected):
+    return sorted(await node.server.cluster.get_room_members(room)) == expected
 
 
 async def test_redis_paused_then_continued(redis_server, cluster):
