@@ -57,24 +57,33 @@ class RedisRateLimiter:
 
 
 class RedisIPTracker:
-    """Connections per IP on every node: this node's own counts in memory (the truth for this
-    node, mirrored to ``P:node:N:ips``), the others' read from Redis. A dead node's counts go
-    with its registration."""
+    """Connections per IP on every node, exact: admitting a connection reserves its place in
+    Redis in one script (every live node's count checked and this node's raised together), so
+    parallel admissions on several nodes never overshoot; a closed connection gives its place
+    back. This node's counts are also kept in memory (what a resync writes again after Redis
+    lost them); a dead node's counts go with its registration."""
 
     def __init__(self, node: RedisNode) -> None:
         self._node = node
         self._local = MemoryIPTracker()
+        # Places reserved in Redis by ``check`` whose connection ``add`` has not counted yet.
+        self._reserved: dict[str, int] = {}
 
     async def check(self, ip: str, limit: int) -> bool:
-        here = self._local.count(ip)
-        if here >= limit:
+        if self._local.count(ip) + self._reserved.get(ip, 0) >= limit:
             return False
+        node = self._node
         try:
-            elsewhere = await self._elsewhere(ip)
+            reserved, _ = await node.scripts.reserve_ip(
+                keys=[node.keys.nodes, node.keys.node_key(node.node_id, "ips")],
+                args=[node.keys.prefix, node.node_id, ip, limit],
+            )
         except REDIS_FAILURES as exc:
-            self._node.problem("commands", f"{type(exc).__name__}: {exc}")
-            return bool(self._node.options.fail_open)
-        return here + elsewhere < limit
+            node.problem("commands", f"{type(exc).__name__}: {exc}")
+            return bool(node.options.fail_open)
+        if reserved:
+            self._reserved[ip] = self._reserved.get(ip, 0) + 1
+        return bool(reserved)
 
     async def _elsewhere(self, ip: str) -> int:
         node = self._node
@@ -85,11 +94,25 @@ class RedisIPTracker:
 
     def add(self, ip: str) -> None:
         self._local.add(ip)
-        self._node.presence.set_ip_count(ip, self._local.count(ip))
+        count = self._local.count(ip)
+        reserved = self._reserved.pop(ip, 0)
+        if reserved > 1:
+            self._reserved[ip] = reserved - 1
+        if reserved:
+            self._node.presence.record_ip_count(ip, count)  # the reservation counted it in Redis
+        else:
+            self._node.presence.set_ip_count(ip, count)  # admitted without Redis (fail_open)
 
     def remove(self, ip: str) -> None:
         self._local.remove(ip)
-        self._node.presence.set_ip_count(ip, self._local.count(ip))
+        release = (
+            "EVALSHA",
+            self._node.scripts.release_ip.sha,
+            1,
+            self._node.keys.node_key(self._node.node_id, "ips"),
+            ip,
+        )
+        self._node.presence.record_ip_count(ip, self._local.count(ip), release)
 
     async def count(self, ip: str) -> int:
         """This IP's connections on every live node (this node's alone if Redis cannot answer)."""

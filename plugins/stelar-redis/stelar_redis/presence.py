@@ -123,12 +123,20 @@ class Presence:
     # ------------------------------------------------------------------ IP counts
 
     def set_ip_count(self, ip: str, count: int) -> None:
+        """Write this node's count of ``ip`` as it is (when no reservation wrote it already)."""
+        self.record_ip_count(
+            ip, count, ("HSET", self._ips_key, ip, count) if count > 0 else ("HDEL", self._ips_key, ip)
+        )
+
+    def record_ip_count(self, ip: str, count: int, *ops: Op) -> None:
+        """This node's count of ``ip`` is ``count`` now (what a resync writes); ``ops`` write
+        the change (none when the admission script has written it already)."""
         if count > 0:
             self.ips[ip] = count
-            self._add(("HSET", self._ips_key, ip, count))
         else:
             self.ips.pop(ip, None)
-            self._add(("HDEL", self._ips_key, ip))
+        if ops:
+            self._add(*ops)
 
     # ------------------------------------------------------------------ resync
 

@@ -167,6 +167,34 @@ return {epoch, offset, found}
 )
 
 
+# KEYS: nodes, this node's ips hash. ARGV: prefix, this node, IP, limit. Reserves a place for
+# one connection from the IP: the counts of every live node and this one's must add up to less
+# than the limit, and this node's count goes up in the same script, so that admissions running
+# in parallel on any nodes cannot overshoot. Returns {1, count before} or {0, count}.
+RESERVE_IP = (
+    _NOW_MS
+    + """
+local prefix, node, ip, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local total = tonumber(redis.call('HGET', KEYS[2], ip) or '0')
+for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
+  if n ~= node then
+    total = total + tonumber(redis.call('HGET', prefix .. ':node:' .. n .. ':ips', ip) or '0')
+  end
+end
+if total >= limit then return {0, total} end
+redis.call('HINCRBY', KEYS[2], ip, 1)
+return {1, total}
+"""
+)
+
+# KEYS: this node's ips hash. ARGV: IP. Gives a reserved place back (a connection closed); the
+# field goes when no connection from that IP is left, so the hash holds only IPs connected now.
+RELEASE_IP = """
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
 class Scripts:
     """The scripts registered on one client (EVALSHA, loading them again after NOSCRIPT)."""
 
@@ -179,6 +207,8 @@ class Scripts:
         self.gcra = client.register_script(GCRA)
         self.publish_history = client.register_script(PUBLISH_HISTORY)
         self.read_history = client.register_script(READ_HISTORY)
+        self.reserve_ip = client.register_script(RESERVE_IP)
+        self.release_ip = client.register_script(RELEASE_IP)
 
     def all(self) -> tuple[Any, ...]:
         return (
@@ -190,6 +220,8 @@ class Scripts:
             self.gcra,
             self.publish_history,
             self.read_history,
+            self.reserve_ip,
+            self.release_ip,
         )
 
     async def load(self, client: aioredis.Redis) -> None:

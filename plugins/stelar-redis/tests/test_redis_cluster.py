@@ -261,6 +261,31 @@ async def test_the_per_ip_limit_counts_every_node_and_forgets_a_dead_one(redis_s
     )
 
 
+async def test_the_per_ip_limit_holds_for_parallel_connections_across_nodes(redis_server, nodes, connect):
+    """Eight connections opened at once, four on each node, with max_connections_per_ip=4:
+    exactly four are admitted (each admission reserves its place in one script), every round."""
+    one, two = nodes(2, ip_tracker="redis", max_connections_per_ip=4, rate_limit=None)
+    urls = [one.addresses["tcp"], two.addresses["tcp"]] * 4
+    for _ in range(3):
+        outcomes = await asyncio.gather(*(connect(url) for url in urls), return_exceptions=True)
+        admitted = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+        refused = [outcome for outcome in outcomes if isinstance(outcome, NotConnected)]
+        assert (len(admitted), len(refused)) == (4, 4), outcomes
+        assert all("too many connections" in str(error) for error in refused)
+        for recorder in admitted:
+            await recorder.client.disconnect()
+        # The places come back as the connections close (the releases are written behind).
+        await eventually(lambda: _no_ip_counted(redis_server, nodes.prefix), what="every place given back")
+
+
+async def _no_ip_counted(redis_server, prefix) -> bool:
+    keys = await redis_server.command("KEYS", f"{prefix}:node:*:ips")
+    for key in keys:
+        if await redis_server.command("HGETALL", key):
+            return False
+    return True
+
+
 async def _connects(connect, url) -> bool:
     try:
         await connect(url)
