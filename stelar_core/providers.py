@@ -180,6 +180,9 @@ class MembershipWatcher(Protocol):
     def client_closed(self, client_id: str) -> None:
         """A client of this node is gone (it has left its rooms first)."""
 
+    def client_updated(self, info: ClientInfo) -> None:
+        """An open client's metadata changed (``ctx.set_metadata``)."""
+
     def room_joined(self, client_id: str, room: str, first: bool) -> None:
         """``first``: the room had no member on this node before."""
 

@@ -34,6 +34,9 @@ class WatchingBroker(LocalBroker):
     def client_closed(self, client_id):
         self.changes.append(("closed", client_id))
 
+    def client_updated(self, info):
+        self.changes.append(("updated", info.id, dict(info.metadata)))
+
     def room_joined(self, client_id, room, first):
         self.changes.append(("joined", client_id, room, first))
 
@@ -65,6 +68,24 @@ async def test_the_broker_watches_clients_and_first_and_last_room_members(
     # Leaving on close: each room (in no particular order), then the client.
     assert set(broker.changes[6:8]) == {("left", bob.id, "team", True), ("left", bob.id, "other", True)}
     assert broker.changes[8:] == [("closed", bob.id), ("closed", alice.id)]
+
+
+async def test_the_broker_is_told_when_an_open_clients_metadata_changes(
+    stelar_server_factory, stelar_client_factory
+):
+    broker = WatchingBroker()
+    server = await stelar_server_factory(broker=broker)
+
+    @server.use
+    def in_middleware(ctx, next):
+        ctx.set_metadata("plan", "free")  # before the client is open: part of its opening
+        next()
+
+    server.on_ack("upgrade", lambda ctx: ctx.set_metadata("plan", ctx.data))
+    alice = await stelar_client_factory(server)
+    await alice.request("upgrade", "pro")
+    assert broker.changes == [("opened", alice.id), ("updated", alice.id, {"plan": "pro"})]
+    assert server.get_clients()[0].metadata == {"plan": "pro"}
 
 
 async def test_the_port_asks_and_disconnects_local_clients(stelar_server_factory, stelar_client_factory):

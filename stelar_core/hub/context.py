@@ -100,7 +100,10 @@ class Context(Emitter):
         return self._session.is_open
 
     def set_metadata(self, key: str, value: Any) -> None:
+        """Set one metadata value; on an open connection, cluster-wide reads show it at once
+        (mutating ``ctx.metadata`` directly changes this node's view only)."""
         self._session.metadata[key] = value
+        self._hub.directory.metadata_changed(self._session)
 
     def get_metadata(self, key: str, default: Any = None) -> Any:
         return self._session.metadata.get(key, default)

@@ -32,6 +32,12 @@ class Directory:
         if self._rooms.watcher is not None:
             self._rooms.watcher.client_opened(session.info())
 
+    def metadata_changed(self, session: Session) -> None:
+        """An open client's metadata changed (``ctx.set_metadata``): the watcher is told, so
+        cluster-wide reads show it as it is now."""
+        if self._rooms.watcher is not None and session.id in self.open:
+            self._rooms.watcher.client_updated(session.info())
+
     def forget(self, session: Session, was_open: bool) -> None:
         """``session`` is gone: out of every table, and out of its rooms (it had left them)."""
         self.all.discard(session)

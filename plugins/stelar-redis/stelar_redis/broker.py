@@ -151,6 +151,9 @@ class RedisBroker:
     def client_closed(self, client_id: str) -> None:
         self._node.presence.client_closed(client_id)
 
+    def client_updated(self, info: ClientInfo) -> None:
+        self._node.presence.client_updated(info)
+
     def room_joined(self, client_id: str, room: str, first: bool) -> None:
         self._node.presence.room_joined(client_id, room, first)
         if first:

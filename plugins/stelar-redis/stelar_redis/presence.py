@@ -89,6 +89,11 @@ class Presence:
             ("HSET", self._info_key, info.id, pack_info(info)), ("HSET", self._keys.dir, info.id, self._node)
         )
 
+    def client_updated(self, info: ClientInfo) -> None:
+        if info.id in self.clients:
+            self.clients[info.id] = info
+            self._add(("HSET", self._info_key, info.id, pack_info(info)))
+
     def client_closed(self, client_id: str) -> None:
         self.clients.pop(client_id, None)
         self._add(("HDEL", self._info_key, client_id), ("HDEL", self._keys.dir, client_id))

@@ -162,3 +162,24 @@ async def test_no_join_window_a_message_after_join_room_reaches_a_nodes_first_me
         await client.disconnect()
         for server in (one, two):
             await server.stop()
+
+
+async def test_cluster_reads_show_metadata_as_it_is_now(redis_server):
+    one, two = await start_in_process(redis_server.url, 2)
+    one.on_ack("upgrade", lambda ctx: ctx.set_metadata("plan", ctx.data))
+    client = StelarClient(one.addresses["tcp"][0], reconnection=False)
+    await client.connect()
+    try:
+        assert await client.request("upgrade", "pro") is None
+        await eventually(lambda: _plan_seen_from(two, client.id, "pro"), what="the new metadata in Redis")
+        assert await client.request("upgrade", "team") is None
+        await eventually(lambda: _plan_seen_from(two, client.id, "team"), what="changed again")
+    finally:
+        await client.disconnect()
+        for server in (one, two):
+            await server.stop()
+
+
+async def _plan_seen_from(node, client_id, plan) -> bool:
+    info = await node.cluster.get_client(client_id)
+    return info is not None and info.metadata.get("plan") == plan
