@@ -126,6 +126,11 @@ class RedisBroker:
             asyncio.ensure_future(task)
             for task in (self._write(), self._listen(), self._subscribe_changes(), self._probe())
         ]
+        # A started node receives what the cluster publishes (a broadcast sent right after its
+        # start included); with Redis away it starts anyway, degraded, after connect_timeout.
+        if self._node.healthy:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.subscribed.wait(), self._options.connect_timeout)
 
     async def stop(self) -> None:
         self._closing = True

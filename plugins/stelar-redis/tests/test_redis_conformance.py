@@ -1,0 +1,26 @@
+"""The broker conformance suite (stelar_core.testing.broker_conformance) on stelar-redis: nodes
+in this process sharing a real redis-server, as the in-process bus does in the core's suite."""
+
+from __future__ import annotations
+
+import pytest
+from cluster_nodes import start_in_process
+
+from stelar_core.testing.broker_conformance import BrokerConformance
+
+pytestmark = pytest.mark.one_loop
+
+
+class TestRedisBroker(BrokerConformance):
+    @pytest.fixture
+    async def cluster(self, redis_server):
+        servers = []
+
+        async def make(count, **options):
+            made = await start_in_process(redis_server.url, count, transports=["memory"], **options)
+            servers.extend(made)
+            return made
+
+        yield make
+        for server in reversed(servers):
+            await server.stop()

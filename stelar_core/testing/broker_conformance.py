@@ -1,0 +1,232 @@
+"""The broker conformance suite: what every stelar broker must do, as pytest tests.
+
+A broker's author subclasses :class:`BrokerConformance` in a test module and gives the
+``cluster`` fixture: ``await cluster(count, **options)`` returns ``count`` started servers on
+the memory transport that share one cluster through the broker under test (their own process
+or not); the fixtures of ``stelar_core.testing.pytest_plugin`` must be enabled::
+
+    from stelar_core.testing.broker_conformance import BrokerConformance
+
+    class TestMyBroker(BrokerConformance):
+        @pytest.fixture
+        async def cluster(self, my_backend):
+            servers = []
+
+            async def make(count, **options):
+                for _ in range(count):
+                    server = StelarServer(transports=["memory"], broker="mine", mine={...}, **options)
+                    await server.start()
+                    servers.append(server)
+                return servers[-count:]
+
+            yield make
+            for server in servers:
+                await server.stop()
+
+Every broker runs: a room's messages reach its members on every node exactly once and, per
+sender, in order; broadcasts with ``exclude``; ``to_id`` to a client of another node; and no
+join window (a message published anywhere right after ``join_room`` returned reaches the new
+member, the first of its node). A broker that joins nodes (:class:`~stelar_core.providers.
+ClusterBroker`) also runs: requests, disconnects, joins and leaves of a client of another node,
+and the cluster-wide reads. A broker with a history store runs the history tests: positions
+agree on every node, and a client recovers on another node. stelar's in-process bus and
+stelar-redis run it (``tests/test_broker_conformance.py``,
+``plugins/stelar-redis/tests/test_redis_conformance.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from stelar_core.protocol.publications import Position
+from stelar_core.providers import ClusterBroker, HistoryStore
+from stelar_core.server import StelarServer
+from stelar_core.testing.client import ReceivedEvent, TestClient, connect_client
+from stelar_core.testing.waiting import eventually
+
+Cluster = Callable[..., Awaitable[list[StelarServer]]]
+MESSAGES = 100
+
+
+def _cluster_broker(server: StelarServer) -> bool:
+    return isinstance(server.hub.broker, ClusterBroker)
+
+
+def _keeps_history(server: StelarServer) -> bool:
+    return isinstance(getattr(server.hub.broker, "history", None), HistoryStore)
+
+
+async def members(servers: list[StelarServer], room: str | None = None) -> list[TestClient]:
+    """One client on each node, in ``room`` when given."""
+    clients = [await connect_client(server, "memory") for server in servers]
+    if room is not None:
+        for client in clients:
+            answer = await client.join(room)
+            assert answer.get("ok") is not None, answer
+    return clients
+
+
+def ident(client: TestClient) -> str:
+    assert client.id is not None, "not connected"
+    return client.id
+
+
+def position(event: ReceivedEvent) -> Position:
+    assert event.position is not None, f"{event!r} has no position"
+    return event.position
+
+
+async def reachable(server: StelarServer, client: TestClient) -> None:
+    """Until ``server`` can reach ``client`` of another node: at once on an in-process bus; on
+    a cluster broker once the cluster lists the client (its directory entry is written behind
+    the handshake: the contract is "reachable once listed", not "at the welcome")."""
+    if _cluster_broker(server):
+        view = server.cluster
+        await eventually(
+            lambda: _listed(view, ident(client)), what=f"client {ident(client)} listed by the cluster"
+        )
+
+
+async def _listed(view: Any, client_id: str) -> bool:
+    return await view.get_client(client_id) is not None
+
+
+async def received(client: TestClient, count: int) -> list[Any]:
+    return [(await client.next_event()).data for _ in range(count)]
+
+
+async def nothing_more(client: TestClient, server: StelarServer) -> None:
+    """No duplicate or stray delivery: a marker sent to the client now is its next event."""
+    marker = f"marker-{id(client)}"
+    server.to_id(ident(client), "marker", marker)
+    event = await client.next_event()
+    assert (event.event, event.data) == ("marker", marker), f"unexpected {event!r} before the marker"
+
+
+class BrokerConformance:
+    """Subclass it (its name must start with ``Test``) and give the ``cluster`` fixture."""
+
+    @pytest.fixture
+    async def cluster(self) -> Cluster:
+        pytest.fail(f"{type(self).__name__} must give the 'cluster' fixture")
+
+    # ------------------------------------------------------------------ every broker
+
+    async def test_a_room_message_reaches_every_member_on_every_node_once(self, cluster: Cluster) -> None:
+        servers = await cluster(2)
+        ann, bob = await members(servers, "room")
+        outsider = (await members(servers[1:]))[0]
+        servers[0].to("room", "news", 1)
+        servers[1].to("room", "news", 2)
+        for client in (ann, bob):
+            assert sorted(await received(client, 2)) == [1, 2]
+        for client, server in ((ann, servers[0]), (bob, servers[1]), (outsider, servers[1])):
+            await nothing_more(client, server)
+
+    async def test_a_senders_messages_arrive_once_and_in_order(self, cluster: Cluster) -> None:
+        servers = await cluster(2)
+        _, bob = await members(servers, "room")
+        for n in range(MESSAGES):
+            servers[0].to("room", "n", n)
+        assert await received(bob, MESSAGES) == list(range(MESSAGES))
+        await nothing_more(bob, servers[1])
+
+    async def test_broadcast_and_exclude_reach_across_nodes(self, cluster: Cluster) -> None:
+        servers = await cluster(2)
+        ann, bob, cid = await members([*servers, servers[1]])
+        servers[0].broadcast("alert", "all", exclude=ident(cid))
+        assert await received(ann, 1) == ["all"] and await received(bob, 1) == ["all"]
+        servers[0].to("nowhere", "x")  # a room without members anywhere: nobody
+        await nothing_more(cid, servers[1])
+
+    async def test_to_id_reaches_a_client_of_another_node(self, cluster: Cluster) -> None:
+        servers = await cluster(2)
+        _, bob = await members(servers)
+        await reachable(servers[0], bob)
+        servers[0].to_id(ident(bob), "private", {"n": 1})
+        assert await received(bob, 1) == [{"n": 1}]
+        await nothing_more(bob, servers[1])
+
+    async def test_no_join_window(self, cluster: Cluster) -> None:
+        """Published anywhere right after join_room returned, a message reaches the new member,
+        the first of its node in that room (also when the room's last member there just left)."""
+        servers = await cluster(2, rate_limit=None)
+        (client,) = await members(servers[1:])
+        for n in range(30):
+            room = f"window-{n // 2}"
+            assert (await client.join(room)).get("ok") is not None
+            servers[0].to(room, "hello", n)
+            assert await received(client, 1) == [n]
+            await client.leave(room)
+
+    # ------------------------------------------------------------------ brokers joining nodes
+
+    async def test_requests_disconnects_joins_of_a_client_of_another_node(self, cluster: Cluster) -> None:
+        servers = await cluster(2)
+        if not _cluster_broker(servers[0]):
+            pytest.skip("not a ClusterBroker")
+        _, bob = await members(servers)
+        await reachable(servers[0], bob)
+        bob.on_ack("echo", lambda data: {"echo": data})
+        assert await servers[0].request(ident(bob), "echo", 7) == {"echo": 7}
+        cluster_view = servers[0].cluster
+        assert await cluster_view.join(ident(bob), "vip") is True
+        await eventually(
+            lambda: servers[1].get_room_members("vip") == [ident(bob)], what="joined on its node"
+        )
+        servers[0].to("vip", "welcome")
+        assert await received(bob, 1) == [None]
+        assert await cluster_view.leave(ident(bob), "vip") is True
+        await eventually(lambda: servers[1].get_room_members("vip") == [], what="left on its node")
+        assert await cluster_view.to_id(ident(bob), "private", 1) is True
+        assert await received(bob, 1) == [1]
+        assert await cluster_view.to_id("nobody", "private", 1) is False
+        assert await cluster_view.join("nobody", "vip") is False
+        assert await cluster_view.disconnect(ident(bob), 4001, "bye") is True
+        assert await bob.wait_closed() == (4001, "bye")
+        assert await cluster_view.disconnect("nobody") is False
+
+    async def test_cluster_reads_cover_every_node(self, cluster: Cluster) -> None:
+        servers = await cluster(2)
+        if not _cluster_broker(servers[0]):
+            pytest.skip("not a ClusterBroker")
+        ann, bob = await members(servers, "room")
+        view = servers[1].cluster
+
+        async def read_both() -> bool:
+            return (
+                sorted(await view.get_room_members("room")) == sorted([ident(ann), ident(bob)])
+                and await view.get_rooms() == ["room"]
+                and {info.id for info in await view.get_clients()} == {ident(ann), ident(bob)}
+                and (await view.get_stats()).node_count == 2
+            )
+
+        await eventually(read_both, what="both nodes' state in every read")
+        info = await view.get_client(ident(ann))
+        assert info is not None and info.rooms == frozenset({"room"})
+
+    # ------------------------------------------------------------------ brokers keeping history
+
+    async def test_positions_agree_on_every_node_and_recovery_works_anywhere(self, cluster: Cluster) -> None:
+        rooms = {"feed": {"history_size": 50}}
+        servers = await cluster(2, rooms=rooms)
+        if not _keeps_history(servers[0]):
+            pytest.skip("the broker keeps no history")
+        ann, bob = await members(servers)
+        epoch = (await ann.join("feed"))["position"]["epoch"]
+        await bob.join("feed")
+        for n in range(10):
+            servers[n % 2].to("feed", "n", n)
+        ann_events = [await ann.next_event() for _ in range(10)]
+        bob_events = [await bob.next_event() for _ in range(10)]
+        assert [(e.position, e.data) for e in ann_events] == [(e.position, e.data) for e in bob_events]
+        assert [position(e).offset for e in ann_events] == list(range(1, 11))
+        assert all(position(e).epoch == epoch for e in ann_events)
+        # A client that saw up to offset 4 on node one recovers the rest on node two.
+        (late,) = await members(servers[1:])
+        answer = await late.join("feed", since=Position(epoch, 4))
+        assert answer["recovered"] is True and answer["replayed"] == 6
+        assert [(await late.next_event()).data for _ in range(6)] == [e.data for e in ann_events[4:]]
