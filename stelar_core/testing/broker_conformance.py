@@ -29,20 +29,21 @@ join window (a message published anywhere right after ``join_room`` returned rea
 member, the first of its node). A broker that joins nodes (:class:`~stelar_core.providers.
 ClusterBroker`) also runs: requests, disconnects, joins and leaves of a client of another node,
 and the cluster-wide reads. A broker with a history store runs the history tests: positions
-agree on every node, and a client recovers on another node. stelar's in-process bus and
-stelar-redis run it (``tests/test_broker_conformance.py``,
-``plugins/stelar-redis/tests/test_redis_conformance.py``).
+agree on every node, and a client recovers on another node; a broker sharing presence, that
+every node reads the same members. stelar's in-process bus and stelar-redis run it
+(``tests/test_broker_conformance.py``, ``plugins/stelar-redis/tests/test_redis_conformance.py``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from stelar_core.protocol.publications import Position
-from stelar_core.providers import ClusterBroker, HistoryStore
+from stelar_core.providers import ClusterBroker, HistoryStore, PresenceStore
 from stelar_core.server import StelarServer
 from stelar_core.testing.client import ReceivedEvent, TestClient, connect_client
 from stelar_core.testing.waiting import eventually
@@ -53,6 +54,10 @@ MESSAGES = 100
 
 def _cluster_broker(server: StelarServer) -> bool:
     return isinstance(server.hub.broker, ClusterBroker)
+
+
+def _shares_presence(server: StelarServer) -> bool:
+    return isinstance(getattr(server.hub.broker, "presence", None), PresenceStore)
 
 
 def _keeps_history(server: StelarServer) -> bool:
@@ -230,3 +235,23 @@ class BrokerConformance:
         answer = await late.join("feed", since=Position(epoch, 4))
         assert answer["recovered"] is True and answer["replayed"] == 6
         assert [(await late.next_event()).data for _ in range(6)] == [e.data for e in ann_events[4:]]
+
+    # ------------------------------------------------------------------ brokers sharing presence
+
+    async def test_presence_is_shared_by_every_node(self, cluster: Cluster) -> None:
+        options = {"rooms": {"team": {"presence": True}}, "presence_interval": 0.05, "presence_grace": 0}
+        servers = await cluster(2, **options)
+        if not _shares_presence(servers[0]):
+            pytest.skip("the broker shares no presence")
+        ann, bob = await members(servers, "team")
+        both = {ident(ann): None, ident(bob): None}
+        for server in servers:
+            await eventually(functools.partial(_presence_is, server, both), what="both members, on each node")
+        await bob.leave("team")
+        only_ann = {ident(ann): None}
+        await eventually(functools.partial(_presence_is, servers[0], only_ann), what="bob gone everywhere")
+
+
+async def _presence_is(server: StelarServer, expected: dict[str, Any]) -> bool:
+    members: dict[str, Any] = await server.cluster.presence("team")
+    return members == expected
