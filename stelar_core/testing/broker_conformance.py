@@ -30,7 +30,9 @@ member, the first of its node). A broker that joins nodes (:class:`~stelar_core.
 ClusterBroker`) also runs: requests, disconnects, joins and leaves of a client of another node,
 and the cluster-wide reads. A broker with a history store runs the history tests: positions
 agree on every node, and a client recovers on another node; a broker sharing presence, that
-every node reads the same members. stelar's in-process bus and stelar-redis run it
+every node reads the same members; a broker with a ``backend`` (fixture), that an outage
+degrades every node, which serves its own clients, and that they heal when it is back.
+stelar's in-process bus and stelar-redis run it
 (``tests/test_broker_conformance.py``, ``plugins/stelar-redis/tests/test_redis_conformance.py``).
 """
 
@@ -38,12 +40,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
 from stelar_core.protocol.publications import Position
-from stelar_core.providers import ClusterBroker, HistoryStore, PresenceStore
+from stelar_core.providers import ClusterBroker, HistoryStore, MaybeAwaitable, PresenceStore, resolve
 from stelar_core.server import StelarServer
 from stelar_core.testing.client import ReceivedEvent, TestClient, connect_client
 from stelar_core.testing.waiting import eventually
@@ -111,12 +113,27 @@ async def nothing_more(client: TestClient, server: StelarServer) -> None:
     assert (event.event, event.data) == ("marker", marker), f"unexpected {event!r} before the marker"
 
 
+class Backend(Protocol):
+    """What the broker depends on, for the fault tests: ``stop()`` takes it away (killed),
+    ``start()`` brings it back, empty; each plain or async."""
+
+    def stop(self) -> MaybeAwaitable[None]: ...
+
+    def start(self) -> MaybeAwaitable[None]: ...
+
+
 class BrokerConformance:
-    """Subclass it (its name must start with ``Test``) and give the ``cluster`` fixture."""
+    """Subclass it (its name must start with ``Test``) and give the ``cluster`` fixture (and
+    ``backend``, for a broker that depends on a server of its own)."""
 
     @pytest.fixture
     async def cluster(self) -> Cluster:
         pytest.fail(f"{type(self).__name__} must give the 'cluster' fixture")
+
+    @pytest.fixture
+    def backend(self) -> Backend | None:
+        """The broker's backend, if it has one (the fault tests are skipped otherwise)."""
+        return None
 
     # ------------------------------------------------------------------ every broker
 
@@ -250,6 +267,36 @@ class BrokerConformance:
         await bob.leave("team")
         only_ann = {ident(ann): None}
         await eventually(functools.partial(_presence_is, servers[0], only_ann), what="bob gone everywhere")
+
+    # ------------------------------------------------------------------ brokers with a backend
+
+    async def test_an_outage_degrades_each_node_which_serves_its_own_then_heals(
+        self, cluster: Cluster, backend: Backend | None
+    ) -> None:
+        if backend is None:
+            pytest.skip("the broker has no backend to take away")
+        servers = await cluster(2)
+        ann, bob = await members(servers, "room")
+        await resolve(backend.stop())
+        await eventually(lambda: all(server.get_stats().degraded for server in servers), what="degraded")
+        servers[0].to("room", "local", 1)  # a node goes on serving its own clients
+        assert await received(ann, 1) == [1]
+        await resolve(backend.start())  # back, and empty: the nodes write their state again
+        await eventually(lambda: not any(server.get_stats().degraded for server in servers), what="healed")
+        await eventually(_Crossing(servers[0], bob), what="cross-node delivery again")
+
+
+class _Crossing:
+    """Each call publishes a marker to "room" on ``server``: true once any has reached
+    ``client`` (on another node)."""
+
+    def __init__(self, server: StelarServer, client: TestClient) -> None:
+        self.server, self.client, self.sent = server, client, 0
+
+    def __call__(self) -> bool:
+        self.sent += 1
+        self.server.to("room", "cross", self.sent)
+        return any(event.event == "cross" for event in self.client.pending_events())
 
 
 async def _presence_is(server: StelarServer, expected: dict[str, Any]) -> bool:

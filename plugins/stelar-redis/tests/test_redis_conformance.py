@@ -1,5 +1,6 @@
 """The broker conformance suite (stelar_core.testing.broker_conformance) on stelar-redis: nodes
-in this process sharing a real redis-server, as the in-process bus does in the core's suite."""
+in this process sharing a real redis-server, as the in-process bus does in the core's suite;
+the fault tests kill that redis-server and start it again, empty."""
 
 from __future__ import annotations
 
@@ -10,6 +11,27 @@ from stelar_core.testing.broker_conformance import BrokerConformance
 
 pytestmark = pytest.mark.one_loop
 
+# A failure seen within ~0.3 s, the reconnection within ~0.2 s: the fault tests stay short.
+FAST = {
+    "heartbeat_interval": 0.1,
+    "node_timeout": 1.0,
+    "command_timeout": 0.3,
+    "connect_timeout": 0.3,
+    "reconnect_delay": 0.02,
+    "reconnect_max_delay": 0.2,
+}
+
+
+class RedisBackend:
+    def __init__(self, redis_server) -> None:
+        self._redis = redis_server
+
+    def stop(self) -> None:
+        self._redis.kill()
+
+    def start(self) -> None:
+        self._redis.start()
+
 
 class TestRedisBroker(BrokerConformance):
     @pytest.fixture
@@ -17,10 +39,16 @@ class TestRedisBroker(BrokerConformance):
         servers = []
 
         async def make(count, **options):
-            made = await start_in_process(redis_server.url, count, transports=["memory"], **options)
+            made = await start_in_process(
+                redis_server.url, count, transports=["memory"], redis=FAST, **options
+            )
             servers.extend(made)
             return made
 
         yield make
         for server in reversed(servers):
             await server.stop()
+
+    @pytest.fixture
+    def backend(self, redis_server):
+        return RedisBackend(redis_server)
