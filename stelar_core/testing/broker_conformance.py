@@ -30,8 +30,9 @@ member, the first of its node). A broker that joins nodes (:class:`~stelar_core.
 ClusterBroker`) also runs: requests, disconnects, joins and leaves of a client of another node,
 and the cluster-wide reads. A broker with a history store runs the history tests: positions
 agree on every node, and a client recovers on another node; a broker sharing presence, that
-every node reads the same members; a broker with a ``backend`` (fixture), that an outage
-degrades every node, which serves its own clients, and that they heal when it is back.
+every node reads the same members; a broker with a ``backend`` (fixture), that an outage (and
+a hung backend, when it can be paused) degrades every node, which serves its own clients, and
+that they heal when it is back.
 stelar's in-process bus and stelar-redis run it
 (``tests/test_broker_conformance.py``, ``plugins/stelar-redis/tests/test_redis_conformance.py``).
 """
@@ -115,7 +116,8 @@ async def nothing_more(client: TestClient, server: StelarServer) -> None:
 
 class Backend(Protocol):
     """What the broker depends on, for the fault tests: ``stop()`` takes it away (killed),
-    ``start()`` brings it back, empty; each plain or async."""
+    ``start()`` brings it back, empty; each plain or async. A backend that can also hang
+    without closing its connections (a paused process) adds ``pause()`` and ``resume()``."""
 
     def stop(self) -> MaybeAwaitable[None]: ...
 
@@ -282,6 +284,26 @@ class BrokerConformance:
         servers[0].to("room", "local", 1)  # a node goes on serving its own clients
         assert await received(ann, 1) == [1]
         await resolve(backend.start())  # back, and empty: the nodes write their state again
+        await eventually(lambda: not any(server.get_stats().degraded for server in servers), what="healed")
+        await eventually(_Crossing(servers[0], bob), what="cross-node delivery again")
+
+    async def test_a_hung_backend_degrades_each_node_which_serves_its_own_then_heals(
+        self, cluster: Cluster, backend: Backend | None
+    ) -> None:
+        """The backend stops answering without closing anything (paused): found by the broker's
+        own liveness checks, not by a closed connection."""
+        pause, resume = getattr(backend, "pause", None), getattr(backend, "resume", None)
+        if pause is None or resume is None:
+            pytest.skip("the backend cannot be paused")
+        servers = await cluster(2)
+        ann, bob = await members(servers, "room")
+        await resolve(pause())
+        try:
+            await eventually(lambda: all(server.get_stats().degraded for server in servers), what="degraded")
+            servers[0].to("room", "local", 1)
+            assert await received(ann, 1) == [1]
+        finally:
+            await resolve(resume())
         await eventually(lambda: not any(server.get_stats().degraded for server in servers), what="healed")
         await eventually(_Crossing(servers[0], bob), what="cross-node delivery again")
 

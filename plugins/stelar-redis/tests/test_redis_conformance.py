@@ -32,6 +32,12 @@ class RedisBackend:
     def start(self) -> None:
         self._redis.start()
 
+    def pause(self) -> None:
+        self._redis.pause()
+
+    def resume(self) -> None:
+        self._redis.resume()
+
 
 class TestRedisBroker(BrokerConformance):
     @pytest.fixture
