@@ -400,28 +400,23 @@ class RedisBroker:
     async def disconnect(self, client_id: str, code: int, reason: str) -> bool:
         if self.port.disconnect(client_id, code, reason):
             return True
-        routed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._send(
-            self._route(client_id, encode(Disconnect(self.node_id, client_id, code, reason), self._max_size)),
-            routed,
-        )
-        return bool(await routed)
+        return await self._routed(client_id, Disconnect(self.node_id, client_id, code, reason))
 
     async def send(self, client_id: str, frame: bytes) -> bool:
         if self.port.has_client(client_id):
             self.port.deliver(Delivery(frame, client_id=client_id))
             return True
-        routed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        envelope = Deliver(self.node_id, frame, None, client_id, ())
-        self._send(self._route(client_id, encode(envelope, self._max_size)), routed)
-        return bool(await routed)
+        return await self._routed(client_id, Deliver(self.node_id, frame, None, client_id, ()))
 
     async def membership(self, client_id: str, room: str, join: bool) -> bool:
         if self.port.has_client(client_id):
             (self.port.join if join else self.port.leave)(client_id, room)
             return True
+        return await self._routed(client_id, Membership(self.node_id, client_id, room, join))
+
+    async def _routed(self, client_id: str, envelope: Envelope) -> bool:
+        """``envelope`` to the node that has ``client_id``; whether one had it."""
         routed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        envelope = Membership(self.node_id, client_id, room, join)
         self._send(self._route(client_id, encode(envelope, self._max_size)), routed)
         return bool(await routed)
 

@@ -12,6 +12,17 @@ from stelar_redis.testing import wait_for_line
 
 NODE_APP = Path(__file__).with_name("cluster_app.py")
 
+# Redis options short enough for the fault tests: a failure is seen within ~0.3 s, a dead node
+# forgotten after 1 s, a reconnection within ~0.2 s.
+FAST = {
+    "heartbeat_interval": 0.1,
+    "node_timeout": 1.0,
+    "command_timeout": 0.3,
+    "connect_timeout": 0.3,
+    "reconnect_delay": 0.02,
+    "reconnect_max_delay": 0.2,
+}
+
 
 class NodeProcess:
     """One stelar server in a process of its own (``cluster_app.py``), joined to Redis."""

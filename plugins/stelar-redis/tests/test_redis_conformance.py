@@ -5,21 +5,11 @@ the fault tests kill that redis-server and start it again, empty."""
 from __future__ import annotations
 
 import pytest
-from cluster_nodes import start_in_process
+from cluster_nodes import FAST, start_in_process
 
 from stelar_core.testing.broker_conformance import BrokerConformance
 
 pytestmark = pytest.mark.one_loop
-
-# A failure seen within ~0.3 s, the reconnection within ~0.2 s: the fault tests stay short.
-FAST = {
-    "heartbeat_interval": 0.1,
-    "node_timeout": 1.0,
-    "command_timeout": 0.3,
-    "connect_timeout": 0.3,
-    "reconnect_delay": 0.02,
-    "reconnect_max_delay": 0.2,
-}
 
 
 class RedisBackend:

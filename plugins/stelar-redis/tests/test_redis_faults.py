@@ -13,22 +13,13 @@ import json
 import uuid
 
 import pytest
+from cluster_nodes import FAST
 
 from stelar_core import RateLimit, StelarServer
 from stelar_core.testing import eventually
 from stelar_core.testing.http import http_call as call
 
 pytestmark = pytest.mark.one_loop
-
-# Short enough for tests: a failure is seen within ~0.3 s, a dead node forgotten after 1 s.
-FAST = {
-    "heartbeat_interval": 0.1,
-    "node_timeout": 1.0,
-    "command_timeout": 0.3,
-    "connect_timeout": 0.3,
-    "reconnect_delay": 0.02,
-    "reconnect_max_delay": 0.2,
-}
 
 
 class Node:
