@@ -60,6 +60,7 @@ from stelar_redis.ops import deliver_op, history_op, route_op
 from stelar_redis.presence import Op, unpack_info
 from stelar_redis.room_presence import RedisRoomPresence
 from stelar_redis.sessions import RedisSessions
+from stelar_redis.subscriber import PlainSubscriber, ShardedSubscriber, Subscriber
 
 PUBLISH_FAILURES = "broker_publish_failures"
 INVALID_ENVELOPES = "broker_invalid_envelopes"
@@ -68,6 +69,8 @@ INVALID_ENVELOPES = "broker_invalid_envelopes"
 HISTORY_UNAVAILABLE = "history_unavailable"
 BATCH = 512  # envelopes per pipeline
 READ_TIMEOUT = 1.0  # seconds a pub/sub read waits before looking at the connection's state
+# The listener subscribed everything again: after Redis came back, or a Redis Cluster moved a slot.
+RESUBSCRIBES = "broker_resubscribes"
 
 # Outgoing: (command, future for its result or None).
 Outgoing = tuple[Op, "asyncio.Future[Any] | None"]
@@ -88,7 +91,7 @@ class RedisBroker:
         self._rooms: set[str] = set()
         self._subscriptions: deque[tuple[bool, str]] = deque()
         self._subscribe_wake = asyncio.Event()
-        self._pubsub: Any = None
+        self._pubsub: Subscriber | None = None
         self._stale = False
         self._probe_token = 0
         self._probe_seen = asyncio.Event()
@@ -395,7 +398,7 @@ class RedisBroker:
         except EnvelopeError as exc:
             error = [ErrorCode.PAYLOAD_TOO_LARGE, str(exc)]
             payload = encode(Answer(self.node_id, request.request_id, False, error), self._max_size)
-        self._send(("PUBLISH", self._keys.node_channel(request.origin), payload))
+        self._send((self._keys.publish, self._keys.node_channel(request.origin), payload))
 
     async def disconnect(self, client_id: str, code: int, reason: str) -> bool:
         if self.port.disconnect(client_id, code, reason):
@@ -455,7 +458,11 @@ class RedisBroker:
                 error = [ErrorCode.TOO_MANY_PENDING_ACKS, "the client's node answers too many requests"]
                 answer = Answer(self.node_id, envelope.request_id, False, error)
                 self._send(
-                    ("PUBLISH", self._keys.node_channel(envelope.origin), encode(answer, self._max_size))
+                    (
+                        self._keys.publish,
+                        self._keys.node_channel(envelope.origin),
+                        encode(answer, self._max_size),
+                    )
                 )
             else:
                 task = asyncio.ensure_future(self._answer(envelope))
@@ -483,36 +490,39 @@ class RedisBroker:
         ]
 
     async def _listen(self) -> None:
-        """Keep one pub/sub connection subscribed to this node's channels, reconnecting with
-        backoff and jitter (and subscribing to everything again) whenever it fails."""
+        """Keep this node's channels subscribed, reconnecting with backoff and jitter (and
+        subscribing to everything again, where a Redis Cluster's slot map now says) whenever the
+        subscriber fails or a cluster moved a subscribed slot."""
         attempt = 0
         timeout = self._options.connect_timeout + self._options.command_timeout
+        listened = False
         while not self._closing:
-            # No socket timeout: a quiet channel is not a failure; the liveness probe finds a dead one.
-            client = self._node.connect(socket_timeout=None, max_connections=2)
-            # Subscription confirmations are read: a history read waits for its room's.
-            pubsub = client.pubsub(ignore_subscribe_messages=False)
+            subscriber = self._subscriber()
             try:
                 rooms = set(self._rooms)
-                await asyncio.wait_for(pubsub.subscribe(*self._channels()), timeout)
+                await asyncio.wait_for(subscriber.subscribe(*self._channels()), timeout)
                 self._subscriptions.clear()
-                self._pubsub, self._stale = pubsub, False
+                self._pubsub, self._stale = subscriber, False
                 # Rooms that gained or lost their last local member while subscribing.
                 for room in self._rooms - rooms:
                     self._change_subscription(True, room)
                 for room in rooms - self._rooms:
                     self._change_subscription(False, room)
+                if listened:
+                    self._count(RESUBSCRIBES)
+                listened = True
                 self.subscribed.set()
                 self._node.problem("pubsub", None)
                 attempt = 0
                 while not self._stale and not self._closing:
-                    message = await pubsub.get_message(timeout=READ_TIMEOUT)
+                    message = await subscriber.get_message(READ_TIMEOUT)
                     if message is None:
                         continue
-                    if message["type"] == "message":
-                        self._received(message["data"])
+                    kind, channel, data = message
+                    if kind == "message":
+                        self._received(data)
                     else:
-                        self._confirmed(message["type"], message["channel"].decode())
+                        self._confirmed(kind, channel)
             except REDIS_FAILURES as exc:
                 self._node.problem("pubsub", f"{type(exc).__name__}: {exc}")
             finally:
@@ -521,9 +531,15 @@ class RedisBroker:
                 self.subscribed.clear()
                 # Bounded: closing a connection to a paused Redis must not hold up a reconnect or a stop.
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(_close_quietly(pubsub, client), timeout)
+                    await asyncio.wait_for(subscriber.close(), timeout)
             await asyncio.sleep(self._node.delay(attempt))
             attempt += 1
+
+    def _subscriber(self) -> Subscriber:
+        if self._node.cluster:
+            return ShardedSubscriber(self._node.client)
+        # No socket timeout: a quiet channel is not a failure; the liveness probe finds a dead one.
+        return PlainSubscriber(self._node.connect(socket_timeout=None, max_connections=2))
 
     async def _subscribe_changes(self) -> None:
         """Room subscriptions as members come and go, in order, on the listening connection."""
@@ -550,7 +566,9 @@ class RedisBroker:
             self._probe_seen.clear()
             payload = encode(Probe(self.node_id, self._probe_token), self._max_size)
             try:
-                await self._node.client.publish(self._keys.node_channel(self.node_id), payload)
+                await self._node.client.execute_command(
+                    self._keys.publish, self._keys.node_channel(self.node_id), payload
+                )
                 await asyncio.wait_for(self._probe_seen.wait(), self._options.command_timeout)
             except REDIS_FAILURES as exc:
                 self._node.problem("pubsub", f"liveness probe failed ({type(exc).__name__})")
@@ -593,11 +611,3 @@ def unpack_node_stats(items: list[Any]) -> dict[str, dict[str, Any]]:
         for node, stats in zip(items[::2], items[1::2], strict=True)
         if stats
     }
-
-
-async def _close_quietly(pubsub: Any, client: Any) -> None:
-    # The connection is being discarded: a failure to close it says nothing new.
-    with contextlib.suppress(Exception):
-        await pubsub.aclose()
-    with contextlib.suppress(Exception):
-        await client.aclose()

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import fnmatch
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-
-import redis
-import redis.asyncio as aioredis
 
 from stelar_core.plugin_api import (
     ClusterStats,
@@ -29,6 +26,7 @@ from stelar_core.plugin_api import (
     history_json,
 )
 from stelar_redis.broker import unpack_node_stats
+from stelar_redis.connection import async_client, is_cluster, sync_client
 from stelar_redis.envelope import Deliver, Disconnect, Membership, encode
 from stelar_redis.history import history_page, read_history_args
 from stelar_redis.keys import Keys
@@ -39,15 +37,20 @@ from stelar_redis.scripts import Scripts
 
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 DEFAULT_META_TTL = 86400.0
+DEFAULT_PARTITIONS = 64  # the nodes' redis.partitions default
 
 
 class _Messages:
     """What both flavours send, as Redis commands (the flavours only run them)."""
 
     def __init__(
-        self, prefix: str, rooms: Mapping[str, Any] | None, max_message_size: int, history_meta_ttl: float
+        self,
+        keys: Keys,
+        rooms: Mapping[str, Any] | None,
+        max_message_size: int,
+        history_meta_ttl: float,
     ) -> None:
-        self.keys = Keys(prefix)
+        self.keys = keys
         self.origin = f"emitter-{uuid.uuid4().hex[:12]}"
         # The nodes' ``rooms`` option (policies or their mappings): rooms with history get positions.
         self.rooms = {
@@ -135,14 +138,17 @@ class _Emitting:
         rooms: Mapping[str, Any] | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         history_meta_ttl: float = DEFAULT_META_TTL,
+        cluster: bool = False,
+        partitions: int = DEFAULT_PARTITIONS,
     ) -> None:
-        self._messages = _Messages(prefix, rooms, max_message_size, history_meta_ttl)
-        self._client = self._redis.from_url(url)
-        self._scripts = Scripts(self._client)
+        keys = Keys(prefix, partitions if is_cluster(url, cluster) else None)
+        self._messages = _Messages(keys, rooms, max_message_size, history_meta_ttl)
+        self._client = self._connect(url, cluster)
+        self._scripts = Scripts(self._client, keys.publish)
         self._loaded = False
 
-    # The Redis client class of the flavour (asyncio's or the plain one).
-    _redis: Any
+    # Makes the flavour's Redis client (asyncio's or the plain one) of a url.
+    _connect: Callable[[str, bool], Any]
 
 
 class Emitter(_Emitting):
@@ -152,9 +158,11 @@ class Emitter(_Emitting):
     ``await emitter.to(room, event, data, exclude=None)``, ``to_binary``, ``broadcast``,
     ``to_id``, ``disconnect(client_id)`` and ``join``/``leave(client_id, room)`` (whether a
     node had the client), ``get_rooms()``, ``get_room_members(room)``, ``get_stats()``,
-    ``get_presence(room)``, ``history(room, since, limit)``; ``async with`` closes it."""
+    ``get_presence(room)``, ``history(room, since, limit)``; ``async with`` closes it.
+    On a Redis Cluster: a ``redis+cluster://`` url (or ``cluster=True``) and the nodes'
+    ``partitions``."""
 
-    _redis = aioredis.Redis
+    _connect = staticmethod(async_client)
 
     async def _run(self, op: Op) -> Any:
         if not self._loaded:
@@ -230,7 +238,7 @@ class Emitter(_Emitting):
 class SyncEmitter(_Emitting):
     """``Emitter`` for synchronous code (a Django view, a Celery task): the same calls, plain."""
 
-    _redis = redis.Redis
+    _connect = staticmethod(sync_client)
 
     def _run(self, op: Op) -> Any:
         if not self._loaded:

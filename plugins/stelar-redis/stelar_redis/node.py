@@ -18,13 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from stelar_core.plugin_api import SUMMED, BrokerPort, NotConnected, Options
+from stelar_redis.connection import async_client, is_cluster
 from stelar_redis.keys import Keys
 from stelar_redis.presence import Op, Presence
 from stelar_redis.scripts import Scripts
@@ -32,7 +32,12 @@ from stelar_redis.scripts import Scripts
 COMPONENT = "redis"
 SWEEP_LIMIT = 10  # dead nodes forgotten per heartbeat (each one's cleanup is one Lua call)
 # What a command can fail with when Redis is away, slow or paused.
-REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
+REDIS_FAILURES: tuple[type[BaseException], ...] = (
+    RedisError,
+    RedisClusterException,  # a Redis Cluster with no reachable node, or a slot no shard serves
+    OSError,
+    asyncio.TimeoutError,
+)
 
 # A node's published figures: what cluster-wide statistics add up, and what they show per node.
 PUBLISHED_STATS = (
@@ -64,13 +69,20 @@ class RedisNode:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.node_id = uuid.uuid4().hex[:16]
-        self.keys = Keys(options.prefix)
+        self.cluster = is_cluster(options.url, options.cluster)
+        self.keys = Keys(options.prefix, options.partitions if self.cluster else None)
         self._node_keys = [self.keys.nodes, self.keys.dir]  # the keys the node scripts declare
         # Commands retry once, at once, on a broken connection (none on a timeout): after Redis
         # restarted, every pooled connection is stale and would fail once, flapping the health
         # to degraded and back. (The pub/sub connection reports its breaks: it is supervised.)
-        self.client = self.connect(retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
-        self.scripts = Scripts(self.client)
+        # On a Redis Cluster, twice: a command sent to a shard that no longer has its slot comes
+        # back MOVED, and the client sends it again where the refreshed slot map says.
+        self.client = self.connect(
+            retry=Retry(NoBackoff(), 2)
+            if self.cluster
+            else Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+        )
+        self.scripts = Scripts(self.client, self.keys.publish)
         self.presence = Presence(self.keys, self.node_id, options.max_pending, self.changed)
         self.log = logging.getLogger("stelar.redis")
         self.port: BrokerPort | None = None
@@ -85,9 +97,10 @@ class RedisNode:
         # More of this node's state to write again when Redis lost it (its presence rooms...).
         self.resyncs: list[Callable[[], list[Op]]] = []
 
-    def connect(self, **overrides: Any) -> aioredis.Redis:
-        """A client of the configured Redis. Commands fail at once rather than retry: a caller
-        on the hub's path must not wait for a Redis that is not there."""
+    def connect(self, **overrides: Any) -> Any:
+        """A client of the configured Redis (a ``RedisCluster`` on a cluster). Commands fail at
+        once rather than retry: a caller on the hub's path must not wait for a Redis that is not
+        there."""
         options = self.options
         kwargs: dict[str, Any] = {
             "max_connections": options.pool_size,
@@ -96,8 +109,7 @@ class RedisNode:
             "retry": Retry(NoBackoff(), 0),
             "health_check_interval": 0,
         }
-        client: aioredis.Redis = aioredis.Redis.from_url(options.url, **{**kwargs, **overrides})
-        return client
+        return async_client(options.url, self.cluster, **{**kwargs, **overrides})
 
     # ------------------------------------------------------------------ status
 

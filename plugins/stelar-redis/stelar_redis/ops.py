@@ -13,7 +13,7 @@ from stelar_redis.scripts import Scripts
 
 def deliver_op(keys: Keys, payload: bytes, room: str | None) -> Op:
     """A ``DELIVER`` envelope to a room's nodes, or to every node."""
-    return ("PUBLISH", keys.all if room is None else keys.room_channel(room), payload)
+    return (keys.publish, keys.all if room is None else keys.room_channel(room), payload)
 
 
 def route_op(keys: Keys, scripts: Scripts, client_id: str, payload: bytes) -> Op:

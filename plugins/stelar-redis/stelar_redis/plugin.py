@@ -23,22 +23,27 @@ from stelar_core.plugin_api import (
     seconds,
 )
 from stelar_redis.broker import RedisBroker
-from stelar_redis.emitter import SyncEmitter
+from stelar_redis.connection import CLUSTER_SCHEMES, SCHEMES, seeds
+from stelar_redis.emitter import DEFAULT_PARTITIONS, SyncEmitter
 from stelar_redis.limits import RedisIPTracker, RedisRateLimiter
 from stelar_redis.node import RedisNode
-
-SCHEMES = ("redis", "rediss", "unix")
 
 
 def _url(option: str, value: Any) -> str:
     if not isinstance(value, str) or urlsplit(value).scheme not in SCHEMES:
-        raise fail(option, value, "expected a redis://, rediss:// or unix:// URL")
+        raise fail(option, value, "expected a redis://, rediss://, unix:// or redis+cluster:// URL")
+    if urlsplit(value).scheme in CLUSTER_SCHEMES:
+        try:
+            seeds(value)
+        except ValueError as exc:
+            raise fail(option, value, str(exc)) from None
     return value
 
 
 def _prefix(option: str, value: Any) -> str:
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise fail(option, value, "expected a non-empty name without spaces")
+    # No braces: on a Redis Cluster the prefix is the hash tag of the cluster's state.
+    if not isinstance(value, str) or not value or any(c.isspace() or c in "{}" for c in value):
+        raise fail(option, value, "expected a non-empty name without spaces or braces")
     return value
 
 
@@ -50,7 +55,21 @@ def stelar_add_options(options: OptionDeclarations) -> None:
         type=str,
         check=_url,
         secret=True,
-        help="the Redis every node of the cluster shares (redis://, rediss:// or unix://)",
+        help="the Redis every node shares: redis://, rediss://, unix://, or redis+cluster://h:p,h:p",
+    )
+    options.add(
+        "cluster",
+        default=False,
+        type=bool,
+        check=boolean,
+        help="the url is a seed of a Redis Cluster (as a redis+cluster:// url says by itself)",
+    )
+    options.add(
+        "partitions",
+        default=DEFAULT_PARTITIONS,
+        type=int,
+        check=integer(1),
+        help="Redis Cluster: hash-tag partitions rooms map to (CRC32 mod partitions); the same on every node",
     )
     options.add(
         "prefix",

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis.asyncio as aioredis
-
 _NOW_MS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -198,14 +196,15 @@ return 1
 class Scripts:
     """The scripts registered on one client (EVALSHA, loading them again after NOSCRIPT)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: Any, publish: str = "PUBLISH") -> None:
+        # ``publish``: PUBLISH, or SPUBLISH on a Redis Cluster (the channel in the keys' slot).
         self.heartbeat = client.register_script(HEARTBEAT)
         self.clear = client.register_script(CLEAR)
         self.leave = client.register_script(LEAVE)
-        self.route = client.register_script(ROUTE)
+        self.route = client.register_script(_publishing(ROUTE, publish))
         self.read = client.register_script(READ)
         self.gcra = client.register_script(GCRA)
-        self.publish_history = client.register_script(PUBLISH_HISTORY)
+        self.publish_history = client.register_script(_publishing(PUBLISH_HISTORY, publish))
         self.read_history = client.register_script(READ_HISTORY)
         self.reserve_ip = client.register_script(RESERVE_IP)
         self.release_ip = client.register_script(RELEASE_IP)
@@ -224,7 +223,11 @@ class Scripts:
             self.release_ip,
         )
 
-    async def load(self, client: aioredis.Redis) -> None:
+    async def load(self, client: Any) -> None:
         """Load every script (after connecting, and after Redis restarted empty)."""
         for script in self.all():
             await client.script_load(script.script)
+
+
+def _publishing(source: str, command: str) -> str:
+    return source.replace("redis.call('PUBLISH',", f"redis.call('{command}',")

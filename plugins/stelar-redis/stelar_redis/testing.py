@@ -25,13 +25,28 @@ import redis
 from stelar_core.plugin_api import StelarClient
 
 REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
 READY_TIMEOUT = 10.0
+CLUSTER_NODE_TIMEOUT_MS = 1000  # how soon a replica takes over from a primary that died
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (the port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 < 65536:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
 
 
 def wait_for_line(process: subprocess.Popen[str], marker: str, what: str) -> list[str]:
@@ -50,10 +65,11 @@ def wait_for_line(process: subprocess.Popen[str], marker: str, what: str) -> lis
 
 
 class RedisProcess:
-    """``redis-server`` on 127.0.0.1 with nothing kept on disk."""
+    """``redis-server`` on 127.0.0.1 with nothing kept on disk (``arguments`` add to that)."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None, arguments: tuple[str, ...] = ()) -> None:
+        self.port = free_port() if port is None else port
+        self.arguments = arguments
         self.process: subprocess.Popen[str] | None = None
 
     @property
@@ -76,6 +92,7 @@ class RedisProcess:
                 "",
                 "--appendonly",
                 "no",
+                *self.arguments,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -113,6 +130,118 @@ class RedisProcess:
         return await asyncio.to_thread(run)
 
 
+class RedisClusterProcesses:
+    """A loopback Redis Cluster: ``primaries`` primaries with ``replicas`` replicas each, made
+    by ``redis-cli --cluster create``; their cluster state lives in ``directory``."""
+
+    def __init__(self, directory: str, primaries: int = 3, replicas: int = 1) -> None:
+        self.replicas = replicas
+        self.nodes: list[RedisProcess] = []
+        for _ in range(primaries * (1 + replicas)):
+            port = free_cluster_port()
+            arguments = (
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"{directory}/nodes-{port}.conf",
+                "--cluster-node-timeout",
+                str(CLUSTER_NODE_TIMEOUT_MS),
+                "--dir",
+                directory,
+            )
+            self.nodes.append(RedisProcess(port, arguments))
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        created = subprocess.run(
+            [
+                REDIS_CLI,
+                "--cluster",
+                "create",
+                *addresses,
+                "--cluster-replicas",
+                f"{self.replicas}",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=READY_TIMEOUT,
+        )
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}")
+        self.wait_until_ok()
+
+    def running(self) -> list[RedisProcess]:
+        return [node for node in self.nodes if node.process is not None and node.process.poll() is None]
+
+    def wait_until_ok(self, timeout: float = READY_TIMEOUT) -> None:
+        """Until every running node says the cluster is ok and agrees who serves every slot,
+        and every replica is in sync (bounded polling: a cluster announces this nowhere)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self._settled():
+                    return
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Redis Cluster did not settle within {timeout}s")
+            time.sleep(0.05)
+
+    def _settled(self) -> bool:
+        maps = set()
+        for node in self.running():
+            with redis.Redis(port=node.port, socket_timeout=1) as client:
+                if b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                    return False
+                maps.add(
+                    tuple(sorted((s[0], s[1], s[2][1]) for s in client.execute_command("CLUSTER", "SLOTS")))
+                )
+                info = client.info("replication")
+                if info["role"] == "slave" and info.get("master_link_status") != "up":
+                    return False
+        return len(maps) == 1
+
+    def primary_of(self, key: str) -> RedisProcess:
+        """The running node that serves ``key``'s slot."""
+        slot = self.call(self.running()[0], "CLUSTER", "KEYSLOT", key)
+        for start, end, (_, port, *_) in self.call(self.running()[0], "CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return next(node for node in self.nodes if node.port == port)
+        raise LookupError(f"no node serves slot {slot}")
+
+    def primaries(self) -> list[RedisProcess]:
+        return [node for node in self.running() if self.call(node, "ROLE")[0] == b"master"]
+
+    def move_slot_of(self, key: str, target: RedisProcess) -> None:
+        """Migrate ``key``'s slot, with its keys, to the primary ``target`` (as ``redis-cli
+        --cluster reshard`` does, for one slot)."""
+        source = self.primary_of(key)
+        slot = self.call(source, "CLUSTER", "KEYSLOT", key)
+        source_id, target_id = self.call(source, "CLUSTER", "MYID"), self.call(target, "CLUSTER", "MYID")
+        self.call(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        self.call(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        while keys := self.call(source, "CLUSTER", "GETKEYSINSLOT", slot, 100):
+            self.call(source, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+        for node in self.primaries():
+            self.call(node, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        self.wait_until_ok()
+
+    def call(self, node: RedisProcess, *args: Any) -> Any:
+        with redis.Redis(port=node.port, socket_timeout=5) as client:
+            return client.execute_command(*args)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
 @pytest.fixture
 def redis_server() -> Iterator[RedisProcess]:
     """A ``redis-server`` of this test's own (stopped after it)."""
@@ -120,6 +249,30 @@ def redis_server() -> Iterator[RedisProcess]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """A loopback Redis Cluster of three primaries with a replica each, shared by a module's
+    tests (each cluster of stelar nodes under a prefix of its own); tests that take it apart
+    use ``own_redis_cluster``."""
+    cluster = RedisClusterProcesses(str(tmp_path_factory.mktemp("redis-cluster")))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def own_redis_cluster(tmp_path: Any) -> Iterator[RedisClusterProcesses]:
+    """A Redis Cluster of this test's own, to kill or reshard."""
+    cluster = RedisClusterProcesses(str(tmp_path))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest_asyncio.fixture
