@@ -211,7 +211,7 @@ class RedisClusterProcesses:
     def primary_of(self, key: str) -> RedisProcess:
         """The running node that serves ``key``'s slot."""
         slot = self.call(self.running()[0], "CLUSTER", "KEYSLOT", key)
-        for start, end, (_, port, *_) in self.call(self.running()[0], "CLUSTER", "SLOTS"):
+        for start, end, (_, port, *_), *_ in self.call(self.running()[0], "CLUSTER", "SLOTS"):
             if start <= slot <= end:
                 return next(node for node in self.nodes if node.port == port)
         raise LookupError(f"no node serves slot {slot}")

@@ -5,6 +5,7 @@ is counted and dropped while the node carries on."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import pytest
@@ -19,8 +20,11 @@ pytestmark = pytest.mark.one_loop
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"url": "http://127.0.0.1:6379"}, "expected a redis://, rediss:// or unix:// URL"),
-        ({"prefix": "has space"}, "expected a non-empty name without spaces"),
+        ({"url": "http://127.0.0.1:6379"}, "expected a redis://, rediss://, unix:// or redis+cluster:// URL"),
+        ({"url": "redis+cluster://127.0.0.1:7000,127.0.0.1"}, "expected host:port, comma separated"),
+        ({"prefix": "has space"}, "expected a non-empty name without spaces or braces"),
+        ({"prefix": "a{b}"}, "expected a non-empty name without spaces or braces"),
+        ({"partitions": 0}, "redis.partitions"),
         ({"pool_size": 0}, "redis.pool_size"),
         ({"heartbeat_interval": 2.0, "node_timeout": 1.0}, "'redis.node_timeout' (1.0) must be longer"),
         ({"max_message_size": 10}, "redis.max_message_size"),
@@ -28,7 +32,7 @@ pytestmark = pytest.mark.one_loop
     ],
 )
 def test_bad_options_say_what_is_wrong(options, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         StelarServer(transports=["memory"], broker="redis", redis=options)
 
 
