@@ -15,7 +15,7 @@ import pytest
 
 from stelar_core.cli import main
 from stelar_core.testing import eventually
-from stelar_redis.testing import free_port
+from stelar_core.testing.processes import free_port
 
 pytestmark = pytest.mark.one_loop
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 from api_support import KEY, KEYS, READ_ONLY_KEY, api
+
 from stelar_api.access import AdminSessions
 from stelar_api.keys import api_keys
-
 from stelar_core import StelarClient
 from stelar_core.testing import eventually
 from stelar_core.testing.http import http_call

@@ -9,9 +9,9 @@ import json
 import jsonschema
 import pytest
 from api_support import KEYS, api
+
 from stelar_api.commands import COMMANDS
 from stelar_api.keys import ApiKey, api_keys, bearer, find_key
-
 from stelar_core import StelarServer
 from stelar_core.plugin_api import ConfigError
 from stelar_core.testing.http import http_call

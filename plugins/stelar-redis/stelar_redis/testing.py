@@ -23,17 +23,11 @@ import pytest_asyncio
 import redis
 
 from stelar_core.plugin_api import StelarClient
+from stelar_core.testing.processes import READY_TIMEOUT, free_port, wait_for_line
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
-READY_TIMEOUT = 10.0
 CLUSTER_NODE_TIMEOUT_MS = 1000  # how soon a replica takes over from a primary that died
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def free_cluster_port() -> int:
@@ -47,21 +41,6 @@ def free_cluster_port() -> int:
                 except OSError:
                     continue
             return port
-
-
-def wait_for_line(process: subprocess.Popen[str], marker: str, what: str) -> list[str]:
-    """Read ``process``'s output until a line containing ``marker`` (bounded by READY_TIMEOUT)."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    seen: list[str] = []
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{what} exited before it was ready:\n{''.join(seen)}")
-        seen.append(line)
-        if marker in line:
-            return seen
-    raise RuntimeError(f"{what} not ready within {READY_TIMEOUT}s:\n{''.join(seen)}")
 
 
 class RedisProcess:

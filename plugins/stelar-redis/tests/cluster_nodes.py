@@ -8,7 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from stelar_redis.testing import wait_for_line
+from stelar_core.testing.processes import wait_for_line
 
 NODE_APP = Path(__file__).with_name("cluster_app.py")
 
