@@ -1,11 +1,15 @@
-"""The cluster scenario of bench/run: two server processes joined by a Redis of their own.
+"""The cluster scenario of bench/run: two server processes joined by a broker of their own.
 
 Measured side by side: stelar on one node (the ceiling), stelar on two nodes with the Redis
-broker, python-socketio on two nodes with its AsyncRedisManager. Fan-out: 1,000 members of one
+broker on one Redis, on a 3-shard Redis Cluster and on NATS, python-socketio on two nodes with
+its AsyncRedisManager. Fan-out: 1,000 members of one
 room split across the nodes, the publisher on node one, one burst; deliveries/s counted at every
 member and, separately, at the members of the other node (cross-node). Cross-node ACKs: a client
 of node one asks its server to ask a client of node two (``server.request`` / ``sio.call``), one
-request at a time; p50/p99. Redis commands per broadcast come from ``INFO commandstats``.
+request at a time; p50/p99. Broker commands per broadcast come from ``INFO commandstats``
+(summed over the shards of a cluster) and from NATS's ``/varz`` (messages in). Admission: one
+stelar node on Redis opening and closing WebSocket connections, with the exact cluster-wide
+per-IP limit (``ip_tracker = "redis"``) and without.
 
     bench/.venv/bin/python bench/cluster.py [--quick]   # prints the table; bench/run writes it
                                                           # into bench/RESULTS.md
@@ -17,11 +21,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
+import urllib.request
 import uuid
 
 import redis
@@ -32,6 +39,8 @@ from loadgen import (
     SocketIOPeer,
     Tally,
     WebSocketPeer,
+    Window,
+    churn,
     close_all,
     local,
     open_peers,
@@ -39,14 +48,18 @@ from loadgen import (
 )
 
 from stelar_core import StelarClient
+from stelar_core.testing.processes import free_port
+from stelar_nats.testing import NatsProcess
+from stelar_redis.testing import RedisClusterProcesses
 
 NOTE = """Every server process is pinned to CPU 0 (as in the rest of this benchmark), so the two nodes
 share one core; Redis and the load generator share the other. Fan-out: WebSocket members, the
 publisher on node one; cross-node deliveries/s counts node two's members alone. ACKs: a client of
 node one asks its server to ask a client of node two (`server.request` / `sio.call`), one
-request at a time, through the Python clients (`StelarClient`, `socketio.AsyncClient`). Redis
-commands per broadcast: `INFO commandstats` over the burst (stelar's heartbeats are slowed in
-this run so that only messages are counted). `bench/.venv/bin/python bench/cluster.py`."""
+request at a time, through the Python clients (`StelarClient`, `socketio.AsyncClient`). Broker
+commands per broadcast: `INFO commandstats` over the burst, summed over the Redis Cluster's three
+primaries (no replicas in this run), and NATS's `in_msgs` from `/varz` (stelar's heartbeats are
+slowed in this run so that only messages are counted). `bench/.venv/bin/python bench/cluster.py`."""
 
 
 class RedisServer:
@@ -68,6 +81,7 @@ class RedisServer:
             if "Ready to accept connections" in line:
                 break
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.option = "--redis"
         self.client = redis.Redis.from_url(self.url)
 
     def calls(self) -> int:
@@ -80,17 +94,56 @@ class RedisServer:
         self.process.wait()
 
 
-def nodes(system: str, redis_url: str, count: int) -> list[ServerProcess]:
+class RedisClusterServer:
+    """A loopback Redis Cluster of three primaries (no replicas: fewer processes on two cores)."""
+
+    def __init__(self) -> None:
+        self._directory = tempfile.TemporaryDirectory()
+        self.cluster = RedisClusterProcesses(self._directory.name, primaries=3, replicas=0)
+        self.cluster.start()
+        self.url = self.cluster.url
+        self.option = "--redis"
+
+    def calls(self) -> int:
+        total = 0
+        for node in self.cluster.primaries():
+            with redis.Redis(port=node.port) as client:
+                stats = client.info("commandstats")
+            total += sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_hello"))
+        return total
+
+    def stop(self) -> None:
+        self.cluster.stop()
+        self._directory.cleanup()
+
+
+class NatsServer:
+    """nats-server on a free port, with its monitoring port for /varz."""
+
+    def __init__(self) -> None:
+        self.monitor = free_port()
+        self.server = NatsProcess(arguments=("-m", str(self.monitor)))
+        self.server.start()
+        self.url = self.server.url
+        self.option = "--nats"
+
+    def calls(self) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor}/varz", timeout=5) as answer:
+            return int(json.load(answer)["in_msgs"])
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def nodes(system: str, broker, count: int) -> list[ServerProcess]:
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     if system == "stelar":
-        argv = python("stelar_relay.py", "ws", "asyncio", "--redis", redis_url, prefix)
+        argv = python("stelar_relay.py", "ws", "asyncio", broker.option, broker.url, prefix)
         return [ServerProcess(argv) for _ in range(count)]
-    return [ServerProcess(python("socketio_relay.py", "--redis", redis_url)) for _ in range(count)]
+    return [ServerProcess(python("socketio_relay.py", "--redis", broker.url)) for _ in range(count)]
 
 
-async def fan_out(
-    peer: type, ports: list[int], members: int, messages: int, redis_server
-) -> dict[str, float]:
+async def fan_out(peer: type, ports: list[int], members: int, messages: int, broker) -> dict[str, float]:
     tally, remote = Tally(), Tally()
     groups = []
     for index, port in enumerate(ports):
@@ -100,7 +153,7 @@ async def fan_out(
         groups.append(group)
     (publisher,) = await open_peers(peer, local(ports[0]), 1)
     await asyncio.sleep(0.5)  # a benchmark, not a test: let every node's room subscription settle
-    calls_before = redis_server.calls()
+    calls_before = broker.calls()
     started = time.perf_counter()
     publisher.publish(messages)
     remote_total = members // len(ports) * (len(ports) - 1) * messages
@@ -113,7 +166,7 @@ async def fan_out(
     expected = members // len(ports) * len(ports) * messages
     if received != expected:
         raise AssertionError(f"lost or duplicated deliveries: {received:,} != {expected:,}")
-    commands = (redis_server.calls() - calls_before) / messages
+    commands = (broker.calls() - calls_before) / messages
     await close_all([*[m for g in groups for m in g], publisher])
     return {"rate": expected / seconds, "cross": remote_total / remote_seconds, "commands": commands}
 
@@ -156,21 +209,19 @@ async def _timed(awaitable) -> float:
     return time.perf_counter() - started
 
 
-def measure(
-    system: str, redis_server: RedisServer, members: int, messages: int, asks: int
-) -> dict[str, float]:
+def measure(system: str, broker, members: int, messages: int, asks: int) -> dict[str, float]:
     if system == "stelar, 1 node":
         server = ServerProcess(python("stelar_relay.py", "ws", "asyncio"))
         try:
-            return asyncio.run(fan_out(WebSocketPeer, [server.port], members, messages, redis_server))
+            return asyncio.run(fan_out(WebSocketPeer, [server.port], members, messages, broker))
         finally:
             server.stop()
     kind = "stelar" if system.startswith("stelar") else "socketio"
-    processes = nodes(kind, redis_server.url, 2)
+    processes = nodes(kind, broker, 2)
     try:
         ports = [process.port for process in processes]
         peer = WebSocketPeer if kind == "stelar" else SocketIOPeer
-        figures = asyncio.run(fan_out(peer, ports, members, messages, redis_server))
+        figures = asyncio.run(fan_out(peer, ports, members, messages, broker))
         if kind == "stelar":
             urls = [f"ws://127.0.0.1:{port}/" for port in ports]
             latencies = asyncio.run(stelar_acks(urls[0], urls[1], asks))
@@ -188,14 +239,75 @@ def measure(
     }
 
 
+REDIS, CLUSTER, NATS = (
+    "stelar, 2 nodes on Redis",
+    "stelar, 2 nodes on Redis Cluster (3 shards)",
+    "stelar, 2 nodes on NATS",
+)
+SOCKETIO = "python-socketio, 2 nodes on Redis"
+# Each system with the broker it runs on.
+SYSTEMS = (
+    ("stelar, 1 node", RedisServer),
+    (REDIS, RedisServer),
+    (CLUSTER, RedisClusterServer),
+    (NATS, NatsServer),
+    (SOCKETIO, RedisServer),
+)
+
+
+def admission(cycles: int) -> dict[str, dict[str, float]]:
+    """Connections opened and closed per second on one stelar node on Redis, with the exact
+    cluster-wide per-IP limit and without; Redis commands per connection."""
+    results = {}
+    redis_server = RedisServer()
+    try:
+        for name, extra in (
+            ("without a per-IP limit", ()),
+            ("exact per-IP limit (ip_tracker = redis)", ("--ip-limit", "100000")),
+        ):
+            prefix = f"bench{uuid.uuid4().hex[:6]}"
+            server = ServerProcess(
+                python("stelar_relay.py", "ws", "asyncio", "--redis", redis_server.url, prefix, *extra)
+            )
+            try:
+                before = redis_server.calls()
+                figures = asyncio.run(
+                    churn(WebSocketPeer, local(server.port), Window(server.pid), cycles, 10)
+                )
+                # Releases are written behind: wait for them before counting.
+                time.sleep(0.5)
+                figures["commands"] = (redis_server.calls() - before) / cycles
+            finally:
+                server.stop()
+            results[name] = figures
+    finally:
+        redis_server.stop()
+    return results
+
+
+def admission_table(results: dict[str, dict[str, float]], cycles: int) -> list[str]:
+    lines = [
+        "",
+        f"#### Connection admission on Redis, {cycles:,} WebSocket connections opened and closed, "
+        "10 at a time",
+        "",
+        "| admission | connections/s | server CPU µs per connection | Redis commands per connection |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, f in results.items():
+        cpu = f["server_cpu"] * f["seconds"] / cycles * 1e6
+        lines.append(f"| {name} | {f['rate']:,.0f} | {cpu:,.0f} | {f['commands']:.1f} |")
+    return lines
+
+
 def table(results: dict[str, dict[str, float]], members: int, messages: int) -> list[str]:
     lines = [
-        f"### Cluster: 2 nodes on one Redis, {members:,} members split across them, {messages:,} "
+        f"### Cluster: 2 nodes on a broker, {members:,} members split across them, {messages:,} "
         "messages in a burst",
         "",
         *NOTE.splitlines(),
         "",
-        "| system | fan-out deliveries/s | cross-node deliveries/s | Redis commands per broadcast "
+        "| system | fan-out deliveries/s | cross-node deliveries/s | broker commands per broadcast "
         "| cross-node ACK p50 µs | p99 µs |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -210,9 +322,7 @@ def table(results: dict[str, dict[str, float]], members: int, messages: int) -> 
 
 
 def targets(results: dict[str, dict[str, float]]) -> list[str]:
-    two, one, sio = (
-        results.get(k, {}) for k in ("stelar, 2 nodes", "stelar, 1 node", "python-socketio, 2 nodes")
-    )
+    two, one, sio = (results.get(k, {}) for k in (REDIS, "stelar, 1 node", SOCKETIO))
     if not all("rate" in r for r in (two, one, sio)):
         return []
     rows = [
@@ -236,23 +346,25 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     members, messages, asks = 1000, 50 if args.quick else 500, 200 if args.quick else 2000
-    redis_server = RedisServer()
     results: dict[str, dict[str, float]] = {}
-    try:
-        for name in ("stelar, 1 node", "stelar, 2 nodes", "python-socketio, 2 nodes"):
-            runs = []
+    for name, make_broker in SYSTEMS:
+        broker = make_broker()
+        runs = []
+        try:
             for _ in range(1 if args.quick else args.repeat):
                 try:
-                    runs.append(measure(name, redis_server, members, messages, asks))
+                    runs.append(measure(name, broker, members, messages, asks))
                 except Exception as exc:  # one system failing is a result, not a crash
                     results[name] = {"error": f"{type(exc).__name__}: {exc}"}
                     break
-            if runs:
-                results[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            print(name, results[name], flush=True)
-    finally:
-        redis_server.stop()
-    lines = table(results, members, messages) + targets(results)
+        finally:
+            broker.stop()
+        if runs:
+            results[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(name, results[name], flush=True)
+    cycles = 500 if args.quick else 3000
+    admitted = admission(cycles)
+    lines = table(results, members, messages) + targets(results) + admission_table(admitted, cycles)
     print("\n".join(lines))
     if not args.no_write:
         write_section("cluster", lines)

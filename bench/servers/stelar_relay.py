@@ -1,10 +1,11 @@
 """stelar doing the reference servers' work: echo ACKs, relay "fan" events to the room.
 
     python bench/servers/stelar_relay.py tcp|ws [asyncio|uvloop] [--frame-per-recipient] [--profile FILE]
-        [--redis URL PREFIX] [--tls CERT KEY] [--history SIZE] [--presence] [--api KEY]
+        [--redis URL PREFIX] [--nats URL PREFIX] [--ip-limit N] [--tls CERT KEY] [--history SIZE]
+        [--presence] [--api KEY]
 
 Prints "PORT <n>" once listening, serves until SIGTERM. ``--frame-per-recipient`` (ws) turns off
-the shared broadcast framing. ``--redis URL PREFIX`` joins a cluster on that Redis
+the shared broadcast framing. ``--redis URL PREFIX`` (or ``--nats``) joins a cluster on that broker
 (bench/cluster.py), where the ``ask`` request asks the client whose ID it carries, on whatever
 node. ``--tls CERT KEY`` serves tcps:// or wss:// (stelar-tls; bench/tls.py). ``--history SIZE``
 keeps the last SIZE messages of "room" (bench/delivery.py); ``--presence`` makes "room" a presence
@@ -29,15 +30,15 @@ PROFILE = cProfile.Profile()
 def relay_server(**options) -> StelarServer:
     """The reference work (echo ACKs, "fan" relayed to the room) with limits out of the way;
     ``options`` say where it listens (bench/servers/stelar_asgi_relay.py serves it through ASGI)."""
-    server = StelarServer(
-        **options,
-        rate_limit=None,
-        max_connections=20_000,
-        max_connections_per_ip=20_000,
-        max_queued_messages=10_000,
-        heartbeat_interval=300,
-        heartbeat_timeout=600,
-    )
+    limits_off = {
+        "rate_limit": None,
+        "max_connections": 20_000,
+        "max_connections_per_ip": 20_000,
+        "max_queued_messages": 10_000,
+        "heartbeat_interval": 300,
+        "heartbeat_timeout": 600,
+    }
+    server = StelarServer(**{**limits_off, **options})
     server.on_ack("echo", lambda ctx: ctx.data)
     server.on("fan", lambda ctx: ctx.to("room", "fan", ctx.data))
     return server
@@ -52,6 +53,14 @@ async def main(transport: str):
         # Slow heartbeats: INFO commandstats then counts the messages, not the liveness checks.
         redis = {"url": url, "prefix": prefix, "heartbeat_interval": 30.0, "node_timeout": 60.0}
         cluster = {"broker": "redis", "redis": redis}
+    if "--nats" in sys.argv:
+        url, prefix = sys.argv[sys.argv.index("--nats") + 1 : sys.argv.index("--nats") + 3]
+        nats = {"servers": [url], "prefix": prefix, "heartbeat_interval": 30.0, "node_timeout": 60.0}
+        cluster = {"broker": "nats", "nats": nats}
+    if "--ip-limit" in sys.argv:
+        # The exact per-IP limit across nodes: every admission reserves a place in Redis.
+        cluster["ip_tracker"] = "redis"
+        cluster["max_connections_per_ip"] = int(sys.argv[sys.argv.index("--ip-limit") + 1])
     if "--tls" in sys.argv:
         cert, key = sys.argv[sys.argv.index("--tls") + 1 : sys.argv.index("--tls") + 3]
         cluster["tls"] = {"cert": cert, "key": key}

@@ -23,10 +23,11 @@ NATS_SERVER = shutil.which("nats-server", path=os.pathsep.join((os.environ.get("
 
 
 class NatsProcess:
-    """``nats-server`` on 127.0.0.1, nothing kept (no JetStream store)."""
+    """``nats-server`` on 127.0.0.1, nothing kept (no JetStream store); ``arguments`` add to that."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, arguments: tuple[str, ...] = ()) -> None:
         self.port = free_port() if port is None else port
+        self.arguments = arguments
         self.process: subprocess.Popen[str] | None = None
 
     @property
@@ -39,7 +40,7 @@ class NatsProcess:
                 "nats-server is not installed: scripts/test installs it (apt-get install nats-server)"
             )
         self.process = subprocess.Popen(
-            [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port)],
+            [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), *self.arguments],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
