@@ -26,7 +26,6 @@ import random
 import socket
 import statistics
 import threading
-import time
 import timeit
 import zlib
 
@@ -198,12 +197,9 @@ def row(topology: Topology, scenario: Scenario, envelope: float) -> dict[str, fl
     k = nodes_reached(scenario.members)
     per_node = scenario.members / k
     node_us = envelope + per_node * DELIVERY_US
-    if topology.fanout == "routes":
-        # The publisher's server sends to the other servers once each and to its own share of the
-        # nodes; each server then to its share: the busiest server's copies per message.
-        copies = (topology.shards - 1) + k / topology.shards
-    else:
-        copies = k
+    # Copies one message costs its busiest broker process: on a NATS cluster the publisher's
+    # server sends to every other server once and to its own share of the nodes.
+    copies = topology.shards - 1 + k / topology.shards if topology.fanout == "routes" else k
     shard_us = topology.broker_in + copies * topology.broker_out
     node_limit = CORE_US / node_us
     shard_limit = CORE_US / shard_us
