@@ -84,6 +84,34 @@ class IPTracker(Protocol):
     def count(self, ip: str) -> MaybeAwaitable[int]: ...
 
 
+class Problems:
+    """What is wrong with a plugin's component, by where (``"commands"``, ``"pubsub"``...), as
+    the one reason ``BrokerPort.set_degraded`` takes: a broker records each problem as it comes
+    and goes and reports the summary when it changed."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[str, str] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def record(self, where: str, reason: str | None) -> bool:
+        """Record (or clear, ``None``) the problem with ``where``; whether the summary changed."""
+        if reason is None:
+            return self._items.pop(where, None) is not None
+        if self._items.get(where) == reason:
+            return False
+        self._items[where] = reason
+        return True
+
+    @property
+    def summary(self) -> str | None:
+        """``where: reason; ...`` sorted by where, or None when nothing is wrong."""
+        return "; ".join(f"{where}: {reason}" for where, reason in sorted(self._items.items())) or None
+
+
 @attrs.frozen(slots=True)
 class Delivery:
     """One emit on its way to recipients: an encoded frame and who gets it.

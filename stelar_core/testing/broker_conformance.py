@@ -127,6 +127,27 @@ class Backend(Protocol):
     def start(self) -> MaybeAwaitable[None]: ...
 
 
+class ProcessBackend:
+    """A :class:`Backend` that is one server process (``stelar_core.testing.processes.
+    ServerProcess`` with a ``start()``): stopped is killed (SIGKILL), started again empty,
+    paused with SIGSTOP."""
+
+    def __init__(self, process: Any) -> None:
+        self._process = process
+
+    def stop(self) -> None:
+        self._process.kill()
+
+    def start(self) -> None:
+        self._process.start()
+
+    def pause(self) -> None:
+        self._process.pause()
+
+    def resume(self) -> None:
+        self._process.resume()
+
+
 class BrokerConformance:
     """Subclass it (its name must start with ``Test``) and give the ``cluster`` fixture (and
     ``backend``, for a broker that depends on a server of its own)."""

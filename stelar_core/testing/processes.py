@@ -1,8 +1,10 @@
 """Helpers for tests that run a real server process of their own (redis-server, nats-server,
-a stelar node): a free port on 127.0.0.1, and waiting for the line that says it is ready."""
+a stelar node): a free port on 127.0.0.1, waiting for the line that says it is ready, and a base
+for a process a test kills, pauses and resumes."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -31,3 +33,31 @@ def wait_for_line(process: subprocess.Popen[str], marker: str, what: str) -> lis
         if marker in line:
             return seen
     raise RuntimeError(f"{what} not ready within {READY_TIMEOUT}s:\n{''.join(seen)}")
+
+
+class ServerProcess:
+    """A server process a test starts (``start``, in a subclass) and then takes apart: killed
+    (as in a crash), paused (hung, connections left open), resumed, stopped."""
+
+    process: subprocess.Popen[str] | None = None
+
+    def kill(self) -> None:
+        """SIGKILL: everything in it is lost, as in a crash."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.resume()
+            self.kill()

@@ -40,6 +40,7 @@ from stelar_core.plugin_api import (
     ErrorCode,
     NotConnected,
     Options,
+    Problems,
     ack_timeout,
 )
 from stelar_nats.envelope import Envelope, EnvelopeError, Kind, decode, encode, json_body, read_json
@@ -85,7 +86,7 @@ class NatsBroker:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._closing = False
-        self._problems: dict[str, str] = {}
+        self._problems = Problems()
         # Subjects of rooms and clients: wanted now, subscribed, and confirmed by the server.
         self._wanted: deque[tuple[str, bool]] = deque()
         self._changed = asyncio.Event()
@@ -209,16 +210,8 @@ class NatsBroker:
 
     def _problem(self, where: str, reason: str | None) -> None:
         """Record (or clear, ``None``) a problem with ``where`` ("connection", "heartbeat")."""
-        if reason is None:
-            if self._problems.pop(where, None) is None:
-                return
-        elif self._problems.get(where) == reason:
-            return
-        else:
-            self._problems[where] = reason
-        summary = "; ".join(f"{name}: {text}" for name, text in sorted(self._problems.items())) or None
-        if self._port is not None:
-            self._port.set_degraded(COMPONENT, summary)
+        if self._problems.record(where, reason) and self._port is not None:
+            self._port.set_degraded(COMPONENT, self._problems.summary)
 
     # ================================================================== heartbeats
 

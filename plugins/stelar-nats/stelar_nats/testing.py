@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from stelar_core.testing.processes import free_port, wait_for_line
+from stelar_core.testing.processes import ServerProcess, free_port, wait_for_line
 
 # Debian installs it in /usr/sbin, which a non-root PATH may not hold.
 NATS_SERVER = shutil.which("nats-server", path=os.pathsep.join((os.environ.get("PATH", ""), "/usr/sbin")))
 
 
-class NatsProcess:
+class NatsProcess(ServerProcess):
     """``nats-server`` on 127.0.0.1, nothing kept (no JetStream store); ``arguments`` add to that."""
 
     def __init__(self, port: int | None = None, arguments: tuple[str, ...] = ()) -> None:
         self.port = free_port() if port is None else port
         self.arguments = arguments
-        self.process: subprocess.Popen[str] | None = None
 
     @property
     def url(self) -> str:
@@ -46,26 +44,6 @@ class NatsProcess:
             text=True,
         )
         wait_for_line(self.process, "Server is ready", "nats-server")
-
-    def kill(self) -> None:
-        """SIGKILL, as in a crash."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-        self.process.stdout.close()  # type: ignore[union-attr]
-
-    def pause(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.resume()
-            self.kill()
 
 
 @pytest.fixture

@@ -6,26 +6,9 @@ from __future__ import annotations
 import pytest
 from nats_nodes import start_nodes
 
-from stelar_core.testing.broker_conformance import BrokerConformance
+from stelar_core.testing.broker_conformance import BrokerConformance, ProcessBackend
 
 pytestmark = pytest.mark.one_loop
-
-
-class NatsBackend:
-    def __init__(self, nats_server) -> None:
-        self._nats = nats_server
-
-    def stop(self) -> None:
-        self._nats.kill()
-
-    def start(self) -> None:
-        self._nats.start()
-
-    def pause(self) -> None:
-        self._nats.pause()
-
-    def resume(self) -> None:
-        self._nats.resume()
 
 
 class TestNatsBroker(BrokerConformance):
@@ -44,4 +27,4 @@ class TestNatsBroker(BrokerConformance):
 
     @pytest.fixture
     def backend(self, nats_server):
-        return NatsBackend(nats_server)
+        return ProcessBackend(nats_server)

@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
-from stelar_core.plugin_api import SUMMED, BrokerPort, NotConnected, Options
+from stelar_core.plugin_api import SUMMED, BrokerPort, NotConnected, Options, Problems
 from stelar_redis.connection import async_client, is_cluster
 from stelar_redis.keys import Keys
 from stelar_redis.presence import Op, Presence
@@ -87,7 +87,7 @@ class RedisNode:
         self.log = logging.getLogger("stelar.redis")
         self.port: BrokerPort | None = None
         self.delay = backoff_delays(options.reconnect_delay, options.reconnect_max_delay)
-        self._problems: dict[str, str] = {}
+        self._problems = Problems()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._closing = False  # see RedisBroker._closing
@@ -119,14 +119,9 @@ class RedisNode:
 
     def problem(self, where: str, reason: str | None) -> None:
         """Record (or clear, ``None``) a problem with ``where`` ("commands", "pubsub")."""
-        if reason is None:
-            if self._problems.pop(where, None) is None:
-                return
-        elif self._problems.get(where) == reason:
+        if not self._problems.record(where, reason):
             return
-        else:
-            self._problems[where] = reason
-        summary = "; ".join(f"{name}: {text}" for name, text in sorted(self._problems.items())) or None
+        summary = self._problems.summary
         if self.port is not None:
             self.port.set_degraded(COMPONENT, summary)
         elif summary is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -23,7 +22,7 @@ import pytest_asyncio
 import redis
 
 from stelar_core.plugin_api import StelarClient
-from stelar_core.testing.processes import READY_TIMEOUT, free_port, wait_for_line
+from stelar_core.testing.processes import READY_TIMEOUT, ServerProcess, free_port, wait_for_line
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
@@ -43,13 +42,12 @@ def free_cluster_port() -> int:
             return port
 
 
-class RedisProcess:
+class RedisProcess(ServerProcess):
     """``redis-server`` on 127.0.0.1 with nothing kept on disk (``arguments`` add to that)."""
 
     def __init__(self, port: int | None = None, arguments: tuple[str, ...] = ()) -> None:
         self.port = free_port() if port is None else port
         self.arguments = arguments
-        self.process: subprocess.Popen[str] | None = None
 
     @property
     def url(self) -> str:
@@ -78,26 +76,6 @@ class RedisProcess:
             text=True,
         )
         wait_for_line(self.process, "Ready to accept connections", "redis-server")
-
-    def kill(self) -> None:
-        """SIGKILL: everything in it is lost, as in a crash."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-        self.process.stdout.close()  # type: ignore[union-attr]
-
-    def pause(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.resume()
-            self.kill()
 
     async def command(self, *args: Any) -> Any:
         """One command on a connection of its own (closed before returning)."""

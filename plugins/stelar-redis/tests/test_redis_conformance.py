@@ -7,26 +7,9 @@ from __future__ import annotations
 import pytest
 from cluster_nodes import FAST, start_in_process
 
-from stelar_core.testing.broker_conformance import BrokerConformance
+from stelar_core.testing.broker_conformance import BrokerConformance, ProcessBackend
 
 pytestmark = pytest.mark.one_loop
-
-
-class RedisBackend:
-    def __init__(self, redis_server) -> None:
-        self._redis = redis_server
-
-    def stop(self) -> None:
-        self._redis.kill()
-
-    def start(self) -> None:
-        self._redis.start()
-
-    def pause(self) -> None:
-        self._redis.pause()
-
-    def resume(self) -> None:
-        self._redis.resume()
 
 
 class TestRedisBroker(BrokerConformance):
@@ -47,4 +30,4 @@ class TestRedisBroker(BrokerConformance):
 
     @pytest.fixture
     def backend(self, redis_server):
-        return RedisBackend(redis_server)
+        return ProcessBackend(redis_server)
