@@ -48,7 +48,7 @@ from stelar_core.protocol import (
     length_prefixed,
     load_json,
 )
-from stelar_core.protocol.acks import ack_timeout
+from stelar_core.protocol.acks import ack_timeout, request_error, request_failure
 from stelar_core.protocol.publications import Position, decode_publication
 from stelar_core.providers import (
     Broker,
@@ -229,6 +229,8 @@ __all__ = [
     "networks",
     "new_epoch",
     "port",
+    "request_error",
+    "request_failure",
     "resolve",
     "seconds",
     "serve_route",

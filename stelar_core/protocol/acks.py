@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stelar_core.errors import AckError, AckTimeout
+from stelar_core.errors import AckError, AckTimeout, NotConnected
 from stelar_core.protocol.codes import ErrorCode
 from stelar_core.protocol.frames import MAX_ACK_ID, dump_json
 
@@ -75,3 +75,21 @@ def read_answer(answer: Any) -> tuple[Any, AckError | None]:
         code = str(error.get("code", ErrorCode.HANDLER_ERROR))
         return None, AckError(code, str(error.get("message", "")))
     return None, AckError(ErrorCode.INVALID_FRAME, "ACK answer is neither {ok} nor {error}")
+
+
+def request_failure(exc: AckError | AckTimeout | NotConnected) -> tuple[str, str]:
+    """A failed request to a client as ``(code, message)``, for a broker to send to the node
+    that asked; :func:`request_error` turns it back into the same exception there."""
+    if isinstance(exc, AckError):
+        return exc.code, exc.message
+    code = ErrorCode.ACK_TIMEOUT if isinstance(exc, AckTimeout) else ErrorCode.NOT_CONNECTED
+    return code, str(exc)
+
+
+def request_error(code: str, message: str) -> AckError | AckTimeout | NotConnected:
+    """The exception a request failed with on another node, from :func:`request_failure`."""
+    if code == ErrorCode.NOT_CONNECTED:
+        return NotConnected(message)
+    if code == ErrorCode.ACK_TIMEOUT:
+        return AckTimeout(message)
+    return AckError(code, message)

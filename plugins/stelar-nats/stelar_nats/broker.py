@@ -42,6 +42,8 @@ from stelar_core.plugin_api import (
     Options,
     Problems,
     ack_timeout,
+    request_error,
+    request_failure,
 )
 from stelar_nats.envelope import Envelope, EnvelopeError, Kind, decode, encode, json_body, read_json
 from stelar_nats.nodes import NodeTable
@@ -432,12 +434,10 @@ class NatsBroker:
         value = read_json(answer.body)
         if answer.fields[0]:
             return value
-        code, message = value
-        if code == ErrorCode.NOT_CONNECTED:
-            raise NotConnected(message)
-        if code == ErrorCode.ACK_TIMEOUT:
-            raise AckTimeout(message)
-        raise AckError(code, message)
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+            self.port.count(INVALID_ENVELOPES)
+            raise NatsUnavailable(f"a node answered a request with a malformed error: {value!r}")
+        raise request_error(*value)
 
     async def disconnect(self, client_id: str, code: int, reason: str) -> bool:
         if self.port.disconnect(client_id, code, reason):
@@ -541,12 +541,8 @@ class NatsBroker:
         try:
             value = await port.ask(client_id, event, read_json(envelope.body), timeout)
             ok = True
-        except AckError as exc:
-            value = [exc.code, exc.message]
-        except AckTimeout as exc:
-            value = [ErrorCode.ACK_TIMEOUT, str(exc)]
-        except NotConnected as exc:
-            value = [ErrorCode.NOT_CONNECTED, str(exc)]
+        except (AckError, AckTimeout, NotConnected) as exc:
+            value = list(request_failure(exc))
         except EnvelopeError as exc:
             port.count(INVALID_ENVELOPES)
             value = [ErrorCode.INVALID_PAYLOAD, str(exc)]

@@ -39,6 +39,8 @@ from stelar_core.plugin_api import (
     ack_timeout,
     decode_frame,
     decode_publication,
+    request_error,
+    request_failure,
     wait_for,
 )
 from stelar_redis.envelope import (
@@ -372,12 +374,7 @@ class RedisBroker:
             self._requests.pop(request_id, None)
         if ok:
             return value
-        code, message = value
-        if code == ErrorCode.NOT_CONNECTED:
-            raise NotConnected(message)
-        if code == ErrorCode.ACK_TIMEOUT:
-            raise AckTimeout(message)
-        raise AckError(code, message)
+        raise request_error(*value)
 
     async def _answer(self, request: Request) -> None:
         """Ask the local client for another node and publish the answer to that node."""
@@ -385,12 +382,8 @@ class RedisBroker:
         try:
             value = await self.port.ask(request.client_id, request.event, request.data, request.timeout)
             answer = Answer(self.node_id, request.request_id, True, value)
-        except AckError as exc:
-            answer = Answer(self.node_id, request.request_id, False, [exc.code, exc.message])
-        except AckTimeout as exc:
-            answer = Answer(self.node_id, request.request_id, False, [ErrorCode.ACK_TIMEOUT, str(exc)])
-        except NotConnected as exc:
-            answer = Answer(self.node_id, request.request_id, False, [ErrorCode.NOT_CONNECTED, str(exc)])
+        except (AckError, AckTimeout, NotConnected) as exc:
+            answer = Answer(self.node_id, request.request_id, False, list(request_failure(exc)))
         finally:
             self._answering -= 1
         try:
