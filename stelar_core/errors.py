@@ -34,6 +34,20 @@ class ConnectionRefused(StelarError):
         self.close_code = close_code
 
 
+class LimitReached(ConnectionRefused):
+    """A shared limit refused a connection (raised by an IP tracker's ``check``, e.g. a
+    cluster-wide ``max_connections``): the hub counts and reports it as its own limits' refusals,
+    with ``active`` connections against ``limit`` in ``scope``."""
+
+    def __init__(
+        self, code: str, reason: str, close_code: int, *, active: int, limit: int, scope: str
+    ) -> None:
+        super().__init__(code, reason, close_code)
+        self.active = active
+        self.limit = limit
+        self.scope = scope
+
+
 class AckError(StelarError):
     """The other side answered a request with an error."""
 

@@ -75,7 +75,9 @@ class IPTracker(Protocol):
     """The seed's ``IIPTracker``: open connections per IP address."""
 
     def check(self, ip: str, limit: int) -> MaybeAwaitable[bool]:
-        """Whether ``ip`` may open one more connection (``limit`` is ``max_connections_per_ip``)."""
+        """Whether ``ip`` may open one more connection (``limit`` is ``max_connections_per_ip``).
+        A tracker that also keeps a limit of its own across nodes (stelar-redis's cluster-wide
+        ``max_connections``) raises ``LimitReached`` for it: the hub counts and reports it."""
 
     def add(self, ip: str) -> MaybeAwaitable[None]: ...
 

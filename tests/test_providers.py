@@ -12,6 +12,7 @@ import pytest
 
 from stelar_core import ConnectionRefused, ErrorCode
 from stelar_core.builtins.id_generators import uuid4
+from stelar_core.plugin_api import DisconnectCode, LimitReached
 from stelar_core.testing import connect_client
 
 
@@ -144,3 +145,44 @@ async def test_admission_is_at_once_when_the_tracker_answers_at_once(tracker_cla
     ticket.release()
     await asyncio.wait_for(tracker.removed.wait(), 5)
     assert (hub.admissions.admitted, tracker.counts) == (0, {"192.0.2.5": 0})
+
+
+class SharedLimitTracker(BlocklistTracker):
+    """A tracker keeping a limit of its own for several nodes (as stelar-redis's cluster-wide
+    max_connections): past two connections in all, it raises LimitReached."""
+
+    async def check(self, ip, limit):
+        if sum(self.counts.values()) >= 2:
+            raise LimitReached(
+                ErrorCode.SERVER_FULL,
+                "the cluster is full (2 connections across its nodes)",
+                DisconnectCode.TRY_AGAIN_LATER,
+                active=2,
+                limit=2,
+                scope="cluster",
+            )
+        return True
+
+
+async def test_a_trackers_shared_limit_is_counted_and_reported_like_the_hubs_own(
+    stelar_server_factory, stelar_client_factory
+):
+    reached = []
+    hooks = {
+        "on_max_connections_reached": lambda active_connections, max_connections, ip, scope: reached.append(
+            (active_connections, max_connections, ip, scope)
+        )
+    }
+    tracker = SharedLimitTracker()
+    server = await stelar_server_factory(ip_tracker=tracker, hooks=hooks)
+    for _ in range(2):
+        await stelar_client_factory(server, local_address="192.0.2.5")
+    with pytest.raises(ConnectionRefused) as info:
+        await connect_client(server, local_address="192.0.2.6")
+    assert (info.value.code, info.value.reason) == (
+        ErrorCode.SERVER_FULL,
+        "the cluster is full (2 connections across its nodes)",
+    )
+    assert server.get_stats().refused_connections == {ErrorCode.SERVER_FULL: 1}
+    assert reached == [(2, 2, "192.0.2.6", "cluster")]
+    assert server.get_stats().active_connections == 2  # the refused one holds no place

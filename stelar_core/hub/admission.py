@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from stelar_core.errors import ConnectionRefused
+from stelar_core.errors import ConnectionRefused, LimitReached
 from stelar_core.hub.hooks import Hook
 from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.providers import IPTracker, MaybeAwaitable, resolve
@@ -68,7 +68,10 @@ class Admissions:
         self.admitted += 1
         tracker, limit = self.ip_tracker, config.max_connections_per_ip
         try:
-            allowed = tracker.check(remote_address, limit)
+            try:
+                allowed = tracker.check(remote_address, limit)
+            except LimitReached as refusal:
+                raise self._shared_limit_reached(refusal, remote_address) from None
             if allowed is False:
                 count = tracker.count(remote_address)
                 if not inspect.isawaitable(count):
@@ -96,7 +99,11 @@ class Admissions:
         """The rest of ``admit`` when one of the tracker's answers must be awaited."""
         try:
             if added is None:
-                if not await resolve(allowed):
+                try:
+                    passed = await resolve(allowed)
+                except LimitReached as refusal:
+                    raise self._shared_limit_reached(refusal, remote_address) from None
+                if not passed:
                     active = await (count or resolve(self.ip_tracker.count(remote_address)))
                     raise self._ip_limit_reached(remote_address, limit, active)
                 added = resolve(self.ip_tracker.add(remote_address))
@@ -114,6 +121,12 @@ class Admissions:
             limit,
             ip,
             "ip",
+        )
+
+    def _shared_limit_reached(self, refusal: LimitReached, ip: str) -> ConnectionRefused:
+        """A limit the IP tracker keeps for several nodes (a cluster-wide ``max_connections``)."""
+        return self._limit_reached(
+            refusal.code, refusal.reason, refusal.active, refusal.limit, ip, refusal.scope
         )
 
     def _limit_reached(

@@ -35,6 +35,10 @@ from __future__ import annotations
 
 import zlib
 
+# The field of a node's ips hash that counts all its connections (no IP is spelled "*"; the
+# admission script in scripts.py uses it for a cluster-wide max_connections).
+ALL_IPS = "*"
+
 
 class Keys:
     __slots__ = ("all", "dir", "name", "nodes", "partitions", "prefix", "publish")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 
-from stelar_core.plugin_api import MemoryIPTracker, RateLimit
+from stelar_core.plugin_api import DisconnectCode, ErrorCode, LimitReached, MemoryIPTracker, RateLimit
 from stelar_redis.node import REDIS_FAILURES, RedisNode
 
 # Entries remembered for ``size()``: the clients this node has asked about, bounded.
@@ -61,7 +61,8 @@ class RedisIPTracker:
     Redis in one script (every live node's count checked and this node's raised together), so
     parallel admissions on several nodes never overshoot; a closed connection gives its place
     back. This node's counts are also kept in memory (what a resync writes again after Redis
-    lost them); a dead node's counts go with its registration."""
+    lost them); a dead node's counts go with its registration. With ``cluster_max_connections``
+    the same script holds the number of connections across every node under that limit."""
 
     def __init__(self, node: RedisNode) -> None:
         self._node = node
@@ -73,14 +74,24 @@ class RedisIPTracker:
         if self._local.count(ip) + self._reserved.get(ip, 0) >= limit:
             return False
         node = self._node
+        most = node.options.cluster_max_connections or 0
         try:
-            reserved, _ = await node.scripts.reserve_ip(
+            reserved, count, *scope = await node.scripts.reserve_ip(
                 keys=[node.keys.nodes, node.keys.node_key(node.node_id, "ips")],
-                args=[node.keys.prefix, node.node_id, ip, limit],
+                args=[node.keys.prefix, node.node_id, ip, limit, most],
             )
         except REDIS_FAILURES as exc:
             node.problem("commands", f"{type(exc).__name__}: {exc}")
             return bool(node.options.fail_open)
+        if scope:
+            raise LimitReached(
+                ErrorCode.SERVER_FULL,
+                f"the cluster is full ({most} connections across its nodes)",
+                DisconnectCode.TRY_AGAIN_LATER,
+                active=int(count),
+                limit=most,
+                scope="cluster",
+            )
         if reserved:
             self._reserved[ip] = self._reserved.get(ip, 0) + 1
         return bool(reserved)

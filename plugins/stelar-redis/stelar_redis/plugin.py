@@ -20,6 +20,7 @@ from stelar_core.plugin_api import (
     fail,
     hookimpl,
     integer,
+    optional,
     seconds,
 )
 from stelar_redis.broker import RedisBroker
@@ -140,6 +141,13 @@ def stelar_add_options(options: OptionDeclarations) -> None:
         help="seconds a room's epoch and offset outlive its last publication (then a new epoch starts)",
     )
     options.add(
+        "cluster_max_connections",
+        default=None,
+        type=int,
+        check=optional(integer(1)),
+        help="connections across every node, held exactly (with ip_tracker = redis); none: each node's own",
+    )
+    options.add(
         "fail_open",
         default=True,
         type=bool,
@@ -156,11 +164,13 @@ def node_of(context: ProviderContext) -> RedisNode:
             f"option 'redis.node_timeout' ({options.node_timeout}) must be longer than "
             f"'redis.heartbeat_interval' ({options.heartbeat_interval})"
         )
+    if options.cluster_max_connections is not None and context.config.ip_tracker != "redis":
+        # The limit is held by the Redis IP tracker's admission script: without it, nothing would.
+        raise ConfigError(
+            "option 'redis.cluster_max_connections' needs ip_tracker = \"redis\" "
+            f"(it is {context.config.ip_tracker!r})"
+        )
     return context.resources.get("redis", lambda: RedisNode(options))
-
-
-def _broker(context: ProviderContext) -> RedisBroker:
-    return RedisBroker(node_of(context))
 
 
 def _rate_limiter(context: LimiterContext) -> RedisRateLimiter:
@@ -169,6 +179,10 @@ def _rate_limiter(context: LimiterContext) -> RedisRateLimiter:
 
 def _ip_tracker(context: ProviderContext) -> RedisIPTracker:
     return RedisIPTracker(node_of(context))
+
+
+def _broker(context: ProviderContext) -> RedisBroker:
+    return RedisBroker(node_of(context))
 
 
 @hookimpl

@@ -17,7 +17,7 @@ import attrs
 import msgpack
 
 from stelar_core.plugin_api import ClientInfo
-from stelar_redis.keys import Keys
+from stelar_redis.keys import ALL_IPS, Keys
 
 # One write: (command, key, *arguments), as redis-py's execute_command takes it.
 Op = tuple[Any, ...]
@@ -128,10 +128,12 @@ class Presence:
     # ------------------------------------------------------------------ IP counts
 
     def set_ip_count(self, ip: str, count: int) -> None:
-        """Write this node's count of ``ip`` as it is (when no reservation wrote it already)."""
+        """Write this node's count of ``ip`` as it is (when no reservation wrote it already),
+        and its count of all connections."""
         self.record_ip_count(
             ip, count, ("HSET", self._ips_key, ip, count) if count > 0 else ("HDEL", self._ips_key, ip)
         )
+        self._add(("HSET", self._ips_key, ALL_IPS, sum(self.ips.values())))
 
     def record_ip_count(self, ip: str, count: int, *ops: Op) -> None:
         """This node's count of ``ip`` is ``count`` now (what a resync writes); ``ops`` write
@@ -158,4 +160,6 @@ class Presence:
             ops.append(("SADD", self._keys.room_members(self._node, room), *members))
         for ip, count in self.ips.items():
             ops.append(("HSET", self._ips_key, ip, count))
+        if self.ips:
+            ops.append(("HSET", self._ips_key, ALL_IPS, sum(self.ips.values())))
         return ops

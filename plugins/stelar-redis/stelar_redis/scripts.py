@@ -165,22 +165,31 @@ return {epoch, offset, found}
 )
 
 
-# KEYS: nodes, this node's ips hash. ARGV: prefix, this node, IP, limit. Reserves a place for
-# one connection from the IP: the counts of every live node and this one's must add up to less
-# than the limit, and this node's count goes up in the same script, so that admissions running
-# in parallel on any nodes cannot overshoot. Returns {1, count before} or {0, count}.
+# KEYS: nodes, this node's ips hash. ARGV: prefix, this node, IP, per-IP limit, cluster-wide
+# limit (0: none). Field '*' of a node's ips hash counts all its connections (keys.ALL_IPS).
+# Reserves a place for one connection from the IP: the counts of every live node and this one's
+# must add up to less than the limit (and, with a cluster-wide limit, all their connections to
+# less than that), and this node's counts go up in the same script, so that admissions running
+# in parallel on any nodes cannot overshoot. Returns {1, count before}, {0, count} (the IP's
+# limit) or {0, count, 'cluster'} (the cluster's).
 RESERVE_IP = (
     _NOW_MS
     + """
-local prefix, node, ip, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local prefix, node, ip = ARGV[1], ARGV[2], ARGV[3]
+local limit, most = tonumber(ARGV[4]), tonumber(ARGV[5])
 local total = tonumber(redis.call('HGET', KEYS[2], ip) or '0')
+local everyone = tonumber(redis.call('HGET', KEYS[2], '*') or '0')
 for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
   if n ~= node then
-    total = total + tonumber(redis.call('HGET', prefix .. ':node:' .. n .. ':ips', ip) or '0')
+    local counts = redis.call('HMGET', prefix .. ':node:' .. n .. ':ips', ip, '*')
+    total = total + tonumber(counts[1] or '0')
+    everyone = everyone + tonumber(counts[2] or '0')
   end
 end
 if total >= limit then return {0, total} end
+if most > 0 and everyone >= most then return {0, everyone, 'cluster'} end
 redis.call('HINCRBY', KEYS[2], ip, 1)
+redis.call('HINCRBY', KEYS[2], '*', 1)
 return {1, total}
 """
 )
@@ -189,6 +198,7 @@ return {1, total}
 # field goes when no connection from that IP is left, so the hash holds only IPs connected now.
 RELEASE_IP = """
 if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if redis.call('HINCRBY', KEYS[1], '*', -1) <= 0 then redis.call('HDEL', KEYS[1], '*') end
 return 1
 """
 

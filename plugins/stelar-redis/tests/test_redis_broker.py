@@ -25,6 +25,8 @@ pytestmark = pytest.mark.one_loop
         ({"prefix": "has space"}, "expected a non-empty name without spaces or braces"),
         ({"prefix": "a{b}"}, "expected a non-empty name without spaces or braces"),
         ({"partitions": 0}, "redis.partitions"),
+        ({"cluster_max_connections": 0}, "redis.cluster_max_connections"),
+        ({"cluster_max_connections": 10}, "'redis.cluster_max_connections' needs ip_tracker = \"redis\""),
         ({"pool_size": 0}, "redis.pool_size"),
         ({"heartbeat_interval": 2.0, "node_timeout": 1.0}, "'redis.node_timeout' (1.0) must be longer"),
         ({"max_message_size": 10}, "redis.max_message_size"),

@@ -278,6 +278,25 @@ async def test_the_per_ip_limit_holds_for_parallel_connections_across_nodes(redi
         await eventually(lambda: _no_ip_counted(redis_server, nodes.prefix), what="every place given back")
 
 
+async def test_a_cluster_wide_max_connections_holds_for_parallel_connections(redis_server, nodes, connect):
+    """cluster_max_connections=3 on two nodes: eight connections opened at once admit exactly
+    three, the others are refused as "the cluster is full"; the places come back as they close."""
+    limits = {"redis": {"cluster_max_connections": 3}}
+    one, two = nodes(2, ip_tracker="redis", max_connections_per_ip=100, rate_limit=None, **limits)
+    urls = [one.addresses["tcp"], two.addresses["tcp"]] * 4
+    outcomes = await asyncio.gather(*(connect(url) for url in urls), return_exceptions=True)
+    admitted = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, NotConnected)]
+    assert (len(admitted), len(refused)) == (3, 5), outcomes
+    assert all("the cluster is full (3 connections across its nodes)" in str(error) for error in refused)
+    for recorder in admitted:
+        await recorder.client.disconnect()
+    # The places come back (written behind): three again, wherever they connect.
+    await eventually(lambda: _no_ip_counted(redis_server, nodes.prefix), what="every place given back")
+    again = await asyncio.gather(*(connect(url) for url in urls[:3]))
+    assert len(again) == 3
+
+
 async def _no_ip_counted(redis_server, prefix) -> bool:
     keys = await redis_server.command("KEYS", f"{prefix}:node:*:ips")
     for key in keys:
