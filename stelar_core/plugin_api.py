@@ -50,7 +50,7 @@ from stelar_core.protocol import (
     load_json,
 )
 from stelar_core.protocol.acks import ack_timeout, request_error, request_failure
-from stelar_core.protocol.publications import Position, decode_publication
+from stelar_core.protocol.publications import Position, decode_publication, encode_publication
 from stelar_core.providers import (
     Broker,
     BrokerFactory,
@@ -220,6 +220,7 @@ __all__ = [
     "decode_publication",
     "dump_json",
     "encode_frame",
+    "encode_publication",
     "fail",
     "find_connector",
     "function_or_none",
