@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import ssl
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import nats
@@ -46,7 +46,6 @@ from stelar_core.plugin_api import (
     request_failure,
 )
 from stelar_nats.envelope import Envelope, EnvelopeError, Kind, decode, encode, json_body, read_json
-from stelar_nats.history import JetStreamHistory, publication_of
 from stelar_nats.nodes import NodeTable
 from stelar_nats.subjects import Subjects
 
@@ -55,8 +54,6 @@ PUBLISH_FAILURES = "broker_publish_failures"
 INVALID_ENVELOPES = "broker_invalid_envelopes"
 RESUBSCRIBES = "broker_resubscribes"  # reconnected: the NATS client subscribed everything again
 READ_TIMEOUTS = "broker_read_timeouts"  # a live node that did not answer a read in time
-# Publications to a room with history that JetStream did not store: delivered on this node only.
-HISTORY_UNAVAILABLE = "history_unavailable"
 
 NATS_FAILURES = (nats.errors.Error, ConnectionError)
 # The same, or no answer in time (a flush, a heartbeat that does not come back).
@@ -103,7 +100,6 @@ class NatsBroker:
         self._beat_seen = asyncio.Event()
         self.nodes = NodeTable(options.node_timeout)
         self.connected = asyncio.Event()
-        self.history = JetStreamHistory(self._subjects, options, node_id, lambda: self._nc, self._room_live)
 
     @property
     def node_id(self) -> str:
@@ -143,7 +139,6 @@ class NatsBroker:
         if nc is not None:
             with contextlib.suppress(*NATS_FAILURES_OR_TIMEOUT):
                 await asyncio.wait_for(nc.close(), self._options.command_timeout)
-        await self.history.stop()
         for task in [*self._tasks, *self._answering]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._answering, return_exceptions=True)
@@ -203,7 +198,6 @@ class NatsBroker:
         self._problem("connection", "disconnected from NATS")
 
     async def _reconnected(self) -> None:
-        self.history.forget_stream()
         # The client subscribed everything again; the heartbeat that comes back says it is live.
         self.port.count(RESUBSCRIBES)
         self._problem("connection", None)
@@ -235,7 +229,6 @@ class NatsBroker:
             nc = self._nc
             if nc is not None and nc.is_connected:
                 self._beat_seen.clear()
-                sent = self._settled()  # subscriptions whose SUB went out before this heartbeat
                 try:
                     await nc.publish(self._subjects.nodes, self._heartbeat())
                     await asyncio.wait_for(self._beat_seen.wait(), self._options.command_timeout)
@@ -243,7 +236,7 @@ class NatsBroker:
                     self._problem("heartbeat", f"no heartbeat came back ({type(exc).__name__})")
                 else:
                     self._problem("heartbeat", None)
-                    self._confirm(sent)
+                    self._confirm_all()
             await asyncio.sleep(self._options.heartbeat_interval)
 
     # ================================================================== membership
@@ -259,26 +252,20 @@ class NatsBroker:
 
     def room_joined(self, client_id: str, room: str, first: bool) -> None:
         if first:
-            self._want(self._subjects.room_interest(room), True)
+            self._want(self._subjects.room(room), True)
 
     def room_left(self, client_id: str, room: str, last: bool) -> None:
         if last:
-            self._want(self._subjects.room_interest(room), False)
+            self._want(self._subjects.room(room), False)
 
     def room_ready(self, room: str) -> Awaitable[None] | None:
         """None once NATS has confirmed this node's subscription to ``room``; else an awaitable
         of that, at most ``command_timeout``. Not at all while NATS is away: the node then
         serves its own clients, degraded, and holds no join."""
-        subject = self._subjects.room_interest(room)
+        subject = self._subjects.room(room)
         if not self.connected.is_set() or subject in self._live:
             return None
         return self._live_within(subject)
-
-    async def _room_live(self, room: str) -> None:
-        """Return once this node's subscription to ``room`` is live (as a join waits for)."""
-        ready = self.room_ready(room)
-        if ready is not None:
-            await ready
 
     async def _live_within(self, subject: str) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -314,17 +301,16 @@ class NatsBroker:
         nc = self._nc
         if nc is None:
             return
-        added: dict[str, Subscription] = {}
+        added: list[str] = []
         try:
             while self._wanted:
                 subject, subscribe = self._wanted.popleft()
                 current = self._subscriptions.get(subject)
                 if subscribe and current is None:
-                    self._subscriptions[subject] = added[subject] = await nc.subscribe(
+                    self._subscriptions[subject] = await nc.subscribe(
                         subject, cb=self._on_message, pending_msgs_limit=PENDING_MESSAGES
                     )
-                elif subscribe and current is not None:
-                    added[subject] = current  # (wanted again while still subscribed)
+                    added.append(subject)
                 elif not subscribe and current is not None:
                     del self._subscriptions[subject]
                     await current.unsubscribe()
@@ -335,18 +321,13 @@ class NatsBroker:
             return
         self._confirm(added)
 
-    def _settled(self) -> dict[str, Subscription]:
-        """The subscriptions with no change waiting: those a PONG or a heartbeat coming back
-        after now confirms."""
-        waiting = {subject for subject, _ in self._wanted}
-        return {subject: sub for subject, sub in self._subscriptions.items() if subject not in waiting}
+    def _confirm_all(self) -> None:
+        """A heartbeat came back: every subscription sent before it is live (after a reconnect too)."""
+        self._confirm(self._subscriptions)
 
-    def _confirm(self, sent: dict[str, Subscription]) -> None:
-        """The server has the subscriptions ``sent`` (as they were then): live, unless one was
-        changed since (a leave and a join in between: not live until its own confirmation)."""
-        waiting = {subject for subject, _ in self._wanted}
-        for subject, sub in sent.items():
-            if self._subscriptions.get(subject) is sub and subject not in waiting:
+    def _confirm(self, subjects: Iterable[str]) -> None:
+        for subject in subjects:
+            if subject in self._subscriptions:
                 self._live.add(subject)
                 for waiter in self._live_waiters.pop(subject, ()):
                     if not waiter.done():
@@ -355,13 +336,8 @@ class NatsBroker:
     # ================================================================== out
 
     def publish(self, delivery: Delivery) -> None:
+        # (Never a room with history: a server refuses those on a broker without a history store.)
         port = self.port
-        if delivery.history is not None:
-            if self.connected.is_set():
-                self.history.publish(delivery, self._history_failed)
-            else:
-                self._history_failed(delivery, NatsUnavailable("NATS is unavailable"))
-            return
         port.deliver(delivery)
         client_id = delivery.client_id
         if client_id is not None and port.has_client(client_id):
@@ -379,15 +355,6 @@ class NatsBroker:
         else:
             subject = self._subjects.all
         self._send(subject, payload)
-
-    def _history_failed(self, delivery: Delivery, exc: BaseException) -> None:
-        """A publication JetStream did not store: delivered on this node only, unpositioned,
-        and counted (as the Redis broker does while Redis is away)."""
-        port = self.port
-        port.count(HISTORY_UNAVAILABLE)
-        if self.connected.is_set():
-            self._log.warning("a publication was not stored: %s: %s", type(exc).__name__, exc)
-        port.deliver(Delivery(delivery.frame, delivery.room, exclude=delivery.exclude))
 
     def _send(self, subject: str, payload: bytes) -> None:
         if not self.connected.is_set():
@@ -529,8 +496,8 @@ class NatsBroker:
                     raise EnvelopeError(f"a heartbeat of node {envelope.origin!r} not taken")
             else:
                 self.nodes.gone(envelope.origin)
-        elif envelope.origin == self._node_id and kind not in (Kind.PUBLISHED, Kind.EPOCH):
-            return  # delivered here before it was published (publications: only as they come back)
+        elif envelope.origin == self._node_id:
+            return  # delivered here before it was published
         elif kind is Kind.DELIVER:
             room, client_id, exclude = fields
             had = client_id is None or port.has_client(client_id)
@@ -544,12 +511,6 @@ class NatsBroker:
                 task = asyncio.ensure_future(self._answer(port, envelope, message))
                 self._answering.add(task)
                 task.add_done_callback(self._answering.discard)
-        elif kind is Kind.PUBLISHED:
-            room, exclude = fields
-            position = publication_of(envelope).position
-            port.deliver(Delivery(envelope.body, room, exclude=frozenset(exclude), position=position))
-        elif kind is Kind.EPOCH:
-            return  # a room's history began (history.py): nothing to deliver
         elif kind is Kind.DISCONNECT:
             client_id, code, reason = fields
             await self._reply(message, port.disconnect(client_id, code, reason))

@@ -3,8 +3,7 @@
 ``P`` is the prefix (default ``stelar``; one or more NATS tokens: clusters with different
 prefixes share a NATS apart):
 
-* ``P.room.<R>.m``: a room's messages, and ``P.room.<R>.h`` those of a room with history (stored
-  by JetStream, history.py); a node subscribes to ``P.room.<R>.*`` while it has a local member.
+* ``P.room.<R>``: a room's messages; a node subscribes while it has a local member of the room.
 * ``P.all``: broadcasts; every node subscribes.
 * ``P.client.<C>``: what is routed to one client (``to_id``, requests, disconnects, joins made
   for it by another node); its node subscribes while it is connected, so NATS itself routes to
@@ -46,14 +45,7 @@ class Subjects:
         self.nodes = f"{prefix}.nodes"
 
     def room(self, room: str) -> str:
-        return f"{self.prefix}.room.{token(room)}.m"
-
-    def history(self, room: str) -> str:
-        return f"{self.prefix}.room.{token(room)}.h"
-
-    def room_interest(self, room: str) -> str:
-        """What a node with a member of ``room`` subscribes to: its messages and its history's."""
-        return f"{self.prefix}.room.{token(room)}.*"
+        return f"{self.prefix}.room.{token(room)}"
 
     def client(self, client_id: str) -> str:
         return f"{self.prefix}.client.{token(client_id)}"

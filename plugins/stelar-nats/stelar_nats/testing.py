@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -23,13 +22,11 @@ NATS_SERVER = shutil.which("nats-server", path=os.pathsep.join((os.environ.get("
 
 
 class NatsProcess(ServerProcess):
-    """``nats-server`` on 127.0.0.1 with JetStream, its store in a fresh directory each time it
-    starts (so a restart is empty, as after a crash that lost it); ``arguments`` add to that."""
+    """``nats-server`` on 127.0.0.1, nothing kept (no JetStream store); ``arguments`` add to that."""
 
     def __init__(self, port: int | None = None, arguments: tuple[str, ...] = ()) -> None:
         self.port = free_port() if port is None else port
         self.arguments = arguments
-        self._store: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def url(self) -> str:
@@ -40,32 +37,13 @@ class NatsProcess(ServerProcess):
             raise RuntimeError(
                 "nats-server is not installed: scripts/test installs it (apt-get install nats-server)"
             )
-        if self._store is not None:
-            self._store.cleanup()  # (started again after a kill: empty)
-        self._store = tempfile.TemporaryDirectory(prefix="nats-store-")
         self.process = subprocess.Popen(
-            [
-                NATS_SERVER,
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                self._store.name,
-                *self.arguments,
-            ],
+            [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), *self.arguments],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         wait_for_line(self.process, "Server is ready", "nats-server")
-
-    def stop(self) -> None:
-        super().stop()
-        if self._store is not None:
-            self._store.cleanup()
-            self._store = None
 
 
 @pytest.fixture
