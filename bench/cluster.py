@@ -62,6 +62,10 @@ primaries (no replicas in this run), and NATS's `in_msgs` from `/varz` (stelar's
 slowed in this run so that only messages are counted). `bench/.venv/bin/python bench/cluster.py`."""
 
 
+# The benchmark's own commands (INFO, and KEYS/HLEN while it waits), not stelar's.
+NOT_COUNTED = ("cmdstat_info", "cmdstat_hello", "cmdstat_keys", "cmdstat_hlen")
+
+
 class RedisServer:
     """redis-server on a free port, nothing on disk, for the run."""
 
@@ -86,7 +90,15 @@ class RedisServer:
 
     def calls(self) -> int:
         stats = self.client.info("commandstats")
-        return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_hello"))
+        return sum(v["calls"] for k, v in stats.items() if k not in NOT_COUNTED)
+
+    def wait_for_no_ip_counted(self, prefix: str, timeout: float = 10.0) -> None:
+        """Until no node of ``prefix`` counts a connection (bounded by ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while any(self.client.hlen(key) for key in self.client.keys(f"{prefix}:node:*:ips")):
+            if time.monotonic() > deadline:
+                raise TimeoutError("connections still counted in Redis")
+            time.sleep(0.01)
 
     def stop(self) -> None:
         self.client.close()
@@ -109,7 +121,7 @@ class RedisClusterServer:
         for node in self.cluster.primaries():
             with redis.Redis(port=node.port) as client:
                 stats = client.info("commandstats")
-            total += sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_hello"))
+            total += sum(v["calls"] for k, v in stats.items() if k not in NOT_COUNTED)
         return total
 
     def stop(self) -> None:
@@ -274,8 +286,8 @@ def admission(cycles: int) -> dict[str, dict[str, float]]:
                 figures = asyncio.run(
                     churn(WebSocketPeer, local(server.port), Window(server.pid), cycles, 10)
                 )
-                # Releases are written behind: wait for them before counting.
-                time.sleep(0.5)
+                # Releases are written behind: wait until every place is given back before counting.
+                redis_server.wait_for_no_ip_counted(prefix)
                 figures["commands"] = (redis_server.calls() - before) / cycles
             finally:
                 server.stop()
