@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import ssl
 from collections import deque
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from typing import Any
 
 import nats
@@ -95,6 +95,8 @@ class NatsBroker:
         self._subscriptions: dict[str, Subscription] = {}
         self._live: set[str] = set()
         self._live_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._probes = 0
+        self._probe_waiter: asyncio.Future[None] | None = None
         self._requests = 0
         self._answering: set[asyncio.Task[None]] = set()
         self._beat_seen = asyncio.Event()
@@ -236,7 +238,8 @@ class NatsBroker:
                     self._problem("heartbeat", f"no heartbeat came back ({type(exc).__name__})")
                 else:
                     self._problem("heartbeat", None)
-                    self._confirm_all()
+                    if len(self._live) < len(self._subscriptions):
+                        self._changed.set()  # a probe that failed: try again
             await asyncio.sleep(self._options.heartbeat_interval)
 
     # ================================================================== membership
@@ -282,15 +285,14 @@ class NatsBroker:
                 self._live_waiters.pop(subject, None)
 
     def _want(self, subject: str, subscribe: bool) -> None:
-        # Not live until the server confirms this subscription, even if an unsubscribe of the
-        # same subject is still on its way.
+        # Not live until the server confirms this change, even if the subject is subscribed now.
         self._live.discard(subject)
         self._wanted.append((subject, subscribe))
         self._changed.set()
 
     async def _apply_changes(self) -> None:
-        """Subscriptions as members come and go, in order; then one PING to the server, whose
-        PONG confirms every subscription sent before it (what ``room_ready`` waits for)."""
+        """Subscriptions as members come and go, in order, each batch confirmed by one probe
+        (what ``room_ready`` waits for); after a reconnect, a probe confirms them all again."""
         while not self._closing:
             await self._changed.wait()
             self._changed.clear()
@@ -301,7 +303,6 @@ class NatsBroker:
         nc = self._nc
         if nc is None:
             return
-        added: list[str] = []
         try:
             while self._wanted:
                 subject, subscribe = self._wanted.popleft()
@@ -310,24 +311,48 @@ class NatsBroker:
                     self._subscriptions[subject] = await nc.subscribe(
                         subject, cb=self._on_message, pending_msgs_limit=PENDING_MESSAGES
                     )
-                    added.append(subject)
                 elif not subscribe and current is not None:
                     del self._subscriptions[subject]
+                    self._live.discard(subject)
                     await current.unsubscribe()
-            await nc.flush(self._options.command_timeout)
+            sent = dict(self._subscriptions)
+            await self._probe(nc)
         except (TimeoutError, *NATS_FAILURES) as exc:
-            # Subscribed or not, the NATS client sends every subscription again when it is back.
+            # Subscribed or not, the NATS client sends every subscription again when it is back;
+            # a heartbeat that comes back asks for another probe.
             self._log.warning("subscriptions not confirmed: %s", type(exc).__name__)
             return
-        self._confirm(added)
+        self._confirm(sent)
 
-    def _confirm_all(self) -> None:
-        """A heartbeat came back: every subscription sent before it is live (after a reconnect too)."""
-        self._confirm(self._subscriptions)
+    async def _probe(self, nc: Client) -> None:
+        """Return when the server has every subscription this node sent before now.
 
-    def _confirm(self, subjects: Iterable[str]) -> None:
-        for subject in subjects:
-            if subject in self._subscriptions:
+        A probe is a message to this node's own subject: it leaves in the client's write queue
+        behind the SUBs, and the server reads a connection in order, so the probe coming back
+        means the SUBs are in place. (Not ``nc.flush()``: nats-py writes its PING straight to
+        the socket, ahead of commands still in that queue, so its PONG confirms nothing.)
+        """
+        self._probes += 1
+        number = self._probes
+        returned = self._probe_waiter = asyncio.get_running_loop().create_future()
+        try:
+            envelope = Envelope(Kind.PROBE, self._node_id, (number,))
+            await nc.publish(self._subjects.node(self._node_id), encode(envelope, self._max_size))
+            await asyncio.wait_for(returned, self._options.command_timeout)
+        finally:
+            self._probe_waiter = None
+
+    def _probe_came_back(self, number: int) -> None:
+        # (One probe at a time: a late one, after its wait timed out, is ignored.)
+        if number == self._probes and self._probe_waiter is not None and not self._probe_waiter.done():
+            self._probe_waiter.set_result(None)
+
+    def _confirm(self, sent: dict[str, Subscription]) -> None:
+        """The server has the subscriptions ``sent``: live, each unless it was changed since
+        (a leave and a join meanwhile wait for their own probe)."""
+        waiting = {subject for subject, _ in self._wanted}
+        for subject, subscription in sent.items():
+            if self._subscriptions.get(subject) is subscription and subject not in waiting:
                 self._live.add(subject)
                 for waiter in self._live_waiters.pop(subject, ()):
                     if not waiter.done():
@@ -485,7 +510,10 @@ class NatsBroker:
 
     async def _received(self, port: BrokerPort, envelope: Envelope, message: Msg) -> None:
         kind, fields = envelope.kind, envelope.fields
-        if kind is Kind.HEARTBEAT:
+        if kind is Kind.PROBE:
+            if envelope.origin == self._node_id:
+                self._probe_came_back(fields[0])
+        elif kind is Kind.HEARTBEAT:
             if envelope.origin == self._node_id:
                 self._beat_seen.set()
             elif fields[0]:

@@ -33,6 +33,7 @@ class Kind(Enum):
     MEMBERSHIP = "m"  # client_id, room, join
     HEARTBEAT = "h"  # alive | JSON statistics (alive) ; a node stopping says goodbye (not alive)
     READ = "r"  # what, argument: a question to one node about its clients and rooms
+    PROBE = "p"  # number: sent by a node to itself, behind its subscriptions (see broker.py)
 
 
 @attrs.frozen(slots=True)
@@ -53,6 +54,7 @@ _TYPES: dict[Kind, tuple[type | tuple[type, ...], ...]] = {
     Kind.MEMBERSHIP: (str, str, bool),
     Kind.HEARTBEAT: (bool,),
     Kind.READ: (str, str),
+    Kind.PROBE: (int,),
 }
 _BY_CODE = {kind.value: kind for kind in Kind}
 

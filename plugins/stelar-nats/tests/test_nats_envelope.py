@@ -25,6 +25,7 @@ def test_every_kind_reads_back_as_sent():
         Envelope(Kind.MEMBERSHIP, "n1", ("c1", "room", False)),
         Envelope(Kind.HEARTBEAT, "n1", (True,), json_body({"connections": 3})),
         Envelope(Kind.READ, "n1", ("members", "room")),
+        Envelope(Kind.PROBE, "n1", (7,)),
     ):
         assert decode(encode(envelope, LIMIT), LIMIT) == envelope
 
