@@ -8,8 +8,8 @@ import random
 import pytest
 
 from stelar_core import AckError, ConfigError, ErrorCode, StelarClient
-from stelar_core.builtins.brokers import MemoryBus
-from stelar_core.protocol import FrameType, encode_frame
+from stelar_core.builtins.brokers import LocalBroker, MemoryBus
+from stelar_core.protocol import FrameType, dump_json, encode_frame
 from stelar_core.protocol.publications import Position
 from stelar_core.testing import FakeClock, eventually
 
@@ -121,6 +121,102 @@ async def test_more_missed_than_the_replay_cap_is_not_recovered(stelar_server_fa
         server.to("feed:1", "tick", n)
     answer = await client.join("feed:1", since=Position(epoch, 0))
     assert answer["recovered"] is False and answer["reason"] == "too_many"
+
+
+class GatedHistory:
+    """The local broker's history, each read taken at once and answered when the test opens
+    ``gate`` (a store across the network answers later)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.answered = 0
+
+    def publish(self, delivery):
+        return self.inner.publish(delivery)
+
+    async def read(self, room, policy, after, limit):
+        page = self.inner.read(room, policy, after, limit)
+        await self.gate.wait()
+        self.answered += 1
+        return page
+
+
+async def gated_server(factory, **options):
+    broker = LocalBroker()
+    broker.history = GatedHistory(broker.history)
+    server = await history_server(factory, broker=broker, **options)
+    return server, broker.history
+
+
+@pytest.mark.parametrize("stelar_transport", ["tcp"], indirect=True)
+async def test_a_session_resumed_while_its_rejoin_is_read_is_answered_once(stelar_server_factory):
+    """A client drops while its rejoin's history read is still out, comes back (the same session)
+    and joins again: the newest join answers, everything arrives once and in order, and the
+    older read is dropped (not answered, not replayed)."""
+    server, history = await gated_server(stelar_server_factory)
+    client = StelarClient(
+        next(iter(server.addresses.values()))[0], reconnection_delay=0.001, random=lambda: 0.0
+    )
+    received: list[int] = []
+    outcomes: list[tuple[str, object]] = []
+    client.on("n", received.append)
+    client.on("recovered", lambda info: outcomes.append(("recovered", info["replayed"])))
+    client.on("not_recovered", lambda info: outcomes.append(("not_recovered", info["reason"])))
+    await client.connect()
+    try:
+        await client.join_room("feed:1")
+        server.to("feed:1", "n", 1)
+        await eventually(lambda: received == [1], what="the first message")
+        history.gate.clear()
+        abort(server, client.id)
+        first = await _holding(server, "feed:1", None)  # the rejoin's read: after offset 1
+        server.to("feed:1", "n", 2)  # held for it
+        abort(server, client.id)
+        second = await _holding(server, "feed:1", first)  # the same session again: after 2
+        server.to("feed:1", "n", 3)  # held for the newest join only
+        assert len(first.deliveries) == 1 and len(second.deliveries) == 1
+        history.gate.set()
+        await eventually(lambda: received == [1, 2, 3] and history.answered == 3, what="2 and 3")
+        server.to("feed:1", "n", 4)
+        await eventually(lambda: len(received) == 4, what="the next message")
+        assert received == [1, 2, 3, 4] and outcomes == [("recovered", 1)]
+        assert server.hub.recovery.held == {} and server.get_stats().recoveries["session_resumed"] == 2
+    finally:
+        await client.disconnect()
+
+
+async def _holding(server, room, before):
+    """The holding of the newest join of the room's one recovering session, once it is not
+    ``before``."""
+
+    def newest():
+        holdings = list(server.hub.recovery.held.get(room, {}).values())
+        return holdings[0] if holdings and holdings[0] is not before else None
+
+    await eventually(newest, what="a join's read under way")
+    return newest()
+
+
+async def test_more_published_while_reading_than_a_recovery_holds_is_an_overflow(
+    stelar_server_factory, stelar_client_factory
+):
+    server, history = await gated_server(stelar_server_factory, max_recovery_replay=2)
+    client = await stelar_client_factory(server)
+    epoch = (await client.join("feed:1"))["position"]["epoch"]
+    history.gate.clear()
+    answer = client.expect_room_answer(FrameType.JOIN, "feed:1")
+    client.send_frame(FrameType.JOIN, "feed:1", dump_json({"since": Position(epoch, 0).to_json()}))
+    holding = await _holding(server, "feed:1", None)
+    for n in range(5):  # past the cap: nothing more is kept, and nothing goes out before the answer
+        server.to("feed:1", "tick", n)
+    assert holding.overflowed and holding.deliveries == []
+    history.gate.set()
+    assert await answer == {"ok": True, "recovered": False, "reason": "overflow"}
+    server.to("feed:1", "tick", "live")
+    assert (await client.next_event()).data == "live"
+    assert server.get_stats().recoveries == {"overflow": 1}
 
 
 async def test_a_room_without_history_says_so_when_asked_to_recover(

@@ -120,7 +120,7 @@ class Fanout:
                 holding = held[delivery.room]
                 for session in recipients:
                     if session.id in holding and session.id not in exclude:
-                        self._recovery.hold(session, holding[session.id], delivery)
+                        self._recovery.hold(holding[session.id], delivery)
                 exclude = exclude | holding.keys()
         sent = 0
         for session in recipients:

@@ -18,6 +18,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from stelar_core.errors import ProtocolError
 from stelar_core.hub.session import Session
 from stelar_core.protocol import ErrorCode, Frame, FrameType, decode_frame, dump_json, encode_frame
@@ -43,8 +45,17 @@ class NotRecovered(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # the history store could not be read
 
 
-# Publications of a room held for one joining session, by room, then by session id.
-Held = dict[str, dict[str, list[Delivery]]]
+@attrs.define(eq=False)
+class Holding:
+    """Publications of a room held for one join of a session while its history is read (each
+    join its own: compared by identity)."""
+
+    deliveries: list[Delivery] = attrs.Factory(list)
+    overflowed: bool = False  # more came than a recovery holds: the join says overflow
+
+
+# The holdings of the joins being recovered, by room, then by session id.
+Held = dict[str, dict[str, Holding]]
 
 
 class Recovery:
@@ -84,9 +95,10 @@ class Recovery:
         if not inspect.isawaitable(page):
             self._finish(session, room, since, page, ())
             return None
-        holding = self.held.setdefault(room, {})
-        holding[session.id] = []
-        return self._finish_later(session, room, since, page)
+        # A join of the same session still reading (its client came back on a new connection
+        # and joined again) is superseded: this one answers, from its own read.
+        holding = self.held.setdefault(room, {})[session.id] = Holding()
+        return self._finish_later(session, room, since, page, holding)
 
     async def _answer_when(
         self, ready: Awaitable[None], session: Session, room: str, extra: dict[str, Any]
@@ -96,7 +108,12 @@ class Recovery:
             self._answer(session, room, None, extra)
 
     async def _finish_later(
-        self, session: Session, room: str, since: Position | None, page: Awaitable[HistoryPage]
+        self,
+        session: Session,
+        room: str,
+        since: Position | None,
+        page: Awaitable[HistoryPage],
+        holding: Holding,
     ) -> None:
         try:
             read: HistoryPage | None = await page
@@ -104,17 +121,19 @@ class Recovery:
             self._log.warning("history of room %r could not be read: %s", room, exc)
             read = None
         finally:
-            holding = self.held.get(room, {})
-            held = holding.pop(session.id, None)
-            if not holding:
-                self.held.pop(room, None)
-        if not session.is_open or room not in session.rooms:
+            holdings = self.held.get(room, {})
+            superseded = holdings.get(session.id) is not holding
+            if not superseded:
+                del holdings[session.id]
+                if not holdings:
+                    self.held.pop(room, None)
+        if superseded or not session.is_open or room not in session.rooms:
             return
-        if read is None or held is None:
+        if read is None or holding.overflowed:
             reason = NotRecovered.UNAVAILABLE if read is None else NotRecovered.OVERFLOW
             self._answer(session, room, None, self._not_recovered(reason))
             return
-        self._finish(session, room, since, read, held)
+        self._finish(session, room, since, read, holding.deliveries)
 
     def history(self, session: Session, request: Frame) -> Awaitable[None] | None:
         """Answer a ``$history`` request: a page of a room's history, for a member of the room."""
@@ -148,14 +167,16 @@ class Recovery:
             return
         self._outbox.answer(session, request, dump_json(_history_answer(read)))
 
-    def hold(self, session: Session, holding: list[Delivery], delivery: Delivery) -> None:
-        """Keep ``delivery`` for ``session`` until its recovery is done (at most the replay cap)."""
-        if len(holding) >= self._config().max_recovery_replay:
-            room = delivery.room
-            assert room is not None
-            self.held.get(room, {}).pop(session.id, None)  # recovery says overflow
+    def hold(self, holding: Holding, delivery: Delivery) -> None:
+        """Keep ``delivery`` until the join's recovery is done (at most the replay cap; past it
+        the join says overflow, and nothing more is kept for it)."""
+        if holding.overflowed:
             return
-        holding.append(delivery)
+        if len(holding.deliveries) >= self._config().max_recovery_replay:
+            holding.overflowed = True
+            holding.deliveries.clear()
+            return
+        holding.deliveries.append(delivery)
 
     def _finish(
         self,

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 import nats
@@ -46,6 +47,7 @@ from stelar_core.plugin_api import (
     request_failure,
 )
 from stelar_nats.envelope import Envelope, EnvelopeError, Kind, decode, encode, json_body, read_json
+from stelar_nats.history import Callbacks, JetStreamHistory
 from stelar_nats.nodes import NodeTable
 from stelar_nats.subjects import Subjects
 
@@ -54,6 +56,8 @@ PUBLISH_FAILURES = "broker_publish_failures"
 INVALID_ENVELOPES = "broker_invalid_envelopes"
 RESUBSCRIBES = "broker_resubscribes"  # reconnected: the NATS client subscribed everything again
 READ_TIMEOUTS = "broker_read_timeouts"  # a live node that did not answer a read in time
+# Publications to a room with history that JetStream did not store: delivered on this node only.
+HISTORY_UNAVAILABLE = "history_unavailable"
 
 NATS_FAILURES = (nats.errors.Error, ConnectionError)
 # The same, or no answer in time (a flush, a heartbeat that does not come back).
@@ -99,9 +103,16 @@ class NatsBroker:
         self._probe_waiter: asyncio.Future[None] | None = None
         self._requests = 0
         self._answering: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._beat_seen = asyncio.Event()
         self.nodes = NodeTable(options.node_timeout)
         self.connected = asyncio.Event()
+        callbacks = Callbacks(
+            lambda delivery: self.port.deliver(delivery),
+            functools.partial(self._problem, "history"),
+            self._invalid_stored,
+        )
+        self.history = JetStreamHistory(self._subjects, options, node_id, lambda: self._nc, callbacks)
 
     @property
     def node_id(self) -> str:
@@ -141,9 +152,10 @@ class NatsBroker:
         if nc is not None:
             with contextlib.suppress(*NATS_FAILURES_OR_TIMEOUT):
                 await asyncio.wait_for(nc.close(), self._options.command_timeout)
-        for task in [*self._tasks, *self._answering]:
+        await self.history.stop()
+        for task in [*self._tasks, *self._answering, *self._background]:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._answering, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._answering, *self._background, return_exceptions=True)
         self._tasks = []
         self._nc = None
         self._subscriptions.clear()
@@ -200,11 +212,17 @@ class NatsBroker:
         self._problem("connection", "disconnected from NATS")
 
     async def _reconnected(self) -> None:
+        self._spawn(self.history.reconnected())
         # The client subscribed everything again; the heartbeat that comes back says it is live.
         self.port.count(RESUBSCRIBES)
         self._problem("connection", None)
         self.connected.set()
         self._changed.set()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _error(self, exc: Exception) -> None:
         if not isinstance(exc, nats.errors.SlowConsumerError):
@@ -260,6 +278,7 @@ class NatsBroker:
     def room_left(self, client_id: str, room: str, last: bool) -> None:
         if last:
             self._want(self._subjects.room(room), False)
+            self.history.release(room)
 
     def room_ready(self, room: str) -> Awaitable[None] | None:
         """None once NATS has confirmed this node's subscription to ``room``; else an awaitable
@@ -361,8 +380,13 @@ class NatsBroker:
     # ================================================================== out
 
     def publish(self, delivery: Delivery) -> None:
-        # (Never a room with history: a server refuses those on a broker without a history store.)
         port = self.port
+        if delivery.history is not None:
+            if self.connected.is_set():
+                self.history.publish(delivery, self._history_failed)
+            else:
+                self._history_failed(delivery, NatsUnavailable("NATS is unavailable"))
+            return
         port.deliver(delivery)
         client_id = delivery.client_id
         if client_id is not None and port.has_client(client_id):
@@ -380,6 +404,19 @@ class NatsBroker:
         else:
             subject = self._subjects.all
         self._send(subject, payload)
+
+    def _invalid_stored(self, exc: EnvelopeError) -> None:
+        self.port.count(INVALID_ENVELOPES)
+        self._log.warning("skipped a message in a room's history on JetStream: %s", exc)
+
+    def _history_failed(self, delivery: Delivery, exc: BaseException) -> None:
+        """A publication JetStream did not store: delivered on this node only, unpositioned,
+        and counted (as the Redis broker does while Redis is away)."""
+        port = self.port
+        port.count(HISTORY_UNAVAILABLE)
+        if self.connected.is_set():
+            self._log.warning("a publication was not stored: %s: %s", type(exc).__name__, exc)
+        port.deliver(Delivery(delivery.frame, delivery.room, exclude=delivery.exclude))
 
     def _send(self, subject: str, payload: bytes) -> None:
         if not self.connected.is_set():
@@ -524,6 +561,9 @@ class NatsBroker:
                     raise EnvelopeError(f"a heartbeat of node {envelope.origin!r} not taken")
             else:
                 self.nodes.gone(envelope.origin)
+        elif kind in (Kind.PUBLISHED, Kind.EPOCH):
+            # (Only JetStream hands those on, to a room's consumer: following.py.)
+            raise EnvelopeError(f"a {kind.name} envelope on {message.subject}, not from JetStream")
         elif envelope.origin == self._node_id:
             return  # delivered here before it was published
         elif kind is Kind.DELIVER:

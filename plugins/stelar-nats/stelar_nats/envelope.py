@@ -33,7 +33,9 @@ class Kind(Enum):
     MEMBERSHIP = "m"  # client_id, room, join
     HEARTBEAT = "h"  # alive | JSON statistics (alive) ; a node stopping says goodbye (not alive)
     READ = "r"  # what, argument: a question to one node about its clients and rooms
-    PROBE = "p"  # number: sent by a node to itself, behind its subscriptions (see broker.py)
+    PUBLISHED = "p"  # room, exclude | publication frame (a room with history, positioned)
+    EPOCH = "e"  # room, epoch: the first message of a room's history (history.py)
+    PROBE = "b"  # number: sent by a node to itself, behind its subscriptions (see broker.py)
 
 
 @attrs.frozen(slots=True)
@@ -54,6 +56,8 @@ _TYPES: dict[Kind, tuple[type | tuple[type, ...], ...]] = {
     Kind.MEMBERSHIP: (str, str, bool),
     Kind.HEARTBEAT: (bool,),
     Kind.READ: (str, str),
+    Kind.PUBLISHED: (str, list),
+    Kind.EPOCH: (str, str),
     Kind.PROBE: (int,),
 }
 _BY_CODE = {kind.value: kind for kind in Kind}
@@ -119,7 +123,7 @@ def decode(data: bytes, max_size: int) -> Envelope:
         # (bool is an int to Python: a code or a timeout must not be one.)
         if not isinstance(value, expected) or (isinstance(value, bool) and bool not in _flat(expected)):
             raise EnvelopeError(f"field {position} of a {kind.name} envelope has type {type(value).__name__}")
-    if kind is Kind.DELIVER and not all(isinstance(item, str) for item in fields[-1]):
+    if kind in (Kind.DELIVER, Kind.PUBLISHED) and not all(isinstance(item, str) for item in fields[-1]):
         raise EnvelopeError(f"a {kind.name} envelope excludes client IDs, which are strings")
     return Envelope(kind, origin, tuple(fields), data[end:])
 

@@ -111,6 +111,20 @@ def stelar_add_options(options: OptionDeclarations) -> None:
         help="requests to clients of other nodes awaiting an answer, and requests answered for them",
     )
     options.add(
+        "history_max_size",
+        default=1000,
+        type=int,
+        check=integer(1),
+        help="JetStream: publications kept per room with history (at least every room's history_size)",
+    )
+    options.add(
+        "history_max_age",
+        default=86400.0,
+        type=float,
+        check=seconds,
+        help="JetStream: seconds a publication is kept (at least every room's history_ttl)",
+    )
+    options.add(
         "heartbeat_interval",
         default=1.0,
         type=float,

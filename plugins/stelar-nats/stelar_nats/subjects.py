@@ -3,7 +3,9 @@
 ``P`` is the prefix (default ``stelar``; one or more NATS tokens: clusters with different
 prefixes share a NATS apart):
 
-* ``P.room.<R>``: a room's messages; a node subscribes while it has a local member of the room.
+* ``P.room.<R>.m``: a room's messages; a node subscribes while it has a local member of the room.
+* ``P.room.<R>.h``: those of a room with history, stored by JetStream (history.py); a node with a
+  local member receives them from a consumer of its own (following.py), never subscribed plainly.
 * ``P.all``: broadcasts; every node subscribes.
 * ``P.client.<C>``: what is routed to one client (``to_id``, requests, disconnects, joins made
   for it by another node); its node subscribes while it is connected, so NATS itself routes to
@@ -45,7 +47,10 @@ class Subjects:
         self.nodes = f"{prefix}.nodes"
 
     def room(self, room: str) -> str:
-        return f"{self.prefix}.room.{token(room)}"
+        return f"{self.prefix}.room.{token(room)}.m"
+
+    def history(self, room: str) -> str:
+        return f"{self.prefix}.room.{token(room)}.h"
 
     def client(self, client_id: str) -> str:
         return f"{self.prefix}.client.{token(client_id)}"

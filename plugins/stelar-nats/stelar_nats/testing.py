@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -22,11 +23,17 @@ NATS_SERVER = shutil.which("nats-server", path=os.pathsep.join((os.environ.get("
 
 
 class NatsProcess(ServerProcess):
-    """``nats-server`` on 127.0.0.1, nothing kept (no JetStream store); ``arguments`` add to that."""
+    """``nats-server`` on 127.0.0.1 with JetStream (unless ``jetstream=False``), its store in a
+    fresh directory each time it starts (so a restart is empty, as after a crash that lost it);
+    ``arguments`` add to that."""
 
-    def __init__(self, port: int | None = None, arguments: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, port: int | None = None, arguments: tuple[str, ...] = (), jetstream: bool = True
+    ) -> None:
         self.port = free_port() if port is None else port
         self.arguments = arguments
+        self.jetstream = jetstream
+        self._store: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def url(self) -> str:
@@ -37,13 +44,23 @@ class NatsProcess(ServerProcess):
             raise RuntimeError(
                 "nats-server is not installed: scripts/test installs it (apt-get install nats-server)"
             )
+        if self._store is not None:
+            self._store.cleanup()  # (started again after a kill: empty)
+        self._store = tempfile.TemporaryDirectory(prefix="nats-store-")
+        jetstream = ["-js", "-sd", self._store.name] if self.jetstream else []
         self.process = subprocess.Popen(
-            [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), *self.arguments],
+            [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), *jetstream, *self.arguments],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         wait_for_line(self.process, "Server is ready", "nats-server")
+
+    def stop(self) -> None:
+        super().stop()
+        if self._store is not None:
+            self._store.cleanup()
+            self._store = None
 
 
 @pytest.fixture

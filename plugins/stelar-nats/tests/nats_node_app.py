@@ -1,6 +1,6 @@
 """A stelar node on NATS in a process of its own, for the tests that kill one:
 
-    python tests/nats_node_app.py NATS_URL PREFIX
+    python tests/nats_node_app.py NATS_URL PREFIX [ROOMS_JSON]
 
 It prints one JSON line (its node ID and TCP address) once it listens, then serves until killed.
 """
@@ -16,9 +16,11 @@ from nats_nodes import FAST
 from stelar_core import StelarServer
 
 
-async def main(url: str, prefix: str) -> None:
+async def main(url: str, prefix: str, rooms: dict) -> None:
     server = StelarServer(
         transports=["tcp"],
+        rooms=rooms,
+        rate_limit=None,
         host="127.0.0.1",
         tcp_port=0,
         broker="nats",
@@ -30,4 +32,4 @@ async def main(url: str, prefix: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}))

@@ -33,9 +33,9 @@ async def start_nodes(url: str, count: int, **options) -> list:
 class NodeProcess:
     """One stelar node on NATS in a process of its own (``nats_node_app.py``), to kill."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, rooms: dict | None = None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(NODE_APP), url, prefix],
+            [sys.executable, str(NODE_APP), url, prefix, json.dumps(rooms or {})],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
