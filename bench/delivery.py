@@ -1,12 +1,12 @@
 """The delivery scenarios of bench/run (issue 26): what room history costs, and a recovery storm.
 
 History cost: fan-out to the members of one room, one burst, into a room without history and
-into the same room keeping its last 1,000 messages, with the local broker (one process) and
-with the Redis broker (one node on a Redis of its own): deliveries/s and Redis commands per
-publish. Recovery storm: clients in a room with history drop all at once, 100 messages are
-published meanwhile, and they all reconnect and rejoin from their positions together: time until
-every one was told ``recovered: true`` with its 100 messages replayed, and the Redis commands it
-took.
+into the same room keeping its last 1,000 messages, with the local broker (one process), with
+the Redis broker (one node on a Redis of its own) and with the NATS broker (one node on a
+nats-server with JetStream of its own): deliveries/s and Redis commands per publish. Recovery
+storm: clients in a room with history drop all at once, 100 messages are published meanwhile,
+and they all reconnect and rejoin from their positions together: time until every one was told
+``recovered: true`` with its 100 messages replayed, and the Redis commands it took.
 
     bench/.venv/bin/python bench/delivery.py [--quick]   # prints the table; bench/run writes it
                                                            # into bench/RESULTS.md
@@ -21,7 +21,7 @@ import asyncio
 import time
 import uuid
 
-from cluster import RedisServer, fan_out
+from cluster import NatsServer, RedisServer, fan_out
 from compare import ServerProcess, python, write_section
 from loadgen import WebSocketPeer
 
@@ -31,7 +31,9 @@ from stelar_core.testing import TestClient, connect_url
 NOTE = """The server process is pinned to CPU 0, as in the rest of this benchmark; Redis and the load
 generator share the other core. Fan-out: WebSocket members of one room, the publisher a member too, one
 burst; the "history" rows keep the room's last 1,000 messages (in the server's memory with the
-local broker, in a Redis stream with the Redis broker, one Lua call per publish). Recovery storm:
+local broker, in a Redis stream with the Redis broker, one Lua call per publish; in a JetStream
+stream with the NATS broker, one acknowledged store per publish, one at a time per room, which the
+node receives back through its consumer of the room). Recovery storm:
 TCP clients of the test kit (`stelar_core.testing`), joined to the room, closed together; 100
 messages published; all reconnect, then join from their last position at once: the time runs from
 those joins to the last `recovered: true`, the replays included. Redis calls are round trips
@@ -42,22 +44,23 @@ connection state recovery: miguelgrinberg/Flask-SocketIO discussion #1987), so t
 no peer. `bench/.venv/bin/python bench/delivery.py`."""
 
 
-def relay(history: bool, redis: RedisServer | None, transport: str = "ws") -> ServerProcess:
+def relay(history: bool, backend: RedisServer | NatsServer | None, transport: str = "ws") -> ServerProcess:
     argv = list(python("stelar_relay.py", transport, "asyncio"))
     if history:
         argv += ["--history", "1000"]
-    if redis is not None:
-        argv += ["--redis", redis.url, f"bench{uuid.uuid4().hex[:6]}"]
+    if backend is not None:
+        argv += [backend.option, backend.url, f"bench{uuid.uuid4().hex[:6]}"]
     return ServerProcess(argv)
 
 
-def history_cost(redis: RedisServer, members: int, messages: int) -> dict[str, dict[str, float]]:
+def history_cost(backends: dict, members: int, messages: int) -> dict[str, dict[str, float]]:
     results = {}
-    for broker in ("local", "redis"):
+    redis = backends["redis"]
+    for broker, backend in backends.items():
         for history in (False, True):
-            server = relay(history, redis if broker == "redis" else None)
+            server = relay(history, backend)
             try:
-                # fan_out counts around the burst alone; here it counts round trips.
+                # fan_out counts around the burst alone; here it counts Redis round trips.
                 figures = asyncio.run(
                     fan_out(WebSocketPeer, [server.port], members, messages, RoundTrips(redis))
                 )
@@ -115,7 +118,7 @@ async def connect_many(url: str, count: int, batch: int = 50) -> list[TestClient
 class RoundTrips:
     """``calls()``: the calls made to Redis so far (what fan_out counts around its burst)."""
 
-    def __init__(self, redis: RedisServer) -> None:
+    def __init__(self, redis: RedisServer) -> None:  # (counted on Redis only: 0 for others)
         self.redis = redis
 
     def calls(self) -> int:
@@ -142,13 +145,13 @@ def _published_by_scripts(calls: dict[str, int]) -> int:
     return calls.get("xadd", 0)
 
 
-def recovery(redis: RedisServer, clients: int, missed: int) -> dict[str, dict[str, float]]:
+def recovery(backends: dict, clients: int, missed: int) -> dict[str, dict[str, float]]:
     results = {}
-    for broker in ("local", "redis"):
-        server = relay(True, redis if broker == "redis" else None, transport="tcp")
+    for broker, backend in backends.items():
+        server = relay(True, backend, transport="tcp")
         try:
             results[broker] = asyncio.run(
-                storm(server.port, clients, missed, redis if broker == "redis" else None)
+                storm(server.port, clients, missed, backend if broker == "redis" else None)
             )
         finally:
             server.stop()
@@ -194,12 +197,14 @@ def main() -> None:
     args = parser.parse_args()
     members, messages = (200, 100) if args.quick else (1000, 500)
     clients, missed = (200, 100) if args.quick else (1000, 100)
-    redis = RedisServer()
+    redis, nats = RedisServer(), NatsServer()
+    backends = {"local": None, "redis": redis, "nats": nats}
     try:
-        cost = history_cost(redis, members, messages)
-        storms = recovery(redis, clients, missed)
+        cost = history_cost(backends, members, messages)
+        storms = recovery(backends, clients, missed)
     finally:
         redis.stop()
+        nats.stop()
     lines = table(cost, members, messages, storms, clients, missed)
     print("\n".join(lines))
     write_section("delivery", lines)

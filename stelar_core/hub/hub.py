@@ -184,7 +184,7 @@ class Hub:
         if config.rooms.any_history and self._history_store() is None:
             raise ConfigError(
                 f"option 'rooms' asks for history, but the broker {type(self.fanout.broker).__name__} "
-                "keeps none (it has no 'history' store; the local and redis brokers do)"
+                "keeps none (it has no 'history' store; the local, redis and nats brokers do)"
             )
 
     # ================================================================== HubPort

@@ -40,6 +40,9 @@ class Following:
     def __len__(self) -> int:
         return len(self._subscriptions)
 
+    def __contains__(self, room: object) -> bool:
+        return room in self._subscriptions
+
     async def follow(self, js: JetStreamContext, room: str, after_sequence: int) -> None:
         """Return once ``room``'s publications stored after ``after_sequence`` reach this node
         (at once when it follows the room already)."""

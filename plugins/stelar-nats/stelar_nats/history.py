@@ -50,6 +50,7 @@ from stelar_core.plugin_api import (
 )
 from stelar_nats.envelope import Envelope, EnvelopeError, Kind, decode, encode
 from stelar_nats.following import Following
+from stelar_nats.recent import Recent
 from stelar_nats.subjects import Subjects
 
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code: another message was stored in between
@@ -91,6 +92,9 @@ class JetStreamHistory:
         self._callbacks = callbacks
         self._stream = stream_name(subjects.prefix)
         self._following = Following(self._stream, subjects.history, self._stored)
+        # The last publications of the rooms followed (recent.py), and the JetStream reads under way.
+        self._recent: dict[str, Recent] = {}
+        self._reading: dict[str, asyncio.Lock] = {}
         self._ready = False
         self._ensuring = asyncio.Lock()
         # Publications waiting for their turn, per room (one stored at a time per room: the
@@ -125,6 +129,7 @@ class JetStreamHistory:
     async def reconnected(self) -> None:
         """The server may have lost the stream: make sure of it, and follow every room again."""
         self._ready = False
+        self._recent.clear()  # (what came while away is not in them: reads go to JetStream)
         if not self._following:
             return
         try:
@@ -138,12 +143,17 @@ class JetStreamHistory:
     def release(self, room: str) -> None:
         """The room's last member on this node left."""
         self._following.release(room)
+        self._recent.pop(room, None)
+        self._reading.pop(room, None)
 
     def _stored(self, room: str, message: Msg) -> None:
         """A publication the stream stored, for this node's members of ``room``."""
         try:
             envelope = decode(message.data, self._options.max_message_size)
+            recent = self._recent.get(room)
             if envelope.kind is Kind.EPOCH:
+                if recent is not None:
+                    recent.began(envelope.fields[1])
                 return
             if envelope.kind is not Kind.PUBLISHED or envelope.fields[0] != room:
                 raise EnvelopeError(f"a {envelope.kind.name} envelope in room {room!r}'s history")
@@ -151,6 +161,8 @@ class JetStreamHistory:
         except EnvelopeError as exc:
             self._callbacks.invalid(exc)
             return
+        if recent is not None:
+            recent.add(position, message.metadata.timestamp.timestamp(), envelope.body)
         exclude = frozenset(envelope.fields[1])
         self._callbacks.deliver(Delivery(envelope.body, room, exclude=exclude, position=position))
 
@@ -207,19 +219,38 @@ class JetStreamHistory:
         await self._ensure(js)
         sequence, position = await self._position(js, room)
         # A join reads: from here on, what is stored after this position reaches the member.
+        if room not in self._following:
+            self._recent[room] = Recent(position, policy.history_size)
         await self._following.follow(js, room, sequence)
         if after is None or after >= position.offset or limit <= 0:
             return HistoryPage(position)
         oldest = max(after, position.offset - policy.history_size)
-        publications = await self._after(js, room, position, oldest, policy.history_ttl)
+        stored_since = time.time() - policy.history_ttl
+        publications = self._kept_after(room, oldest, position, stored_since)
+        if publications is None:
+            # One JetStream read at a time per room: those waiting may then find its answer kept.
+            async with self._reading.setdefault(room, asyncio.Lock()):
+                publications = self._kept_after(room, oldest, position, stored_since)
+                if publications is None:
+                    read = await self._after(js, room, position, oldest)
+                    recent = self._recent.get(room)
+                    if recent is not None:
+                        recent.extend_back(position.epoch, read)
+                    publications = [(offset, frame) for offset, at, frame in read if at >= stored_since]
         return HistoryPage(position, tuple(publications[:limit]))
 
+    def _kept_after(
+        self, room: str, after: int, position: Position, stored_since: float
+    ) -> list[tuple[int, bytes]] | None:
+        recent = self._recent.get(room)
+        return None if recent is None else recent.after(after, position, stored_since)
+
     async def _after(
-        self, js: JetStreamContext, room: str, position: Position, after: int, ttl: float
-    ) -> list[tuple[int, bytes]]:
+        self, js: JetStreamContext, room: str, position: Position, after: int
+    ) -> list[tuple[int, float, bytes]]:
         """The room's publications of ``position``'s epoch with offsets above ``after``, up to
-        ``position``, younger than ``ttl`` seconds, oldest first."""
-        found: list[tuple[int, bytes]] = []
+        ``position``, oldest first, with the time each was stored."""
+        found: list[tuple[int, float, bytes]] = []
         subscription = await js.subscribe(
             self._subjects.history(room),
             stream=self._stream,
@@ -227,16 +258,14 @@ class JetStreamHistory:
             deliver_policy=DeliverPolicy.ALL,
         )
         try:
-            newest = time.time() - ttl
             while True:
                 message = await subscription.next_msg(self._options.command_timeout)
                 stored = self._stored_publication(message.data)
                 if stored is not None:
                     place, frame = stored
                     offset = place.offset
-                    fresh = message.metadata.timestamp.timestamp() >= newest
-                    if place.epoch == position.epoch and after < offset <= position.offset and fresh:
-                        found.append((offset, frame))
+                    if place.epoch == position.epoch and after < offset <= position.offset:
+                        found.append((offset, message.metadata.timestamp.timestamp(), frame))
                 if message.metadata.num_pending == 0 or (found and found[-1][0] >= position.offset):
                     return found
         finally:
