@@ -49,6 +49,7 @@ from stelar_core.plugin_api import (
 from stelar_nats.envelope import Envelope, EnvelopeError, Kind, decode, encode, json_body, read_json
 from stelar_nats.history import Callbacks, JetStreamHistory
 from stelar_nats.nodes import NodeTable
+from stelar_nats.presence import NodePresence
 from stelar_nats.subjects import Subjects
 
 COMPONENT = "nats"
@@ -113,6 +114,7 @@ class NatsBroker:
             self._invalid_stored,
         )
         self.history = JetStreamHistory(self._subjects, options, node_id, lambda: self._nc, callbacks)
+        self.presence = NodePresence(self._gather, self._invalid_answer)
 
     @property
     def node_id(self) -> str:
@@ -405,6 +407,10 @@ class NatsBroker:
             subject = self._subjects.all
         self._send(subject, payload)
 
+    def _invalid_answer(self, exc: EnvelopeError) -> None:
+        self.port.count(INVALID_ENVELOPES)
+        self._log.warning("a node's answer to a read left out: %s", exc)
+
     def _invalid_stored(self, exc: EnvelopeError) -> None:
         self.port.count(INVALID_ENVELOPES)
         self._log.warning("skipped a message in a room's history on JetStream: %s", exc)
@@ -637,6 +643,8 @@ class NatsBroker:
             return [info.id for info in live if argument in info.rooms]
         if what == "rooms":
             return sorted({room for info in live for room in info.rooms})
+        if what == "presence":
+            return self.presence.local(argument)
         raise EnvelopeError(f"unknown read {what!r}")
 
     async def _gather(self, what: str, argument: str = "") -> list[Any]:
