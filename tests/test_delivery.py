@@ -12,6 +12,7 @@ from stelar_core.builtins.brokers import LocalBroker, MemoryBus
 from stelar_core.protocol import FrameType, dump_json, encode_frame
 from stelar_core.protocol.publications import Position
 from stelar_core.testing import FakeClock, eventually
+from stelar_core.testing.drops import drop_session
 
 HISTORY = {"feed:*": {"history_size": 5, "history_ttl": 60}}
 
@@ -170,10 +171,10 @@ async def test_a_session_resumed_while_its_rejoin_is_read_is_answered_once(stela
         server.to("feed:1", "n", 1)
         await eventually(lambda: received == [1], what="the first message")
         history.gate.clear()
-        abort(server, client.id)
+        drop_session(server, client.id)
         first = await _holding(server, "feed:1", None)  # the rejoin's read: after offset 1
         server.to("feed:1", "n", 2)  # held for it
-        abort(server, client.id)
+        drop_session(server, client.id)
         second = await _holding(server, "feed:1", first)  # the same session again: after 2
         server.to("feed:1", "n", 3)  # held for the newest join only
         assert len(first.deliveries) == 1 and len(second.deliveries) == 1
@@ -340,13 +341,6 @@ async def test_hubs_on_one_bus_share_positions(stelar_server_factory, stelar_cli
 # ------------------------------------------------------------------ real sockets, real drops
 
 
-def abort(server, client_id):
-    """Drop a client's connection the way a network does: no close frame, nothing flushed."""
-    session = server.hub.session(client_id)
-    if session is not None:
-        session.connection._stream().abort()
-
-
 @pytest.mark.parametrize("stelar_transport", ["tcp", "ws"], indirect=True)
 async def test_a_client_whose_socket_is_aborted_twenty_times_gets_every_message_once_in_order(
     stelar_server_factory,
@@ -369,7 +363,7 @@ async def test_a_client_whose_socket_is_aborted_twenty_times_gets_every_message_
     def connected():
         if armed:
             armed.clear()
-            abort(server, client.id)
+            drop_session(server, client.id)
 
     client.on("connect", connected)
     rng = random.Random(26)
@@ -385,7 +379,7 @@ async def test_a_client_whose_socket_is_aborted_twenty_times_gets_every_message_
                 )
                 if rng.random() < 0.5:
                     armed.append(True)
-                abort(server, client.id)
+                drop_session(server, client.id)
             if n % 7 == 0:
                 await asyncio.sleep(0)  # let the sockets move
         await eventually(lambda: len(received) >= 1000 and client.connected, what="all 1000", timeout=20)

@@ -8,13 +8,7 @@ import pytest
 from stelar_core import ErrorCode, StelarClient
 from stelar_core.protocol import FrameType, dump_json, encode_frame
 from stelar_core.testing import FakeClock, connect_client, eventually
-
-
-def abort(server, client_id):
-    """Drop a client's connection the way a network does: no close frame, nothing flushed."""
-    session = server.hub.session(client_id)
-    if session is not None:
-        session.connection._stream().abort()
+from stelar_core.testing.drops import drop_session
 
 
 def client_of(server, **options):
@@ -44,7 +38,7 @@ async def test_a_resumed_session_keeps_its_id_metadata_and_rooms(stelar_server_f
     await client.join_room("lobby")
     client.emit("enter")
     await eventually(lambda: server.get_room_members("side"), what="joined by the server")
-    abort(server, first_id)
+    drop_session(server, first_id)
     await eventually(lambda: client.connected and client.resumed, what="resumed")
     try:
         assert client.id == first_id
@@ -63,7 +57,7 @@ async def test_requests_whose_answers_were_lost_run_once_and_all_resolve(stelar_
     def work(ctx):
         runs.append(ctx.data)
         if ctx.data % 25 == 0:
-            abort(server, ctx.id)  # the handler ran; its answer will not arrive
+            drop_session(server, ctx.id)  # the handler ran; its answer will not arrive
         return ctx.data * 2
 
     client = client_of(server, ack_timeout=20)
@@ -92,7 +86,7 @@ async def test_events_sent_across_drops_are_handled_once_in_order(stelar_server_
             client.emit("n", n)
             if n % 100 == 50:
                 await eventually(lambda: client.connected and server.hub.session(client.id), what="back")
-                abort(server, client.id)
+                drop_session(server, client.id)
                 await asyncio.sleep(0)  # let the drop be seen, so the next ones queue offline
         await eventually(lambda: len(got) >= 1000 and client.connected, what="all handled")
     finally:
@@ -111,7 +105,7 @@ async def test_only_a_dropped_connection_leaves_a_session_to_resume(stelar_serve
     await eventually(lambda: server.get_clients() == [], what="both gone")
     assert len(server.hub.resumption) == 0
     dropped = await connect_client(server)
-    abort(server, dropped.id)
+    drop_session(server, dropped.id)
     await eventually(lambda: len(server.hub.resumption) == 1, what="the dropped one kept")
 
 
@@ -119,7 +113,7 @@ async def test_a_wrong_token_or_an_unknown_session_starts_a_new_one(stelar_serve
     server = await stelar_server_factory()
     first = await connect_client(server)
     first_id = first.id
-    abort(server, first_id)
+    drop_session(server, first_id)
     await first.wait_closed()
     for resume in ({"id": first_id, "token": "not-the-token"}, {"id": "nobody", "token": "x"}):
         other = await connect_client(server, auth=None, handshake=False)
@@ -162,7 +156,7 @@ async def test_unresumed_sessions_expire_and_are_bounded(stelar_server_factory):
     clients = [await connect_client(server) for _ in range(3)]
     ids = [client.id for client in clients]
     for client in clients:
-        abort(server, client.id)
+        drop_session(server, client.id)
         await client.wait_closed()
     await eventually(lambda: server.get_clients() == [], what="all three gone")
     assert len(server.hub.resumption) == 2  # the first went to make room, as if expired

@@ -29,12 +29,15 @@ join window (a message published anywhere right after ``join_room`` returned rea
 member, the first of its node). A broker that joins nodes (:class:`~stelar_core.providers.
 ClusterBroker`) also runs: requests, disconnects, joins and leaves of a client of another node,
 and the cluster-wide reads. A broker with a history store runs the history tests: positions
-agree on every node, and a client recovers on another node; a broker sharing presence, that
+agree on every node while both publish into one room at once, a client recovers on another
+node, and one missing more than the history holds is told so; a broker sharing presence, that
 every node reads the same members; a broker with a ``backend`` (fixture), that an outage (and
 a hung backend, when it can be paused) degrades every node, which serves its own clients, and
-that they heal when it is back.
-stelar's in-process bus and stelar-redis run it
-(``tests/test_broker_conformance.py``, ``plugins/stelar-redis/tests/test_redis_conformance.py``).
+that they heal when it is back, and with history that a room then delivers locally without
+positions and that a backend restarted empty starts new epochs.
+stelar's in-process bus, stelar-redis (one Redis and a Redis Cluster) and stelar-nats run it
+(``tests/test_broker_conformance.py``, ``plugins/stelar-redis/tests/test_redis_conformance.py``,
+``test_redis_sharded.py``, ``plugins/stelar-nats/tests/test_nats_conformance.py``).
 """
 
 from __future__ import annotations
@@ -280,30 +283,90 @@ class BrokerConformance:
     # ------------------------------------------------------------------ brokers keeping history
 
     async def test_positions_agree_on_every_node_and_recovery_works_anywhere(self, cluster: Cluster) -> None:
-        rooms = {"feed": {"history_size": 50}}
-        try:
-            servers = await cluster(2, rooms=rooms)
-        except ConfigError as exc:  # a server refuses rooms with history on a broker keeping none
-            if "history" not in str(exc):
-                raise
-            pytest.skip(f"the broker keeps no history: {exc}")
-        if not _keeps_history(servers[0]):
-            pytest.skip("the broker keeps no history")
+        """Both nodes publish into one room in the same moments: one sequence of offsets, the
+        same on every node, each node's own publications in the order it made them."""
+        servers = await _with_history(cluster, 2, {"feed": {"history_size": 50}})
         ann, bob = await members(servers)
         epoch = (await ann.join("feed"))["position"]["epoch"]
         await bob.join("feed")
-        for n in range(10):
-            servers[n % 2].to("feed", "n", n)
-        ann_events = [await ann.next_event() for _ in range(10)]
-        bob_events = [await bob.next_event() for _ in range(10)]
+        for n in range(20):
+            servers[0].to("feed", "n", ["one", n])
+            servers[1].to("feed", "n", ["two", n])
+        ann_events = [await ann.next_event() for _ in range(40)]
+        bob_events = [await bob.next_event() for _ in range(40)]
         assert [(e.position, e.data) for e in ann_events] == [(e.position, e.data) for e in bob_events]
-        assert [position(e).offset for e in ann_events] == list(range(1, 11))
+        assert [position(e).offset for e in ann_events] == list(range(1, 41))
         assert all(position(e).epoch == epoch for e in ann_events)
+        for node in ("one", "two"):
+            assert [n for name, n in (e.data for e in ann_events) if name == node] == list(range(20))
         # A client that saw up to offset 4 on node one recovers the rest on node two.
         (late,) = await members(servers[1:])
         answer = await late.join("feed", since=Position(epoch, 4))
-        assert answer["recovered"] is True and answer["replayed"] == 6
-        assert [(await late.next_event()).data for _ in range(6)] == [e.data for e in ann_events[4:]]
+        assert answer["recovered"] is True and answer["replayed"] == 36
+        assert [(await late.next_event()).data for _ in range(36)] == [e.data for e in ann_events[4:]]
+
+    async def test_missed_publications_older_than_the_history_are_not_recovered(
+        self, cluster: Cluster
+    ) -> None:
+        servers = await _with_history(cluster, 2, {"feed": {"history_size": 5}})
+        watcher, gone = await members(servers)
+        epoch = (await watcher.join("feed"))["position"]["epoch"]
+        await gone.join("feed")
+        servers[0].to("feed", "n", 1)
+        assert await received(gone, 1) == [1]
+        gone.close()
+        for n in range(2, 12):
+            servers[0].to("feed", "n", n)
+        assert await received(watcher, 11) == list(range(1, 12))  # all stored by now
+        (back,) = await members(servers[1:])
+        answer = await back.join("feed", since=Position(epoch, 1))
+        assert answer["recovered"] is False and answer["reason"] == "history_lost"
+        assert answer["position"] == {"epoch": epoch, "offset": 11}
+        (again,) = await members(servers[1:])  # (back, at offset 11 now, would drop a replay)
+        answer = await again.join("feed", since=Position(epoch, 8))
+        assert answer["recovered"] is True and answer["replayed"] == 3
+        assert await received(again, 3) == [9, 10, 11]
+        assert servers[1].get_stats().recoveries == {"history_lost": 1, "recovered": 1}
+
+    async def test_while_the_backend_is_away_a_history_room_delivers_locally_without_positions(
+        self, cluster: Cluster, backend: Backend | None
+    ) -> None:
+        if backend is None:
+            pytest.skip("the broker has no backend to take away")
+        (server,) = await _with_history(cluster, 1, {"feed": {"history_size": 5}})
+        (client,) = await members([server])
+        await client.join("feed")
+        await resolve(backend.stop())
+        await eventually(lambda: server.get_stats().degraded, what="degraded")
+        server.to("feed", "n", "during")
+        event = await client.next_event()
+        assert event.data == "during" and event.position is None
+        assert server.get_stats().counters["history_unavailable"] == 1
+        answer = await client.join("feed", since=Position("e", 0))
+        assert answer["recovered"] is False and answer["reason"] == "unavailable"
+        await resolve(backend.start())
+        await eventually(lambda: not server.get_stats().degraded, what="healed")
+
+    async def test_a_backend_restarted_empty_starts_a_new_epoch(
+        self, cluster: Cluster, backend: Backend | None
+    ) -> None:
+        if backend is None:
+            pytest.skip("the broker has no backend to take away")
+        (server,) = await _with_history(cluster, 1, {"feed": {"history_size": 5}})
+        (client,) = await members([server])
+        epoch = (await client.join("feed"))["position"]["epoch"]
+        server.to("feed", "n", 1)
+        assert (await client.next_event()).position == Position(epoch, 1)
+        await resolve(backend.stop())
+        await eventually(lambda: server.get_stats().degraded, what="the loss seen")
+        await resolve(backend.start())
+        await eventually(lambda: not server.get_stats().degraded, what="back")
+        answer = await client.join("feed", since=Position(epoch, 1))
+        assert answer["recovered"] is False and answer["reason"] == "epoch_changed"
+        new_epoch = answer["position"]["epoch"]
+        assert new_epoch != epoch and answer["position"]["offset"] == 0
+        server.to("feed", "n", 2)
+        assert (await client.next_event()).position == Position(new_epoch, 1)
 
     # ------------------------------------------------------------------ brokers sharing presence
 
@@ -374,6 +437,19 @@ class _Crossing:
 async def _plan_is(server: StelarServer, client_id: str, plan: str) -> bool:
     info = await server.cluster.get_client(client_id)
     return info is not None and info.metadata.get("plan") == plan
+
+
+async def _with_history(cluster: Cluster, count: int, rooms: dict[str, Any]) -> list[StelarServer]:
+    """``count`` nodes with the rooms ``rooms`` keeping history; skips when the broker keeps none."""
+    try:
+        servers = await cluster(count, rooms=rooms, rate_limit=None)
+    except ConfigError as exc:  # a server refuses rooms with history on a broker keeping none
+        if "history" not in str(exc):
+            raise
+        pytest.skip(f"the broker keeps no history: {exc}")
+    if not _keeps_history(servers[0]):
+        pytest.skip("the broker keeps no history")
+    return servers
 
 
 async def _presence_is(server: StelarServer, expected: dict[str, Any]) -> bool:

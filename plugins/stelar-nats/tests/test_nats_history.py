@@ -1,7 +1,8 @@
-"""Room history on JetStream: one sequence of positions for a room whichever node publishes (also
-when nodes publish into it at the same moment), recovery from any node, a new epoch when NATS
-lost its store or a room's history holds something that is not stelar's, local delivery while
-JetStream cannot store, and a client dropped again and again across two node processes that
+"""Room history on JetStream, beyond what the conformance kit checks on every broker (one
+sequence of positions while nodes publish at once, recovery on any node, outages, NATS restarted
+empty: test_nats_conformance.py): a room's history holding something that is not stelar's, a
+publication not from JetStream refused, NATS paused, a server without JetStream, the stream's
+per-room cap, bad options, and a client dropped again and again across two node processes that
 misses nothing."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from stelar_core.plugin_api import (
     encode_publication,
 )
 from stelar_core.testing import eventually
+from stelar_core.testing.drops import drop_client_link
 from stelar_nats.envelope import Envelope, Kind, encode
 from stelar_nats.history import stream_name
 from stelar_nats.subjects import Subjects
@@ -56,90 +58,6 @@ async def nodes(nats_server):
 
 def counter(server: StelarServer, name: str) -> int:
     return server.get_stats().counters.get(name, 0)
-
-
-async def stored(url: str, prefix: str, room: str, offset: int) -> None:
-    """Wait until JetStream holds ``room``'s publication ``offset`` (publishing is queued)."""
-    subject = Subjects(prefix).history(room)
-    connection = await nats.connect(url)
-    try:
-        js = connection.jetstream()
-
-        async def there() -> bool:
-            info = await js.stream_info(stream_name(prefix), subjects_filter=subject)
-            # (The epoch marker is a room's first message.)
-            return (info.state.subjects or {}).get(subject, 0) >= offset + 1
-
-        await eventually(there, what=f"offset {offset} stored")
-    finally:
-        await connection.close()
-
-
-async def test_nodes_publishing_into_one_room_at_once_get_one_sequence(nodes, stelar_client_factory):
-    one, two = await nodes(2)
-    a, b = await stelar_client_factory(one), await stelar_client_factory(two)
-    first = await a.join("feed")
-    assert first["position"]["offset"] == 0  # before anything was published
-    epoch = first["position"]["epoch"]
-    assert (await b.join("feed"))["position"] == {"epoch": epoch, "offset": 0}
-    # Both nodes store into the room in the same moments: JetStream refuses a node whose idea of
-    # the last offset is stale, and it tries again after the other's.
-    for n in range(40):
-        one.to("feed", "tick", ["one", n])
-        two.to("feed", "tick", ["two", n])
-    seen = []
-    for client in (a, b):
-        got = [await client.next_event() for _ in range(80)]
-        assert [e.position for e in got] == [Position(epoch, offset) for offset in range(1, 81)]
-        seen.append([(tuple(e.data), e.position) for e in got])
-    assert seen[0] == seen[1]
-    for node in ("one", "two"):  # a node's own publications keep their order
-        mine = [n for name, n in (data for data, _ in seen[0]) if name == node]
-        assert mine == list(range(40))
-
-
-async def test_recovery_on_another_node_replays_what_was_missed(nodes, nats_server, stelar_client_factory):
-    one, two = await nodes(2)
-    a = await stelar_client_factory(one)
-    epoch = (await a.join("feed"))["position"]["epoch"]
-    one.to("feed", "tick", 1)
-    await a.next_event()
-    a.close()
-    for n in (2, 3, 4):
-        one.to("feed", "tick", n)
-    await stored(nats_server.url, nodes.prefix, "feed", 4)
-    b = await stelar_client_factory(two)
-    answer = await b.join("feed", since=Position(epoch, 1))
-    assert answer == {"ok": True, "position": {"epoch": epoch, "offset": 4}, "recovered": True, "replayed": 3}
-    assert [(await b.next_event()).data for _ in range(3)] == [2, 3, 4]
-    one.to("feed", "tick", 5)
-    assert (await b.next_event()).position == Position(epoch, 5)
-    # Older than the room's history_size (5): not recovered, nothing replayed.
-    for n in range(6, 12):
-        one.to("feed", "tick", n)
-    for _ in range(6):
-        await b.next_event()
-    answer = await b.join("feed", since=Position(epoch, 2))
-    assert answer["recovered"] is False and answer["reason"] == "history_lost"
-    assert two.get_stats().recoveries == {"recovered": 1, "history_lost": 1}
-
-
-async def test_nats_restarted_empty_starts_a_new_epoch(nodes, nats_server, stelar_client_factory):
-    (one,) = await nodes(1)
-    a = await stelar_client_factory(one)
-    epoch = (await a.join("feed"))["position"]["epoch"]
-    one.to("feed", "tick", 1)
-    assert (await a.next_event()).position == Position(epoch, 1)
-    nats_server.stop()  # killed, its store gone with it
-    await eventually(lambda: one.get_stats().degraded, what="the loss seen")
-    nats_server.start()
-    await eventually(lambda: one.get_stats().degraded == {}, what="back")
-    answer = await a.join("feed", since=Position(epoch, 1))
-    assert answer["recovered"] is False and answer["reason"] == "epoch_changed"
-    new_epoch = answer["position"]["epoch"]
-    assert new_epoch != epoch and answer["position"]["offset"] == 0
-    one.to("feed", "tick", 2)
-    assert (await a.next_event()).position == Position(new_epoch, 1)
 
 
 async def test_something_else_in_a_rooms_history_is_counted_and_the_room_goes_on(
@@ -213,22 +131,6 @@ async def test_a_paused_nats_loses_no_stored_publication(nodes, nats_server, ste
     assert [(e.data, e.position) for e in got] == [(2, Position(epoch, 2)), (3, Position(epoch, 3))]
 
 
-async def test_while_nats_is_away_a_history_room_delivers_locally_without_positions(
-    nodes, nats_server, stelar_client_factory
-):
-    (one,) = await nodes(1)
-    a = await stelar_client_factory(one)
-    await a.join("feed")
-    nats_server.kill()
-    await eventually(lambda: one.get_stats().degraded, what="degraded")
-    one.to("feed", "tick", "during")
-    event = await a.next_event()
-    assert event.data == "during" and event.position is None
-    assert counter(one, "history_unavailable") == 1
-    answer = await a.join("feed", since=Position("e", 0))
-    assert answer["recovered"] is False and answer["reason"] == "unavailable"
-
-
 async def test_without_jetstream_a_history_room_is_local_and_the_node_says_why(stelar_client_factory):
     plain = NatsProcess(jetstream=False)
     plain.start()
@@ -249,13 +151,6 @@ async def test_without_jetstream_a_history_room_is_local_and_the_node_says_why(s
             await one.stop()
     finally:
         plain.stop()
-
-
-def abort(client: StelarClient) -> None:
-    """Drop the client's connection the way a network does: no close frame, nothing flushed."""
-    link = client._channel.link
-    if link is not None:
-        link.abort(1006, "dropped by the test")
 
 
 async def test_a_client_dropped_across_two_node_processes_gets_every_message_once_in_order(nats_server):
@@ -280,13 +175,13 @@ async def test_a_client_dropped_across_two_node_processes_gets_every_message_onc
         for n in range(1, 401):
             publisher.to("feed", "n", n)
             if n in drops:
-                abort(client)
+                drop_client_link(client)
                 await eventually(lambda: not client.connected, what="the drop seen")
                 dropped += 1
                 client.url = processes[dropped % 2].tcp  # back on the other node
                 await client.connect()
                 if rng.random() < 0.5:
-                    abort(client)  # in the middle of the replay
+                    drop_client_link(client)  # in the middle of the replay
                     await eventually(lambda: not client.connected, what="the drop seen")
                     await client.connect()
             elif n % 20 == 0:  # (paced: drops fall among messages on their way)

@@ -1,6 +1,7 @@
-"""Room history in Redis: positions shared by every node, recovery from any node, a new epoch
-when Redis lost the stream, one script per publish; and the reconnecting client that never
-misses a message across drops and nodes (two node processes)."""
+"""Room history in Redis, beyond what the conformance kit checks on every broker (positions,
+recovery on any node, outages, a Redis restarted empty: test_redis_conformance.py): one script
+per publish, and the reconnecting client that never misses a message across drops and nodes
+(two node processes)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest
 from cluster_nodes import NodeProcess, start_in_process
 
 from stelar_core import StelarClient, StelarServer
-from stelar_core.plugin_api import FrameType, Position, dump_json, encode_frame
+from stelar_core.plugin_api import FrameType, dump_json, encode_frame
 from stelar_core.testing import connect_url, eventually
+from stelar_core.testing.drops import drop_client_link
 
 pytestmark = pytest.mark.one_loop
 
@@ -49,84 +51,6 @@ async def nodes(redis_server):
         await server.stop()
 
 
-async def test_every_node_gives_one_room_one_sequence_of_positions(nodes, stelar_client_factory):
-    one, two = await nodes(2)
-    a, b = await stelar_client_factory(one), await stelar_client_factory(two)
-    first = await a.join("feed")
-    assert first["position"]["offset"] == 0  # before anything was published
-    epoch = first["position"]["epoch"]
-    assert (await b.join("feed"))["position"] == {"epoch": epoch, "offset": 0}
-    for n in range(6):
-        (one if n % 2 else two).to("feed", "tick", n)
-    seen = []
-    for client in (a, b):  # each node writes them in the order of their offsets
-        got = [await client.next_event() for _ in range(6)]
-        assert [e.position for e in got] == [Position(epoch, offset) for offset in range(1, 7)]
-        seen.append([(e.data, e.position) for e in got])
-    assert seen[0] == seen[1] and sorted(data for data, _ in seen[0]) == list(range(6))
-    for node in (0, 1):  # a node's own publishes keep their order
-        mine = [data for data, _ in seen[0] if data % 2 == node]
-        assert mine == sorted(mine)
-
-
-async def stored(redis_server, prefix: str, room: str, offset: int) -> None:
-    """Wait until Redis holds ``room``'s publication ``offset`` (publishing is queued)."""
-
-    async def there():
-        return (
-            int(await redis_server.command("HGET", f"{prefix}:history:{room}:meta", "offset") or 0) >= offset
-        )
-
-    await eventually(there, what=f"offset {offset} stored")
-
-
-async def test_recovery_on_another_node_replays_what_was_missed(nodes, redis_server, stelar_client_factory):
-    one, two = await nodes(2)
-    a = await stelar_client_factory(one)
-    epoch = (await a.join("feed"))["position"]["epoch"]
-    one.to("feed", "tick", 1)
-    await a.next_event()
-    a.close()
-    await a.wait_closed()
-    for n in (2, 3, 4):
-        one.to("feed", "tick", n)
-    await stored(redis_server, nodes.prefix, "feed", 4)
-    b = await stelar_client_factory(two)
-    answer = await b.join("feed", since=Position(epoch, 1))
-    assert answer == {"ok": True, "position": {"epoch": epoch, "offset": 4}, "recovered": True, "replayed": 3}
-    assert [(await b.next_event()).data for _ in range(3)] == [2, 3, 4]
-    one.to("feed", "tick", 5)
-    assert (await b.next_event()).position == Position(epoch, 5)
-    # Older than the 5 kept: not recovered, nothing replayed.
-    for n in range(6, 12):
-        one.to("feed", "tick", n)
-    for _ in range(6):
-        await b.next_event()
-    await stored(redis_server, nodes.prefix, "feed", 11)
-    answer = await b.join("feed", since=Position(epoch, 2))
-    assert answer["recovered"] is False and answer["reason"] == "history_lost"
-    assert two.get_stats().recoveries == {"recovered": 1, "history_lost": 1}
-
-
-async def test_redis_restarted_empty_starts_a_new_epoch(nodes, redis_server, stelar_client_factory):
-    (one,) = await nodes(1)
-    a = await stelar_client_factory(one)
-    epoch = (await a.join("feed"))["position"]["epoch"]
-    one.to("feed", "tick", 1)
-    assert (await a.next_event()).position == Position(epoch, 1)
-    redis_server.kill()
-    await eventually(lambda: one.get_stats().degraded, what="the loss seen")
-    redis_server.start()
-    broker = one.hub.fanout.broker
-    await eventually(lambda: broker.subscribed.is_set() and one.get_stats().degraded == {}, what="back")
-    answer = await a.join("feed", since=Position(epoch, 1))
-    assert answer["recovered"] is False and answer["reason"] == "epoch_changed"
-    new_epoch = answer["position"]["epoch"]
-    assert new_epoch != epoch and answer["position"]["offset"] == 0
-    one.to("feed", "tick", 2)
-    assert (await a.next_event()).position == Position(new_epoch, 1)
-
-
 async def test_one_publish_is_one_script_call(nodes, redis_server, stelar_client_factory):
     (one,) = await nodes(1)
     a = await stelar_client_factory(one)
@@ -142,23 +66,6 @@ async def test_one_publish_is_one_script_call(nodes, redis_server, stelar_client
     assert await redis_server.command("XLEN", f"{nodes.prefix}:history:feed") == 5  # trimmed
 
 
-async def test_while_redis_is_away_a_history_room_delivers_locally_without_positions(
-    nodes, redis_server, stelar_client_factory
-):
-    (one,) = await nodes(1)
-    a = await stelar_client_factory(one)
-    await a.join("feed")
-    redis_server.kill()
-    await eventually(lambda: one.get_stats().degraded, what="degraded")
-    one.to("feed", "tick", "during")
-    event = await a.next_event()
-    assert event.data == "during" and event.position is None
-    assert one.get_stats().counters["history_unavailable"] == 1
-    answer = await a.join("feed", since=Position("e", 0))
-    assert answer["recovered"] is False and answer["reason"] == "unavailable"
-    redis_server.start()
-
-
 # ------------------------------------------------------------------ real processes, real drops
 
 
@@ -172,13 +79,6 @@ def node_processes(redis_server):
     yield started
     for node in started:
         node.stop()
-
-
-def abort(client: StelarClient) -> None:
-    """Drop the client's connection the way a network does: no close frame, nothing flushed."""
-    link = client._channel.link
-    if link is not None:
-        link.abort(1006, "dropped by the test")
 
 
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
@@ -204,13 +104,13 @@ async def test_a_client_dropped_twenty_times_across_two_nodes_gets_every_message
         for n in range(1, 1001):
             await publisher.request("do", {"action": "to", "args": {"room": "feed", "event": "n", "data": n}})
             if n in drops:
-                abort(client)
+                drop_client_link(client)
                 await eventually(lambda: not client.connected, what="the drop seen")
                 dropped += 1
                 client.url = urls[dropped % 2]  # back on the other node
                 await client.connect()
                 if rng.random() < 0.5:
-                    abort(client)  # in the middle of the replay
+                    drop_client_link(client)  # in the middle of the replay
                     await eventually(lambda: not client.connected, what="the drop seen")
                     await client.connect()
         await eventually(lambda: len(received) >= 1000, what="all 1000", timeout=20)
