@@ -331,11 +331,7 @@ class BrokerConformance:
     async def test_while_the_backend_is_away_a_history_room_delivers_locally_without_positions(
         self, cluster: Cluster, backend: Backend | None
     ) -> None:
-        if backend is None:
-            pytest.skip("the broker has no backend to take away")
-        (server,) = await _with_history(cluster, 1, {"feed": {"history_size": 5}})
-        (client,) = await members([server])
-        await client.join("feed")
+        server, client, _, backend = await _history_member(cluster, backend)
         await resolve(backend.stop())
         await eventually(lambda: server.get_stats().degraded, what="degraded")
         server.to("feed", "n", "during")
@@ -350,11 +346,7 @@ class BrokerConformance:
     async def test_a_backend_restarted_empty_starts_a_new_epoch(
         self, cluster: Cluster, backend: Backend | None
     ) -> None:
-        if backend is None:
-            pytest.skip("the broker has no backend to take away")
-        (server,) = await _with_history(cluster, 1, {"feed": {"history_size": 5}})
-        (client,) = await members([server])
-        epoch = (await client.join("feed"))["position"]["epoch"]
+        server, client, epoch, backend = await _history_member(cluster, backend)
         server.to("feed", "n", 1)
         assert (await client.next_event()).position == Position(epoch, 1)
         await resolve(backend.stop())
@@ -450,6 +442,19 @@ async def _with_history(cluster: Cluster, count: int, rooms: dict[str, Any]) -> 
     if not _keeps_history(servers[0]):
         pytest.skip("the broker keeps no history")
     return servers
+
+
+async def _history_member(
+    cluster: Cluster, backend: Backend | None
+) -> tuple[StelarServer, TestClient, str, Backend]:
+    """One node with a backend and a member of its room with history "feed", the room's epoch
+    and the backend; skips when the broker has no backend or keeps no history."""
+    if backend is None:
+        pytest.skip("the broker has no backend to take away")
+    (server,) = await _with_history(cluster, 1, {"feed": {"history_size": 5}})
+    (client,) = await members([server])
+    answer = await client.join("feed")
+    return server, client, answer["position"]["epoch"], backend
 
 
 async def _presence_is(server: StelarServer, expected: dict[str, Any]) -> bool:
