@@ -145,6 +145,34 @@ def _published_by_scripts(calls: dict[str, int]) -> int:
     return calls.get("xadd", 0)
 
 
+async def store_rate(port: int, count: int) -> float:
+    """Publications/s into one room with history, one node: a client emits ``count`` events at
+    once into the room, timed until a member of it has every one (each stored and positioned)."""
+    url = f"tcp://127.0.0.1:{port}"
+    member, publisher = await connect_many(url, 2)
+    await member.join("room")
+    started = time.perf_counter()
+    for n in range(count):
+        publisher.emit("fan", n)
+    for _ in range(count):
+        await member.next_event(timeout=60)
+    seconds = time.perf_counter() - started
+    member.close()
+    publisher.close()
+    return count / seconds
+
+
+def store_rates(backends: dict, count: int) -> dict[str, float]:
+    results = {}
+    for broker, backend in backends.items():
+        server = relay(True, backend, transport="tcp")
+        try:
+            results[broker] = asyncio.run(store_rate(server.port, count))
+        finally:
+            server.stop()
+    return results
+
+
 def recovery(backends: dict, clients: int, missed: int) -> dict[str, dict[str, float]]:
     results = {}
     for broker, backend in backends.items():
@@ -158,7 +186,9 @@ def recovery(backends: dict, clients: int, missed: int) -> dict[str, dict[str, f
     return results
 
 
-def table(cost: dict, members: int, messages: int, storms: dict, clients: int, missed: int) -> list[str]:
+def table(
+    cost: dict, members: int, messages: int, storms: dict, clients: int, missed: int, rates: dict, stored: int
+) -> list[str]:
     lines = [
         f"### Delivery: room history, {members:,} members, {messages:,} messages in a burst",
         "",
@@ -188,6 +218,16 @@ def table(cost: dict, members: int, messages: int, storms: dict, clients: int, m
         lines.append(
             f"| {broker} | {figures['seconds'] * 1e3:,.0f} ms | {per_client:.2f} ms | {calls} | {commands} |"
         )
+    lines += [
+        "",
+        f"Publications into one room with history from one node: {stored:,} events emitted at once by a",
+        "client, timed until a member has them all (Redis: one pipelined script call each; NATS: one",
+        "JetStream store at a time per room, each waiting for its acknowledgement).",
+        "",
+        "| broker | stored publications/s, one room |",
+        "|---|---:|",
+        *(f"| {broker} | {rate:,.0f} |" for broker, rate in rates.items()),
+    ]
     return lines
 
 
@@ -197,15 +237,17 @@ def main() -> None:
     args = parser.parse_args()
     members, messages = (200, 100) if args.quick else (1000, 500)
     clients, missed = (200, 100) if args.quick else (1000, 100)
+    stored = 500 if args.quick else 5000
     redis, nats = RedisServer(), NatsServer()
     backends = {"local": None, "redis": redis, "nats": nats}
     try:
         cost = history_cost(backends, members, messages)
         storms = recovery(backends, clients, missed)
+        rates = store_rates(backends, stored)
     finally:
         redis.stop()
         nats.stop()
-    lines = table(cost, members, messages, storms, clients, missed)
+    lines = table(cost, members, messages, storms, clients, missed, rates, stored)
     print("\n".join(lines))
     write_section("delivery", lines)
 
