@@ -85,6 +85,7 @@ from stelar_core.room_policies import RoomPolicy
 from stelar_core.server.relay import build_relay_server
 from stelar_core.server.server import StelarServer
 from stelar_core.tls import ServerTLS, TLSProvider, client_context, handshake_error
+from stelar_core.tracing import ProcessScope, Tracer, TracerFactory
 from stelar_core.transports.base import (
     Admission,
     ClientLink,
@@ -181,6 +182,7 @@ __all__ = [
     "Position",
     "PresenceStore",
     "Problems",
+    "ProcessScope",
     "ProtocolError",
     "ProviderContext",
     "RateLimit",
@@ -207,6 +209,8 @@ __all__ = [
     "Tapped",
     "Timer",
     "TokenBucketLimiter",
+    "Tracer",
+    "TracerFactory",
     "Transport",
     "TransportContext",
     "TransportProvider",

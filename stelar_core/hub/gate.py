@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from stelar_core import tracing
 from stelar_core.config import ServerConfig
 from stelar_core.hub.hooks import Hook
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.session import Session
 from stelar_core.protocol import DisconnectCode, ErrorCode, Frame, FrameType
+from stelar_core.tracing import ProcessScope, Tracer
 
 if TYPE_CHECKING:
     from stelar_core.hub.services import HubServices
@@ -20,9 +22,9 @@ FrameHandler = Callable[[Session, Frame], "Awaitable[None] | None"]
 
 
 class MessageGate:
-    __slots__ = ("_close", "_config", "_counters", "_hooks", "_log", "_outbox", "_taps", "limits")
+    __slots__ = ("_close", "_config", "_counters", "_hooks", "_log", "_outbox", "_taps", "_tracer", "limits")
 
-    def __init__(self, services: HubServices, limits: RateLimitPolicy) -> None:
+    def __init__(self, services: HubServices, limits: RateLimitPolicy, tracer: Tracer | None = None) -> None:
         self._config = services.config
         self.limits = limits
         self._counters = services.counters
@@ -31,10 +33,40 @@ class MessageGate:
         self._close = services.close
         self._log = services.log
         self._taps = services.taps
+        self._tracer = tracer
 
     def message(self, session: Session, frame: Frame, then: FrameHandler) -> Awaitable[None] | None:
         """``then(session, frame)`` for an event or request whose name and payload size are
         within bounds and whose rate limit allows it; else the sender is told, and None."""
+        if self._tracer is not None:
+            return self._traced(self._tracer, session, frame, then)
+        return self._message(session, frame, then)
+
+    def _traced(
+        self, tracer: Tracer, session: Session, frame: Frame, then: FrameHandler
+    ) -> Awaitable[None] | None:
+        scope = tracer.process(
+            event=frame.event,
+            request=frame.type is FrameType.ACK_REQUEST,
+            client_id=session.id,
+            protocol=session.protocol,
+            size=len(frame.payload),
+        )
+        tokens = tracing.enter(scope)
+        try:
+            pending = self._message(session, frame, then)
+        except BaseException as exc:
+            scope.failed(exc)
+            scope.end()
+            raise
+        finally:
+            tracing.leave(scope, tokens)
+        if pending is None:
+            scope.end()
+            return None
+        return _finish_traced(scope, pending)
+
+    def _message(self, session: Session, frame: Frame, then: FrameHandler) -> Awaitable[None] | None:
         config = self._config()
         session.received += 1  # handled, whatever the outcome: a resumed client does not resend it
         answers = session.answers
@@ -110,3 +142,16 @@ class MessageGate:
         self._outbox.refuse(session, frame, ErrorCode.RATE_LIMITED, "rate limit exceeded")
         if disconnect:
             self._close(session, DisconnectCode.POLICY_VIOLATION, "rate limit exceeded")
+
+
+async def _finish_traced(scope: ProcessScope, pending: Awaitable[None]) -> None:
+    """Await the rest of a traced message with its scope current, then end the scope."""
+    tokens = tracing.enter(scope)
+    try:
+        await pending
+    except BaseException as exc:
+        scope.failed(exc)
+        raise
+    finally:
+        tracing.leave(scope, tokens)
+        scope.end()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import cattrs
 
+from stelar_core import tracing
 from stelar_core.errors import ConfigError, InvalidPayload
 from stelar_core.hub.context import Context
 from stelar_core.hub.hooks import Hook, HookRunner
@@ -262,6 +263,7 @@ class HandlerRunner:
         (``invalid_payloads``), told to ``on_invalid_payload``, and answered with the code
         ``invalid_payload``: in the request's answer, or in an error frame naming the event."""
         self._counters.invalid_payloads += 1
+        tracing.refused(ErrorCode.INVALID_PAYLOAD)
         self._hooks.notify(
             Hook.INVALID_PAYLOAD, client_id=ctx.id, event=ctx.event, errors=list(invalid.problems)
         )
@@ -280,4 +282,5 @@ class HandlerRunner:
         self._log.exception("handler %s failed on event %r of client %s", name, ctx.event, ctx.id)
         error = sys.exc_info()[1]
         if error is not None:
+            tracing.failed(error)
             self._hooks.notify(Hook.HANDLER_ERROR, client_id=ctx.id, event=ctx.event, error=error)

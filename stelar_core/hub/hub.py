@@ -55,6 +55,7 @@ from stelar_core.protocol import (
 )
 from stelar_core.protocol.publications import HISTORY_REQUEST
 from stelar_core.providers import Broker, HistoryStore, IPTracker, PresenceStore, SessionStore
+from stelar_core.tracing import Tracer
 from stelar_core.transports.base import Connection, HttpRoute
 from stelar_core.values import ClientInfo, Stats
 
@@ -80,6 +81,7 @@ class Hub:
         http_routes: Mapping[str, HttpRoute],
         clock: Clock,
         logging_: ServerLogging,
+        tracer: Tracer | None = None,
     ) -> None:
         self._config = config
         self._logging = logging_
@@ -119,7 +121,7 @@ class Hub:
         self.rooms.table.presence = self.presence
         self.fanout = Fanout(services, broker, self._open, self.rooms.table, self.recovery, self.lossy)
         self.requests = Requests(services, {HISTORY_REQUEST: self.recovery.history})
-        self.gate = MessageGate(services, limits)
+        self.gate = MessageGate(services, limits, tracer)
         self.resumption = Resumption(services, clock, self._session_store)
         self.handshake = Handshake(
             services,

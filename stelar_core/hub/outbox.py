@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from stelar_core import tracing
 from stelar_core.config import ServerConfig
 from stelar_core.hub.hooks import Hook, HookRunner
 from stelar_core.hub.session import Session, SessionState
@@ -67,6 +68,7 @@ class Outbox:
 
     def refuse(self, session: Session, frame: Frame, code: str, message: str) -> None:
         """Tell the sender its message was refused, in the answer it waits for."""
+        tracing.refused(code)
         if frame.type is FrameType.ACK_REQUEST:
             self.reply_error(session, frame, code, message)
         elif frame.type is FrameType.JOIN or frame.type is FrameType.LEAVE:

@@ -21,6 +21,7 @@ PROVIDER_KEYS = {
     "broker": "broker",
     "TLS provider": "tls",
     "emitter": "emitter",
+    "tracer": "tracer",
 }
 
 

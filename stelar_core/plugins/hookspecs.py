@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         TransportProvider,
     )
     from stelar_core.tls import TLSProvider
+    from stelar_core.tracing import TracerFactory
 
 # --------------------------------------------------------------------------- options
 
@@ -106,6 +107,13 @@ def stelar_register_emitters(register: Register[EmitterProvider]) -> None:
     """Register a broker's emitter: ``register(name, EmitterProvider(open, schemes))``, what the
     operator's commands (``stelar publish --url redis://...``) send through for URLs of those
     schemes, without a server."""
+
+
+@hookspec
+def stelar_register_tracers(register: Register[TracerFactory]) -> None:
+    """Register a tracer: ``register(name, factory)``, ``factory(context: ProviderContext)``
+    called once per server, returning a ``Tracer`` or ``None`` when the plugin's options ask
+    for no tracing; at most one may serve a server. See ``stelar_core.tracing``."""
 
 
 @hookspec

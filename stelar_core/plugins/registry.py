@@ -25,6 +25,7 @@ PROVIDER_HOOKS = {
     "broker": "stelar_register_brokers",
     "TLS provider": "stelar_register_tls",
     "emitter": "stelar_register_emitters",
+    "tracer": "stelar_register_tracers",
 }
 
 F = TypeVar("F")

@@ -32,7 +32,8 @@ from stelar_core.providers import (
     TransportProvider,
     check_provider,
 )
-from stelar_core.tls import ServerTLS, TLSProvider
+from stelar_core.tls import ServerTLS
+from stelar_core.tracing import Tracer
 from stelar_core.transports.base import HubPort, Transport
 from stelar_core.validation import unknown
 
@@ -191,16 +192,27 @@ class Assembly:
 
     def tls(self) -> ServerTLS | None:
         """The server's TLS: from the one TLS provider whose options ask for it, if any."""
-        serving: list[tuple[Provider[TLSProvider], ServerTLS]] = []
-        for provider in self.providers["TLS provider"].providers():
-            tls = self._build("TLS provider", "tls", provider, self.context(provider))
-            if tls is not None:
-                check_provider(tls, ServerTLS, "TLS provider", provider.section)
-                serving.append((provider, tls))
-        if len(serving) > 1:
-            names = " and ".join(f"{provider.name} ({provider.section})" for provider, _ in serving)
-            raise ConfigError(f"two TLS providers are configured, {names}: configure one")
-        return serving[0][1] if serving else None
+        tls: ServerTLS | None = self._at_most_one("TLS provider", "tls", ServerTLS, "TLS providers")
+        return tls
+
+    def tracer(self) -> Tracer | None:
+        """The server's tracer: from the one tracer plugin whose options ask for tracing, if any."""
+        tracer: Tracer | None = self._at_most_one("tracer", "tracing", Tracer, "tracers")
+        return tracer
+
+    def _at_most_one(self, kind: str, option: str, protocol: type, plural: str) -> Any:
+        """What the one provider of ``kind`` whose options ask for it builds (its factory returns
+        None when they do not); None when none does, an error naming them when two do."""
+        built: list[tuple[Provider[Any], Any]] = []
+        for provider in self.providers[kind].providers():
+            made = self._build(kind, option, provider, self.context(provider))
+            if made is not None:
+                check_provider(made, protocol, kind, provider.section)
+                built.append((provider, made))
+        if len(built) > 1:
+            names = " and ".join(f"{provider.name} ({provider.section})" for provider, _ in built)
+            raise ConfigError(f"two {plural} are configured, {names}: configure one")
+        return built[0][1] if built else None
 
     def transports(self, hub: HubPort) -> list[Transport]:
         built = []

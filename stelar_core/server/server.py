@@ -81,6 +81,7 @@ class StelarServer(ServerEmitter):
             http_routes=self._collect_http_routes(),
             clock=config.clock,
             logging_=self._logging,
+            tracer=assembly.tracer(),
         )
         # Built now, so that a bad option of a transport (an unreadable certificate) fails here;
         # they listen only from start().

@@ -1,0 +1,163 @@
+"""Spans of what a server processes, through real TCP connections, in the SDK's in-memory
+exporter: one CONSUMER span per event or request around its handler (the handler's own spans its
+children, across awaits), refusals and handler errors marked on it, and nothing of OpenTelemetry
+imported while tracing is off."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
+
+from stelar_core import AckError, ErrorCode, StelarServer
+from stelar_core.testing import connect_client, eventually
+
+pytestmark = pytest.mark.one_loop
+
+
+@pytest.fixture
+async def traced():
+    servers: list[StelarServer] = []
+
+    async def start(**options) -> StelarServer:
+        server = StelarServer(
+            transports=["tcp"], host="127.0.0.1", tcp_port=0, otel={"enabled": True}, **options
+        )
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+def named(spans, name):
+    found = [span for span in spans if span.name == name]
+    assert len(found) == 1, [span.name for span in spans]
+    return found[0]
+
+
+async def test_an_event_is_one_consumer_span_around_its_handler(traced, exported):
+    server = await traced()
+    handled = asyncio.Event()
+
+    @server.on("chat")
+    def chat(ctx):
+        with trace.get_tracer("app").start_as_current_span("store message"):
+            handled.set()
+
+    client = await connect_client(server, "tcp")
+    client.emit("chat", {"text": "hello"})
+    await asyncio.wait_for(handled.wait(), 5)
+    await _ended(exported, 2)
+    process, store = named(exported(), "process chat"), named(exported(), "store message")
+    assert process.kind is SpanKind.CONSUMER
+    assert dict(process.attributes) == {
+        "messaging.system": "stelar",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": "chat",
+        "messaging.client.id": client.id,
+        "messaging.message.body.size": len(b'{"text":"hello"}'),
+        "stelar.transport": "tcp",
+    }
+    assert store.parent is not None and store.parent.span_id == process.context.span_id
+    assert store.context.trace_id == process.context.trace_id
+    assert process.status.status_code is StatusCode.UNSET
+    client.close()
+
+
+async def test_an_async_handlers_spans_are_children_across_its_awaits(traced, exported):
+    server = await traced()
+
+    @server.on_ack("lookup")
+    async def lookup(ctx):
+        await asyncio.sleep(0)
+        with trace.get_tracer("app").start_as_current_span("query"):
+            await asyncio.sleep(0)
+        return {"found": ctx.data}
+
+    client = await connect_client(server, "tcp")
+    assert await client.request("lookup", 7) == {"found": 7}
+    await _ended(exported, 2)
+    process, query = named(exported(), "process lookup"), named(exported(), "query")
+    assert process.attributes["messaging.operation.name"] == "request"
+    assert query.parent is not None and query.parent.span_id == process.context.span_id
+    assert process.end_time >= query.end_time  # the span lasts as long as the handler
+    client.close()
+
+
+async def test_refusals_are_marked_on_the_span(traced, exported):
+    server = await traced(max_payload_size=16, rate_limit={"max_points": 1, "window": 60})
+    server.on("chat", lambda ctx: None)
+    client = await connect_client(server, "tcp")
+    client.emit("chat", "x" * 40)  # over max_payload_size
+    client.emit("chat", 1)
+    client.emit("chat", 2)  # over the rate limit (an oversized message is not counted)
+    await _ended(exported, 3)
+    marks = [(span.name, span.attributes.get("error.type"), span.status.status_code) for span in exported()]
+    assert marks == [
+        ("process chat", "payload_too_large", StatusCode.ERROR),
+        ("process chat", None, StatusCode.UNSET),
+        ("process chat", "rate_limited", StatusCode.ERROR),
+    ]
+    client.close()
+
+
+async def test_a_handlers_error_is_recorded_on_the_span(traced, exported):
+    server = await traced()
+
+    @server.on_ack("fail")
+    def fail(ctx):
+        raise ValueError("no such thing")
+
+    client = await connect_client(server, "tcp")
+    with pytest.raises(AckError) as refused:
+        await client.request("fail")
+    assert refused.value.code == ErrorCode.HANDLER_ERROR
+    await _ended(exported, 1)
+    (span,) = exported()
+    assert span.status.status_code is StatusCode.ERROR and span.attributes["error.type"] == "ValueError"
+    assert [event.name for event in span.events] == ["exception"]
+    client.close()
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_off_nothing_of_opentelemetry_is_imported(enabled):
+    """OpenTelemetry made unimportable: a server with tracing off runs and answers; with it on,
+    it is what the server imports (the check can fail)."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        sys.modules["opentelemetry"] = None  # any import of it now fails
+        from stelar_core import StelarServer
+        from stelar_core.testing import connect_client
+
+        async def main():
+            server = StelarServer(transports=["memory"], otel={{"enabled": {enabled}}})
+            server.on_ack("ping", lambda ctx: "pong")
+            await server.start()
+            client = await connect_client(server, "memory")
+            assert await client.request("ping") == "pong"
+            await server.stop()
+            print("served", "stelar_otel.tracer" in sys.modules)
+
+        asyncio.run(main())
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    if enabled:
+        assert result.returncode != 0 and "opentelemetry" in result.stderr, result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "served False"
+
+
+async def _ended(exported, count: int) -> None:
+    await eventually(lambda: len(exported()) >= count, what=f"{count} spans ended")
