@@ -4,8 +4,9 @@ for it; going over a rate limit disconnects the client unless a hook vetoes it."
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from stelar_core import tracing
 from stelar_core.config import ServerConfig
@@ -21,8 +22,12 @@ if TYPE_CHECKING:
 FrameHandler = Callable[[Session, Frame], "Awaitable[None] | None"]
 
 
+class MessageEntry(Protocol):
+    def __call__(self, session: Session, frame: Frame, then: FrameHandler) -> Awaitable[None] | None: ...
+
+
 class MessageGate:
-    __slots__ = ("_close", "_config", "_counters", "_hooks", "_log", "_outbox", "_taps", "_tracer", "limits")
+    __slots__ = ("_close", "_config", "_counters", "_hooks", "_log", "_outbox", "_taps", "limits", "message")
 
     def __init__(self, services: HubServices, limits: RateLimitPolicy, tracer: Tracer | None = None) -> None:
         self._config = services.config
@@ -33,14 +38,12 @@ class MessageGate:
         self._close = services.close
         self._log = services.log
         self._taps = services.taps
-        self._tracer = tracer
-
-    def message(self, session: Session, frame: Frame, then: FrameHandler) -> Awaitable[None] | None:
-        """``then(session, frame)`` for an event or request whose name and payload size are
-        within bounds and whose rate limit allows it; else the sender is told, and None."""
-        if self._tracer is not None:
-            return self._traced(self._tracer, session, frame, then)
-        return self._message(session, frame, then)
+        # message(session, frame, then): ``then(session, frame)`` for an event or request whose
+        # name and payload size are within bounds and whose rate limit allows it; else the
+        # sender is told, and None. Chosen once: without a tracer, the path has nothing added.
+        self.message: MessageEntry = (
+            self._message if tracer is None else functools.partial(self._traced, tracer)
+        )
 
     def _traced(
         self, tracer: Tracer, session: Session, frame: Frame, then: FrameHandler
