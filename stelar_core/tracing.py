@@ -42,11 +42,17 @@ class ProcessScope(Protocol):
     def end(self) -> None: ...
 
 
+# What ``Tracer.process`` is given for an event no handler of its own is registered for: a name
+# a client makes up must not become a span name (one per name, without bound).
+UNDECLARED = "(undeclared)"
+
+
 @runtime_checkable
 class Tracer(Protocol):
     def process(self, event: str, request: bool, client_id: str, protocol: str, size: int) -> ProcessScope:
-        """An event (or a request, ``request``) named ``event`` of ``size`` payload bytes from
-        ``client_id`` over ``protocol`` begins to be processed."""
+        """An event (or a request, ``request``) named ``event`` (:data:`UNDECLARED` when no
+        handler of its own is registered for it) of ``size`` payload bytes from ``client_id``
+        over ``protocol`` begins to be processed."""
 
 
 TracerFactory = Callable[["ProviderContext"], "Tracer | None"]

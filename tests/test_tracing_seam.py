@@ -12,6 +12,7 @@ import pytest
 from stelar_core import AckError, ConfigError, StelarServer
 from stelar_core.plugin_api import hookimpl
 from stelar_core.testing import connect_client, eventually
+from stelar_core.tracing import UNDECLARED
 
 CURRENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("current", default=None)
 
@@ -135,6 +136,20 @@ async def test_a_handlers_error_is_told_to_its_scope_then_its_answer():
     await _until(lambda: ("end", "boom") in tracer.log)
     marks = [entry for entry in tracer.log if entry[0] in ("failed", "refused")]
     assert marks == [("failed", "boom", "KeyError")]  # (the handler_error answer is not a refusal)
+    await server.stop()
+
+
+async def test_a_name_no_handler_is_registered_for_is_not_passed_on():
+    """Names a client makes up would make one span name each: they reach the tracer as one."""
+    tracer = RecordingTracer()
+    server = await traced_server(tracer)
+    server.on("chat", lambda ctx: None)
+    client = await connect_client(server, "memory")
+    for event in ("made-up-1", "made-up-2", "chat"):
+        client.emit(event, None)
+    await _until(lambda: ("end", "chat") in tracer.log)
+    processed = [entry[1] for entry in tracer.log if entry[0] == "process"]
+    assert processed == [UNDECLARED, UNDECLARED, "chat"]
     await server.stop()
 
 

@@ -27,7 +27,18 @@ class MessageEntry(Protocol):
 
 
 class MessageGate:
-    __slots__ = ("_close", "_config", "_counters", "_hooks", "_log", "_outbox", "_taps", "limits", "message")
+    __slots__ = (
+        "_close",
+        "_config",
+        "_counters",
+        "_handlers",
+        "_hooks",
+        "_log",
+        "_outbox",
+        "_taps",
+        "limits",
+        "message",
+    )
 
     def __init__(self, services: HubServices, limits: RateLimitPolicy, tracer: Tracer | None = None) -> None:
         self._config = services.config
@@ -38,6 +49,7 @@ class MessageGate:
         self._close = services.close
         self._log = services.log
         self._taps = services.taps
+        self._handlers = services.handlers
         # message(session, frame, then): ``then(session, frame)`` for an event or request whose
         # name and payload size are within bounds and whose rate limit allows it; else the
         # sender is told, and None. Chosen once: without a tracer, the path has nothing added.
@@ -48,9 +60,11 @@ class MessageGate:
     def _traced(
         self, tracer: Tracer, session: Session, frame: Frame, then: FrameHandler
     ) -> Awaitable[None] | None:
+        request = frame.type is FrameType.ACK_REQUEST
+        event = frame.event
         scope = tracer.process(
-            event=frame.event,
-            request=frame.type is FrameType.ACK_REQUEST,
+            event=event if self._handlers.declares(event, request) else tracing.UNDECLARED,
+            request=request,
             client_id=session.id,
             protocol=session.protocol,
             size=len(frame.payload),

@@ -201,6 +201,10 @@ class HandlerRegistry:
     def ack(self, name: str) -> AckHandler | None:
         return self._acks.get(name)
 
+    def declares(self, event: str, request: bool) -> bool:
+        """Whether a handler of its own is registered for the event (or the request) ``event``."""
+        return event in (self._acks if request else self._events)
+
     @property
     def connection(self) -> tuple[Handler, ...]:
         return self._connection

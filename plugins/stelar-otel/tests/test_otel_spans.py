@@ -73,6 +73,18 @@ async def test_an_event_is_one_consumer_span_around_its_handler(traced, exported
     client.close()
 
 
+async def test_an_event_without_a_handler_of_its_own_has_one_span_name(traced, exported):
+    server = await traced()
+    server.on("chat", lambda ctx: None)
+    client = await connect_client(server, "tcp")
+    for n in range(3):
+        client.emit(f"made-up-{n}", None)
+    client.emit("chat", None)
+    await _ended(exported, 4)
+    assert [span.name for span in exported()] == ["process (undeclared)"] * 3 + ["process chat"]
+    client.close()
+
+
 async def test_an_async_handlers_spans_are_children_across_its_awaits(traced, exported):
     server = await traced()
 
