@@ -43,9 +43,14 @@ async def nodes(nats_server):
     prefix = f"h{uuid.uuid4().hex[:8]}"
     servers: list[StelarServer] = []
 
-    async def start(count: int, url: str = nats_server.url) -> list[StelarServer]:
+    async def start(count: int) -> list[StelarServer]:
         made = await start_nodes(
-            url, count, transports=["memory"], rooms=ROOMS, rate_limit=None, nats={"prefix": prefix}
+            nats_server.url,
+            count,
+            transports=["memory"],
+            rooms=ROOMS,
+            rate_limit=None,
+            nats={"prefix": prefix},
         )
         servers.extend(made)
         return made
