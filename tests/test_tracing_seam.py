@@ -82,7 +82,7 @@ async def test_an_event_is_processed_in_its_scope_and_ends_it():
     await server.stop()
 
 
-async def test_an_async_handler_keeps_its_scope_across_awaits_and_a_failure_is_told():
+async def test_an_async_handler_keeps_its_scope_across_its_awaits():
     tracer = RecordingTracer()
     server = await traced_server(tracer)
     seen = []

@@ -47,6 +47,7 @@ from stelar_core.plugin_api import (
     request_failure,
 )
 from stelar_nats.envelope import Envelope, EnvelopeError, Kind, decode, encode, json_body, read_json
+from stelar_nats.failures import NATS_FAILURES, NATS_FAILURES_OR_TIMEOUT
 from stelar_nats.history import Callbacks, JetStreamHistory
 from stelar_nats.nodes import NodeTable
 from stelar_nats.presence import NodePresence
@@ -60,9 +61,6 @@ READ_TIMEOUTS = "broker_read_timeouts"  # a live node that did not answer a read
 # Publications to a room with history that JetStream did not store: delivered on this node only.
 HISTORY_UNAVAILABLE = "history_unavailable"
 
-NATS_FAILURES = (nats.errors.Error, ConnectionError)
-# The same, or no answer in time (a flush, a heartbeat that does not come back).
-NATS_FAILURES_OR_TIMEOUT = (nats.errors.Error, ConnectionError, asyncio.TimeoutError)
 
 # What a node's subscription may hold unread before NATS's client drops (a slow consumer).
 PENDING_MESSAGES = 65_536
@@ -111,10 +109,12 @@ class NatsBroker:
         callbacks = Callbacks(
             lambda delivery: self.port.deliver(delivery),
             functools.partial(self._problem, "history"),
-            self._invalid_stored,
+            functools.partial(self._invalid, "skipped a message in a room's history on JetStream"),
         )
         self.history = JetStreamHistory(self._subjects, options, node_id, lambda: self._nc, callbacks)
-        self.presence = NodePresence(self._gather, self._invalid_answer)
+        self.presence = NodePresence(
+            self._gather, functools.partial(self._invalid, "a node's answer to a read left out")
+        )
 
     @property
     def node_id(self) -> str:
@@ -407,13 +407,10 @@ class NatsBroker:
             subject = self._subjects.all
         self._send(subject, payload)
 
-    def _invalid_answer(self, exc: EnvelopeError) -> None:
+    def _invalid(self, what: str, exc: EnvelopeError) -> None:
+        """Something from NATS that is not a stelar envelope: ``what`` became of it (counted)."""
         self.port.count(INVALID_ENVELOPES)
-        self._log.warning("a node's answer to a read left out: %s", exc)
-
-    def _invalid_stored(self, exc: EnvelopeError) -> None:
-        self.port.count(INVALID_ENVELOPES)
-        self._log.warning("skipped a message in a room's history on JetStream: %s", exc)
+        self._log.warning("%s: %s", what, exc)
 
     def _history_failed(self, delivery: Delivery, exc: BaseException) -> None:
         """A publication JetStream did not store: delivered on this node only, unpositioned,

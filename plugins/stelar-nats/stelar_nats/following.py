@@ -18,18 +18,17 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-NATS_FAILURES = (nats.errors.Error, ConnectionError, asyncio.TimeoutError)
+from stelar_nats.failures import NATS_FAILURES_OR_TIMEOUT
 
 
 class Following:
     def __init__(
         self, stream: str, history_subject: Callable[[str], str], received: Callable[[str, Msg], None]
-    ):
+    ) -> None:
         self._stream = stream
         self._subject = history_subject
         self._received = received
@@ -88,8 +87,7 @@ class Following:
             start = last if stream_last_sequence >= last else 0
             self._close(task)
             del self._subscriptions[room]
-            self._last[room] = start
-            with contextlib.suppress(*NATS_FAILURES):
+            with contextlib.suppress(*NATS_FAILURES_OR_TIMEOUT):
                 await self.follow(js, room, start)
 
     def _forget(self, room: str) -> asyncio.Task[JetStreamContext.PushSubscription] | None:
@@ -103,7 +101,7 @@ class Following:
 
     @staticmethod
     async def _unsubscribe(task: asyncio.Task[JetStreamContext.PushSubscription]) -> None:
-        with contextlib.suppress(*NATS_FAILURES, asyncio.CancelledError):
+        with contextlib.suppress(*NATS_FAILURES_OR_TIMEOUT, asyncio.CancelledError):
             subscription = await task
             await subscription.unsubscribe()
 
