@@ -1,7 +1,8 @@
 """``NatsBroker``: deliveries, requests, disconnects and cluster-wide reads between nodes on NATS.
 
 Routing (see ``subjects.py``): a room's traffic goes to the room's subject, which a node
-subscribes to only while it has a local member of the room; broadcasts to ``P.all``; what is
+subscribes to only while it has a local member of the room (subscriptions.py, which also
+confirms them before a join is answered); broadcasts to ``P.all``; what is
 meant for one client to that client's subject, which only its node subscribes to, so NATS routes
 it (and says "no responders" at once when no node has the client: no directory to keep). Every
 emit is delivered locally first and then published once; receivers skip their own node's.
@@ -30,7 +31,6 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 from stelar_core.plugin_api import (
     AckError,
@@ -52,6 +52,7 @@ from stelar_nats.history import Callbacks, JetStreamHistory
 from stelar_nats.nodes import NodeTable
 from stelar_nats.presence import NodePresence
 from stelar_nats.subjects import Subjects
+from stelar_nats.subscriptions import PENDING_MESSAGES, Subscriptions
 
 COMPONENT = "nats"
 PUBLISH_FAILURES = "broker_publish_failures"
@@ -60,10 +61,6 @@ RESUBSCRIBES = "broker_resubscribes"  # reconnected: the NATS client subscribed 
 READ_TIMEOUTS = "broker_read_timeouts"  # a live node that did not answer a read in time
 # Publications to a room with history that JetStream did not store: delivered on this node only.
 HISTORY_UNAVAILABLE = "history_unavailable"
-
-
-# What a node's subscription may hold unread before NATS's client drops (a slow consumer).
-PENDING_MESSAGES = 65_536
 
 
 class NatsUnavailable(NotConnected):
@@ -93,13 +90,9 @@ class NatsBroker:
         self._closing = False
         self._problems = Problems()
         # Subjects of rooms and clients: wanted now, subscribed, and confirmed by the server.
-        self._wanted: deque[tuple[str, bool]] = deque()
-        self._changed = asyncio.Event()
-        self._subscriptions: dict[str, Subscription] = {}
-        self._live: set[str] = set()
-        self._live_waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._probes = 0
-        self._probe_waiter: asyncio.Future[None] | None = None
+        self._subscriptions = Subscriptions(
+            options, node_id, self._subjects.node(node_id), self._on_message, lambda: self._log
+        )
         self._requests = 0
         self._answering: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -134,7 +127,12 @@ class NatsBroker:
         self._log = port.logger("stelar.nats")
         port.watch(self)
         self._tasks = [
-            asyncio.ensure_future(task) for task in (self._connect(), self._write(), self._apply_changes())
+            asyncio.ensure_future(task)
+            for task in (
+                self._connect(),
+                self._write(),
+                self._subscriptions.keep_applying(self.connected, lambda: self._nc),
+            )
         ]
         # A started node receives what the cluster publishes; with NATS away it starts anyway,
         # degraded, after connect_timeout, and goes on trying.
@@ -161,7 +159,6 @@ class NatsBroker:
         self._tasks = []
         self._nc = None
         self._subscriptions.clear()
-        self._live.clear()
         self._queue.clear()
         self._port = None
 
@@ -201,7 +198,7 @@ class NatsBroker:
         fixed = (self._subjects.all, self._subjects.node(self._node_id), self._subjects.nodes)
         for subject in fixed:
             await nc.subscribe(subject, cb=self._on_message, pending_msgs_limit=PENDING_MESSAGES)
-        await self._subscribe_wanted()
+        await self._subscriptions.apply(nc)
         self._problem("connection", None)
         self.connected.set()
         await self._beats()
@@ -210,7 +207,7 @@ class NatsBroker:
         if self._closing:
             return
         self.connected.clear()
-        self._live.clear()
+        self._subscriptions.lost()
         self._problem("connection", "disconnected from NATS")
 
     async def _reconnected(self) -> None:
@@ -219,7 +216,7 @@ class NatsBroker:
         self.port.count(RESUBSCRIBES)
         self._problem("connection", None)
         self.connected.set()
-        self._changed.set()
+        self._subscriptions.changed.set()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -258,28 +255,28 @@ class NatsBroker:
                     self._problem("heartbeat", f"no heartbeat came back ({type(exc).__name__})")
                 else:
                     self._problem("heartbeat", None)
-                    if len(self._live) < len(self._subscriptions):
-                        self._changed.set()  # a probe that failed: try again
+                    if self._subscriptions.unconfirmed:
+                        self._subscriptions.changed.set()  # a probe that failed: try again
             await asyncio.sleep(self._options.heartbeat_interval)
 
     # ================================================================== membership
 
     def client_opened(self, info: ClientInfo) -> None:
-        self._want(self._subjects.client(info.id), True)
+        self._subscriptions.want(self._subjects.client(info.id), True)
 
     def client_closed(self, client_id: str) -> None:
-        self._want(self._subjects.client(client_id), False)
+        self._subscriptions.want(self._subjects.client(client_id), False)
 
     def client_updated(self, info: ClientInfo) -> None:
         """Nothing to write: reads ask the node, which answers with the metadata as it is now."""
 
     def room_joined(self, client_id: str, room: str, first: bool) -> None:
         if first:
-            self._want(self._subjects.room(room), True)
+            self._subscriptions.want(self._subjects.room(room), True)
 
     def room_left(self, client_id: str, room: str, last: bool) -> None:
         if last:
-            self._want(self._subjects.room(room), False)
+            self._subscriptions.want(self._subjects.room(room), False)
             self.history.release(room)
 
     def room_ready(self, room: str) -> Awaitable[None] | None:
@@ -287,97 +284,9 @@ class NatsBroker:
         of that, at most ``command_timeout``. Not at all while NATS is away: the node then
         serves its own clients, degraded, and holds no join."""
         subject = self._subjects.room(room)
-        if not self.connected.is_set() or subject in self._live:
+        if not self.connected.is_set() or self._subscriptions.is_live(subject):
             return None
-        return self._live_within(subject)
-
-    async def _live_within(self, subject: str) -> None:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._live_waiters.setdefault(subject, []).append(waiter)
-        try:
-            await asyncio.wait_for(waiter, self._options.command_timeout)
-        except TimeoutError:
-            pass
-        finally:
-            waiters = self._live_waiters.get(subject, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-            if not waiters:
-                self._live_waiters.pop(subject, None)
-
-    def _want(self, subject: str, subscribe: bool) -> None:
-        # Not live until the server confirms this change, even if the subject is subscribed now.
-        self._live.discard(subject)
-        self._wanted.append((subject, subscribe))
-        self._changed.set()
-
-    async def _apply_changes(self) -> None:
-        """Subscriptions as members come and go, in order, each batch confirmed by one probe
-        (what ``room_ready`` waits for); after a reconnect, a probe confirms them all again."""
-        while not self._closing:
-            await self._changed.wait()
-            self._changed.clear()
-            if self.connected.is_set():
-                await self._subscribe_wanted()
-
-    async def _subscribe_wanted(self) -> None:
-        nc = self._nc
-        if nc is None:
-            return
-        try:
-            while self._wanted:
-                subject, subscribe = self._wanted.popleft()
-                current = self._subscriptions.get(subject)
-                if subscribe and current is None:
-                    self._subscriptions[subject] = await nc.subscribe(
-                        subject, cb=self._on_message, pending_msgs_limit=PENDING_MESSAGES
-                    )
-                elif not subscribe and current is not None:
-                    del self._subscriptions[subject]
-                    self._live.discard(subject)
-                    await current.unsubscribe()
-            sent = dict(self._subscriptions)
-            await self._probe(nc)
-        except (TimeoutError, *NATS_FAILURES) as exc:
-            # Subscribed or not, the NATS client sends every subscription again when it is back;
-            # a heartbeat that comes back asks for another probe.
-            self._log.warning("subscriptions not confirmed: %s", type(exc).__name__)
-            return
-        self._confirm(sent)
-
-    async def _probe(self, nc: Client) -> None:
-        """Return when the server has every subscription this node sent before now.
-
-        A probe is a message to this node's own subject: it leaves in the client's write queue
-        behind the SUBs, and the server reads a connection in order, so the probe coming back
-        means the SUBs are in place. (Not ``nc.flush()``: nats-py writes its PING straight to
-        the socket, ahead of commands still in that queue, so its PONG confirms nothing.)
-        """
-        self._probes += 1
-        number = self._probes
-        returned = self._probe_waiter = asyncio.get_running_loop().create_future()
-        try:
-            envelope = Envelope(Kind.PROBE, self._node_id, (number,))
-            await nc.publish(self._subjects.node(self._node_id), encode(envelope, self._max_size))
-            await asyncio.wait_for(returned, self._options.command_timeout)
-        finally:
-            self._probe_waiter = None
-
-    def _probe_came_back(self, number: int) -> None:
-        # (One probe at a time: a late one, after its wait timed out, is ignored.)
-        if number == self._probes and self._probe_waiter is not None and not self._probe_waiter.done():
-            self._probe_waiter.set_result(None)
-
-    def _confirm(self, sent: dict[str, Subscription]) -> None:
-        """The server has the subscriptions ``sent``: live, each unless it was changed since
-        (a leave and a join meanwhile wait for their own probe)."""
-        waiting = {subject for subject, _ in self._wanted}
-        for subject, subscription in sent.items():
-            if self._subscriptions.get(subject) is subscription and subject not in waiting:
-                self._live.add(subject)
-                for waiter in self._live_waiters.pop(subject, ()):
-                    if not waiter.done():
-                        waiter.set_result(None)
+        return self._subscriptions.live_within(subject)
 
     # ================================================================== out
 
@@ -552,7 +461,7 @@ class NatsBroker:
         kind, fields = envelope.kind, envelope.fields
         if kind is Kind.PROBE:
             if envelope.origin == self._node_id:
-                self._probe_came_back(fields[0])
+                self._subscriptions.probe_came_back(fields[0])
         elif kind is Kind.HEARTBEAT:
             if envelope.origin == self._node_id:
                 self._beat_seen.set()
@@ -623,7 +532,8 @@ class NatsBroker:
 
     def _local_read(self, port: BrokerPort, what: str, argument: str) -> Any:
         """This node's part of a cluster read: only clients other nodes can reach already."""
-        live = [info for info in port.clients() if self._subjects.client(info.id) in self._live]
+        reachable = self._subscriptions.is_live
+        live = [info for info in port.clients() if reachable(self._subjects.client(info.id))]
         if what == "clients":
             return [
                 [
