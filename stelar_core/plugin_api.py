@@ -85,7 +85,7 @@ from stelar_core.room_policies import RoomPolicy
 from stelar_core.server.relay import build_relay_server
 from stelar_core.server.server import StelarServer
 from stelar_core.tls import ServerTLS, TLSProvider, client_context, handshake_error
-from stelar_core.tracing import ProcessScope, Tracer, TracerFactory
+from stelar_core.tracing import DeliverScope, ProcessScope, SendScope, Tracer, TracerFactory, traceparent
 from stelar_core.transports.base import (
     Admission,
     ClientLink,
@@ -149,6 +149,7 @@ __all__ = [
     "Connection",
     "ConnectionRefused",
     "Connector",
+    "DeliverScope",
     "Delivery",
     "DisconnectCode",
     "EmitterProvider",
@@ -193,6 +194,7 @@ __all__ = [
     "RoomPolicy",
     "RouteContext",
     "RouteRegister",
+    "SendScope",
     "ServerConfig",
     "ServerTLS",
     "ServerView",
@@ -246,6 +248,7 @@ __all__ = [
     "socket_url",
     "strings_or_none",
     "text",
+    "traceparent",
     "unknown",
     "url_path",
     "wait_for",

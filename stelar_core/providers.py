@@ -124,6 +124,9 @@ class Delivery:
     ``history`` set (the room keeps history): the broker gives the message the room's next
     position, stores it and delivers it as a publication frame (``encode_publication``) with
     ``position`` set, on every node in the order of the positions.
+
+    ``trace`` set (a tracing plugin records the send): the W3C traceparent of the send, which a
+    broker carries as it is to every node that delivers the message.
     """
 
     frame: bytes
@@ -132,6 +135,7 @@ class Delivery:
     exclude: frozenset[str] = frozenset()
     history: RoomPolicy | None = None
     position: Position | None = None
+    trace: str | None = None
 
 
 @attrs.frozen(slots=True)

@@ -116,12 +116,13 @@ _FIELDS = tuple(field.name for field in attrs.fields(RoomPolicy))
 class RoomPolicies:
     """The policies by pattern, and the lookup of a room's own (memoised: it runs per publish)."""
 
-    __slots__ = ("_compiled", "_memo", "patterns")
+    __slots__ = ("_compiled", "_memo", "_pattern_memo", "patterns")
 
     def __init__(self, patterns: Mapping[str, RoomPolicy]) -> None:
         self.patterns = dict(patterns)
         self._compiled = [(re.compile(fnmatch.translate(p)).match, policy) for p, policy in patterns.items()]
         self._memo: dict[str, RoomPolicy | None] = {}
+        self._pattern_memo: dict[str, str | None] = {}
 
     def for_room(self, room: str) -> RoomPolicy | None:
         try:
@@ -132,6 +133,19 @@ class RoomPolicies:
         if len(self._memo) >= _MEMO_SIZE:
             self._memo.clear()
         self._memo[room] = found
+        return found
+
+    def pattern_of(self, room: str) -> str | None:
+        """The pattern whose policy ``room`` takes (what traces name a room by), or None."""
+        try:
+            return self._pattern_memo[room]
+        except KeyError:
+            pass
+        matching = (p for p, (match, _) in zip(self.patterns, self._compiled, strict=True) if match(room))
+        found = next(matching, None)
+        if len(self._pattern_memo) >= _MEMO_SIZE:
+            self._pattern_memo.clear()
+        self._pattern_memo[room] = found
         return found
 
     @property

@@ -33,6 +33,39 @@ def test_the_python_codec_refuses_every_bad_vector_with_its_reason(vector):
     assert refused.value.reason.startswith(vector["reason_start"])
 
 
+@pytest.mark.parametrize("vector", VECTORS["traced"]["valid"], ids=lambda v: f"traced-{v['type']}")
+def test_the_python_codec_writes_and_reads_every_traced_vector(vector):
+    kind, payload, ack_id = FrameType(vector["type"]), bytes.fromhex(vector["payload"]), vector["ack_id"]
+    trace = vector["trace"]
+    assert encode_frame(kind, vector["event"], payload, ack_id, trace).hex() == vector["bytes"]
+    decoded = decode_frame(bytes.fromhex(vector["bytes"]))
+    assert decoded == Frame(kind, vector["event"], payload, ack_id, trace.encode())
+
+
+@pytest.mark.parametrize("vector", VECTORS["traced"]["invalid"], ids=lambda v: v["bytes"])
+def test_the_python_codec_refuses_every_bad_traced_vector_with_its_reason(vector):
+    with pytest.raises(ProtocolError) as refused:
+        decode_frame(bytes.fromhex(vector["bytes"]))
+    assert refused.value.code == vector["code"]
+    assert refused.value.reason.startswith(vector["reason_start"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "ack_id", "trace", "message"),
+    [
+        (FrameType.PING, None, "00-x", "carries no trace context"),
+        (FrameType.JSON, 1, "00-x", "carries no ack id"),
+        (FrameType.ACK_REQUEST, None, "00-x", "needs an ack id"),
+        (FrameType.JSON, None, "", "a trace context is 1..255 bytes, got 0"),
+        (FrameType.JSON, None, "x" * 256, "a trace context is 1..255 bytes, got 256"),
+        (FrameType.JSON, None, "é", "a trace context is ASCII"),
+    ],
+)
+def test_encoding_refuses_a_trace_context_no_frame_can_carry(kind, ack_id, trace, message):
+    with pytest.raises(ValueError, match=message):
+        encode_frame(kind, "e", b"", ack_id, trace)
+
+
 @pytest.mark.parametrize(
     "vector", VECTORS["publications"]["valid"], ids=lambda v: f"{v['room']}-{v['offset']}"
 )

@@ -290,7 +290,7 @@ class StelarClient:
             return False
         payload = encode(data)
         self._outbound.check_payload(payload)
-        self._outbound.send(Queued(kind, event, payload))
+        self._outbound.send(Queued(kind, event, payload, trace=self._outbound.trace_context()))
         return True
 
     def send_file(

@@ -102,6 +102,10 @@ class ClientOptions:
     # upgrades without one (browsers always send theirs).
     origin: str | None = attrs.field(default=None, validator=_optional_text)
     hooks: Mapping[str, Callable[..., Any]] = attrs.field(factory=dict, converter=_hooks)
+    # Called for each event and request: the W3C traceparent to attach to it, or None (the
+    # context is sent only to servers that trace). stelar-otel's ``traceparent`` gives the
+    # current OpenTelemetry span's.
+    trace_context: Callable[[], str | None] | None = attrs.field(default=None, validator=_callable_or_none)
 
     def __attrs_post_init__(self) -> None:
         if self.max_reconnection_delay < self.reconnection_delay:

@@ -23,6 +23,8 @@ class Queued:
     event: str
     payload: bytes
     ack_id: int | None = None
+    # The trace context when it was sent (the ``trace_context`` option's answer), kept while queued.
+    trace: str | None = None
 
 
 class Outbound:
@@ -46,14 +48,19 @@ class Outbound:
         if len(payload) > limit:
             raise ValueError(f"payload is {len(payload)} bytes, max_payload_size is {limit}")
 
+    def trace_context(self) -> str | None:
+        """The trace context to attach to a message sent now, when the client has a way to ask."""
+        current = self._options().trace_context
+        return None if current is None else current()
+
     def send(self, entry: Queued) -> None:
         """Out now while connected; else into the offline queue (the oldest dropped when full)."""
         channel = self._channel
         if channel.link is not None and channel.connected:
             if entry.ack_id is not None:
-                channel.session.send_request(entry.ack_id, entry.event, entry.payload)
+                channel.session.send_request(entry.ack_id, entry.event, entry.payload, trace=entry.trace)
             else:
-                channel.session.emit_payload(entry.kind, entry.event, entry.payload)
+                channel.session.emit_payload(entry.kind, entry.event, entry.payload, trace=entry.trace)
             channel.transmit()
             return
         size = self._options().message_queue_size
@@ -88,7 +95,7 @@ class Outbound:
         ack_id = session.open_request()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._requests[ack_id] = future
-        self.send(Queued(FrameType.ACK_REQUEST, event, payload, ack_id))
+        self.send(Queued(FrameType.ACK_REQUEST, event, payload, ack_id, self.trace_context()))
         timeout = timeout or self._options().ack_timeout
         try:
             return await wait_for(future, timeout, self._clock, lambda: ack_timeout(event, timeout))

@@ -41,6 +41,7 @@ class Admissions:
         self._hooks = services.hooks
         self._spawn = services.spawn
         self._log = services.log
+        self._tracer = services.tracer
         self.admitted = 0
         self.accepting = False
 
@@ -51,7 +52,7 @@ class Admissions:
         makes it an awaitable of the ticket."""
         config = self._config()
         if not self.accepting:
-            self._counters.refused[ErrorCode.SERVER_SHUTDOWN] += 1
+            self._refused(ErrorCode.SERVER_SHUTDOWN)
             raise ConnectionRefused(
                 ErrorCode.SERVER_SHUTDOWN, "server is not accepting connections", DisconnectCode.GOING_AWAY
             )
@@ -132,12 +133,20 @@ class Admissions:
     def _limit_reached(
         self, code: str, reason: str, active: int, limit: int, ip: str, scope: str
     ) -> ConnectionRefused:
-        self._counters.refused[code] += 1
+        self._refused(code)
         self._log.warning("refused connection from %s: %s", ip, reason)
         self._hooks.notify(
             Hook.MAX_CONNECTIONS_REACHED, active_connections=active, max_connections=limit, ip=ip, scope=scope
         )
         return ConnectionRefused(code, reason, DisconnectCode.TRY_AGAIN_LATER)
+
+    def _refused(self, code: str) -> None:
+        self._counters.refused[code] += 1
+        if self._tracer is not None:
+            # A short span of its own: the connection ends here, before any frame.
+            scope = self._tracer.connect(None)
+            scope.refused(code)
+            scope.end()
 
     def release(self, ip: str) -> None:
         self.admitted -= 1

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
+from stelar_core import tracing
 from stelar_core.hub.hooks import Hook
 from stelar_core.hub.lossy import LossyQueues, conflation_key
 from stelar_core.hub.recovery import Recovery
@@ -54,6 +57,7 @@ class Fanout:
         "_recovery",
         "_rooms",
         "_taps",
+        "_tracer",
         "broker",
     )
 
@@ -75,6 +79,7 @@ class Fanout:
         self._counters = services.counters
         self._hooks = services.hooks
         self._taps = services.taps
+        self._tracer = services.tracer
 
     def to_many(
         self, encode: Callable[[str, Any], bytes], event: str, data: Any, room: str | None, exclude: Exclude
@@ -87,15 +92,49 @@ class Fanout:
             self._taps.emit("broadcast" if room is None else "publish", event, room)
         policy = None if room is None else self._config().rooms.for_room(room)
         history = policy if policy is not None and policy.keeps_history else None
-        self.broker.publish(Delivery(encode(event, data), room=room, exclude=excluded, history=history))
+        delivery = Delivery(encode(event, data), room=room, exclude=excluded, history=history)
+        if self._tracer is None:
+            self.broker.publish(delivery)
+        else:
+            self._traced_publish(self._tracer, delivery, event)
 
     def to_one(self, client_id: str, frame: bytes) -> None:
         if self._taps.listeners:
             self._taps.emit("send", decode_frame(frame).event, client_id=client_id)
-        self.broker.publish(Delivery(frame, client_id=client_id))
+        delivery = Delivery(frame, client_id=client_id)
+        if self._tracer is None:
+            self.broker.publish(delivery)
+        else:
+            self._traced_publish(self._tracer, delivery, decode_frame(frame).event)
+
+    def _destination(self, delivery: Delivery) -> str:
+        """What a trace names a delivery's recipients by: never a raw room or client id."""
+        if delivery.client_id is not None:
+            return tracing.ONE_CLIENT
+        if delivery.room is None:
+            return tracing.EVERYONE
+        return self._config().rooms.pattern_of(delivery.room) or tracing.ANY_ROOM
+
+    def _traced_publish(self, tracer: tracing.Tracer, delivery: Delivery, event: str) -> None:
+        scope = tracer.send(self._destination(delivery), delivery.room, event)
+        try:
+            if scope.context is not None:
+                delivery = attrs.evolve(delivery, trace=scope.context)
+            self.broker.publish(delivery)
+        finally:
+            scope.end()
 
     def deliver(self, delivery: Delivery) -> None:
         """The broker's callback: write one encoded frame to every local recipient."""
+        if delivery.trace is not None and self._tracer is not None:
+            scope = self._tracer.deliver(self._destination(delivery), delivery.room, delivery.trace)
+            scope.end(self._deliver(delivery))
+        else:
+            self._deliver(delivery)
+
+    def _deliver(self, delivery: Delivery) -> int:
+        """Write (or queue, in a lossy room) ``delivery`` to its local recipients; how many (those
+        held back for a replay get it later and are not counted)."""
         frame = delivery.frame
         exclude = delivery.exclude
         if delivery.client_id is not None:
@@ -110,10 +149,12 @@ class Fanout:
             if policy is not None and policy.lossy:
                 key = conflation_key(frame, policy)
                 if key is not None:
+                    queued = 0
                     for session in recipients:
                         if session.id not in exclude and session.state is SessionState.OPEN:
                             self._lossy.send(session, room, policy, frame, key)
-                    return
+                            queued += 1
+                    return queued
             held = self._recovery.held
             if held and delivery.room in held:
                 # Members still recovering get it after their replay.
@@ -129,3 +170,4 @@ class Fanout:
                 sent += 1
         self._counters.messages_sent += sent
         self._counters.bytes_sent += sent * len(frame)
+        return sent

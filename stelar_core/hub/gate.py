@@ -14,7 +14,7 @@ from stelar_core.hub.hooks import Hook
 from stelar_core.hub.ratelimit import RateLimitPolicy
 from stelar_core.hub.session import Session
 from stelar_core.protocol import DisconnectCode, ErrorCode, Frame, FrameType
-from stelar_core.tracing import ProcessScope, Tracer
+from stelar_core.tracing import Tracer
 
 if TYPE_CHECKING:
     from stelar_core.hub.services import HubServices
@@ -40,7 +40,7 @@ class MessageGate:
         "message",
     )
 
-    def __init__(self, services: HubServices, limits: RateLimitPolicy, tracer: Tracer | None = None) -> None:
+    def __init__(self, services: HubServices, limits: RateLimitPolicy) -> None:
         self._config = services.config
         self.limits = limits
         self._counters = services.counters
@@ -53,6 +53,7 @@ class MessageGate:
         # message(session, frame, then): ``then(session, frame)`` for an event or request whose
         # name and payload size are within bounds and whose rate limit allows it; else the
         # sender is told, and None. Chosen once: without a tracer, the path has nothing added.
+        tracer = services.tracer
         self.message: MessageEntry = (
             self._message if tracer is None else functools.partial(self._traced, tracer)
         )
@@ -62,26 +63,21 @@ class MessageGate:
     ) -> Awaitable[None] | None:
         request = frame.type is FrameType.ACK_REQUEST
         event = frame.event
+        parent = None
+        if frame.trace is not None:
+            parent = tracing.traceparent(frame.trace)
+            if parent is None:
+                # Not a W3C traceparent: the message goes on, in a trace of its own.
+                self._counters.other["trace_context_invalid"] += 1
         scope = tracer.process(
             event=event if self._handlers.declares(event, request) else tracing.UNDECLARED,
             request=request,
             client_id=session.id,
             protocol=session.protocol,
             size=len(frame.payload),
+            parent=parent,
         )
-        tokens = tracing.enter(scope)
-        try:
-            pending = self._message(session, frame, then)
-        except BaseException as exc:
-            scope.failed(exc)
-            scope.end()
-            raise
-        finally:
-            tracing.leave(scope, tokens)
-        if pending is None:
-            scope.end()
-            return None
-        return _finish_traced(scope, pending)
+        return tracing.within(scope, self._message, session, frame, then)
 
     def _message(self, session: Session, frame: Frame, then: FrameHandler) -> Awaitable[None] | None:
         config = self._config()
@@ -159,16 +155,3 @@ class MessageGate:
         self._outbox.refuse(session, frame, ErrorCode.RATE_LIMITED, "rate limit exceeded")
         if disconnect:
             self._close(session, DisconnectCode.POLICY_VIOLATION, "rate limit exceeded")
-
-
-async def _finish_traced(scope: ProcessScope, pending: Awaitable[None]) -> None:
-    """Await the rest of a traced message with its scope current, then end the scope."""
-    tokens = tracing.enter(scope)
-    try:
-        await pending
-    except BaseException as exc:
-        scope.failed(exc)
-        raise
-    finally:
-        tracing.leave(scope, tokens)
-        scope.end()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stelar_core import tracing
 from stelar_core.errors import ConnectionRefused, ProtocolError
 from stelar_core.hub.hooks import Hook
 from stelar_core.hub.middleware import run_middleware
@@ -63,6 +64,7 @@ class Handshake:
         self._opened = opened
         self._close = services.close
         self._log = services.log
+        self._traced = services.tracer is not None
 
     def connect_received(self, session: Session, frame: Frame) -> Awaitable[None] | None:
         try:
@@ -162,6 +164,9 @@ class Handshake:
             "heartbeat": config.heartbeat_interval,
             "max_payload": config.max_payload_size,
         }
+        if self._traced:
+            # The client may attach trace context to its events and requests.
+            welcome["trace"] = True
         token = self._resumption.opened(session)
         if token is not None:
             welcome["resume"] = {"token": token, "window": config.recovery_window}
@@ -198,6 +203,7 @@ class Handshake:
 
     def refuse(self, session: Session, code: str, reason: str, close_code: int) -> None:
         self._counters.refused[code] += 1
+        tracing.refused(code)
         self._log.info("refused connection from %s: %s (%s)", session.remote_address, code, reason)
         self._outbox.send_error(session, code, reason)
         self._close(session, close_code, reason)

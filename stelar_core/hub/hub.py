@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from stelar_core import tracing
 from stelar_core.clock import Clock
 from stelar_core.config import ServerConfig
 from stelar_core.errors import ConfigError, ProtocolError
@@ -109,6 +110,7 @@ class Hub:
             spawn=self.tasks.spawn,
             log=self.log,
             taps=self.taps,
+            tracer=tracer,
         )
         self._runner = services.runner
         self.admissions = Admissions(services, ip_tracker)
@@ -121,7 +123,7 @@ class Hub:
         self.rooms.table.presence = self.presence
         self.fanout = Fanout(services, broker, self._open, self.rooms.table, self.recovery, self.lossy)
         self.requests = Requests(services, {HISTORY_REQUEST: self.recovery.history})
-        self.gate = MessageGate(services, limits, tracer)
+        self.gate = MessageGate(services, limits)
         self.resumption = Resumption(services, clock, self._session_store)
         self.handshake = Handshake(
             services,
@@ -132,6 +134,7 @@ class Hub:
             self._open.get,
         )
         self.heartbeat = Heartbeat(services, clock, self._open, limits, self.resumption.sweep)
+        self._tracer = tracer
         self._started_at = time.monotonic()
         # Events and requests pass the gate (name, size, rate limit) on their way to dispatch.
         on_event = functools.partial(self.gate.message, then=self._dispatch_event)
@@ -311,6 +314,9 @@ class Hub:
             return None
         if session.state is SessionState.HANDSHAKE:
             if frame.type is FrameType.CONNECT:
+                if self._tracer is not None:
+                    scope = self._tracer.connect(session.protocol)
+                    return tracing.within(scope, self.handshake.connect_received, session, frame)
                 return self.handshake.connect_received(session, frame)
             self.outbox.invalid(
                 session, ErrorCode.NOT_CONNECTED, f"expected a connect frame first, got {frame.type.name}"

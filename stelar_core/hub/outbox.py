@@ -56,6 +56,7 @@ class Outbox:
         asks again), and one made after the connection closed goes to the session that resumed
         it, if any."""
         assert request.ack_id is not None
+        tracing.settled()
         frame = encode_frame(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id)
         answers = session.answers
         if answers is not None:

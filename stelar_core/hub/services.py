@@ -23,6 +23,7 @@ from stelar_core.hub.taps import Taps
 if TYPE_CHECKING:
     from stelar_core.hub.context import Context
     from stelar_core.hub.session import Session
+    from stelar_core.tracing import Tracer
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -43,3 +44,5 @@ class HubServices:
     log: logging.Logger
     # Listeners to what goes through the node (see taps.py); empty unless an operator watches.
     taps: Taps
+    # The tracing plugin's tracer (tracing.py), or None: parts that trace choose their path once.
+    tracer: Tracer | None = None

@@ -191,6 +191,8 @@ class ClientSession:
         self.auto_pong = auto_pong
         self.state = ClientState.CONNECTING
         self.id: str | None = None
+        # The welcome said the server reads trace context ("trace": true).
+        self.server_traces = False
         self._in_flight = AckIds(max_in_flight)  # taken and not yet answered or forgotten
         self._sent: set[int] = set()  # those of them sent on the current connection
         self._events: list[ClientEvent] = []
@@ -223,10 +225,13 @@ class ClientSession:
     ) -> None:
         self._out.append(encode_frame(kind, event, payload, ack_id))
 
-    def _send_message(self, kind: FrameType, event: str, payload: bytes, ack_id: int | None = None) -> None:
+    def _send_message(
+        self, kind: FrameType, event: str, payload: bytes, ack_id: int | None = None, trace: str | None = None
+    ) -> None:
         """An event or request: numbered and kept, so that a resumed session can send again
-        what the server did not receive."""
-        frame = encode_frame(kind, event, payload, ack_id)
+        what the server did not receive. Its trace context goes only to a server that said in
+        its welcome that it traces (an older server would not read it)."""
+        frame = encode_frame(kind, event, payload, ack_id, trace if self.server_traces else None)
         self._out.append(frame)
         self.sent_count += 1
         self._unconfirmed.append((self.sent_count, frame))
@@ -241,21 +246,24 @@ class ClientSession:
             body["resume"] = {"id": self.id, "token": self.resume_token, "waiting": sorted(self._sent)}
         self._send(FrameType.CONNECT, payload=dump_json(body))
 
-    def emit(self, event: str, data: Any = None) -> None:
-        self._send_message(FrameType.JSON, event, dump_json(data))
+    def emit(self, event: str, data: Any = None, *, trace: str | None = None) -> None:
+        """Send an event; ``trace``: a W3C traceparent to attach (see :meth:`_send_message`)."""
+        self._send_message(FrameType.JSON, event, dump_json(data), trace=trace)
 
-    def emit_binary(self, event: str, data: bytes) -> None:
-        self._send_message(FrameType.BINARY, event, bytes(data))
+    def emit_binary(self, event: str, data: bytes, *, trace: str | None = None) -> None:
+        self._send_message(FrameType.BINARY, event, bytes(data), trace=trace)
 
-    def emit_payload(self, kind: FrameType, event: str, payload: bytes) -> None:
+    def emit_payload(self, kind: FrameType, event: str, payload: bytes, *, trace: str | None = None) -> None:
         """An already encoded payload (the client's offline queue keeps payloads as bytes)."""
-        self._send_message(kind, event, payload)
+        self._send_message(kind, event, payload, trace=trace)
 
-    def request(self, event: str, data: Any = None, *, payload: bytes | None = None) -> int:
+    def request(
+        self, event: str, data: Any = None, *, payload: bytes | None = None, trace: str | None = None
+    ) -> int:
         """Ask the server; returns the ack id its :class:`ResponseReceived` will carry. Ids count
         up and wrap at 2**32, skipping those still in flight."""
         ack_id = self.open_request()
-        self.send_request(ack_id, event, dump_json(data) if payload is None else payload)
+        self.send_request(ack_id, event, dump_json(data) if payload is None else payload, trace=trace)
         return ack_id
 
     def open_request(self) -> int:
@@ -263,8 +271,8 @@ class ClientSession:
         ``send_request``)."""
         return self._in_flight.take()
 
-    def send_request(self, ack_id: int, event: str, payload: bytes) -> None:
-        self._send_message(FrameType.ACK_REQUEST, event, payload, ack_id)
+    def send_request(self, ack_id: int, event: str, payload: bytes, *, trace: str | None = None) -> None:
+        self._send_message(FrameType.ACK_REQUEST, event, payload, ack_id, trace)
         self._sent.add(ack_id)
 
     def forget_request(self, ack_id: int) -> None:
@@ -509,6 +517,7 @@ class ClientSession:
             resumed = False
             lost = self._forget_sent()
         self.id = body["id"]
+        self.server_traces = body.get("trace") is True
         resume = body.get("resume")
         token = resume.get("token") if isinstance(resume, dict) else None
         self.resume_token = token if isinstance(token, str) else None

@@ -1,4 +1,7 @@
-"""The frame: ``type (1) | eventLen (2, BE) | event | [ackId (4, BE)] | payload``.
+"""The frame: ``type (1) | eventLen (2, BE) | event | [ackId (4, BE)] | [traceLen (1) | trace] | payload``.
+
+The trace context (a W3C ``traceparent``) is there only when the type byte has the
+:data:`TRACED` bit set, and only in events and requests a client sends.
 
 Pure functions only. Every malformed input raises :class:`~stelar_core.errors.ProtocolError`
 with an :class:`ErrorCode` and a reason that says exactly what was wrong.
@@ -19,6 +22,10 @@ from stelar_core.protocol.codes import ErrorCode
 PROTOCOL_VERSION = 1
 MAX_EVENT_LENGTH = 0xFFFF
 MAX_ACK_ID = 0xFFFFFFFF
+# The flag on the type byte of an event or request that carries a trace context, and the
+# context's longest length (its length is one byte).
+TRACED = 0x80
+MAX_TRACE_LENGTH = 0xFF
 
 _HEADER = struct.Struct(">BH")
 _ACK_ID = struct.Struct(">I")
@@ -43,6 +50,7 @@ class FrameType(IntEnum):
 
 
 _WITH_ACK_ID = frozenset({FrameType.ACK_REQUEST, FrameType.ACK_RESPONSE})
+_TRACEABLE = frozenset({FrameType.JSON, FrameType.BINARY, FrameType.ACK_REQUEST})
 # A named tuple's own constructor is a Python function; decode_frame builds the tuple directly.
 _new_frame = tuple.__new__
 _TYPES_BY_VALUE = {t.value: t for t in FrameType}
@@ -56,6 +64,8 @@ class Frame(NamedTuple):
     event: str = ""
     payload: bytes = b""
     ack_id: int | None = None
+    # The trace context the sender attached (the bytes of a W3C traceparent, unchecked), or None.
+    trace: bytes | None = None
 
     def json(self) -> Any:
         """The payload decoded as JSON; an empty payload is ``None``."""
@@ -94,20 +104,50 @@ def load_json(payload: bytes) -> Any:
 
 
 def encode_frame(
-    frame_type: FrameType, event: str = "", payload: bytes = b"", ack_id: int | None = None
+    frame_type: FrameType,
+    event: str = "",
+    payload: bytes = b"",
+    ack_id: int | None = None,
+    trace: str | None = None,
 ) -> bytes:
-    """Encode one frame. Raises ``ValueError`` for an event name or ack id out of range."""
+    """Encode one frame, with the trace context ``trace`` when given (events and requests only).
+    Raises ``ValueError`` for an event name, ack id or trace context out of range."""
     event_bytes = event.encode()
     if len(event_bytes) > MAX_EVENT_LENGTH:
         raise ValueError(f"event name is {len(event_bytes)} bytes, at most {MAX_EVENT_LENGTH}")
+    if trace is not None:
+        return _encode_traced(frame_type, event_bytes, payload, ack_id, trace)
     header = _HEADER.pack(frame_type, len(event_bytes)) + event_bytes
     if frame_type in _WITH_ACK_ID:
-        if ack_id is None or not 0 <= ack_id <= MAX_ACK_ID:
-            raise ValueError(f"frame type {frame_type.name} needs an ack id in 0..{MAX_ACK_ID}")
-        return header + _ACK_ID.pack(ack_id) + payload
+        return header + _ack_id(frame_type, ack_id) + payload
     if ack_id is not None:
         raise ValueError(f"frame type {frame_type.name} carries no ack id")
     return header + payload
+
+
+def _ack_id(frame_type: FrameType, ack_id: int | None) -> bytes:
+    if ack_id is None or not 0 <= ack_id <= MAX_ACK_ID:
+        raise ValueError(f"frame type {frame_type.name} needs an ack id in 0..{MAX_ACK_ID}")
+    return _ACK_ID.pack(ack_id)
+
+
+def _encode_traced(
+    frame_type: FrameType, event_bytes: bytes, payload: bytes, ack_id: int | None, trace: str
+) -> bytes:
+    if frame_type not in _TRACEABLE:
+        raise ValueError(f"frame type {frame_type.name} carries no trace context")
+    if ack_id is not None and frame_type is not FrameType.ACK_REQUEST:
+        raise ValueError(f"frame type {frame_type.name} carries no ack id")
+    try:
+        trace_bytes = trace.encode("ascii")
+    except UnicodeEncodeError:
+        raise ValueError("a trace context is ASCII (a W3C traceparent)") from None
+    if not 0 < len(trace_bytes) <= MAX_TRACE_LENGTH:
+        raise ValueError(f"a trace context is 1..{MAX_TRACE_LENGTH} bytes, got {len(trace_bytes)}")
+    header = _HEADER.pack(frame_type | TRACED, len(event_bytes)) + event_bytes
+    if frame_type is FrameType.ACK_REQUEST:
+        header += _ack_id(frame_type, ack_id)
+    return header + bytes((len(trace_bytes),)) + trace_bytes + payload
 
 
 def decode_frame(data: bytes) -> Frame:
@@ -121,22 +161,60 @@ def decode_frame(data: bytes) -> Frame:
     type_value, event_length = _HEADER.unpack_from(data)
     frame_type = _TYPES_BY_VALUE.get(type_value)
     if frame_type is None:
+        if type_value & TRACED:
+            return _decode_traced(data, type_value & ~TRACED, event_length)
         raise ProtocolError(ErrorCode.INVALID_FRAME, f"unknown frame type {type_value}")
     event_end = HEADER_SIZE + event_length
-    if event_end > size:
+    event = _event(data, event_end, event_length)
+    if frame_type in _WITH_ACK_ID:
+        ack_id = _read_ack_id(data, event_end, frame_type)
+        return _new_frame(Frame, (frame_type, event, bytes(data[event_end + _ACK_ID.size :]), ack_id, None))
+    return _new_frame(Frame, (frame_type, event, bytes(data[event_end:]), None, None))
+
+
+def _event(data: bytes, event_end: int, event_length: int) -> str:
+    if event_end > len(data):
         raise ProtocolError(
             ErrorCode.INVALID_FRAME,
-            f"event length {event_length} runs past the end of a {size}-byte frame",
+            f"event length {event_length} runs past the end of a {len(data)}-byte frame",
         )
     try:
-        event = data[HEADER_SIZE:event_end].decode()
+        return data[HEADER_SIZE:event_end].decode()
     except UnicodeDecodeError as exc:
         raise ProtocolError(ErrorCode.INVALID_EVENT, f"event name is not valid UTF-8: {exc}") from None
-    if frame_type in _WITH_ACK_ID:
-        if event_end + _ACK_ID.size > size:
-            raise ProtocolError(
-                ErrorCode.INVALID_FRAME, f"{frame_type.name} frame ends before its 4-byte ack id"
-            )
-        (ack_id,) = _ACK_ID.unpack_from(data, event_end)
-        return _new_frame(Frame, (frame_type, event, bytes(data[event_end + _ACK_ID.size :]), ack_id))
-    return _new_frame(Frame, (frame_type, event, bytes(data[event_end:]), None))
+
+
+def _read_ack_id(data: bytes, at: int, frame_type: FrameType) -> int:
+    if at + _ACK_ID.size > len(data):
+        raise ProtocolError(ErrorCode.INVALID_FRAME, f"{frame_type.name} frame ends before its 4-byte ack id")
+    ack_id: int = _ACK_ID.unpack_from(data, at)[0]
+    return ack_id
+
+
+def _decode_traced(data: bytes, type_value: int, event_length: int) -> Frame:
+    """A frame whose type byte has the :data:`TRACED` bit: its trace context follows the event
+    (and the ack id). Its content is not checked here (the tracer's side does, and counts)."""
+    frame_type = _TYPES_BY_VALUE.get(type_value)
+    if frame_type not in _TRACEABLE:
+        raise ProtocolError(
+            ErrorCode.INVALID_FRAME,
+            f"unknown frame type {type_value | TRACED}"
+            if frame_type is None
+            else f"frame type {frame_type.name} carries no trace context",
+        )
+    at = HEADER_SIZE + event_length
+    event = _event(data, at, event_length)
+    ack_id = None
+    if frame_type is FrameType.ACK_REQUEST:
+        ack_id = _read_ack_id(data, at, frame_type)
+        at += _ACK_ID.size
+    if at >= len(data):
+        raise ProtocolError(ErrorCode.INVALID_FRAME, "traced frame ends before its trace context length")
+    trace_end = at + 1 + data[at]
+    if trace_end > len(data):
+        raise ProtocolError(
+            ErrorCode.INVALID_FRAME,
+            f"trace context length {data[at]} runs past the end of a {len(data)}-byte frame",
+        )
+    trace = bytes(data[at + 1 : trace_end])
+    return _new_frame(Frame, (frame_type, event, bytes(data[trace_end:]), ack_id, trace))

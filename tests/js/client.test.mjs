@@ -72,6 +72,30 @@ test("commands become the same frames as the Python session's", async () => {
   client.disconnect();
 });
 
+test("trace context goes with emits and requests only to a server whose welcome says it traces", async () => {
+  const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const plain = await connected({ traceContext: () => traceparent });
+  plain.client.emit("chat", 1);
+  assert.deepEqual(plain.socket.take(), [hex(frame(FrameType.JSON, "chat", "1"))]);
+  plain.client.disconnect();
+
+  const client = new StelarClient("ws://test/", { WebSocket: FakeSocket, reconnection: false, traceContext: () => traceparent });
+  const ready = client.connect();
+  await new Promise((resolve) => queueMicrotask(resolve));
+  const socket = FakeSocket.last;
+  socket.take();
+  socket.receive(frame(FrameType.CONNECT, "", '{"id":"c2","v":1,"trace":true}'));
+  await ready;
+  client.emit("chat", 1);
+  client.request("ask", null).catch(() => {});
+  assert.deepEqual(socket.take(), [
+    hex(encodeFrame(FrameType.JSON, "chat", text.encode("1"), null, traceparent)),
+    hex(encodeFrame(FrameType.ACK_REQUEST, "ask", text.encode("null"), 0, traceparent)),
+  ]);
+  assert.equal(socket.take().length, 0);
+  client.disconnect();
+});
+
 test("requests carry ack ids counting up; answers are matched to them", async () => {
   const { client, socket } = await connected();
   const first = client.request("add", [1, 2]);

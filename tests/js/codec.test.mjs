@@ -28,6 +28,28 @@ for (const v of vectors.invalid) {
   });
 }
 
+for (const v of vectors.traced.valid) {
+  test(`encodes and decodes traced type ${v.type}`, () => {
+    assert.equal(hex(encodeFrame(v.type, v.event, bytes(v.payload), v.ack_id, v.trace)), v.bytes);
+    const frame = decodeFrame(bytes(v.bytes));
+    assert.deepEqual(
+      [frame.type, frame.event, hex(frame.payload), frame.ackId, Buffer.from(frame.trace).toString("latin1")],
+      [v.type, v.event, v.payload, v.ack_id, v.trace],
+    );
+  });
+}
+
+for (const v of vectors.traced.invalid) {
+  test(`refuses the traced ${v.bytes} with ${v.code}`, () => {
+    assert.throws(() => decodeFrame(bytes(v.bytes)), (error) => {
+      assert.ok(error instanceof ProtocolError);
+      assert.equal(error.code, v.code);
+      assert.ok(error.message.startsWith(v.reason_start), error.message);
+      return true;
+    });
+  });
+}
+
 for (const v of vectors.publications.valid) {
   test(`reads the publication of ${v.room} at ${v.epoch}/${v.offset}`, () => {
     const publication = decodePublication(decodeFrame(bytes(v.bytes)));
@@ -53,6 +75,11 @@ test("encoding refuses what no frame can carry", () => {
   assert.throws(() => encodeFrame(4, "ask"), /needs an ack id/);
   assert.throws(() => encodeFrame(4, "ask", new Uint8Array(0), 2 ** 32), /needs an ack id/);
   assert.throws(() => encodeFrame(0, "x", new Uint8Array(0), 1), /carries no ack id/);
+  assert.throws(() => encodeFrame(2, "", new Uint8Array(0), null, "00-x"), /carries no trace context/);
+  assert.throws(() => encodeFrame(0, "x", new Uint8Array(0), null, ""), /1\.\.255 bytes, got 0/);
+  assert.throws(() => encodeFrame(0, "x", new Uint8Array(0), null, "x".repeat(256)), /got 256/);
+  assert.throws(() => encodeFrame(0, "x", new Uint8Array(0), null, "é"), /ASCII/);
+  assert.equal(decodeFrame(encodeFrame(0, "x")).trace, null);
 });
 
 test("JSON payloads: empty is null, bad ones name what is wrong", () => {

@@ -46,7 +46,17 @@ from stelar_core.plugin_api import (
     request_error,
     request_failure,
 )
-from stelar_nats.envelope import Envelope, EnvelopeError, Kind, decode, encode, json_body, read_json
+from stelar_nats.envelope import (
+    Envelope,
+    EnvelopeError,
+    Kind,
+    decode,
+    encode,
+    json_body,
+    read_json,
+    trace_of,
+    with_trace,
+)
 from stelar_nats.failures import NATS_FAILURES, NATS_FAILURES_OR_TIMEOUT
 from stelar_nats.history import Callbacks, JetStreamHistory
 from stelar_nats.nodes import NodeTable
@@ -302,7 +312,7 @@ class NatsBroker:
         client_id = delivery.client_id
         if client_id is not None and port.has_client(client_id):
             return
-        fields = (delivery.room, client_id, sorted(delivery.exclude))
+        fields = with_trace((delivery.room, client_id, sorted(delivery.exclude)), delivery.trace)
         try:
             payload = encode(Envelope(Kind.DELIVER, self._node_id, fields, delivery.frame), self._max_size)
         except EnvelopeError as exc:
@@ -328,7 +338,7 @@ class NatsBroker:
         port.count(HISTORY_UNAVAILABLE)
         if self.connected.is_set():
             self._log.warning("a publication was not stored: %s: %s", type(exc).__name__, exc)
-        port.deliver(Delivery(delivery.frame, delivery.room, exclude=delivery.exclude))
+        port.deliver(Delivery(delivery.frame, delivery.room, exclude=delivery.exclude, trace=delivery.trace))
 
     def _send(self, subject: str, payload: bytes) -> None:
         if not self.connected.is_set():
@@ -479,9 +489,10 @@ class NatsBroker:
         elif envelope.origin == self._node_id:
             return  # delivered here before it was published
         elif kind is Kind.DELIVER:
-            room, client_id, exclude = fields
+            room, client_id, exclude = fields[:3]
             had = client_id is None or port.has_client(client_id)
-            port.deliver(Delivery(envelope.body, room, client_id, frozenset(exclude)))
+            trace = trace_of(envelope)
+            port.deliver(Delivery(envelope.body, room, client_id, frozenset(exclude), trace=trace))
             await self._reply(message, had)
         elif kind is Kind.REQUEST:
             if len(self._answering) >= self._options.max_pending_requests:

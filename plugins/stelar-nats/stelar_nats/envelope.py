@@ -26,14 +26,14 @@ class EnvelopeError(ValueError):
 
 
 class Kind(Enum):
-    DELIVER = "d"  # room, client_id, exclude | frame (a reply subject asks whether it was delivered)
+    DELIVER = "d"  # room, client_id, exclude, [trace] | frame (a reply subject asks whether it was delivered)
     REQUEST = "q"  # client_id, event, timeout | JSON data
     ANSWER = "a"  # ok | JSON value when ok, else JSON [code, message]
     DISCONNECT = "x"  # client_id, code, reason
     MEMBERSHIP = "m"  # client_id, room, join
     HEARTBEAT = "h"  # alive | JSON statistics (alive) ; a node stopping says goodbye (not alive)
     READ = "r"  # what, argument: a question to one node about its clients and rooms
-    PUBLISHED = "p"  # room, exclude | publication frame (a room with history, positioned)
+    PUBLISHED = "p"  # room, exclude, [trace] | publication frame (a room with history, positioned)
     EPOCH = "e"  # room, epoch: the first message of a room's history (history.py)
     PROBE = "b"  # number: sent by a node to itself, behind its subscriptions (see broker.py)
 
@@ -61,6 +61,22 @@ _TYPES: dict[Kind, tuple[type | tuple[type, ...], ...]] = {
     Kind.PROBE: (int,),
 }
 _BY_CODE = {kind.value: kind for kind in Kind}
+# Where the excluded client IDs are in what delivers to clients; such envelopes may end with the
+# trace context of a traced send (a W3C traceparent), written only when there is one, so an
+# envelope without it is what nodes of earlier releases read.
+_EXCLUDE_AT = {Kind.DELIVER: 2, Kind.PUBLISHED: 1}
+
+
+def with_trace(fields: tuple[Any, ...], trace: str | None) -> tuple[Any, ...]:
+    """The fields of a DELIVER or PUBLISHED envelope, with the trace context if any."""
+    return fields if trace is None else (*fields, trace)
+
+
+def trace_of(envelope: Envelope) -> str | None:
+    """The trace context a DELIVER or PUBLISHED envelope carries, or None."""
+    fields = envelope.fields
+    trace = fields[-1] if len(fields) == len(_TYPES[envelope.kind]) + 1 else None
+    return trace if isinstance(trace, str) else None
 
 
 def encode(envelope: Envelope, max_size: int) -> bytes:
@@ -117,13 +133,16 @@ def decode(data: bytes, max_size: int) -> Envelope:
     if kind is None:
         raise EnvelopeError(f"unknown envelope kind {code!r}")
     types = _TYPES[kind]
+    exclude_at = _EXCLUDE_AT.get(kind)
+    if exclude_at is not None and len(fields) == len(types) + 1:
+        types = (*types, str)
     if not isinstance(origin, str) or len(fields) != len(types):
         raise EnvelopeError(f"a {kind.name} envelope has an origin and {len(types)} fields")
     for position, (value, expected) in enumerate(zip(fields, types, strict=True)):
         # (bool is an int to Python: a code or a timeout must not be one.)
         if not isinstance(value, expected) or (isinstance(value, bool) and bool not in _flat(expected)):
             raise EnvelopeError(f"field {position} of a {kind.name} envelope has type {type(value).__name__}")
-    if kind in (Kind.DELIVER, Kind.PUBLISHED) and not all(isinstance(item, str) for item in fields[-1]):
+    if exclude_at is not None and not all(isinstance(item, str) for item in fields[exclude_at]):
         raise EnvelopeError(f"a {kind.name} envelope excludes client IDs, which are strings")
     return Envelope(kind, origin, tuple(fields), data[end:])
 

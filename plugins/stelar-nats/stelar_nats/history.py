@@ -48,7 +48,7 @@ from stelar_core.plugin_api import (
     encode_publication,
     new_epoch,
 )
-from stelar_nats.envelope import Envelope, EnvelopeError, Kind, decode, encode
+from stelar_nats.envelope import Envelope, EnvelopeError, Kind, decode, encode, trace_of, with_trace
 from stelar_nats.following import Following
 from stelar_nats.recent import Recent
 from stelar_nats.subjects import Subjects
@@ -163,8 +163,14 @@ class JetStreamHistory:
             return
         if recent is not None:
             recent.add(position, message.metadata.timestamp.timestamp(), envelope.body)
-        exclude = frozenset(envelope.fields[1])
-        self._callbacks.deliver(Delivery(envelope.body, room, exclude=exclude, position=position))
+        delivery = Delivery(
+            envelope.body,
+            room,
+            exclude=frozenset(envelope.fields[1]),
+            position=position,
+            trace=trace_of(envelope),
+        )
+        self._callbacks.deliver(delivery)
 
     async def _last(self, js: JetStreamContext, room: str) -> tuple[int, Position | None] | None:
         """The room's last message: its stream sequence and the position it holds (None when
@@ -334,7 +340,7 @@ class JetStreamHistory:
         await self._ensure(js)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.command_timeout
-        fields = (room, sorted(delivery.exclude))
+        fields = with_trace((room, sorted(delivery.exclude)), delivery.trace)
         while True:
             sequence, after = last if last is not None else await self._position(js, room)
             position = Position(after.epoch, after.offset + 1)

@@ -217,7 +217,14 @@ class RedisBroker:
             return
         try:
             payload = encode(
-                Deliver(self.node_id, delivery.frame, delivery.room, client_id, tuple(delivery.exclude)),
+                Deliver(
+                    self.node_id,
+                    delivery.frame,
+                    delivery.room,
+                    client_id,
+                    tuple(delivery.exclude),
+                    delivery.trace,
+                ),
                 self._max_size,
             )
         except EnvelopeError as exc:
@@ -233,7 +240,7 @@ class RedisBroker:
         assert room is not None and policy is not None
         if not self._node.healthy:
             self.port.count(HISTORY_UNAVAILABLE)
-            self.port.deliver(Delivery(delivery.frame, room, exclude=delivery.exclude))
+            self.port.deliver(Delivery(delivery.frame, room, exclude=delivery.exclude, trace=delivery.trace))
             return
         try:
             op = history_op(
@@ -246,6 +253,7 @@ class RedisBroker:
                 tuple(delivery.exclude),
                 self._max_size,
                 self._options.history_meta_ttl,
+                delivery.trace,
             )
         except EnvelopeError as exc:
             self._failed(1, exc)
@@ -439,12 +447,19 @@ class RedisBroker:
                     envelope.room,
                     exclude=frozenset(envelope.exclude),
                     position=publication.position,
+                    trace=envelope.trace,
                 )
             )
         elif isinstance(envelope, Deliver):
             if envelope.origin != self.node_id:
                 port.deliver(
-                    Delivery(envelope.frame, envelope.room, envelope.client_id, frozenset(envelope.exclude))
+                    Delivery(
+                        envelope.frame,
+                        envelope.room,
+                        envelope.client_id,
+                        frozenset(envelope.exclude),
+                        trace=envelope.trace,
+                    )
                 )
         elif isinstance(envelope, Request):
             if self._answering >= self._options.max_pending_requests:

@@ -25,12 +25,12 @@ class EnvelopeError(ValueError):
 
 
 class Kind(IntEnum):
-    DELIVER = 1  # frame, room, client_id, exclude
+    DELIVER = 1  # frame, room, client_id, exclude, [trace]
     REQUEST = 2  # request_id, client_id, event, data, timeout
     ANSWER = 3  # request_id, ok, value (ok) or [code, message] (error)
     DISCONNECT = 4  # client_id, code, reason
     PROBE = 5  # token: a node's liveness check of its own subscription
-    PUBLISHED = 6  # room, exclude; the publication frame follows the array
+    PUBLISHED = 6  # room, exclude, [trace]; the publication frame follows the array
     MEMBERSHIP = 7  # client_id, room, join: a client made to join (True) or leave a room
 
 
@@ -41,6 +41,7 @@ class Deliver:
     room: str | None
     client_id: str | None
     exclude: tuple[str, ...]
+    trace: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -89,30 +90,36 @@ class Published:
     origin: str
     room: str
     exclude: tuple[str, ...]
+    trace: str | None = None
     frame: bytes = b""  # the publication frame, after the array
 
 
 Envelope = Deliver | Request | Answer | Disconnect | Probe | Published | Membership
 
+# The trace context (a W3C traceparent) of a traced send: the last field of DELIVER and
+# PUBLISHED, present only when set, so an envelope without one is what nodes of earlier
+# releases read.
+TRACE = "trace"
+
 _FIELDS: dict[type, tuple[Kind, tuple[str, ...]]] = {
-    Deliver: (Kind.DELIVER, ("frame", "room", "client_id", "exclude")),
+    Deliver: (Kind.DELIVER, ("frame", "room", "client_id", "exclude", TRACE)),
     Request: (Kind.REQUEST, ("request_id", "client_id", "event", "data", "timeout")),
     Answer: (Kind.ANSWER, ("request_id", "ok", "value")),
     Disconnect: (Kind.DISCONNECT, ("client_id", "code", "reason")),
     Probe: (Kind.PROBE, ("token",)),
-    Published: (Kind.PUBLISHED, ("room", "exclude")),
+    Published: (Kind.PUBLISHED, ("room", "exclude", TRACE)),
     Membership: (Kind.MEMBERSHIP, ("client_id", "room", "join")),
 }
 _BY_KIND = {kind: (cls, len(fields)) for cls, (kind, fields) in _FIELDS.items()}
 
 # (type, checks) per field position, for reading: what another node sent is not trusted.
 _TYPES: dict[Kind, tuple[tuple[type | tuple[type, ...], ...], ...]] = {
-    Kind.DELIVER: ((bytes,), (str, type(None)), (str, type(None)), (list,)),
+    Kind.DELIVER: ((bytes,), (str, type(None)), (str, type(None)), (list,), (str,)),
     Kind.REQUEST: ((int,), (str,), (str,), (object,), (int, float)),
     Kind.ANSWER: ((int,), (bool,), (object,)),
     Kind.DISCONNECT: ((str,), (int,), (str,)),
     Kind.PROBE: ((int,),),
-    Kind.PUBLISHED: ((str,), (list,)),
+    Kind.PUBLISHED: ((str,), (list,), (str,)),
     Kind.MEMBERSHIP: ((str,), (str,), (bool,)),
 }
 
@@ -121,6 +128,8 @@ def encode(envelope: Envelope, max_size: int) -> bytes:
     """Pack ``envelope``; :class:`EnvelopeError` if it cannot be packed or is over ``max_size``."""
     kind, fields = _FIELDS[type(envelope)]
     values = [getattr(envelope, name) for name in fields]
+    if fields[-1] == TRACE and values[-1] is None:
+        values.pop()
     try:
         packed: bytes = msgpack.packb([VERSION, int(kind), envelope.origin, *values], use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -156,22 +165,28 @@ def decode(data: bytes, max_size: int) -> Envelope:
     except ValueError:
         raise EnvelopeError(f"unknown envelope kind {kind!r}") from None
     cls, count = _BY_KIND[kind]
-    if not isinstance(origin, str) or len(values) != count:
-        raise EnvelopeError(f"a {kind.name} envelope has an origin and {count} fields")
-    for position, (value, types) in enumerate(zip(values, _TYPES[kind], strict=True)):
+    least = count - 1 if _FIELDS[cls][1][-1] == TRACE else count
+    if not isinstance(origin, str) or not least <= len(values) <= count:
+        fields = f"{least} or {count}" if least < count else str(count)
+        raise EnvelopeError(f"a {kind.name} envelope has an origin and {fields} fields")
+    for position, (value, types) in enumerate(zip(values, _TYPES[kind], strict=False)):
         if not isinstance(value, types):
             name = _FIELDS[cls][1][position]
             raise EnvelopeError(f"field {name!r} of a {kind.name} envelope has type {type(value).__name__}")
     if kind is Kind.PUBLISHED:
         if not trailing:
             raise EnvelopeError("a PUBLISHED envelope is followed by its publication frame")
-        return Published(origin, values[0], tuple(values[1]), bytes(trailing))
+        return Published(origin, values[0], tuple(values[1]), _trace(values, 2), bytes(trailing))
     if trailing:
         raise EnvelopeError(f"{len(trailing)} bytes follow a {kind.name} envelope")
     if kind is Kind.DELIVER:
         values[3] = tuple(values[3])
     envelope: Envelope = cls(origin, *values)
     return envelope
+
+
+def _trace(values: list[Any], at: int) -> str | None:
+    return values[at] if len(values) > at else None
 
 
 def _no_ext(code: int, data: bytes) -> Any:

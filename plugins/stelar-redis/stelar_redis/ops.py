@@ -31,10 +31,11 @@ def history_op(
     exclude: tuple[str, ...],
     max_size: int,
     meta_ttl: float,
+    trace: str | None = None,
 ) -> Op:
     """One publish into a room with history: the script positions, stores and publishes it.
     ``EnvelopeError`` when the message would be over ``max_size``."""
-    head = encode(Published(origin, room, exclude), max_size)
+    head = encode(Published(origin, room, exclude, trace), max_size)
     publication_head = encode_frame(FrameType.PUBLICATION, room)
     if len(head) + len(publication_head) + 80 + len(frame) > max_size:
         raise EnvelopeError(f"message to room {room!r} is over redis.max_message_size")

@@ -6,15 +6,21 @@ export declare const FrameType: Readonly<{
   JSON: 0; BINARY: 1; PING: 2; PONG: 3; ACK_REQUEST: 4; ACK_RESPONSE: 5;
   CONNECT: 6; DISCONNECT: 7; JOIN: 8; LEAVE: 9; ERROR: 10; PUBLICATION: 11; DROPPED: 12; PRESENCE: 13;
 }>;
+/** The type byte's flag of an event or request that carries a trace context. */
+export declare const TRACED: 0x80;
 
 export interface Frame {
   type: number;
   event: string;
   ackId: number | null;
   payload: Uint8Array;
+  /** The trace context (the bytes of a W3C traceparent) of a traced frame, else null. */
+  trace: Uint8Array | null;
 }
 
-export declare function encodeFrame(type: number, event?: string, payload?: Uint8Array | ArrayBuffer, ackId?: number | null): Uint8Array;
+export declare function encodeFrame(
+  type: number, event?: string, payload?: Uint8Array | ArrayBuffer, ackId?: number | null, trace?: string | null,
+): Uint8Array;
 export declare function decodeFrame(data: Uint8Array | ArrayBuffer): Frame;
 /** Where a message is in its room's stream; offsets are consecutive within one epoch. */
 export interface Position { epoch: string; offset: number; }
@@ -65,6 +71,9 @@ export interface ClientOptions {
   messageQueueSize?: number;
   maxPendingRequests?: number;
   hooks?: ClientHooks;
+  /** Called for each emit and request: a W3C traceparent to attach (sent only to servers that
+   * trace), e.g. from OpenTelemetry JS's propagation.inject. */
+  traceContext?: (() => string | null) | null;
   /** A WebSocket class, e.g. the `ws` package on Node.js without a global WebSocket. */
   WebSocket?: unknown;
   random?: () => number;
@@ -118,14 +127,16 @@ export declare class ClientSession {
   resumeToken: string | null;
   /** Events and requests sent in this session. */
   readonly sentCount: number;
+  /** The welcome said the server reads trace context. */
+  readonly serverTraces: boolean;
   dataToSend(): Uint8Array[];
   connect(auth?: Record<string, unknown>): void;
-  emit(event: string, data?: unknown): void;
-  emitBinary(event: string, data: Uint8Array | ArrayBuffer | ArrayBufferView): void;
-  emitPayload(type: number, event: string, payload: Uint8Array): void;
-  request(event: string, data?: unknown): number;
+  emit(event: string, data?: unknown, trace?: string | null): void;
+  emitBinary(event: string, data: Uint8Array | ArrayBuffer | ArrayBufferView, trace?: string | null): void;
+  emitPayload(type: number, event: string, payload: Uint8Array, trace?: string | null): void;
+  request(event: string, data?: unknown, trace?: string | null): number;
   openRequest(): number;
-  sendRequest(ackId: number, event: string, payload: Uint8Array): void;
+  sendRequest(ackId: number, event: string, payload: Uint8Array, trace?: string | null): void;
   forgetRequest(ackId: number): void;
   answer(request: { event: string; ackId: number }, value: unknown): void;
   answerError(request: { event: string; ackId: number }, code: string, message: string): void;

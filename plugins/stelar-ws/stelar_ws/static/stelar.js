@@ -15,6 +15,12 @@ const HEADER_SIZE = 3;
 const MAX_EVENT_LENGTH = 0xffff;
 const MAX_ACK_ID = 0xffffffff;
 const WITH_ACK_ID = new Set([FrameType.ACK_REQUEST, FrameType.ACK_RESPONSE]);
+// The type byte's flag for an event or request that carries a trace context (a W3C traceparent,
+// after the event and the ack id, with a one-byte length).
+export const TRACED = 0x80;
+const MAX_TRACE_LENGTH = 0xff;
+const TRACEABLE = new Set([FrameType.JSON, FrameType.BINARY, FrameType.ACK_REQUEST]);
+const TYPE_NAMES = Object.fromEntries(Object.entries(FrameType).map(([name, value]) => [value, name]));
 const HEARTBEAT_FACTOR = 2.5; // silent for 2.5 announced intervals: the connection is dead
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -38,8 +44,9 @@ export class NotConnected extends StelarError {}
 // ------------------------------------------------------------------------------- codec
 
 /** One frame: type (1 byte), event length (2 bytes, big-endian), event (UTF-8), the ack id
- * (4 bytes, big-endian) for ACK frames, then the payload. */
-export function encodeFrame(type, event = "", payload = new Uint8Array(0), ackId = null) {
+ * (4 bytes, big-endian) for ACK frames, the trace context `trace` if given (events and requests
+ * only: length (1 byte) then ASCII, and the type's TRACED bit set), then the payload. */
+export function encodeFrame(type, event = "", payload = new Uint8Array(0), ackId = null, trace = null) {
   const eventBytes = encoder.encode(event);
   if (eventBytes.length > MAX_EVENT_LENGTH) {
     throw new RangeError(`event name is ${eventBytes.length} bytes, at most ${MAX_EVENT_LENGTH}`);
@@ -49,14 +56,30 @@ export function encodeFrame(type, event = "", payload = new Uint8Array(0), ackId
     throw new RangeError(`frame type ${type} needs an ack id in 0..${MAX_ACK_ID}`);
   }
   if (!withAck && ackId !== null) throw new RangeError(`frame type ${type} carries no ack id`);
+  let traceBytes = null;
+  if (trace !== null) {
+    if (!TRACEABLE.has(type)) throw new RangeError(`frame type ${type} carries no trace context`);
+    // eslint-disable-next-line no-control-regex
+    if (!/^[\x00-\x7f]*$/.test(trace)) throw new RangeError("a trace context is ASCII (a W3C traceparent)");
+    traceBytes = encoder.encode(trace);
+    if (traceBytes.length < 1 || traceBytes.length > MAX_TRACE_LENGTH) {
+      throw new RangeError(`a trace context is 1..${MAX_TRACE_LENGTH} bytes, got ${traceBytes.length}`);
+    }
+  }
   const body = toBytes(payload);
-  const frame = new Uint8Array(HEADER_SIZE + eventBytes.length + (withAck ? 4 : 0) + body.length);
+  const traceSize = traceBytes === null ? 0 : 1 + traceBytes.length;
+  const frame = new Uint8Array(HEADER_SIZE + eventBytes.length + (withAck ? 4 : 0) + traceSize + body.length);
   const view = new DataView(frame.buffer);
-  view.setUint8(0, type);
+  view.setUint8(0, traceBytes === null ? type : type | TRACED);
   view.setUint16(1, eventBytes.length);
   frame.set(eventBytes, HEADER_SIZE);
   let offset = HEADER_SIZE + eventBytes.length;
   if (withAck) { view.setUint32(offset, ackId); offset += 4; }
+  if (traceBytes !== null) {
+    view.setUint8(offset, traceBytes.length);
+    frame.set(traceBytes, offset + 1);
+    offset += traceSize;
+  }
   frame.set(body, offset);
   return frame;
 }
@@ -70,8 +93,13 @@ export function decodeFrame(data) {
     throw new ProtocolError("invalid_frame", `frame is ${size} bytes, shorter than the ${HEADER_SIZE}-byte header`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const type = view.getUint8(0);
-  if (type > FrameType.PRESENCE) throw new ProtocolError("invalid_frame", `unknown frame type ${type}`);
+  const typeByte = view.getUint8(0);
+  const traced = typeByte >= TRACED && typeByte - TRACED <= FrameType.PRESENCE;
+  const type = traced ? typeByte - TRACED : typeByte;
+  if (type > FrameType.PRESENCE) throw new ProtocolError("invalid_frame", `unknown frame type ${typeByte}`);
+  if (traced && !TRACEABLE.has(type)) {
+    throw new ProtocolError("invalid_frame", `frame type ${TYPE_NAMES[type]} carries no trace context`);
+  }
   const eventLength = view.getUint16(1);
   const eventEnd = HEADER_SIZE + eventLength;
   if (eventEnd > size) {
@@ -83,14 +111,26 @@ export function decodeFrame(data) {
   } catch (error) {
     throw new ProtocolError("invalid_event", `event name is not valid UTF-8: ${error.message}`);
   }
+  let at = eventEnd;
+  let ackId = null;
   if (WITH_ACK_ID.has(type)) {
     if (eventEnd + 4 > size) {
-      const name = type === FrameType.ACK_REQUEST ? "ACK_REQUEST" : "ACK_RESPONSE";
-      throw new ProtocolError("invalid_frame", `${name} frame ends before its 4-byte ack id`);
+      throw new ProtocolError("invalid_frame", `${TYPE_NAMES[type]} frame ends before its 4-byte ack id`);
     }
-    return { type, event, ackId: view.getUint32(eventEnd), payload: bytes.slice(eventEnd + 4) };
+    ackId = view.getUint32(eventEnd);
+    at += 4;
   }
-  return { type, event, ackId: null, payload: bytes.slice(eventEnd) };
+  let trace = null;
+  if (traced) {
+    if (at >= size) throw new ProtocolError("invalid_frame", "traced frame ends before its trace context length");
+    const traceEnd = at + 1 + bytes[at];
+    if (traceEnd > size) {
+      throw new ProtocolError("invalid_frame", `trace context length ${bytes[at]} runs past the end of a ${size}-byte frame`);
+    }
+    trace = bytes.slice(at + 1, traceEnd);
+    at = traceEnd;
+  }
+  return { type, event, ackId, payload: bytes.slice(at), trace };
 }
 
 /** Read a publication (type 11): `{room, epoch, offset, frame}`, the event frame inside decoded.
@@ -201,6 +241,7 @@ export class ClientSession {
     // server says it had not received them.
     this.resumeToken = null;
     this.sentCount = 0;
+    this.serverTraces = false; // the welcome said the server reads trace context
     this._unconfirmed = [];
   }
 
@@ -214,9 +255,10 @@ export class ClientSession {
   }
 
   /** An event or request: numbered and kept, so that a resumed session can send again what the
-   * server did not receive. */
-  _sendMessage(type, event, payload, ackId = null) {
-    const frame = encodeFrame(type, event, payload, ackId);
+   * server did not receive. Its trace context goes only to a server whose welcome said it traces
+   * (an older server would not read it). */
+  _sendMessage(type, event, payload, ackId = null, trace = null) {
+    const frame = encodeFrame(type, event, payload, ackId, this.serverTraces ? trace : null);
     this._out.push(frame);
     this.sentCount += 1;
     this._unconfirmed.push([this.sentCount, frame]);
@@ -233,15 +275,16 @@ export class ClientSession {
     }
     this._send(FrameType.CONNECT, "", dumpJson(body));
   }
-  emit(event, data = null) { this._sendMessage(FrameType.JSON, event, dumpJson(data)); }
-  emitBinary(event, data) { this._sendMessage(FrameType.BINARY, event, toBytes(data).slice()); }
+  /** `trace`: a W3C traceparent to attach (sent only to a server that traces). */
+  emit(event, data = null, trace = null) { this._sendMessage(FrameType.JSON, event, dumpJson(data), null, trace); }
+  emitBinary(event, data, trace = null) { this._sendMessage(FrameType.BINARY, event, toBytes(data).slice(), null, trace); }
   /** An already encoded payload (the offline queue keeps payloads as bytes). */
-  emitPayload(type, event, payload) { this._sendMessage(type, event, payload); }
+  emitPayload(type, event, payload, trace = null) { this._sendMessage(type, event, payload, null, trace); }
 
   /** Ask the server; returns the ack id its response will carry. */
-  request(event, data = null) {
+  request(event, data = null, trace = null) {
     const ackId = this.openRequest();
-    this.sendRequest(ackId, event, dumpJson(data));
+    this.sendRequest(ackId, event, dumpJson(data), trace);
     return ackId;
   }
 
@@ -258,7 +301,10 @@ export class ClientSession {
     return ackId;
   }
 
-  sendRequest(ackId, event, payload) { this._sendMessage(FrameType.ACK_REQUEST, event, payload, ackId); this._sent.add(ackId); }
+  sendRequest(ackId, event, payload, trace = null) {
+    this._sendMessage(FrameType.ACK_REQUEST, event, payload, ackId, trace);
+    this._sent.add(ackId);
+  }
   /** The glue gave up on a request (timeout, lost connection): a late answer is invalid. */
   forgetRequest(ackId) { this._inFlight.delete(ackId); this._sent.delete(ackId); }
   get requestsInFlight() { return this._inFlight.size; }
@@ -454,6 +500,7 @@ export class ClientSession {
       lost = this._forgetSent();
     }
     this.id = body.id;
+    this.serverTraces = body.trace === true;
     const token = isObject(body.resume) ? body.resume.token : null;
     this.resumeToken = typeof token === "string" ? token : null;
     return {
@@ -496,6 +543,9 @@ const DEFAULTS = Object.freeze({
   heartbeatTimeout: null, // ms; null: 2.5 x the interval the server announces
   messageQueueSize: 100, // emits and requests kept while offline; the oldest is dropped past it
   maxPendingRequests: 1024,
+  // () => a W3C traceparent (or null) to attach to each emit and request, e.g. from
+  // OpenTelemetry JS: sent only to servers that trace (docs/observability.md).
+  traceContext: null,
   hooks: {}, // onBeforeEmit, onMessage, onStateChange, onReconnectDelay, onMessageQueued, onQueueDrained, onError
   WebSocket: null, // a WebSocket class (the `ws` package in Node.js without a global one)
   random: Math.random,
@@ -897,8 +947,8 @@ export class StelarClient {
     if (this.state === ClientState.CONNECTED && this._socket) {
       if (entry.ackId !== null) {
         if (!this._requests.has(entry.ackId)) return; // timed out while queued
-        this._session.sendRequest(entry.ackId, entry.event, entry.payload);
-      } else this._session.emitPayload(entry.type, entry.event, entry.payload);
+        this._session.sendRequest(entry.ackId, entry.event, entry.payload, entry.trace);
+      } else this._session.emitPayload(entry.type, entry.event, entry.payload, entry.trace);
       this._flush();
       return;
     }
@@ -925,7 +975,7 @@ export class StelarClient {
     if (this._hook("onBeforeEmit", event, data) === false) return false;
     const payload = dumpJson(data);
     this._checkPayload(payload);
-    this._sendOrQueue({ type: FrameType.JSON, event, payload, ackId: null });
+    this._sendOrQueue({ type: FrameType.JSON, event, payload, ackId: null, trace: this._traceContext() });
     return true;
   }
 
@@ -933,7 +983,7 @@ export class StelarClient {
     if (this._hook("onBeforeEmit", event, data) === false) return false;
     const payload = toBytes(data).slice();
     this._checkPayload(payload);
-    this._sendOrQueue({ type: FrameType.BINARY, event, payload, ackId: null });
+    this._sendOrQueue({ type: FrameType.BINARY, event, payload, ackId: null, trace: this._traceContext() });
     return true;
   }
 
@@ -953,8 +1003,14 @@ export class StelarClient {
       }, ms);
       this._requests.set(ackId, { resolve, reject, timer });
     });
-    this._sendOrQueue({ type: FrameType.ACK_REQUEST, event, payload, ackId });
+    this._sendOrQueue({ type: FrameType.ACK_REQUEST, event, payload, ackId, trace: this._traceContext() });
     return promise;
+  }
+
+  /** The trace context of a message sent now (kept with it while it is queued offline). */
+  _traceContext() {
+    const current = this.options.traceContext;
+    return current === null ? null : current() ?? null;
   }
 
   _failRequests(ackIds, reason) {
