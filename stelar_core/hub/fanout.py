@@ -126,11 +126,20 @@ class Fanout:
 
     def deliver(self, delivery: Delivery) -> None:
         """The broker's callback: write one encoded frame to every local recipient."""
-        if delivery.trace is not None and self._tracer is not None:
+        if delivery.trace is not None and self._tracer is not None and self._reaches_anyone(delivery):
             scope = self._tracer.deliver(self._destination(delivery), delivery.room, delivery.trace)
             scope.end(self._deliver(delivery))
         else:
             self._deliver(delivery)
+
+    def _reaches_anyone(self, delivery: Delivery) -> bool:
+        """Whether this node has a recipient of ``delivery``: a node with none records no span
+        (every node of a cluster gets every broadcast)."""
+        if delivery.client_id is not None:
+            return delivery.client_id in self._open
+        if delivery.room is None:
+            return bool(self._open)
+        return delivery.room in self._rooms
 
     def _deliver(self, delivery: Delivery) -> int:
         """Write (or queue, in a lossy room) ``delivery`` to its local recipients; how many (those

@@ -9,16 +9,30 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stelar_nats.envelope import Envelope, EnvelopeError, Kind, decode, encode, json_body, read_json
+from stelar_nats.envelope import (
+    Envelope,
+    EnvelopeError,
+    Kind,
+    decode,
+    encode,
+    json_body,
+    read_json,
+    trace_of,
+    with_trace,
+)
 from stelar_nats.subjects import Subjects, token
 
 LIMIT = 1024 * 1024
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def test_every_kind_reads_back_as_sent():
     for envelope in (
         Envelope(Kind.DELIVER, "n1", ("room", None, ["a", "b"]), b"\x00frame"),
         Envelope(Kind.DELIVER, "n1", (None, "client", []), b"frame"),
+        Envelope(Kind.DELIVER, "n1", with_trace(("room", None, []), TRACEPARENT), b"frame"),
+        Envelope(Kind.PUBLISHED, "n1", with_trace(("room", ["a"]), TRACEPARENT), b"\x0bpublication"),
+        Envelope(Kind.PUBLISHED, "n1", with_trace(("room", []), None), b"\x0bpublication"),
         Envelope(Kind.REQUEST, "n1", ("c1", "echo", 2.5), json_body({"x": [1, 2]})),
         Envelope(Kind.ANSWER, "n2", (True,), json_body("pong")),
         Envelope(Kind.DISCONNECT, "n1", ("c1", 4001, "bye")),
@@ -28,6 +42,16 @@ def test_every_kind_reads_back_as_sent():
         Envelope(Kind.PROBE, "n1", (7,)),
     ):
         assert decode(encode(envelope, LIMIT), LIMIT) == envelope
+
+
+def test_a_trace_context_is_read_back_and_absent_when_not_sent():
+    traced = decode(
+        encode(Envelope(Kind.DELIVER, "n", with_trace((None, None, []), TRACEPARENT)), LIMIT), LIMIT
+    )
+    assert trace_of(traced) == TRACEPARENT
+    plain = decode(encode(Envelope(Kind.DELIVER, "n", with_trace((None, None, []), None)), LIMIT), LIMIT)
+    assert plain.fields == (None, None, [])  # what nodes of earlier releases read
+    assert trace_of(plain) is None
 
 
 @given(room=st.text(), frame=st.binary(max_size=256), exclude=st.lists(st.text(max_size=8), max_size=4))
@@ -55,6 +79,9 @@ def _raw(head: bytes, body: bytes = b"") -> bytes:
         (_raw(b'[1, "x", "n", "c", "4001", "r"]'), "field 1 of a DISCONNECT envelope has type str"),
         (_raw(b'[1, "x", "n", "c", true, "r"]'), "field 1 of a DISCONNECT envelope has type bool"),
         (_raw(b'[1, "d", "n", null, null, [1]]'), "excludes client IDs, which are strings"),
+        (_raw(b'[1, "d", "n", null, null, [], 7]'), "field 3 of a DELIVER envelope has type int"),
+        (_raw(b'[1, "d", "n", null, null, [], "t", "x"]'), "has an origin and 3 fields"),
+        (_raw(b'[1, "p", "n", "room", [], 1]'), "field 2 of a PUBLISHED envelope has type int"),
     ],
 )
 def test_a_bad_envelope_says_what_is_wrong(data, message):

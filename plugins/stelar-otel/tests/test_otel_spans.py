@@ -14,7 +14,8 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
-from stelar_core import AckError, ErrorCode, StelarServer
+from stelar_core import AckError, ErrorCode, NotConnected, StelarServer
+from stelar_core.protocol import FrameType, encode_frame
 from stelar_core.testing import connect_client, eventually
 
 pytestmark = pytest.mark.one_loop
@@ -81,7 +82,7 @@ async def test_an_event_without_a_handler_of_its_own_has_one_span_name(traced, e
         client.emit(f"made-up-{n}", None)
     client.emit("chat", None)
     await _ended(exported, 4)
-    assert [span.name for span in exported()] == ["process (undeclared)"] * 3 + ["process chat"]
+    assert [span.name for span in processed(exported)] == ["process (undeclared)"] * 3 + ["process chat"]
     client.close()
 
 
@@ -113,7 +114,10 @@ async def test_refusals_are_marked_on_the_span(traced, exported):
     client.emit("chat", 1)
     client.emit("chat", 2)  # over the rate limit (an oversized message is not counted)
     await _ended(exported, 3)
-    marks = [(span.name, span.attributes.get("error.type"), span.status.status_code) for span in exported()]
+    marks = [
+        (span.name, span.attributes.get("error.type"), span.status.status_code)
+        for span in processed(exported)
+    ]
     assert marks == [
         ("process chat", "payload_too_large", StatusCode.ERROR),
         ("process chat", None, StatusCode.UNSET),
@@ -134,10 +138,84 @@ async def test_a_handlers_error_is_recorded_on_the_span(traced, exported):
         await client.request("fail")
     assert refused.value.code == ErrorCode.HANDLER_ERROR
     await _ended(exported, 1)
-    (span,) = exported()
+    (span,) = processed(exported)
     assert span.status.status_code is StatusCode.ERROR and span.attributes["error.type"] == "ValueError"
-    assert [event.name for event in span.events] == ["exception"]
+    assert [event.name for event in span.events] == ["exception", "settle"]
     client.close()
+
+
+async def test_a_handshake_is_a_short_span_and_so_is_a_refusal(traced, exported):
+    server = await traced(max_connections=1)
+
+    @server.use
+    def check(ctx, next):
+        with trace.get_tracer("app").start_as_current_span("check token"):
+            if ctx.auth.get("token") == "ok":
+                next()
+
+    client = await connect_client(server, "tcp", auth={"token": "ok"})
+    with pytest.raises(NotConnected, match="server_full"):
+        await connect_client(server, "tcp")  # over max_connections
+    client.close()
+    await eventually(lambda: server.get_stats().active_connections == 0, what="the client gone")
+    with pytest.raises(NotConnected):
+        await connect_client(server, "tcp", auth={"token": "bad"})
+    await eventually(lambda: len(exported()) == 5, what="five spans")
+    connects = [span for span in exported() if span.name == "connect"]
+    assert [(span.kind, span.attributes.get("error.type")) for span in connects] == [
+        (SpanKind.SERVER, None),
+        (SpanKind.SERVER, "server_full"),
+        (SpanKind.SERVER, "unauthorized"),
+    ]
+    assert connects[0].attributes["stelar.transport"] == "tcp"
+    assert "stelar.transport" not in connects[1].attributes  # refused before any protocol
+    checks = [span for span in exported() if span.name == "check token"]
+    assert [span.parent.span_id for span in checks] == [
+        connects[0].context.span_id,
+        connects[2].context.span_id,
+    ]
+
+
+async def test_a_room_send_and_its_delivery_are_spans_of_the_handlers_trace(traced, exported):
+    server = await traced(rooms={"chat:*": {}})
+    server.on("say", lambda ctx: ctx.to("chat:1", "said", ctx.data))
+    members = [await connect_client(server, "tcp") for _ in range(2)]
+    for member in members:
+        await member.join("chat:1")
+    members[0].emit("say", "hi")
+    for member in members:
+        assert (await member.next_event()).data == "hi"
+    await _ended(exported, 3)
+    process, send, deliver = (
+        named(processed(exported), name) for name in ("process say", "send chat:*", "process chat:*")
+    )
+    assert send.kind is SpanKind.PRODUCER and send.parent.span_id == process.context.span_id
+    assert deliver.kind is SpanKind.CONSUMER and deliver.parent.span_id == send.context.span_id
+    assert [link.context.span_id for link in deliver.links] == [send.context.span_id]
+    assert deliver.attributes["stelar.recipients"] == 2
+    assert deliver.attributes["messaging.destination.name"] == "chat:1"
+
+
+async def test_a_clients_unsampled_context_is_honoured_nothing_recorded_or_carried(traced, exported):
+    """The SDK's default sampler follows the parent: a client's context not sampled (flags 00)
+    makes nothing recorded on the server, and its sends carry nothing on."""
+    server = await traced()
+    server.on("say", lambda ctx: ctx.to("lobby", "said", ctx.data))
+    member = await connect_client(server, "tcp")
+    await member.join("lobby")
+    unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    member.send_raw(encode_frame(FrameType.JSON, "say", b'"hi"', trace=unsampled))
+    assert (await member.next_event()).data == "hi"
+    sampled = unsampled[:-2] + "01"
+    member.send_raw(encode_frame(FrameType.JSON, "say", b'"again"', trace=sampled))
+    assert (await member.next_event()).data == "again"
+    await _ended(exported, 3)
+    assert {f"{span.context.trace_id:032x}" for span in processed(exported)} == {sampled.split("-")[1]}
+    assert sorted(span.name for span in processed(exported)) == [
+        "process (room)",
+        "process say",
+        "send (room)",
+    ]
 
 
 @pytest.mark.parametrize("enabled", [False, True])
@@ -171,5 +249,10 @@ def test_off_nothing_of_opentelemetry_is_imported(enabled):
         assert result.stdout.strip() == "served False"
 
 
+def processed(exported):
+    """The spans ended, without the handshakes' (``connect``)."""
+    return [span for span in exported() if span.name != "connect"]
+
+
 async def _ended(exported, count: int) -> None:
-    await eventually(lambda: len(exported()) >= count, what=f"{count} spans ended")
+    await eventually(lambda: len(processed(exported)) >= count, what=f"{count} spans ended")

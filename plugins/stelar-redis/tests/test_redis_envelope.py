@@ -17,12 +17,14 @@ from stelar_redis.envelope import (
     EnvelopeError,
     Membership,
     Probe,
+    Published,
     Request,
     decode,
     encode,
 )
 
 LIMIT = 64 * 1024
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 @pytest.mark.parametrize(
@@ -30,6 +32,7 @@ LIMIT = 64 * 1024
     [
         Deliver("node-a", b"\x01frame", "room", None, ("x", "y")),
         Deliver("node-a", b"", None, "client-1", ()),
+        Deliver("node-a", b"\x01frame", "room", None, (), TRACEPARENT),
         Request("node-a", 7, "client-1", "get_user", {"id": 1, "tags": ["a"]}, 2.5),
         Answer("node-b", 7, True, {"name": "John"}),
         Answer("node-b", 8, False, ["handler_error", "boom"]),
@@ -46,6 +49,29 @@ def test_every_kind_round_trips(envelope):
 def test_the_wire_form_is_a_versioned_msgpack_array():
     packed = encode(Probe("n1", 9), LIMIT)
     assert msgpack.unpackb(packed) == [VERSION, 5, "n1", 9]
+
+
+def test_the_trace_context_is_written_only_when_there_is_one():
+    """An untraced envelope is what nodes of earlier releases read, field for field."""
+    assert msgpack.unpackb(encode(Deliver("n", b"f", "r", None, ()), LIMIT)) == [
+        VERSION,
+        1,
+        "n",
+        b"f",
+        "r",
+        None,
+        [],
+    ]
+    traced = msgpack.unpackb(encode(Deliver("n", b"f", "r", None, (), TRACEPARENT), LIMIT))
+    assert traced == [VERSION, 1, "n", b"f", "r", None, [], TRACEPARENT]
+
+
+@pytest.mark.parametrize("trace", [TRACEPARENT, None])
+def test_a_published_envelope_is_read_with_the_frame_the_script_puts_after_it(trace):
+    head = encode(Published("node-a", "room", ("x",), trace), LIMIT)
+    assert decode(head + b"\x0bpublication", LIMIT) == Published(
+        "node-a", "room", ("x",), trace, b"\x0bpublication"
+    )
 
 
 def test_too_large_is_refused_on_both_sides():
@@ -76,6 +102,14 @@ def test_data_msgpack_cannot_carry_is_refused_when_sending():
             "field 'frame' of a DELIVER envelope has type str",
         ),
         (msgpack.packb([1, 5, "n", msgpack.ExtType(1, b"x")]), "extension type 1 is not accepted"),
+        (
+            msgpack.packb([1, 1, "n", b"f", "r", None, [], 7]),
+            "field 'trace' of a DELIVER envelope has type int",
+        ),
+        (
+            msgpack.packb([1, 1, "n", b"f", "r", None, [], "t", "x"]),
+            "a DELIVER envelope has an origin and 4 or 5",
+        ),
         (msgpack.packb([1, 7, "n", "c", "room", 1]), "field 'join' of a MEMBERSHIP envelope has type int"),
         (pickle.dumps(Probe("n", 1)), "not a msgpack envelope|an envelope is an array"),
     ],
