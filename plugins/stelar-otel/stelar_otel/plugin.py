@@ -1,8 +1,9 @@
 """stelar-otel's hooks: its options (``[stelar.otel]``) and its tracer.
 
-Off by default: installed, it traces once ``enabled = true``. OpenTelemetry is imported only
-then (tracer.py), so a server without tracing, or with it off, pays nothing for it but the
-hub's one ``is None`` check.
+Off by default: installed, it traces once ``enabled = true``, and then also gives the server's
+statistics as OpenTelemetry metrics (``metrics = false`` turns those off). OpenTelemetry is
+imported only then (tracer.py, metrics.py), so a server without tracing, or with it off, pays
+nothing for it but the hub's one ``is None`` check.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from stelar_core.plugin_api import (
     OptionDeclarations,
     ProviderContext,
     Register,
+    ServerView,
     Tracer,
     TracerFactory,
     hookimpl,
@@ -20,6 +22,12 @@ from stelar_core.plugin_api import (
 @hookimpl
 def stelar_add_options(options: OptionDeclarations) -> None:
     options.add("enabled", default=False, type=bool, help="trace what the server processes (off by default)")
+    options.add(
+        "metrics",
+        default=True,
+        type=bool,
+        help="while enabled, also give the figures of get_stats() as OpenTelemetry metrics",
+    )
 
 
 def _tracer(context: ProviderContext) -> Tracer | None:
@@ -35,3 +43,24 @@ def _tracer(context: ProviderContext) -> Tracer | None:
 @hookimpl
 def stelar_register_tracers(register: Register[TracerFactory]) -> None:
     register("otel", _tracer)
+
+
+def _metrics_wanted(server: ServerView) -> bool:
+    options = server.config.plugin("otel")
+    return bool(options.enabled and options.metrics)
+
+
+@hookimpl
+def stelar_on_server_started(server: ServerView) -> None:
+    if _metrics_wanted(server):
+        from stelar_otel.metrics import server_metrics
+
+        server_metrics().observe(server)
+
+
+@hookimpl
+def stelar_on_server_stopping(server: ServerView) -> None:
+    if _metrics_wanted(server):
+        from stelar_otel.metrics import server_metrics
+
+        server_metrics().forget(server)

@@ -1,10 +1,15 @@
-"""stelar-otel's suite: one SDK tracer provider for the process (OpenTelemetry takes one), its
-spans kept in memory, and each test reading only its own."""
+"""stelar-otel's suite: one SDK tracer provider and one meter provider for the process
+(OpenTelemetry takes one of each), spans kept in memory with each test reading only its own,
+metrics read on demand."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -15,6 +20,8 @@ EXPORTER = InMemorySpanExporter()
 _provider = TracerProvider()
 _provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
 trace.set_tracer_provider(_provider)
+METRICS = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[METRICS]))
 
 
 @pytest.fixture
@@ -23,3 +30,13 @@ def exported():
     EXPORTER.clear()
     yield EXPORTER.get_finished_spans
     EXPORTER.clear()
+
+
+@pytest.fixture
+def collect():
+    """Collect the metrics as a periodic reader does, on a thread of its own (awaited)."""
+
+    async def collect_now():
+        return await asyncio.to_thread(METRICS.get_metrics_data)
+
+    return collect_now
