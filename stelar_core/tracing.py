@@ -98,6 +98,9 @@ class Tracer(Protocol):
         """A message sent with the trace context ``parent`` is delivered on this node."""
 
 
+# The counter of trace contexts that were not W3C traceparents (and were ignored).
+INVALID_CONTEXT = "trace_context_invalid"
+
 # The destinations of sends that have no room pattern: span names stay few.
 EVERYONE = "(everyone)"
 ONE_CLIENT = "(client)"

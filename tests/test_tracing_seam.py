@@ -13,8 +13,9 @@ import pytest
 
 from stelar_core import AckError, ConfigError, ConnectionRefused, NotConnected, StelarServer
 from stelar_core.plugin_api import hookimpl
-from stelar_core.protocol import DisconnectCode, FrameType
+from stelar_core.protocol import DisconnectCode, FrameType, encode_frame
 from stelar_core.protocol.frames import TRACED
+from stelar_core.providers import Delivery
 from stelar_core.testing import connect_client, eventually
 from stelar_core.tracing import UNDECLARED, traceparent
 
@@ -331,6 +332,29 @@ async def test_a_room_send_carries_its_context_to_the_delivery_with_its_recipien
         ("delivered", second, 3),
         ("send ended", second),
     ]
+    await server.stop()
+
+
+async def test_a_delivery_whose_context_is_malformed_is_delivered_untraced_and_counted():
+    """What another node or an emitter wrote is trusted no further than the W3C format."""
+    tracer = RecordingTracer()
+    server = await traced_server(tracer)
+    member = await connect_client(server, "memory")
+    await member.join("lobby")
+    frame = encode_frame(FrameType.JSON, "said", b'"hi"')
+    server.hub.fanout.deliver(Delivery(frame, "lobby", trace="00-not-a-context"))
+    assert (await member.next_event()).event == "said"
+    assert tracer.sends == []
+    assert server.get_stats().counters["trace_context_invalid"] == 1
+    await server.stop()
+
+
+async def test_a_node_without_a_recipient_records_no_delivery():
+    tracer = RecordingTracer()
+    server = await traced_server(tracer)
+    server.to("empty", "said", "hi")
+    context = f"00-{1:032x}-{1:016x}-01"
+    assert tracer.sends == [("send", "(room)", "empty", "said"), ("send ended", context)]
     await server.stop()
 
 

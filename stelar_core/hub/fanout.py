@@ -127,10 +127,19 @@ class Fanout:
     def deliver(self, delivery: Delivery) -> None:
         """The broker's callback: write one encoded frame to every local recipient."""
         if delivery.trace is not None and self._tracer is not None and self._reaches_anyone(delivery):
-            scope = self._tracer.deliver(self._destination(delivery), delivery.room, delivery.trace)
-            scope.end(self._deliver(delivery))
+            self._traced_deliver(self._tracer, delivery, delivery.trace)
         else:
             self._deliver(delivery)
+
+    def _traced_deliver(self, tracer: tracing.Tracer, delivery: Delivery, trace: str) -> None:
+        # Another node (or an emitter) wrote the context: trusted no further than its format.
+        parent = tracing.traceparent(trace.encode())
+        if parent is None:
+            self._counters.other[tracing.INVALID_CONTEXT] += 1
+            self._deliver(delivery)
+            return
+        scope = tracer.deliver(self._destination(delivery), delivery.room, parent)
+        scope.end(self._deliver(delivery))
 
     def _reaches_anyone(self, delivery: Delivery) -> bool:
         """Whether this node has a recipient of ``delivery``: a node with none records no span

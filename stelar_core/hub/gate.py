@@ -68,7 +68,7 @@ class MessageGate:
             parent = tracing.traceparent(frame.trace)
             if parent is None:
                 # Not a W3C traceparent: the message goes on, in a trace of its own.
-                self._counters.other["trace_context_invalid"] += 1
+                self._counters.other[tracing.INVALID_CONTEXT] += 1
         scope = tracer.process(
             event=event if self._handlers.declares(event, request) else tracing.UNDECLARED,
             request=request,

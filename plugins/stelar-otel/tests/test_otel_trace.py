@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind
 from stelar_core import StelarClient
 from stelar_core.testing.processes import ServerProcess, wait_for_line
 from stelar_otel.client import traceparent
+from stelar_redis.emitter import Emitter
 from stelar_redis.testing import RedisProcess, redis_server  # noqa: F401
 
 pytestmark = pytest.mark.one_loop
@@ -99,4 +100,28 @@ async def test_a_clients_emit_is_one_trace_through_both_nodes(nodes, exported):
     assert [span["name"] for span in on_a if span["name"] == "process chat:*"] == []
     assert [span.name for span in exported()] == ["send chat message"]
     await sender.disconnect()
+    await receiver.disconnect()
+
+
+async def test_an_emitters_send_is_delivered_in_the_trace_of_the_backend_code_that_sent_it(
+    nodes,
+    redis_server,  # noqa: F811
+):
+    """A Celery task or a Django view sends through the emitter inside its own span: the node
+    that delivers continues that trace."""
+    _, node_b = nodes
+    receiver = StelarClient(node_b.urls["tcp"], reconnection=False)
+    said: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    receiver.on("said", said.set_result)
+    await receiver.connect()
+    await receiver.join_room("chat:2")
+    prefix = node_b.settings["prefix"]
+    async with Emitter(redis_server.url, prefix, trace_context=traceparent) as emitter:
+        with trace.get_tracer("app").start_as_current_span("nightly digest") as task:
+            await emitter.to("chat:2", "said", "from the backend")
+    assert await asyncio.wait_for(said, 10) == "from the backend"
+    trace_id = f"{task.get_span_context().trace_id:032x}"
+    deliver = one(await spans_of(node_b.urls["tcp"], trace_id), "process chat:*")
+    assert deliver["parent_id"] == f"{task.get_span_context().span_id:016x}"
+    assert deliver["attributes"]["messaging.destination.name"] == "chat:2"
     await receiver.disconnect()

@@ -49,8 +49,10 @@ class _Messages:
         rooms: Mapping[str, Any] | None,
         max_message_size: int,
         history_meta_ttl: float,
+        trace_context: Callable[[], str | None] | None,
     ) -> None:
         self.keys = keys
+        self.trace_context = trace_context
         self.origin = f"emitter-{uuid.uuid4().hex[:12]}"
         # The nodes' ``rooms`` option (policies or their mappings): rooms with history get positions.
         self.rooms = {
@@ -64,7 +66,16 @@ class _Messages:
         policy = self.policy(room)
         if policy is not None and policy.keeps_history:
             return history_op(
-                self.keys, scripts, self.origin, room, policy, frame, exclude, self.max_size, self.meta_ttl
+                self.keys,
+                scripts,
+                self.origin,
+                room,
+                policy,
+                frame,
+                exclude,
+                self.max_size,
+                self.meta_ttl,
+                self._trace(),
             )
         return deliver_op(self.keys, self._deliver(frame, room, None, exclude), room)
 
@@ -74,7 +85,11 @@ class _Messages:
     def _deliver(
         self, frame: bytes, room: str | None, client_id: str | None, exclude: tuple[str, ...]
     ) -> bytes:
-        return encode(Deliver(self.origin, frame, room, client_id, exclude), self.max_size)
+        return encode(Deliver(self.origin, frame, room, client_id, exclude, self._trace()), self.max_size)
+
+    def _trace(self) -> str | None:
+        """The trace context the nodes' delivery spans continue (stelar-otel), if any."""
+        return None if self.trace_context is None else self.trace_context()
 
     def to_client(self, scripts: Scripts, client_id: str, frame: bytes) -> Op:
         return route_op(self.keys, scripts, client_id, self._deliver(frame, None, client_id, ()))
@@ -140,9 +155,10 @@ class _Emitting:
         history_meta_ttl: float = DEFAULT_META_TTL,
         cluster: bool = False,
         partitions: int = DEFAULT_PARTITIONS,
+        trace_context: Callable[[], str | None] | None = None,
     ) -> None:
         keys = Keys(prefix, partitions if is_cluster(url, cluster) else None)
-        self._messages = _Messages(keys, rooms, max_message_size, history_meta_ttl)
+        self._messages = _Messages(keys, rooms, max_message_size, history_meta_ttl, trace_context)
         self._client = self._connect(url, cluster)
         self._scripts = Scripts(self._client, keys.publish)
         self._loaded = False
@@ -160,7 +176,8 @@ class Emitter(_Emitting):
     node had the client), ``get_rooms()``, ``get_room_members(room)``, ``get_stats()``,
     ``get_presence(room)``, ``history(room, since, limit)``; ``async with`` closes it.
     On a Redis Cluster: a ``redis+cluster://`` url (or ``cluster=True``) and the nodes'
-    ``partitions``."""
+    ``partitions``. ``trace_context``: called per send, a W3C traceparent the nodes' delivery
+    spans continue (stelar-otel's ``stelar_otel.client.traceparent``), or None."""
 
     _connect = staticmethod(async_client)
 
