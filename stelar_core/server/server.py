@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import attrs
 import cattrs
 
-from stelar_core import logs
+from stelar_core import logs, tracing
 from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig, is_secret, merge_options, read_toml
 from stelar_core.errors import ConfigError
 from stelar_core.eventloop import loop_name
@@ -29,6 +29,7 @@ from stelar_core.server.assembly import Assembly, check_plugin_option_names, spl
 from stelar_core.server.cluster import Cluster
 from stelar_core.server.signals import on_shutdown_signal
 from stelar_core.server.view import PluginView
+from stelar_core.tracing import Tracer
 from stelar_core.transports.base import HttpRoute, Transport
 from stelar_core.values import Options
 
@@ -69,6 +70,7 @@ class StelarServer(ServerEmitter):
         )
         # So is the handler registry: on(), on_ack(), use() fill it.
         self._handlers = HandlerRegistry()
+        tracer = assembly.tracer()
         self.hub = Hub(
             self.view,
             config,
@@ -78,10 +80,10 @@ class StelarServer(ServerEmitter):
             ip_tracker=assembly.ip_tracker(),
             id_generator=assembly.id_generator(),
             broker=assembly.broker(),
-            http_routes=self._collect_http_routes(),
+            http_routes=self._collect_http_routes(tracer),
             clock=config.clock,
             logging_=self._logging,
-            tracer=assembly.tracer(),
+            tracer=tracer,
         )
         # Built now, so that a bad option of a transport (an unreadable certificate) fails here;
         # they listen only from start().
@@ -99,8 +101,9 @@ class StelarServer(ServerEmitter):
         """A server from a TOML file (``[stelar]`` and its plugin tables); ``overrides`` win."""
         return cls(plugins=plugins, **merge_options(read_toml(path), overrides))
 
-    def _collect_http_routes(self) -> dict[str, HttpRoute]:
-        table = RouteTable()
+    def _collect_http_routes(self, tracer: Tracer | None) -> dict[str, HttpRoute]:
+        # Routes registered traced=True are processed in a scope of the tracer's, if any.
+        table = RouteTable(tracer, lambda: self.hub.count(tracing.INVALID_CONTEXT))
 
         def arguments(plugin: str) -> dict[str, Any]:
             section = section_name(plugin)

@@ -114,9 +114,11 @@ def stelar_register_http_routes(register: RouteRegister, context: RouteContext) 
     if not options.enabled and not options.admin:
         return
     api = ApiRoutes(context.server, context.section)
-    routes = api.paths(options.prefix)
+    commands = api.paths(options.prefix)
+    routes = dict(commands)
     if options.admin:
         admin = AdminRoutes(context.server, lambda: api.options, api.access)
         routes |= admin.paths(options.admin_path, options.prefix)
     for path, (handler, methods) in routes.items():
-        register(path, handler, methods)
+        # A command (a POST) continues the caller's trace when a tracing plugin records one.
+        register(path, handler, methods, traced=path in commands and "POST" in methods)

@@ -15,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from stelar_core import AckError, ErrorCode, NotConnected, StelarServer
-from stelar_core.protocol import FrameType, encode_frame
+from stelar_core.plugin_api import FrameType, encode_frame
 from stelar_core.testing import connect_client, eventually
 
 pytestmark = pytest.mark.one_loop

@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 from stelar_core import StelarClient
 from stelar_core.testing.processes import ServerProcess, wait_for_line
 from stelar_otel.client import traceparent
-from stelar_redis.emitter import Emitter
+from stelar_redis import Emitter
 from stelar_redis.testing import RedisProcess, redis_server  # noqa: F401
 
 pytestmark = pytest.mark.one_loop
