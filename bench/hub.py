@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import orjson
@@ -64,9 +65,13 @@ async def open_peer(server: StelarServer, peer: CountingPeer):
     return link
 
 
-def new_server() -> StelarServer:
+def new_server(**options: Any) -> StelarServer:
     return StelarServer(
-        transports=["memory"], rate_limit=None, max_connections_per_ip=100_000, max_queued_messages=100_000
+        transports=["memory"],
+        rate_limit=None,
+        max_connections_per_ip=100_000,
+        max_queued_messages=100_000,
+        **options,
     )
 
 
@@ -115,8 +120,8 @@ async def events_per_second(count: int, typed: bool = False) -> float:
         return count / (time.perf_counter() - start)
 
 
-async def fanout_per_second(members: int, broadcasts: int) -> float:
-    server = new_server()
+async def fanout_per_second(members: int, broadcasts: int, **options: Any) -> float:
+    server = new_server(**options)
     async with server:
         peers = [CountingPeer(expected=1) for _ in range(members)]
         for peer in peers:
@@ -134,8 +139,8 @@ async def fanout_per_second(members: int, broadcasts: int) -> float:
         return members * broadcasts / (time.perf_counter() - start)
 
 
-async def ack_round_trips(clients: int, per_client: int) -> float:
-    server = new_server()
+async def ack_round_trips(clients: int, per_client: int, **options: Any) -> float:
+    server = new_server(**options)
     server.on_ack("echo", lambda ctx: ctx.data)
     async with server:
         request = encode_frame(FrameType.ACK_REQUEST, "echo", dump_json(MESSAGE), 1)

@@ -35,7 +35,13 @@ if TYPE_CHECKING:
 
 
 class ProcessScope(Protocol):
-    """The processing of one event or request, as the tracer records it."""
+    """The processing of one event or request, as the tracer records it.
+
+    ``recording`` False: the tracer records nothing of it (its sampling left it out); the scope
+    is only made current (for what the spans a handler starts take as their parent), and
+    ``refused``, ``failed``, ``settled`` and ``end`` are not called."""
+
+    recording: bool
 
     def activate(self) -> object:
         """Make it current (for the spans the handlers start); returns what
@@ -156,6 +162,14 @@ def within(
 ) -> Awaitable[None] | None:
     """Run ``work`` with ``scope`` current and end the scope when it is done: at once, or, when
     it returns an awaitable, after that (which the caller awaits as it would ``work``'s)."""
+    if not scope.recording:
+        # Only made current (no end, no marks): the cheap path of what sampling left out.
+        token = scope.activate()
+        try:
+            pending = work(*args, **kwargs)
+        finally:
+            scope.deactivate(token)
+        return None if pending is None else _current_while(scope, pending)
     tokens = enter(scope)
     try:
         pending = work(*args, **kwargs)
@@ -169,6 +183,14 @@ def within(
         scope.end()
         return None
     return _finish(scope, pending)
+
+
+async def _current_while(scope: ProcessScope, pending: Awaitable[None]) -> None:
+    token = scope.activate()
+    try:
+        await pending
+    finally:
+        scope.deactivate(token)
 
 
 async def _finish(scope: ProcessScope, pending: Awaitable[None]) -> None:

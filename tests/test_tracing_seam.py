@@ -23,6 +23,8 @@ CURRENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("current", 
 
 
 class RecordingScope:
+    recording = True
+
     def __init__(self, log: list, name: str) -> None:
         self.log, self.name = log, name
 

@@ -2,7 +2,7 @@
 
     python bench/servers/stelar_relay.py tcp|ws [asyncio|uvloop] [--frame-per-recipient] [--profile FILE]
         [--redis URL PREFIX] [--nats URL PREFIX] [--ip-limit N] [--tls CERT KEY] [--history SIZE]
-        [--presence] [--api KEY]
+        [--presence] [--api KEY] [--otel SDK_RATIO SAMPLE_RATIO]
 
 Prints "PORT <n>" once listening, serves until SIGTERM. ``--frame-per-recipient`` (ws) turns off
 the shared broadcast framing. ``--redis URL PREFIX`` (or ``--nats``) joins a cluster on that broker
@@ -10,7 +10,9 @@ the shared broadcast framing. ``--redis URL PREFIX`` (or ``--nats``) joins a clu
 node. ``--tls CERT KEY`` serves tcps:// or wss:// (stelar-tls; bench/tls.py). ``--history SIZE``
 keeps the last SIZE messages of "room" (bench/delivery.py); ``--presence`` makes "room" a presence
 room (bench/presence.py). ``--api KEY`` serves the server API with that key, its limits out of
-the way (bench/emitters.py). ``--profile FILE`` profiles
+the way (bench/emitters.py). ``--otel SDK_RATIO SAMPLE_RATIO`` traces with stelar-otel, the SDK's
+sampler keeping SDK_RATIO of root traces and stelar-otel's ``sample_ratio`` SAMPLE_RATIO, spans
+exported to nowhere (bench/tracing.py). ``--profile FILE`` profiles
 (cProfile) from SIGUSR1 to SIGUSR2, which the load generator sends around the measured part of a
 scenario, and writes FILE at exit.
 """
@@ -44,6 +46,23 @@ def relay_server(**options) -> StelarServer:
     return server
 
 
+def trace_to_nowhere(ratio: float) -> None:
+    """The OpenTelemetry SDK as an application sets it up (a ratio sampler, a batch processor),
+    exporting to an exporter that drops what it gets."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    class Dropping(SpanExporter):
+        def export(self, spans):  # type: ignore[no-untyped-def]
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    provider.add_span_processor(BatchSpanProcessor(Dropping()))
+    trace.set_tracer_provider(provider)
+
+
 async def main(transport: str):
     WsTransport.share_encoding = "--frame-per-recipient" not in sys.argv
     listeners = {"tcp": {"port": None, "tcp_port": 0}, "ws": {"port": 0}}[transport]
@@ -73,6 +92,12 @@ async def main(transport: str):
         unlimited = {"max_points": 10_000_000, "window": 1.0}
         cluster["api"] = {"enabled": True, "keys": [key], "rate_limit": unlimited, "max_batch": 1000}
         cluster["api"]["max_body_size"] = 1 << 20
+    if "--otel" in sys.argv:
+        sdk_ratio, sample_ratio = map(
+            float, sys.argv[sys.argv.index("--otel") + 1 : sys.argv.index("--otel") + 3]
+        )
+        trace_to_nowhere(sdk_ratio)
+        cluster["otel"] = {"enabled": True, "metrics": False, "sample_ratio": sample_ratio}
     server = relay_server(**listeners, **cluster)
 
     # The server's counters, for a load generator that measures what it sent (bench/presence.py).

@@ -15,13 +15,30 @@ from stelar_core.plugin_api import (
     ServerView,
     Tracer,
     TracerFactory,
+    fail,
     hookimpl,
 )
+
+
+def _ratio(option: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise fail(option, value, "expected a number from 0 to 1")
+    return float(value)
 
 
 @hookimpl
 def stelar_add_options(options: OptionDeclarations) -> None:
     options.add("enabled", default=False, type=bool, help="trace what the server processes (off by default)")
+    options.add(
+        "sample_ratio",
+        default=1.0,
+        type=float,
+        check=_ratio,
+        help=(
+            "share of what arrives without a trace context to trace, decided before asking the"
+            " SDK's sampler (1.0: leave every decision to it)"
+        ),
+    )
     options.add(
         "metrics",
         default=True,
@@ -37,7 +54,7 @@ def _tracer(context: ProviderContext) -> Tracer | None:
 
     from stelar_otel.tracer import INSTRUMENTATION, OtelTracer
 
-    return OtelTracer(trace.get_tracer(INSTRUMENTATION))
+    return OtelTracer(trace.get_tracer(INSTRUMENTATION), context.options.sample_ratio)
 
 
 @hookimpl

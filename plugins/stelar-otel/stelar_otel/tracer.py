@@ -10,11 +10,19 @@ or a room's pattern, never a raw room or client id (those are attributes):
 - ``process {destination}`` (CONSUMER) per node that delivers a traced send, the child of the
   send and linked to it, with the number of local recipients.
 - ``connect`` (SERVER) per handshake, and per connection the admission refuses.
+
+The SDK's sampler decides for every span started. Starting one costs the SDK a few
+microseconds even when its sampler then drops it, so ``sample_ratio`` below 1 makes the head
+decision here first, for what arrives with no trace context of its own (no client context, no
+current span): a random draw keeps that share, and the rest is processed under one unsampled
+context made once (so that spans a handler starts are not recorded either, as under the SDK's
+parent-based sampler).
 """
 
 from __future__ import annotations
 
-from contextvars import Token
+import random
+from contextvars import ContextVar, Token
 from typing import cast
 
 from opentelemetry import context, trace
@@ -43,13 +51,41 @@ def _remote(parent: str | None) -> Context | None:
     return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
 
 
+# The context of what the head decision left out: valid (so that a parent-based sampler follows
+# it) and not sampled. Its ids are fixed: nothing under it is recorded.
+_UNSAMPLED = trace.set_span_in_context(
+    trace.NonRecordingSpan(SpanContext(0x5E1A5E1A5E1A5E1A5E1A5E1A5E1A5E1A, 0x5E1A5E1A5E1A5E1A, False))
+)
+
+
+def _runtime_variable() -> ContextVar[Context] | None:
+    """The context variable under OpenTelemetry's default runtime context, set directly for what
+    the head decision left out (once per message: ``context.attach`` is three calls deep);
+    None under another runtime context, which then goes through the API."""
+    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    return variable if isinstance(variable, ContextVar) else None
+
+
+_CONTEXT_VAR = _runtime_variable()
+
+
 class OtelTracer:
-    def __init__(self, tracer: trace.Tracer) -> None:
+    def __init__(self, tracer: trace.Tracer, sample_ratio: float = 1.0) -> None:
         self._tracer = tracer
+        self._ratio = sample_ratio
+        self._random = random.random
+
+    def _left_out(self) -> bool:
+        """The head decision for something with no trace context of its own: not kept."""
+        return self._ratio < 1.0 and self._random() >= self._ratio
 
     def process(
         self, event: str, request: bool, client_id: str, protocol: str, size: int, parent: str | None
-    ) -> OtelScope:
+    ) -> OtelScope | UnsampledScope:
+        # (The head decision inline: this runs for every message.)
+        if parent is None and self._ratio < 1.0 and self._random() >= self._ratio:
+            return UNSAMPLED_SCOPE
         span = self._tracer.start_span(
             f"process {event}",
             context=_remote(parent),
@@ -66,13 +102,21 @@ class OtelTracer:
         )
         return OtelScope(span)
 
-    def connect(self, protocol: str | None) -> OtelScope:
+    def connect(self, protocol: str | None) -> OtelScope | UnsampledScope:
+        if self._left_out():
+            return UNSAMPLED_SCOPE
         attributes = {"messaging.system": SYSTEM}
         if protocol is not None:
             attributes["stelar.transport"] = protocol
         return OtelScope(self._tracer.start_span("connect", kind=SpanKind.SERVER, attributes=attributes))
 
     def send(self, destination: str, room: str | None, event: str) -> OtelSend:
+        if (
+            self._ratio < 1.0
+            and not trace.get_current_span().get_span_context().is_valid
+            and self._left_out()
+        ):
+            return NOT_SENT
         attributes: dict[str, str] = {
             "messaging.system": SYSTEM,
             "messaging.operation.type": "send",
@@ -109,10 +153,13 @@ class OtelTracer:
 
 
 class OtelScope:
-    __slots__ = ("_error", "span")
+    __slots__ = ("_error", "recording", "span")
 
     def __init__(self, span: Span) -> None:
         self.span = span
+        # (A span the SDK's sampler dropped records nothing either, but its calls cost little
+        # next to starting it, and a parent-based sampler needs its context current.)
+        self.recording = True
         self._error: str | None = None
 
     def activate(self) -> object:
@@ -140,6 +187,35 @@ class OtelScope:
         self.span.end()
 
 
+class UnsampledScope:
+    """What the head decision left out: processed under the one unsampled context."""
+
+    __slots__ = ()
+    recording = False
+
+    def activate(self) -> object:
+        if _CONTEXT_VAR is not None:
+            return _CONTEXT_VAR.set(_UNSAMPLED)
+        return context.attach(_UNSAMPLED)
+
+    def deactivate(self, token: object) -> None:
+        if _CONTEXT_VAR is not None:
+            _CONTEXT_VAR.reset(cast("Token[Context]", token))
+        else:
+            context.detach(cast("Token[Context]", token))
+
+    def refused(self, error_type: str) -> None: ...
+
+    def failed(self, error: BaseException) -> None: ...
+
+    def settled(self) -> None: ...
+
+    def end(self) -> None: ...
+
+
+UNSAMPLED_SCOPE = UnsampledScope()
+
+
 class OtelSend:
     __slots__ = ("context", "span")
 
@@ -160,3 +236,6 @@ class OtelDelivery:
     def end(self, recipients: int) -> None:
         self.span.set_attribute("stelar.recipients", recipients)
         self.span.end()
+
+
+NOT_SENT = OtelSend(trace.INVALID_SPAN, None)
