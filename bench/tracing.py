@@ -83,9 +83,9 @@ def table(
     for name, by_mode in rows.items():
         medians = [statistics.median(by_mode[mode]) for mode in MODES]
         base = medians[0]
-        cells = [f"{base:,.1f}" if lower_is_better else f"{base:,.0f}"]
+        cells = [f"{base:,.2f}" if lower_is_better else f"{base:,.0f}"]
         for value in medians[1:]:
-            shown = f"{value:,.1f}" if lower_is_better else f"{value:,.0f}"
+            shown = f"{value:,.2f}" if lower_is_better else f"{value:,.0f}"
             cells.append(f"{shown} ({value / base - 1:+.1%})")
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return lines

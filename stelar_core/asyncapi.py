@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from stelar_core.hub.presence import PresenceAsk, PresenceDiff, PresenceSnapshot
+from stelar_core.protocol.frames import MAX_TRACE_LENGTH, TRACED, FrameType
 from stelar_core.protocol.publications import HISTORY_REQUEST, HistoryAnswer, HistoryQuery
 from stelar_core.schemas import SchemaBuilder
 
@@ -109,6 +110,16 @@ def document(
         # The rooms' policies: what history (positions, recovery) and send queues their members
         # meet; the frames they bring are in docs/protocol.md ("Rooms with history", "Lossy rooms").
         result["x-stelar-rooms"] = rooms.to_dict()
+    if server.hub.traces:
+        # Trace context in events and requests (docs/protocol.md, "Trace context"): a flag on
+        # the frame's type byte, then the context; clients send it once the welcome says "trace".
+        result["x-stelar-trace-context"] = {
+            "format": "W3C traceparent (https://www.w3.org/TR/trace-context/#traceparent-header)",
+            "flag": TRACED,
+            "frames": [FrameType.JSON.value, FrameType.BINARY.value, FrameType.ACK_REQUEST.value],
+            "maxLength": MAX_TRACE_LENGTH,
+            "welcome": "trace",
+        }
     return result
 
 

@@ -23,6 +23,7 @@ import pytest
 
 from stelar_core import StelarServer
 from stelar_core.asyncapi import document
+from stelar_core.plugin_api import hookimpl
 from stelar_core.testing import connect_client
 
 TOOLS = Path(__file__).parent / "js" / "node_modules"
@@ -127,6 +128,30 @@ def test_rooms_with_history_add_the_history_request_and_the_room_policies(asynca
     plain = document(trading_server(transports=["memory"]))
     assert "request.history" not in plain["operations"] and "x-stelar-rooms" not in plain
     assert "x-stelar-presence" not in plain
+
+
+def test_a_server_that_traces_says_how_clients_attach_trace_context(asyncapi_schema):
+    class Tracer:  # (the document only asks whether there is one)
+        def process(self, event, request, client_id, protocol, size, parent): ...
+        def connect(self, protocol): ...
+        def send(self, destination, room, event): ...
+        def deliver(self, destination, room, parent): ...
+
+    class Tracing:
+        @hookimpl
+        def stelar_register_tracers(self, register):
+            register("any", lambda context: Tracer())
+
+    doc = document(trading_server(transports=["memory"], plugins=[Tracing()]))
+    jsonschema.Draft7Validator(asyncapi_schema).validate(doc)
+    assert doc["x-stelar-trace-context"] == {
+        "format": "W3C traceparent (https://www.w3.org/TR/trace-context/#traceparent-header)",
+        "flag": 0x80,
+        "frames": [0, 1, 4],
+        "maxLength": 255,
+        "welcome": "trace",
+    }
+    assert "x-stelar-trace-context" not in document(trading_server(transports=["memory"]))
 
 
 def test_a_broken_document_is_caught_by_the_same_check(asyncapi_schema):

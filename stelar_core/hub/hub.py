@@ -225,6 +225,11 @@ class Hub:
         """This server's logger ``name`` (``stelar.ws``...): it follows the ``logger`` option."""
         return self._logging.get(name)
 
+    @property
+    def traces(self) -> bool:
+        """Whether a tracer records what this hub processes (the welcome says so to clients)."""
+        return self._tracer is not None
+
     def count(self, counter: str, amount: int = 1) -> None:
         self.counters.other[counter] += amount
 

@@ -1,7 +1,9 @@
 """A traced stelar node for the tests that follow one trace across processes, run as a process
 of its own:
 
-    python tests/otel_node.py '{"redis": "redis://127.0.0.1:PORT", "prefix": "..."}'
+    python tests/otel_node.py '{"broker": "redis", "url": "redis://127.0.0.1:PORT", "prefix": "..."}'
+
+(or ``"broker": "nats"`` with a ``nats://`` URL).
 
 It keeps its spans in the SDK's in-memory exporter and prints one JSON line (its transport URLs)
 once it listens, then serves until SIGTERM. ``say`` sends a client's text into a room; the
@@ -38,6 +40,12 @@ def plain(span: ReadableSpan) -> dict:
     }
 
 
+def _broker_options(settings: dict) -> dict:
+    if settings["broker"] == "nats":
+        return {"servers": [settings["url"]], "prefix": settings["prefix"]}
+    return {"url": settings["url"], "prefix": settings["prefix"]}
+
+
 async def main(settings: dict) -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
@@ -47,8 +55,8 @@ async def main(settings: dict) -> None:
         port=0,
         tcp_port=0,
         transports=["ws", "tcp"],
-        broker="redis",
-        redis={"url": settings["redis"], "prefix": settings["prefix"]},
+        broker=settings["broker"],
+        **{settings["broker"]: _broker_options(settings)},
         rooms={"chat:*": {}},
         otel={"enabled": True},
     )

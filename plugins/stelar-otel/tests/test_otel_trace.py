@@ -1,6 +1,6 @@
 """One trace across processes: a Python client's emit, the handler on node A, its send into a
 room, and the delivery on node B to a client there, with two real stelar processes on a real
-redis-server, each keeping its spans in the SDK's in-memory exporter."""
+redis-server (and on a real nats-server), each keeping its spans in the SDK's in-memory exporter."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind
 
 from stelar_core import StelarClient
 from stelar_core.testing.processes import ServerProcess, wait_for_line
+from stelar_nats.testing import nats_server  # noqa: F401
 from stelar_otel.client import traceparent
 from stelar_redis import Emitter
 from stelar_redis.testing import RedisProcess, redis_server  # noqa: F401
@@ -27,10 +28,11 @@ NODE = Path(__file__).parent / "otel_node.py"
 
 
 class TracedNode(ServerProcess):
-    """tests/otel_node.py: a traced stelar node on Redis; ``urls`` by transport once it listens."""
+    """tests/otel_node.py: a traced stelar node on Redis or NATS; ``urls`` by transport once it
+    listens."""
 
-    def __init__(self, redis_url: str, prefix: str) -> None:
-        self.settings = {"redis": redis_url, "prefix": prefix}
+    def __init__(self, broker: str, url: str, prefix: str) -> None:
+        self.settings = {"broker": broker, "url": url, "prefix": prefix}
         self.urls: dict[str, str] = {}
 
     def start(self) -> None:
@@ -43,19 +45,31 @@ class TracedNode(ServerProcess):
         self.urls = json.loads(wait_for_line(self.process, '{"', "a traced node")[-1])
 
 
-@pytest.fixture
-def nodes(redis_server: RedisProcess) -> Iterator[tuple[TracedNode, TracedNode]]:  # noqa: F811
+def start_nodes(broker: str, url: str) -> Iterator[tuple[TracedNode, TracedNode]]:
     prefix = f"otel-{uuid.uuid4().hex[:8]}"
     started = []
     try:
         for _ in range(2):
-            node = TracedNode(redis_server.url, prefix)
+            node = TracedNode(broker, url, prefix)
             node.start()
             started.append(node)
         yield started[0], started[1]
     finally:
         for node in started:
             node.stop()
+
+
+@pytest.fixture
+def nodes(redis_server: RedisProcess) -> Iterator[tuple[TracedNode, TracedNode]]:  # noqa: F811
+    """Two traced nodes on a redis-server of the test's own."""
+    yield from start_nodes("redis", redis_server.url)
+
+
+@pytest.fixture(params=["redis", "nats"])
+def any_nodes(request: pytest.FixtureRequest) -> Iterator[tuple[TracedNode, TracedNode]]:
+    """Two traced nodes on a redis-server, then on a nats-server, of the test's own."""
+    server = request.getfixturevalue(f"{request.param}_server")
+    yield from start_nodes(request.param, server.url)
 
 
 async def spans_of(url: str, trace_id: str) -> list[dict]:
@@ -70,8 +84,8 @@ def one(spans: list[dict], name: str) -> dict:
     return found[0]
 
 
-async def test_a_clients_emit_is_one_trace_through_both_nodes(nodes, exported):
-    node_a, node_b = nodes
+async def test_a_clients_emit_is_one_trace_through_both_nodes(any_nodes, exported):
+    node_a, node_b = any_nodes
     receiver = StelarClient(node_b.urls["tcp"], reconnection=False)
     await receiver.connect()
     said: asyncio.Future[str] = asyncio.get_running_loop().create_future()
