@@ -93,7 +93,7 @@ class Hub:
         self._http_routes = http_routes
         self.counters = Counters()
         self.hooks = HookRunner(pm, server, self.counters.other)
-        self.outbox = Outbox(self.counters, self.hooks, self._current_config)
+        self.outbox = Outbox(self.counters, self.hooks, self._current_config, traced=tracer is not None)
         self.handlers = handlers
         self.tasks = Tasks(self.log)
         self.degradation = Degradation(self.hooks, self.log)

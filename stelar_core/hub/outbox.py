@@ -21,12 +21,16 @@ def answer_payload(refusal: tuple[str, str] | None) -> bytes:
 
 
 class Outbox:
-    __slots__ = ("_config", "_counters", "_hooks")
+    __slots__ = ("_config", "_counters", "_hooks", "_traced")
 
-    def __init__(self, counters: Counters, hooks: HookRunner, config: Callable[[], ServerConfig]) -> None:
+    def __init__(
+        self, counters: Counters, hooks: HookRunner, config: Callable[[], ServerConfig], traced: bool = False
+    ) -> None:
         self._counters = counters
         self._hooks = hooks
         self._config = config
+        # A tracer is told when a request is answered (tracing.settled); without one, not asked.
+        self._traced = traced
 
     def send(self, session: Session, frame: bytes) -> None:
         if session.state is not SessionState.CLOSED:
@@ -56,7 +60,8 @@ class Outbox:
         asks again), and one made after the connection closed goes to the session that resumed
         it, if any."""
         assert request.ack_id is not None
-        tracing.settled()
+        if self._traced:
+            tracing.settled()
         frame = encode_frame(FrameType.ACK_RESPONSE, request.event, payload, request.ack_id)
         answers = session.answers
         if answers is not None:

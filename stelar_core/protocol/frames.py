@@ -54,6 +54,7 @@ _TRACEABLE = frozenset({FrameType.JSON, FrameType.BINARY, FrameType.ACK_REQUEST}
 # A named tuple's own constructor is a Python function; decode_frame builds the tuple directly.
 _new_frame = tuple.__new__
 _TYPES_BY_VALUE = {t.value: t for t in FrameType}
+_TRACED_BY_VALUE = {t.value | TRACED: t for t in _TRACEABLE}
 
 
 class Frame(NamedTuple):
@@ -115,43 +116,36 @@ def encode_frame(
     event_bytes = event.encode()
     if len(event_bytes) > MAX_EVENT_LENGTH:
         raise ValueError(f"event name is {len(event_bytes)} bytes, at most {MAX_EVENT_LENGTH}")
-    if trace is not None:
-        return _encode_traced(frame_type, event_bytes, payload, ack_id, trace)
     header = _HEADER.pack(frame_type, len(event_bytes)) + event_bytes
     if frame_type in _WITH_ACK_ID:
-        return header + _ack_id(frame_type, ack_id) + payload
-    if ack_id is not None:
+        if ack_id is None or not 0 <= ack_id <= MAX_ACK_ID:
+            raise ValueError(f"frame type {frame_type.name} needs an ack id in 0..{MAX_ACK_ID}")
+        if trace is None:
+            return header + _ACK_ID.pack(ack_id) + payload
+        header += _ACK_ID.pack(ack_id)
+    elif ack_id is not None:
         raise ValueError(f"frame type {frame_type.name} carries no ack id")
-    return header + payload
+    elif trace is None:
+        return header + payload
+    return _traced(frame_type, header, trace) + payload
 
 
-def _ack_id(frame_type: FrameType, ack_id: int | None) -> bytes:
-    if ack_id is None or not 0 <= ack_id <= MAX_ACK_ID:
-        raise ValueError(f"frame type {frame_type.name} needs an ack id in 0..{MAX_ACK_ID}")
-    return _ACK_ID.pack(ack_id)
-
-
-def _encode_traced(
-    frame_type: FrameType, event_bytes: bytes, payload: bytes, ack_id: int | None, trace: str
-) -> bytes:
+def _traced(frame_type: FrameType, header: bytes, trace: str) -> bytes:
+    """``header`` (type, event, ack id) with the TRACED bit, then ``traceLen | trace``."""
     if frame_type not in _TRACEABLE:
         raise ValueError(f"frame type {frame_type.name} carries no trace context")
-    if ack_id is not None and frame_type is not FrameType.ACK_REQUEST:
-        raise ValueError(f"frame type {frame_type.name} carries no ack id")
     try:
         trace_bytes = trace.encode("ascii")
     except UnicodeEncodeError:
         raise ValueError("a trace context is ASCII (a W3C traceparent)") from None
     if not 0 < len(trace_bytes) <= MAX_TRACE_LENGTH:
         raise ValueError(f"a trace context is 1..{MAX_TRACE_LENGTH} bytes, got {len(trace_bytes)}")
-    header = _HEADER.pack(frame_type | TRACED, len(event_bytes)) + event_bytes
-    if frame_type is FrameType.ACK_REQUEST:
-        header += _ack_id(frame_type, ack_id)
-    return header + bytes((len(trace_bytes),)) + trace_bytes + payload
+    return bytes((frame_type | TRACED,)) + header[1:] + bytes((len(trace_bytes),)) + trace_bytes
 
 
 def decode_frame(data: bytes) -> Frame:
-    """Decode one whole frame (no length prefix). JSON payloads are not parsed here."""
+    """Decode one whole frame (no length prefix). JSON payloads are not parsed here; a trace
+    context is kept as its bytes (its reader checks it)."""
     size = len(data)
     if size < HEADER_SIZE:
         raise ProtocolError(
@@ -160,54 +154,44 @@ def decode_frame(data: bytes) -> Frame:
         )
     type_value, event_length = _HEADER.unpack_from(data)
     frame_type = _TYPES_BY_VALUE.get(type_value)
+    traced = False
     if frame_type is None:
-        if type_value & TRACED:
-            return _decode_traced(data, type_value & ~TRACED, event_length)
-        raise ProtocolError(ErrorCode.INVALID_FRAME, f"unknown frame type {type_value}")
+        frame_type = _TRACED_BY_VALUE.get(type_value)
+        if frame_type is None:
+            raise _unknown_type(type_value)
+        traced = True
     event_end = HEADER_SIZE + event_length
-    event = _event(data, event_end, event_length)
-    if frame_type in _WITH_ACK_ID:
-        ack_id = _read_ack_id(data, event_end, frame_type)
-        return _new_frame(Frame, (frame_type, event, bytes(data[event_end + _ACK_ID.size :]), ack_id, None))
-    return _new_frame(Frame, (frame_type, event, bytes(data[event_end:]), None, None))
-
-
-def _event(data: bytes, event_end: int, event_length: int) -> str:
-    if event_end > len(data):
+    if event_end > size:
         raise ProtocolError(
             ErrorCode.INVALID_FRAME,
-            f"event length {event_length} runs past the end of a {len(data)}-byte frame",
+            f"event length {event_length} runs past the end of a {size}-byte frame",
         )
     try:
-        return data[HEADER_SIZE:event_end].decode()
+        event = data[HEADER_SIZE:event_end].decode()
     except UnicodeDecodeError as exc:
         raise ProtocolError(ErrorCode.INVALID_EVENT, f"event name is not valid UTF-8: {exc}") from None
-
-
-def _read_ack_id(data: bytes, at: int, frame_type: FrameType) -> int:
-    if at + _ACK_ID.size > len(data):
-        raise ProtocolError(ErrorCode.INVALID_FRAME, f"{frame_type.name} frame ends before its 4-byte ack id")
-    ack_id: int = _ACK_ID.unpack_from(data, at)[0]
-    return ack_id
-
-
-def _decode_traced(data: bytes, type_value: int, event_length: int) -> Frame:
-    """A frame whose type byte has the :data:`TRACED` bit: its trace context follows the event
-    (and the ack id). Its content is not checked here (the tracer's side does, and counts)."""
-    frame_type = _TYPES_BY_VALUE.get(type_value)
-    if frame_type not in _TRACEABLE:
-        raise ProtocolError(
-            ErrorCode.INVALID_FRAME,
-            f"unknown frame type {type_value | TRACED}"
-            if frame_type is None
-            else f"frame type {frame_type.name} carries no trace context",
-        )
-    at = HEADER_SIZE + event_length
-    event = _event(data, at, event_length)
-    ack_id = None
-    if frame_type is FrameType.ACK_REQUEST:
-        ack_id = _read_ack_id(data, at, frame_type)
+    at, ack_id = event_end, None
+    if frame_type in _WITH_ACK_ID:
+        if at + _ACK_ID.size > size:
+            raise ProtocolError(
+                ErrorCode.INVALID_FRAME, f"{frame_type.name} frame ends before its 4-byte ack id"
+            )
+        (ack_id,) = _ACK_ID.unpack_from(data, at)
         at += _ACK_ID.size
+    if traced:
+        return _with_trace(data, frame_type, event, ack_id, at)
+    return _new_frame(Frame, (frame_type, event, bytes(data[at:]), ack_id, None))
+
+
+def _unknown_type(type_value: int) -> ProtocolError:
+    known = _TYPES_BY_VALUE.get(type_value & ~TRACED) if type_value & TRACED else None
+    if known is not None:
+        return ProtocolError(ErrorCode.INVALID_FRAME, f"frame type {known.name} carries no trace context")
+    return ProtocolError(ErrorCode.INVALID_FRAME, f"unknown frame type {type_value}")
+
+
+def _with_trace(data: bytes, frame_type: FrameType, event: str, ack_id: int | None, at: int) -> Frame:
+    """The rest of a traced frame: ``traceLen (1) | trace`` at ``at``, then the payload."""
     if at >= len(data):
         raise ProtocolError(ErrorCode.INVALID_FRAME, "traced frame ends before its trace context length")
     trace_end = at + 1 + data[at]
