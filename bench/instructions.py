@@ -2,6 +2,7 @@
 
     bench/.venv/bin/python bench/instructions.py          # ~8 minutes, prints a markdown table
     .venv/bin/python bench/instructions.py --in-process   # ~4 minutes: the server paths only
+    .venv/bin/python bench/instructions.py --in-process --tracing   # and ACKs with stelar-otel on
 
 Wall-clock and CPU-time figures on a shared 2-core machine move by 30-50% from one hour to the
 next; callgrind counts the instructions a process executes, which repeat to within a fraction of
@@ -44,6 +45,8 @@ UPGRADE = (
 )
 ROUND_TRIPS_PER_CLIENT = 100
 FAN_OUT_MEMBERS = 100
+# How the child traces, when it does: "SDK_RATIO,SAMPLE_RATIO" (--tracing).
+TRACING = "STELAR_BENCH_TRACING"
 
 
 def masked(payload: bytes, opcode: int = 2) -> bytes:
@@ -65,7 +68,15 @@ async def in_process(scenario: str, count: int) -> None:
     from stelar_tcp.server import TcpConnection, TcpTransport
     from stelar_ws.server import WsConnection, WsTransport
 
-    server = relay_server(port=0, tcp_port=0)
+    tracing = os.environ.get(TRACING)
+    options = {}
+    if tracing:  # "SDK_RATIO,SAMPLE_RATIO": stelar-otel on, spans to nowhere (--tracing)
+        from stelar_relay import trace_to_nowhere
+
+        sdk_ratio, sample_ratio = map(float, tracing.split(","))
+        trace_to_nowhere(sdk_ratio)
+        options["otel"] = {"enabled": True, "metrics": False, "sample_ratio": sample_ratio}
+    server = relay_server(port=0, tcp_port=0, **options)
     await server.start()
     ws = next(t for t in server.transports if isinstance(t, WsTransport))
     connect_frame = encode_frame(FrameType.CONNECT, "", dump_json({"auth": {}}))
@@ -134,9 +145,10 @@ def instructions(argv: list[str], env: dict[str, str] | None = None) -> int:
     return int(match.group(1))
 
 
-def per_op_in_process(scenario: str, count: int) -> float:
+def per_op_in_process(scenario: str, count: int, tracing: str = "") -> float:
     me = [sys.executable, __file__, "--child", scenario]
-    return (instructions([*me, str(count)]) - instructions([*me, "0"])) / count
+    env = {**os.environ, TRACING: tracing}
+    return (instructions([*me, str(count)], env) - instructions([*me, "0"], env)) / count
 
 
 def whole_server(system: str, loop: str) -> float:
@@ -178,6 +190,17 @@ def main() -> None:
             per_op_in_process("ws-fan-out", 200) / FAN_OUT_MEMBERS,
         ),
     ]
+    if "--tracing" in sys.argv:
+        # stelar-otel on (bench/tracing.py measures the same in time): a request left out by
+        # sample_ratio, one the SDK's sampler drops, one recorded.
+        for name, mode in (
+            ("left out by sample_ratio", "1.0,0.0"),
+            ("dropped by the SDK's sampler", "0.0,1.0"),
+            ("recorded", "1.0,1.0"),
+        ):
+            rows.append(
+                (f"WS ACK request, server path, traced: {name}", per_op_in_process("ws-ack", 2000, mode))
+            )
     # The whole-server rows need bench/.venv (picows, the load generator's peers).
     for loop in () if "--in-process" in sys.argv else ("asyncio", "uvloop"):
         rows.append((f"WS ACK round trip, whole server, stelar ({loop})", whole_server("stelar", loop)))

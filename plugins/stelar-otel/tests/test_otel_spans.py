@@ -14,7 +14,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
-from stelar_core import AckError, ErrorCode, NotConnected, StelarServer
+from stelar_core import AckError, ConfigError, ErrorCode, NotConnected, StelarServer
 from stelar_core.plugin_api import FrameType, encode_frame
 from stelar_core.testing import connect_client, eventually
 
@@ -26,9 +26,8 @@ async def traced():
     servers: list[StelarServer] = []
 
     async def start(**options) -> StelarServer:
-        server = StelarServer(
-            transports=["tcp"], host="127.0.0.1", tcp_port=0, otel={"enabled": True}, **options
-        )
+        options.setdefault("otel", {"enabled": True})
+        server = StelarServer(transports=["tcp"], host="127.0.0.1", tcp_port=0, **options)
         await server.start()
         servers.append(server)
         return server
@@ -216,6 +215,43 @@ async def test_a_clients_unsampled_context_is_honoured_nothing_recorded_or_carri
         "process say",
         "send (room)",
     ]
+
+
+async def test_sample_ratio_leaves_out_what_arrives_untraced_and_its_handlers_spans(traced, exported):
+    """sample_ratio 0: no span for an event without a context, none for what its handler starts
+    (the unsampled context is current), and its send carries nothing; an event with a client's
+    sampled context is still traced."""
+    server = await traced(otel={"enabled": True, "sample_ratio": 0.0})
+    handled = []
+
+    @server.on("say")
+    def say(ctx):
+        with trace.get_tracer("app").start_as_current_span("handler work") as span:
+            handled.append(span.is_recording())
+        ctx.to("lobby", "said", ctx.data)
+
+    member = await connect_client(server, "tcp")
+    await member.join("lobby")
+    member.emit("say", "untraced")
+    assert (await member.next_event()).data == "untraced"
+    sampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    member.send_raw(encode_frame(FrameType.JSON, "say", b'"traced"', trace=sampled))
+    assert (await member.next_event()).data == "traced"
+    await _ended(exported, 4)
+    assert handled == [False, True]
+    assert {f"{span.context.trace_id:032x}" for span in exported()} == {sampled.split("-")[1]}
+    assert sorted(span.name for span in exported()) == [
+        "handler work",
+        "process (room)",
+        "process say",
+        "send (room)",
+    ]
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.5, "half", True])
+def test_a_sample_ratio_out_of_range_is_refused_naming_the_option(ratio):
+    with pytest.raises(ConfigError, match=r"otel.sample_ratio.*expected a number from 0 to 1"):
+        StelarServer(transports=["tcp"], otel={"enabled": True, "sample_ratio": ratio})
 
 
 @pytest.mark.parametrize("enabled", [False, True])
