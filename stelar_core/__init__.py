@@ -3,8 +3,12 @@
 The public API::
 
     from stelar_core import StelarServer, RateLimit, hookimpl
+
+``COMPILED``: whether the hot path runs compiled by mypyc (stelar_core.compiled).
 """
 
+# First, so that STELAR_NO_EXTENSIONS=1 is heard before anything imports an accelerated module.
+from stelar_core import compiled as _compiled
 from stelar_core.client import ClientOptions, ClientState, StelarClient
 from stelar_core.config import RateLimit, ServerConfig
 from stelar_core.errors import (
@@ -24,8 +28,10 @@ from stelar_core.protocol import DisconnectCode, ErrorCode
 from stelar_core.server import StelarServer
 
 __version__ = "0.1.0"
+COMPILED = bool(_compiled.compiled_modules())
 
 __all__ = [
+    "COMPILED",
     "AckError",
     "AckTimeout",
     "ClientInfo",

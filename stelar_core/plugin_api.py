@@ -19,6 +19,7 @@ from stelar_core.builtins.ip_tracker import MemoryIPTracker
 from stelar_core.builtins.token_bucket import TokenBucketLimiter
 from stelar_core.client import StelarClient
 from stelar_core.clock import REAL_CLOCK, Clock, Timer, wait_for
+from stelar_core.compiled import describe as hot_path
 from stelar_core.config import RateLimit, ServerConfig, networks
 from stelar_core.errors import (
     AckError,
@@ -233,6 +234,7 @@ __all__ = [
     "handshake_error",
     "history_json",
     "hookimpl",
+    "hot_path",
     "integer",
     "length_prefixed",
     "load_json",

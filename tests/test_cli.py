@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from stelar_core import RateLimit
+from stelar_core import RateLimit, compiled
 from stelar_core.cli import main
 from stelar_core.errors import StelarError
 
@@ -53,19 +53,21 @@ def test_serve_asks_for_the_distribution_of_a_requested_transport(capsys, monkey
 async def test_serve_listens_on_every_installed_network_transport_by_default():
     process, line = await start_serving("--tcp-port", "0")
     assert line.startswith("stelar: tcp listening on tcp://127.0.0.1:")
-    assert line.endswith("(event loop: uvloop)\n")  # installed here, so chosen by default
+    # uvloop: installed here, so chosen by default; the hot path as this process has it too.
+    assert line.endswith(f"(event loop: uvloop; hot path: {compiled.describe()})\n")
     assert await stop(process) == 0
 
 
 async def test_serve_runs_on_the_event_loop_named():
     process, line = await start_serving("--tcp-port", "0", "--event-loop", "asyncio")
-    assert line.endswith("(event loop: asyncio)\n")
+    assert line.endswith(f"(event loop: asyncio; hot path: {compiled.describe()})\n")
     assert await stop(process) == 0
 
 
 def test_plugins_lists_the_core_defaults(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"hot path: {compiled.describe()}"
     assert "core-token-bucket  (stelar-core 0.1.0)" in out
     assert "providers: rate limiter:token-bucket" in out
 

@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any
 
+from stelar_core import compiled
 from stelar_core.config import merge_options
 from stelar_core.errors import StelarError
 from stelar_core.eventloop import loop_name
@@ -51,10 +52,10 @@ class _AnnounceAddresses:
     def stelar_on_server_started(self, server: ServerView) -> None:
         if os.environ.get(WORKER_ENV, "0") != "0":
             return
-        event_loop = loop_name(asyncio.get_running_loop())
+        running = f"event loop: {loop_name(asyncio.get_running_loop())}; hot path: {compiled.describe()}"
         for transport, urls in server.addresses.items():
             where = ", ".join(urls) or "(in-process)"
-            print(f"stelar: {transport} listening on {where} (event loop: {event_loop})", flush=True)
+            print(f"stelar: {transport} listening on {where} ({running})", flush=True)
 
 
 def _listeners(options: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from stelar_core import compiled
 from stelar_core.plugins.manager import build_plugin_manager
 from stelar_core.plugins.options import section_name
 from stelar_core.plugins.registry import all_registries
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    print(f"hot path: {compiled.describe()}")
     for row in rows:
         print(f"{row['name']}  ({row['distribution']} {row['version']})")
         print(f"    hooks:     {', '.join(row['hooks']) or '-'}")

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import attrs
 import cattrs
 
-from stelar_core import logs, tracing
+from stelar_core import compiled, logs, tracing
 from stelar_core.config import RESTART_OPTIONS, RateLimit, ServerConfig, is_secret, merge_options, read_toml
 from stelar_core.errors import ConfigError
 from stelar_core.eventloop import loop_name
@@ -394,10 +394,11 @@ class StelarServer(ServerEmitter):
         listening = self._logging.get(LISTENING_LOGGER)
         for name, urls in self.addresses.items():
             listening.info(
-                "transport %s listening on %s (event loop: %s)",
+                "transport %s listening on %s (event loop: %s; hot path: %s)",
                 name,
                 ", ".join(urls) or "(no address)",
                 loop_name(asyncio.get_running_loop()),
+                compiled.describe(),
             )
 
     async def stop(self) -> None:

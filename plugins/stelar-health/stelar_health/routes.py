@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stelar_core.plugin_api import HttpRequest, HttpResponse, Options, ServerView
+from stelar_core.plugin_api import HttpRequest, HttpResponse, Options, ServerView, hot_path
 from stelar_health.metrics import metrics_registry
 
 ALLOWED_METHODS = "GET, OPTIONS"
@@ -31,6 +31,7 @@ class HealthRoutes:
         self.server = server
         self.section = section
         self.registry = metrics_registry(server)
+        self._hot_path = hot_path()  # which implementation runs: it does not change while it runs
 
     @property
     def options(self) -> Options:
@@ -89,6 +90,7 @@ class HealthRoutes:
         body["memory_usage"] = dict(stats.memory_usage)
         body["degraded"] = dict(stats.degraded)
         body["ack_latency"] = {"count": stats.ack_latency.total, "sum_seconds": stats.ack_latency.sum}
+        body["hot_path"] = self._hot_path
         return json_body(200 if accepting else 503, body, cors)
 
     async def _custom(

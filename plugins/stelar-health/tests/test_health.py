@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stelar_core import NotConnected, StelarServer, hookimpl
-from stelar_core.plugin_api import HttpResponse, Position, TransportProvider
+from stelar_core.plugin_api import HttpResponse, Position, TransportProvider, hot_path
 from stelar_core.testing import connect_client
 from stelar_core.testing.http import http_call as call
 
@@ -36,6 +36,7 @@ async def test_health_body_has_the_seed_fields(health_server):
     assert status == 200 and headers["content-type"] == "application/json"
     data = json.loads(body)
     assert data["status"] == "ok"
+    assert data["hot_path"] == hot_path()  # compiled, or pure Python and why
     for field in (
         "total_connections",
         "active_connections",
