@@ -180,7 +180,7 @@ class Fanout:
                 for session in recipients:
                     if session.id in holding and session.id not in exclude:
                         self._recovery.hold(holding[session.id], delivery)
-                exclude = exclude | holding.keys()
+                exclude = exclude.union(holding)  # (a frozenset: "| keys()" gives a set)
         sent = 0
         for session in recipients:
             if session.id not in exclude and session.state is SessionState.OPEN:
