@@ -213,6 +213,15 @@ _ZERO_TRACE = b"0" * 32
 _ZERO_PARENT = b"0" * 16
 
 
+def checked(raw: bytes | str, invalid: Callable[[], None]) -> str | None:
+    """``raw`` (from a client, an API caller, another node or an emitter) as a traceparent, or
+    None with ``invalid()`` told (the message goes on, untraced or in a trace of its own)."""
+    parent = traceparent(raw.encode() if isinstance(raw, str) else raw)
+    if parent is None:
+        invalid()
+    return parent
+
+
 def traceparent(raw: bytes) -> str | None:
     """``raw`` as a traceparent string when it is one by the W3C format; else None."""
     match = _TRACEPARENT.fullmatch(raw)

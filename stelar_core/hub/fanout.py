@@ -133,13 +133,15 @@ class Fanout:
 
     def _traced_deliver(self, tracer: tracing.Tracer, delivery: Delivery, trace: str) -> None:
         # Another node (or an emitter) wrote the context: trusted no further than its format.
-        parent = tracing.traceparent(trace.encode())
+        parent = tracing.checked(trace, self._invalid_context)
         if parent is None:
-            self._counters.other[tracing.INVALID_CONTEXT] += 1
             self._deliver(delivery)
             return
         scope = tracer.deliver(self._destination(delivery), delivery.room, parent)
         scope.end(self._deliver(delivery))
+
+    def _invalid_context(self) -> None:
+        self._counters.other[tracing.INVALID_CONTEXT] += 1
 
     def _reaches_anyone(self, delivery: Delivery) -> bool:
         """Whether this node has a recipient of ``delivery``: a node with none records no span

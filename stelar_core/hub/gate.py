@@ -63,12 +63,7 @@ class MessageGate:
     ) -> Awaitable[None] | None:
         request = frame.type is FrameType.ACK_REQUEST
         event = frame.event
-        parent = None
-        if frame.trace is not None:
-            parent = tracing.traceparent(frame.trace)
-            if parent is None:
-                # Not a W3C traceparent: the message goes on, in a trace of its own.
-                self._counters.other[tracing.INVALID_CONTEXT] += 1
+        parent = None if frame.trace is None else tracing.checked(frame.trace, self._invalid_context)
         # (Positional arguments: this runs for every message, and keywords cost more.)
         scope = tracer.process(
             event if self._handlers.declares(event, request) else tracing.UNDECLARED,
@@ -79,6 +74,9 @@ class MessageGate:
             parent,
         )
         return tracing.within(scope, self._message, session, frame, then)
+
+    def _invalid_context(self) -> None:
+        self._counters.other[tracing.INVALID_CONTEXT] += 1
 
     def _message(self, session: Session, frame: Frame, then: FrameHandler) -> Awaitable[None] | None:
         config = self._config()

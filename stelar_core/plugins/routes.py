@@ -87,9 +87,7 @@ def traced_route(
 
     async def traced(request: HttpRequest) -> HttpResponse:
         header = request.headers.get("traceparent")
-        parent = None if header is None else tracing.traceparent(header.encode())
-        if header is not None and parent is None:
-            count_invalid()
+        parent = None if header is None else tracing.checked(header, count_invalid)
         scope = tracer.process(
             event=f"{request.method} {path}",
             request=True,

@@ -44,11 +44,9 @@ def format_traceparent(span_context: SpanContext) -> str:
     return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
 
 
-def _remote(parent: str | None) -> Context | None:
-    span_context = None if parent is None else parse_traceparent(parent)
-    if span_context is None:
-        return None
-    return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
+def _remote(span_context: SpanContext | None) -> Context | None:
+    """A context whose current span is the remote ``span_context`` (None: no parent)."""
+    return None if span_context is None else trace.set_span_in_context(trace.NonRecordingSpan(span_context))
 
 
 # The context of what the head decision left out: valid (so that a parent-based sampler follows
@@ -88,7 +86,7 @@ class OtelTracer:
             return UNSAMPLED_SCOPE
         span = self._tracer.start_span(
             f"process {event}",
-            context=_remote(parent),
+            context=_remote(None if parent is None else parse_traceparent(parent)),
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": SYSTEM,
@@ -144,7 +142,7 @@ class OtelTracer:
             attributes["messaging.destination.name"] = room
         span = self._tracer.start_span(
             f"process {destination}",
-            context=None if producer is None else trace.set_span_in_context(trace.NonRecordingSpan(producer)),
+            context=_remote(producer),
             kind=SpanKind.CONSUMER,
             links=() if producer is None else (Link(producer),),
             attributes=attributes,
