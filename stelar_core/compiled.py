@@ -27,6 +27,12 @@ from types import ModuleType
 ACCELERATED = (
     "stelar_core.protocol.frames",
     "stelar_core.protocol.stream",
+    "stelar_core.hub.gate",
+    "stelar_core.hub.outbox",
+    "stelar_core.hub.requests",
+    "stelar_core.hub.fanout",
+    "stelar_core.hub.handlers",
+    "stelar_core.hub.session",
 )
 NO_EXTENSIONS_ENV = "STELAR_NO_EXTENSIONS"
 
