@@ -14,12 +14,14 @@ module list without importing the package, and types mypyc cannot see are taken 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.machinery
 import importlib.util
 import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,18 +132,36 @@ def build() -> int:
     return 0
 
 
+@contextlib.contextmanager
+def exclusive() -> Iterator[None]:
+    """One build at a time in this checkout: the distributions' environments are installed in
+    parallel (scripts/distribution_tests.py), each running the build hook, and a second build
+    would clean the first one's output. The next one then finds it up to date."""
+    if sys.platform == "win32":  # no fcntl (and no parallel installs of a checkout to guard)
+        yield
+        return
+    import fcntl
+
+    lock = ROOT / "build" / "accelerator.lock"
+    lock.parent.mkdir(exist_ok=True)
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clean", action="store_true", help="remove the extensions")
     parser.add_argument("--if-needed", action="store_true", help="build only when out of date")
     args = parser.parse_args()
-    if args.clean:
-        clean()
-        return 0
-    if args.if_needed and up_to_date():
-        print("build_accelerator: the compiled modules are up to date")
-        return 0
-    return build()
+    with exclusive():
+        if args.clean:
+            clean()
+            return 0
+        if args.if_needed and up_to_date():
+            print("build_accelerator: the compiled modules are up to date")
+            return 0
+        return build()
 
 
 if __name__ == "__main__":

@@ -33,6 +33,14 @@ ACCELERATED = (
     "stelar_core.hub.fanout",
     "stelar_core.hub.handlers",
     "stelar_core.hub.session",
+    "stelar_core.hub.context",
+    "stelar_core.hub.handshake",
+    "stelar_core.hub.admission",
+    "stelar_core.hub.rooms",
+    "stelar_core.hub.acks",
+    "stelar_core.hub.ratelimit",
+    "stelar_core.hub.directory",
+    "stelar_core.hub.hub",
 )
 NO_EXTENSIONS_ENV = "STELAR_NO_EXTENSIONS"
 

@@ -64,6 +64,10 @@ if TYPE_CHECKING:
     from stelar_core.plugins.view import ServerView
 
 
+# What a broker may offer beyond fan-out (each None when it does not).
+BrokerStores = tuple[HistoryStore | None, SessionStore | None, PresenceStore | None]
+
+
 class Hub:
     """Sessions and the routing of their frames for one server. Transports reach it through the
     methods of :class:`~stelar_core.transports.base.HubPort`; the facade through the rest."""
@@ -135,6 +139,7 @@ class Hub:
         )
         self.heartbeat = Heartbeat(services, clock, self._open, limits, self.resumption.sweep)
         self._tracer = tracer
+        self._found_stores: BrokerStores | None = None
         self._started_at = time.monotonic()
         # Events and requests pass the gate (name, size, rate limit) on their way to dispatch.
         on_event = functools.partial(self.gate.message, then=self._dispatch_event)
@@ -152,26 +157,28 @@ class Hub:
         return self._config
 
     def _history_store(self) -> HistoryStore | None:
-        return self._stores[0]
+        return self._stores()[0]
 
     def _session_store(self) -> SessionStore | None:
-        return self._stores[1]
+        return self._stores()[1]
 
     def _presence_store(self) -> PresenceStore | None:
-        return self._stores[2]
+        return self._stores()[2]
 
-    @functools.cached_property
-    def _stores(self) -> tuple[HistoryStore | None, SessionStore | None, PresenceStore | None]:
+    def _stores(self) -> BrokerStores:
         """The broker's history, session and presence stores, looked up once (a protocol check
-        is slow)."""
-        broker = self.fanout.broker
-        history, sessions = getattr(broker, "history", None), getattr(broker, "sessions", None)
-        presence = getattr(broker, "presence", None)
-        return (
-            history if isinstance(history, HistoryStore) else None,
-            sessions if isinstance(sessions, SessionStore) else None,
-            presence if isinstance(presence, PresenceStore) else None,
-        )
+        is slow). Kept in an attribute, not a ``cached_property``: compiled, the class has no
+        ``__dict__`` for one, and it would look them up on every call."""
+        if self._found_stores is None:
+            broker = self.fanout.broker
+            history, sessions = getattr(broker, "history", None), getattr(broker, "sessions", None)
+            presence = getattr(broker, "presence", None)
+            self._found_stores = (
+                history if isinstance(history, HistoryStore) else None,
+                sessions if isinstance(sessions, SessionStore) else None,
+                presence if isinstance(presence, PresenceStore) else None,
+            )
+        return self._found_stores
 
     def _restorable(self, rooms: frozenset[str]) -> list[str]:
         """The rooms a resumed session is put back in: those without history (it rejoins those

@@ -13,18 +13,23 @@ from websockets.http11 import Request, Response
 from stelar_core.plugin_api import ConnectionRefused, ErrorCode, HttpRequest, HttpResponse, Options, text
 
 
+def request_fields(request: Request) -> dict[str, str]:
+    """The fields of a request websockets read: lower-case names, every value of a repeated
+    field joined with ", " as RFC 9110 allows (websockets keys its index by lower-case name)."""
+    return {name: ", ".join(request.headers.get_all(name)) for name in request.headers}
+
+
 class RequestHeaders(Mapping[str, str]):
     """The request's headers as stelar shows them: lower-case names (looked up in any case),
-    repeated fields joined with ", " as RFC 9110 allows. One compact dict: websockets' parser
-    keeps its handshake request alive for the whole connection (a local of its generator), so
-    once the upgrade is accepted the server empties that request's ``Headers`` (two indexes of
-    the same fields) and an idle connection holds its headers once (issue 18: ~1 KB each)."""
+    repeated fields joined. One compact dict: websockets' parser keeps its handshake request
+    alive for the whole connection (a local of its generator), so once the upgrade is accepted
+    the server empties that request's ``Headers`` (two indexes of the same fields) and an idle
+    connection holds its headers once (issue 18: ~1 KB each)."""
 
     __slots__ = ("_fields",)
 
-    def __init__(self, headers: Headers) -> None:
-        # websockets keys its index by lower-case name, with every value of a repeated field.
-        self._fields = {name: ", ".join(headers.get_all(name)) for name in headers}
+    def __init__(self, fields: dict[str, str]) -> None:
+        self._fields = fields
 
     def __getitem__(self, name: str) -> str:
         return self._fields[name.lower()]
@@ -76,11 +81,13 @@ def origin_refusal(headers: Mapping[str, str], options: Options) -> str | None:
     return None if origin in allowed else f"origin {origin!r} is not allowed"
 
 
-def to_request(request: Request, peer: str, trusted_proxies: Sequence[str] = ()) -> HttpRequest:
-    """stelar's view of ``request`` from ``peer``; the client's address per ``trusted_proxies``."""
-    path, _, query = request.path.partition("?")
-    method = getattr(request, "method", "GET")
-    headers = RequestHeaders(request.headers)
+def to_request(
+    method: str, target: str, fields: dict[str, str], peer: str, trusted_proxies: Sequence[str] = ()
+) -> HttpRequest:
+    """stelar's view of a request for ``target`` from ``peer`` (``fields`` as
+    :func:`request_fields` gives them); the client's address per ``trusted_proxies``."""
+    path, _, query = target.partition("?")
+    headers = RequestHeaders(fields)
     return HttpRequest(method, path, query, headers, client_address(peer, headers, trusted_proxies))
 
 

@@ -44,10 +44,12 @@ from stelar_ws.http import (
     client_address,
     origin_refusal,
     refusal_response,
+    request_fields,
     text_response,
     to_request,
     to_response,
 )
+from stelar_ws.upgrade import Upgrade, read_upgrade, switching_protocols
 from stelar_ws.wire import CLOSE_HANDSHAKE_TIMEOUT, SUBPROTOCOL, WEBSOCKET_VERSION
 
 PROTOCOL = "ws"
@@ -98,16 +100,11 @@ class WsConnection(FlowControlledProtocol):
         super().__init__(
             config.max_buffered_bytes, config.slow_consumer_timeout, owner.write_batch, owner.hub.clock
         )
-        options = owner.options
         self._owner = owner
         self._hub = owner.hub
-        extensions = [ServerPerMessageDeflateFactory()] if options.compression else None
-        self.ws = ServerProtocol(
-            subprotocols=owner.subprotocols,
-            extensions=extensions,
-            max_size=config.max_frame_size,
-            logger=LIBRARY_LOGGER,
-        )
+        # websockets' protocol object, made when first needed (``_protocol``): at once for a
+        # request the library reads, at the 101 for an upgrade read here (``stelar_ws.upgrade``).
+        self.ws: ServerProtocol | None = None
         self.request: HttpRequest | None = None
         self.remote_address = ""
         self._peer = ""
@@ -168,7 +165,7 @@ class WsConnection(FlowControlledProtocol):
         if self._inbound is not None:
             self._inbound.receive_eof()
         else:
-            self.ws.receive_eof()
+            self._protocol().receive_eof()
         self._write_output()
         return False
 
@@ -181,7 +178,7 @@ class WsConnection(FlowControlledProtocol):
         for task in self._tasks or ():
             task.cancel()
         if self.session is not None:
-            received = self.ws.close_rcvd
+            received = self.ws.close_rcvd if self.ws is not None else None
             if received is not None:
                 self.session.connection_lost(received.code, received.reason)
             else:
@@ -191,12 +188,24 @@ class WsConnection(FlowControlledProtocol):
 
     # ------------------------------------------------------------------ bytes in
 
+    def _protocol(self) -> ServerProtocol:
+        """websockets' protocol object; one that reads the request if none was made yet."""
+        if self.ws is None:
+            extensions = [ServerPerMessageDeflateFactory()] if self._owner.options.compression else None
+            self.ws = ServerProtocol(
+                subprotocols=self._owner.subprotocols,
+                extensions=extensions,
+                max_size=self._hub.config.max_frame_size,
+                logger=LIBRARY_LOGGER,
+            )
+        return self.ws
+
     def _to_library(self, data: bytes) -> None:
-        ws = self.ws
+        ws = self._protocol()
         ws.receive_data(data)
         for event in ws.events_received():
             if isinstance(event, Request):
-                self._on_request(event)
+                self._on_request(self._http_request(event.method, event.path, request_fields(event)), event)
             elif isinstance(event, Frame):
                 self._on_frame(event)
 
@@ -236,19 +245,34 @@ class WsConnection(FlowControlledProtocol):
         request_bytes = end + 4 - len(self._request_tail)
         self._request_tail = b""
         self._after_request = data[request_bytes:]
-        self._to_library(data[:request_bytes])
+        # A request that came whole in this read, before the library saw any of it, may be
+        # the common upgrade, which is read here; anything else is the library's.
+        upgrade = None
+        if self.ws is None:
+            upgrade = read_upgrade(
+                data[:request_bytes], self._owner.subprotocols, self._owner.options.compression
+            )
+        if upgrade is not None:
+            self._on_request(self._http_request("GET", upgrade.target, upgrade.fields), upgrade)
+        else:
+            self._to_library(data[:request_bytes])
 
     # ------------------------------------------------------------------ HTTP and upgrade
 
-    def _on_request(self, request: Request) -> None:
-        options = self._owner.options
-        self.request = to_request(request, self._peer, options.trusted_proxies)
+    def _http_request(self, method: str, target: str, fields: dict[str, str]) -> HttpRequest:
+        self.request = to_request(method, target, fields, self._peer, self._owner.options.trusted_proxies)
         self.remote_address = self.request.remote_address
-        headers = self.request.headers
+        return self.request
+
+    def _on_request(self, request: HttpRequest, handshake: Request | Upgrade) -> None:
+        """``request`` as stelar sees it; ``handshake``, what accepts it: the library's parse,
+        or an upgrade read here."""
+        options = self._owner.options
+        headers = request.headers
         upgrade = "websocket" in headers.get("upgrade", "").lower()
         # A plain GET of the upgrade path reaches a route there, if any (the demo page at "/").
-        if self.request.path != options.path or (not upgrade and self.request.path in self._hub.http_routes):
-            self._spawn(self._serve_route(self.request))
+        if request.path != options.path or (not upgrade and request.path in self._hub.http_routes):
+            self._spawn(self._serve_route(request))
         elif not upgrade:
             self._respond(
                 text_response(426, "this path speaks WebSocket (stelar.v1) only", Upgrade="websocket")
@@ -272,9 +296,9 @@ class WsConnection(FlowControlledProtocol):
                 return
             if inspect.isawaitable(admitted):
                 self._stream().pause_reading()  # until admitted
-                self._spawn(self._admit(request, admitted))
+                self._spawn(self._admit(handshake, admitted))
             else:
-                self._upgrade(request, admitted)
+                self._upgrade(handshake, admitted)
 
     async def _serve_route(self, request: HttpRequest) -> None:
         self._respond(to_response(await serve_route(self._hub.http_routes, request, self._owner.http_log)))
@@ -302,7 +326,7 @@ class WsConnection(FlowControlledProtocol):
             self.queue(answer)
         self.end()
 
-    async def _admit(self, request: Request, admitted: Awaitable[Admission]) -> None:
+    async def _admit(self, handshake: Request | Upgrade, admitted: Awaitable[Admission]) -> None:
         try:
             admission = await admitted
         except ConnectionRefused as refusal:
@@ -311,31 +335,40 @@ class WsConnection(FlowControlledProtocol):
         if self.closing:
             admission.release()
             return
-        self._upgrade(request, admission)
+        self._upgrade(handshake, admission)
 
-    def _upgrade(self, request: Request, admission: Admission) -> None:
-        response = self.ws.accept(request)
-        # websockets' parser keeps ``request`` for the connection's life; stelar keeps its own
-        # copy of the headers (``self.request``), so the parser's is emptied (see RequestHeaders).
-        request.headers.clear()
-        self.ws.send_response(response)
-        if response.status_code != 101:
-            admission.release()
-            self._write_output()
-            return
+    def _upgrade(self, handshake: Request | Upgrade, admission: Admission) -> None:
+        if isinstance(handshake, Upgrade):
+            # Read here (a strict subset of what the library accepts): answered here, and the
+            # library takes over from the first frame.
+            ws = self.ws = ServerProtocol(
+                state=State.OPEN, max_size=self._hub.config.max_frame_size, logger=LIBRARY_LOGGER
+            )
+            self.queue(switching_protocols(handshake))
+        else:
+            ws = self._protocol()
+            response = ws.accept(handshake)
+            # websockets' parser keeps the request for the connection's life; stelar keeps its
+            # own copy of the headers (``self.request``), so the parser's is emptied.
+            handshake.headers.clear()
+            ws.send_response(response)
+            if response.status_code != 101:
+                admission.release()
+                self._write_output()
+                return
         self._cancel_deadline()
-        self._compressed = bool(self.ws.extensions)
+        self._compressed = bool(ws.extensions)
         self.session = self._hub.open_session(self, admission)
         self._write_output()
         early, self._after_request = self._after_request or b"", None
         if not self._compressed:
-            self._inbound = InboundFrames(self.ws)
+            self._inbound = InboundFrames(ws)
         if early and not self.closing:
             self.data_received(early)
         self.update_reading()
 
     def _respond(self, response: Response) -> None:
-        self.ws.send_response(response)
+        self._protocol().send_response(response)
         self._write_output()
 
     def _handshake_too_slow(self) -> None:
@@ -384,39 +417,40 @@ class WsConnection(FlowControlledProtocol):
         try:
             text = data.decode()
         except UnicodeDecodeError:
-            self.ws.fail(1007, "invalid UTF-8 in a text message")
+            self._protocol().fail(1007, "invalid UTF-8 in a text message")
             return
         handler = self._owner.text_handler
         if handler is not None:
             handler(self, text)
-        elif self.ws.state is State.OPEN:
-            self.ws.send_close(1003, "stelar.v1 carries binary messages")
+        elif (ws := self._protocol()).state is State.OPEN:
+            ws.send_close(1003, "stelar.v1 carries binary messages")
             self._start_close_timer()
 
     # ------------------------------------------------------------------ Connection (hub side)
 
     def send(self, frame: bytes) -> None:
-        if self.ws.state is not State.OPEN or self.closing:
+        ws = self.ws
+        if ws is None or ws.state is not State.OPEN or self.closing:
             return
         if self._compressed or not self._owner.share_encoding:
             # Through the library: a compressed connection has its own deflate context.
-            self.ws.send_binary(frame)
+            ws.send_binary(frame)
             self._write_output()
         else:
             self.queue(self._owner.wire_frame(frame))
 
     def send_text(self, text: str) -> None:
         """For text handlers (the conformance mode's echo)."""
-        if self.ws.state is State.OPEN:
-            self.ws.send_text(text.encode())
+        if (ws := self._protocol()).state is State.OPEN:
+            ws.send_text(text.encode())
             self._write_output()
 
     def close(self, code: int, reason: str) -> None:
         if self.overflowed:
             self.end()
             return
-        if self.ws.state is State.OPEN:
-            self.ws.send_close(code, reason)
+        if (ws := self._protocol()).state is State.OPEN:
+            ws.send_close(code, reason)
             self._write_output()
             self._start_close_timer()
 
@@ -434,6 +468,8 @@ class WsConnection(FlowControlledProtocol):
 
     def _write_output(self) -> None:
         """Queue what the protocol object produced; an empty chunk means: close the stream."""
+        if self.ws is None:
+            return
         for chunk in self.ws.data_to_send():
             if chunk:
                 self.queue(chunk)

@@ -457,10 +457,10 @@ def test_request_headers_are_lower_case_with_repeated_fields_joined():
     from websockets.datastructures import Headers
     from websockets.http11 import Request
 
-    from stelar_ws.http import to_request
+    from stelar_ws.http import request_fields, to_request
 
     headers = Headers([("Cookie", "a=1"), ("X-Tag", "one"), ("cookie", "b=2"), ("Host", "h")])
-    request = to_request(Request("/live?x=1", headers), "192.0.2.1")
+    request = to_request("GET", "/live?x=1", request_fields(Request("/live?x=1", headers)), "192.0.2.1")
     assert (request.path, request.query, request.remote_address) == ("/live", "x=1", "192.0.2.1")
     assert dict(request.headers) == {"cookie": "a=1, b=2", "x-tag": "one", "host": "h"}
     assert request.headers["COOKIE"] == "a=1, b=2" and "x-tag" in request.headers
@@ -490,10 +490,11 @@ def ws_connection(server) -> tuple[ws_server.WsConnection, StandInTransport]:
     return connection, stand_in
 
 
-@pytest.mark.parametrize("piece", [1, 2, 3, 5, 7, 64])
+@pytest.mark.parametrize("piece", [1, 2, 3, 5, 7, 64, 4096])
 async def test_a_request_and_frames_cut_anywhere_reach_the_session_in_order(stelar_server_factory, piece):
     """The end of the request (its empty line) may straddle reads, and frames sent with it may
-    come in the same read: the request goes to the upgrade, the frames to the session after it."""
+    come in the same read: the request goes to the upgrade, the frames to the session after it.
+    A request in one read is read by stelar_ws.upgrade, one in pieces by the library."""
     server = await stelar_server_factory()
     server.on_ack("echo", lambda ctx: ctx.data)
     connection, stand_in = ws_connection(server)
@@ -506,6 +507,7 @@ async def test_a_request_and_frames_cut_anywhere_reach_the_session_in_order(stel
         connection.data_received(stream[start : start + piece])
     written = b"".join(stand_in.written)
     assert written.startswith(b"HTTP/1.1 101 ")
+    assert connection.ws.accept_called == (piece < len(UPGRADE_REQUEST))  # the library's accept()
     _, frames = written.split(b"\r\n\r\n", 1)
     answers = []
     while frames:  # unmasked server frames: a 7-bit length, or 126 and a 16-bit one
