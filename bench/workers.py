@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import statistics
 import subprocess
@@ -45,8 +46,12 @@ def listening_sockets(port: int) -> int:
 
 
 def workers_of(supervisor: int) -> list[int]:
-    with open(f"/proc/{supervisor}/task/{supervisor}/children") as children:
-        return [int(pid) for pid in children.read().split()]
+    """The supervisor's children (of any of its threads)."""
+    pids = []
+    for thread in os.listdir(f"/proc/{supervisor}/task"):
+        with open(f"/proc/{supervisor}/task/{thread}/children") as children:
+            pids += [int(pid) for pid in children.read().split()]
+    return pids
 
 
 def measure(workers: int, redis_url: str, per_client: int) -> dict[str, float]:
@@ -70,7 +75,10 @@ def measure(workers: int, redis_url: str, per_client: int) -> dict[str, float]:
             if supervisor.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{workers} workers did not start listening on {port}")
             time.sleep(0.05)
-        pids = workers_of(supervisor.pid)
+        # (--workers 1 serves in the command's own process, on the same broker)
+        pids = workers_of(supervisor.pid) if workers > 1 else [supervisor.pid]
+        if len(pids) != workers:
+            raise RuntimeError(f"{workers} workers asked for, {len(pids)} running")
         before = [cpu_seconds(pid) for pid in pids]
         result = asyncio.run(ack_round_trips(WebSocketPeer, Target(port), Window(), CLIENTS, per_client))
         wall = result["seconds"]

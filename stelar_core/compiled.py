@@ -27,6 +27,7 @@ from types import ModuleType
 ACCELERATED = (
     "stelar_core.protocol.frames",
     "stelar_core.protocol.stream",
+    "stelar_core.protocol.acks",
     "stelar_core.hub.gate",
     "stelar_core.hub.outbox",
     "stelar_core.hub.requests",
@@ -41,6 +42,7 @@ ACCELERATED = (
     "stelar_core.hub.ratelimit",
     "stelar_core.hub.directory",
     "stelar_core.hub.hub",
+    "stelar_core.hub.stats",
 )
 NO_EXTENSIONS_ENV = "STELAR_NO_EXTENSIONS"
 

@@ -239,9 +239,9 @@ def test_peak_rss_is_never_below_rss(monkeypatch):
 
     from stelar_core.hub import stats
 
-    class LaggingUsage:
-        ru_maxrss = 1  # the kernel's sample, taken before memory grew
-
-    monkeypatch.setattr(resource, "getrusage", lambda who: LaggingUsage())
+    # The kernel's sample, taken before memory grew: ru_maxrss (the third field) is 1 KiB. (A
+    # real struct_rusage: compiled, the module checks the type getrusage is declared to return.)
+    lagging = resource.struct_rusage((0.0, 0.0, 1, *[0] * 13))
+    monkeypatch.setattr(resource, "getrusage", lambda who: lagging)
     memory = stats.memory_usage()
     assert memory["rss"] > 1024 and memory["peak_rss"] >= memory["rss"]

@@ -10,7 +10,7 @@ ROUNDS = 1_000  # SHA-256 rounds per request
 
 
 def work(ctx: Context) -> str:
-    digest = ctx.client_id.encode()
+    digest = ctx.id.encode()
     for _ in range(ROUNDS):
         digest = hashlib.sha256(digest).digest()
     return digest.hex()[:8]

@@ -156,28 +156,27 @@ class Hub:
     def _current_config(self) -> ServerConfig:
         return self._config
 
+    # The broker's stores are looked up once (a protocol check is slow) and kept in an
+    # attribute, not a ``cached_property``: compiled, the class has no ``__dict__`` for one, and
+    # it would look them up on every call. (Read inline: the history store is asked per send.)
     def _history_store(self) -> HistoryStore | None:
-        return self._stores()[0]
+        return (self._found_stores or self._find_stores())[0]
 
     def _session_store(self) -> SessionStore | None:
-        return self._stores()[1]
+        return (self._found_stores or self._find_stores())[1]
 
     def _presence_store(self) -> PresenceStore | None:
-        return self._stores()[2]
+        return (self._found_stores or self._find_stores())[2]
 
-    def _stores(self) -> BrokerStores:
-        """The broker's history, session and presence stores, looked up once (a protocol check
-        is slow). Kept in an attribute, not a ``cached_property``: compiled, the class has no
-        ``__dict__`` for one, and it would look them up on every call."""
-        if self._found_stores is None:
-            broker = self.fanout.broker
-            history, sessions = getattr(broker, "history", None), getattr(broker, "sessions", None)
-            presence = getattr(broker, "presence", None)
-            self._found_stores = (
-                history if isinstance(history, HistoryStore) else None,
-                sessions if isinstance(sessions, SessionStore) else None,
-                presence if isinstance(presence, PresenceStore) else None,
-            )
+    def _find_stores(self) -> BrokerStores:
+        broker = self.fanout.broker
+        history, sessions = getattr(broker, "history", None), getattr(broker, "sessions", None)
+        presence = getattr(broker, "presence", None)
+        self._found_stores = (
+            history if isinstance(history, HistoryStore) else None,
+            sessions if isinstance(sessions, SessionStore) else None,
+            presence if isinstance(presence, PresenceStore) else None,
+        )
         return self._found_stores
 
     def _restorable(self, rooms: frozenset[str]) -> list[str]:

@@ -429,12 +429,13 @@ class WsConnection(FlowControlledProtocol):
     # ------------------------------------------------------------------ Connection (hub side)
 
     def send(self, frame: bytes) -> None:
-        ws = self.ws
-        if ws is None or ws.state is not State.OPEN or self.closing:
+        # Called for a session, which exists once the upgrade made ``ws`` (no None check: this
+        # runs once per delivery of every broadcast).
+        if self.ws.state is not State.OPEN or self.closing:  # type: ignore[union-attr]
             return
         if self._compressed or not self._owner.share_encoding:
             # Through the library: a compressed connection has its own deflate context.
-            ws.send_binary(frame)
+            self.ws.send_binary(frame)  # type: ignore[union-attr]
             self._write_output()
         else:
             self.queue(self._owner.wire_frame(frame))
