@@ -56,8 +56,13 @@ PROTOCOL = "ws"
 # What an upgrade, and a request websockets' parser reads, starts with.
 GET = b"GET "
 DEFAULT_PORT = 3000
-# The logger websockets would look up for every connection it makes (under logging's lock).
-LIBRARY_LOGGER = logging.getLogger("websockets.server")
+# The logger given to websockets' protocol objects (looked up once: the library would look one up
+# for every connection, under logging's lock). Its per-connection INFO lines ("connection open",
+# "connection closed") repeat stelar's own ("client ... connected", "disconnected"), and an
+# upgrade read by stelar_ws.upgrade makes no "open" line at all: they are left out unless this
+# logger is set lower (docs/operations.md); the library's warnings and errors show.
+LIBRARY_LOGGER = logging.getLogger("stelar.ws.library")
+LIBRARY_LOGGER.setLevel(logging.WARNING)
 
 TextHandler = Callable[["WsConnection", str], None]
 

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import http.client
+import logging
 
 import pytest
 import websockets
@@ -10,7 +11,14 @@ from websockets.asyncio.client import connect as websockets_connect
 
 from stelar_core import ErrorCode, hookimpl
 from stelar_core.plugin_api import ConnectOptions, Frame, FrameType, decode_frame, dump_json, encode_frame
-from stelar_core.testing import FakeClock, ReceivedEvent, StandInTransport, TestClient, connect_client
+from stelar_core.testing import (
+    FakeClock,
+    ReceivedEvent,
+    StandInTransport,
+    TestClient,
+    connect_client,
+    eventually,
+)
 from stelar_core.testing.http import http_get
 from stelar_ws import HandshakeRejected, connect_ws
 from stelar_ws import server as ws_server
@@ -66,6 +74,26 @@ async def test_a_websockets_library_client_speaks_stelar(stelar_server):
         assert decode_frame(await ws.recv()) == Frame(FrameType.JSON, "hi", b'"there"')
         await ws.ping()  # WebSocket pings are answered
     assert stelar_server.get_stats().total_connections == 1
+
+
+async def test_a_connection_logs_stelar_s_lines_not_the_library_s(stelar_server, caplog):
+    # At info, one line per connection and disconnection (stelar's). websockets' "connection
+    # open" (which it logs for an upgrade it reads: here, a request split over two reads) and
+    # "connection closed" would repeat them: the library's logger shows warnings and errors only.
+    caplog.set_level(logging.INFO)
+    connection, stand_in = ws_connection(stelar_server)
+    connection.data_received(UPGRADE_REQUEST[:20])
+    connection.data_received(UPGRADE_REQUEST[20:] + masked_binary(CONNECT))
+    assert b"".join(stand_in.written).startswith(b"HTTP/1.1 101 ") and connection.ws.accept_called
+    connection.data_received(masked_binary(b"\x03\xe8", opcode=8))  # a close frame, 1000
+    connection.connection_lost(None)
+    await eventually(lambda: stelar_server.get_stats().active_connections == 0)
+    lines = [(record.name, record.getMessage()) for record in caplog.records]
+    assert [message.split()[2] for name, message in lines if name == "stelar.hub"] == [
+        "connected",
+        "disconnected:",
+    ]
+    assert not [line for line in lines if line[0] == "stelar.ws.library"], lines
 
 
 async def test_fragmented_messages_are_reassembled(stelar_server):
@@ -476,10 +504,14 @@ UPGRADE_REQUEST = (
 )
 
 
-def masked_binary(message: bytes) -> bytes:
-    """A short binary frame as a client sends it (mask 1, 2, 3, 4)."""
+def masked_binary(message: bytes, opcode: int = 2) -> bytes:
+    """A short binary frame as a client sends it (mask 1, 2, 3, 4); ``opcode`` another kind."""
     mask = b"\x01\x02\x03\x04"
-    return bytes((0x82, 0x80 | len(message))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(message))
+    return (
+        bytes((0x80 | opcode, 0x80 | len(message)))
+        + mask
+        + bytes(b ^ mask[i % 4] for i, b in enumerate(message))
+    )
 
 
 def ws_connection(server) -> tuple[ws_server.WsConnection, StandInTransport]:
