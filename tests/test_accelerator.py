@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -139,9 +140,9 @@ def test_a_stream_cut_anywhere_parses_the_same(frames, cuts, garbage, max_frame_
     assert parse(fast) == parse(pure)
 
 
-def wheel(tmp_path: Path, **env: str) -> Path:
-    """stelar-core's wheel as ``pip wheel`` builds it here (this environment's hatchling, mypy
-    and setuptools: no download)."""
+def wheel(tmp_path: Path, source: Path = ROOT, **env: str) -> Path:
+    """stelar-core's wheel as ``pip wheel`` builds it from ``source`` (this environment's
+    hatchling, mypy and setuptools: no download)."""
     environment = {key: value for key, value in os.environ.items() if key != compiled.NO_EXTENSIONS_ENV}
     done = subprocess.run(
         [
@@ -153,7 +154,7 @@ def wheel(tmp_path: Path, **env: str) -> Path:
             "--no-build-isolation",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,
@@ -179,3 +180,36 @@ def test_the_wheel_carries_the_compiled_modules_and_a_pure_one_can_be_built(tmp_
     pure = wheel(tmp_path / "pure", **{compiled.NO_EXTENSIONS_ENV: "1"})
     assert pure.name.endswith("-py3-none-any.whl")
     assert not [name for name in zipfile.ZipFile(pure).namelist() if name.endswith(".so")]
+
+
+def test_without_a_c_compiler_the_install_goes_on_pure_and_imports(tmp_path, python_with):
+    # A machine with no compiler, from what the sdist holds (no extensions built yet): the build
+    # says so and goes on, the wheel is pure, and the installed package runs its source.
+    source = tmp_path / "source"
+    skip = shutil.ignore_patterns("__pycache__", "*.so", "*.pyd")
+    shutil.copytree(ROOT / "stelar_core", source / "stelar_core", ignore=skip)
+    (source / "scripts").mkdir()
+    for name in ("pyproject.toml", "README.md", "hatch_build.py", "scripts/build_accelerator.py"):
+        shutil.copy(ROOT / name, source / name)
+    no_compiler = tmp_path / "bin"  # PATH: nothing but an empty folder
+    no_compiler.mkdir()
+    built = wheel(tmp_path / "wheel", source, PATH=str(no_compiler))
+    assert built.name.endswith("-py3-none-any.whl")
+    assert not [name for name in zipfile.ZipFile(built).namelist() if name.endswith((".so", ".pyd"))]
+    site = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(built)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert installed.returncode == 0, installed.stderr
+    script = (
+        "import stelar_core\n"
+        "from stelar_core.protocol import FrameType, decode_frame, encode_frame\n"
+        "frame = decode_frame(encode_frame(FrameType.JSON, 'hi', b'1'))\n"
+        "print(stelar_core.__file__, stelar_core.COMPILED, frame.event)"
+    )
+    ran = python_with(site, ["-c", script], cwd=tmp_path)  # (not here: the checkout's own package)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == [str(site / "stelar_core" / "__init__.py"), "False", "hi"]
