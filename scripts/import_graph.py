@@ -30,6 +30,7 @@ LAYERS = {
     "providers": 2,
     "plugins": 2,
     "tls": 2,
+    "tracing": 2,
     "transports": 2,
     "builtins": 3,
     "hub": 3,
