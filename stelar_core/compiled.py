@@ -45,6 +45,7 @@ ACCELERATED = (
     "stelar_core.hub.stats",
 )
 NO_EXTENSIONS_ENV = "STELAR_NO_EXTENSIONS"
+EXTENSION_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
 
 def extensions_refused() -> bool:
@@ -53,18 +54,20 @@ def extensions_refused() -> bool:
 
 
 class PureSource(importlib.abc.MetaPathFinder):
-    """Finds the ``.py`` source of an accelerated module, ahead of Python's own finders (which
-    would take the extension beside it)."""
+    """Finds the ``.py`` source of a compiled module of any stelar package (stelar-core's, and
+    those a distribution names in its own ``compiled.py``, such as stelar-ws's), ahead of
+    Python's own finders, which would take the extension beside it."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in ACCELERATED or path is None:
+        if path is None or not fullname.startswith("stelar_"):
             return None
         leaf = fullname.rpartition(".")[2]
         for directory in path:
             source = os.path.join(directory, f"{leaf}.py")
-            if os.path.isfile(source):
+            compiled = (os.path.join(directory, leaf + suffix) for suffix in EXTENSION_SUFFIXES)
+            if os.path.isfile(source) and any(os.path.isfile(extension) for extension in compiled):
                 return importlib.util.spec_from_file_location(fullname, source)
         return None
 
@@ -80,7 +83,7 @@ prefer_source()  # (stelar_core imports this module first of all)
 
 
 def is_extension(module: ModuleType) -> bool:
-    return (getattr(module, "__file__", None) or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    return (getattr(module, "__file__", None) or "").endswith(EXTENSION_SUFFIXES)
 
 
 def compiled_modules() -> tuple[str, ...]:

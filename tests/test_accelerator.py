@@ -21,21 +21,12 @@ from hypothesis import strategies as st
 import stelar_core
 from stelar_core import compiled
 from stelar_core.errors import ProtocolError
+from stelar_core.testing.compiled import pure_source
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_compiled = pytest.mark.skipif(
     not stelar_core.COMPILED, reason="the accelerator is not built here (scripts/build_accelerator.py)"
 )
-
-
-def source_of(name: str) -> ModuleType:
-    """The pure Python source of an accelerated module, loaded as a module of its own."""
-    path = ROOT / (name.replace(".", "/") + ".py")
-    spec = importlib.util.spec_from_file_location(f"pure_{name.replace('.', '_')}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def outcome(call, *args):
@@ -80,7 +71,7 @@ def test_stelar_no_extensions_makes_the_source_run():
 def test_the_compiled_modules_are_extensions_and_their_source_is_not():
     for name in compiled.ACCELERATED:
         assert compiled.is_extension(importlib.import_module(name))
-        assert not compiled.is_extension(source_of(name))
+        assert not compiled.is_extension(pure_source(name))
 
 
 FRAMES = "stelar_core.protocol.frames"
@@ -90,7 +81,7 @@ STREAM = "stelar_core.protocol.stream"
 @needs_compiled
 @given(st.binary(max_size=80))
 def test_decoding_any_bytes_gives_the_same_frame_or_the_same_error(data):
-    fast, pure = importlib.import_module(FRAMES), source_of(FRAMES)
+    fast, pure = importlib.import_module(FRAMES), pure_source(FRAMES)
     assert outcome(fast.decode_frame, data) == outcome(pure.decode_frame, data)
 
 
@@ -105,7 +96,7 @@ def test_decoding_any_bytes_gives_the_same_frame_or_the_same_error(data):
     | st.just("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
 )
 def test_encoding_gives_the_same_bytes_or_the_same_error(kind, event, payload, ack_id, trace):
-    fast, pure = importlib.import_module(FRAMES), source_of(FRAMES)
+    fast, pure = importlib.import_module(FRAMES), pure_source(FRAMES)
     made = outcome(fast.encode_frame, fast.FrameType(kind), event, payload, ack_id, trace)
     assert made == outcome(pure.encode_frame, pure.FrameType(kind), event, payload, ack_id, trace)
     if made[0] == "returned":
@@ -120,7 +111,7 @@ def test_encoding_gives_the_same_bytes_or_the_same_error(kind, event, payload, a
     max_frame_size=st.sampled_from([3, 16, 64, 1 << 20]),
 )
 def test_a_stream_cut_anywhere_parses_the_same(frames, cuts, garbage, max_frame_size):
-    fast, pure = importlib.import_module(STREAM), source_of(STREAM)
+    fast, pure = importlib.import_module(STREAM), pure_source(STREAM)
     data = b"".join(fast.length_prefixed(frame) for frame in frames) + garbage
     assert data == b"".join(pure.length_prefixed(frame) for frame in frames) + garbage
 

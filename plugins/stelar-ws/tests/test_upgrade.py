@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import os
 import re
+from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +21,8 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
+import stelar_ws.upgrade
+from stelar_core.testing.compiled import extension_built, pure_source
 from stelar_ws.http import request_fields
 from stelar_ws.upgrade import http_date, read_upgrade, switching_protocols
 
@@ -222,3 +226,27 @@ def test_the_generated_requests_reach_both_sides_of_the_rule() -> None:
 
     sample()
     assert claimed >= 20 and left >= 20, (claimed, left)
+
+
+# ------------------------------------------------------------------ compiled and pure
+
+needs_compiled = pytest.mark.skipif(
+    os.environ.get("STELAR_NO_EXTENSIONS", "") not in ("", "0") or not extension_built("stelar_ws.upgrade"),
+    reason="the upgrade read is not compiled here, or STELAR_NO_EXTENSIONS is set",
+)
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(upgrade_heads(), st.sampled_from([("stelar.v1",), None]), st.booleans())
+def test_the_compiled_upgrade_read_gives_what_the_source_gives(head, subprotocols, compression):
+    source = pure_source("stelar_ws.upgrade")
+
+    def read(module: ModuleType) -> tuple[object, ...] | None:
+        upgrade = module.read_upgrade(head, subprotocols, compression)
+        if upgrade is None:
+            return None
+        answer = without_date(module.switching_protocols(upgrade))
+        return (upgrade.target, upgrade.fields, upgrade.accept, upgrade.subprotocol, answer)
+
+    assert read(stelar_ws.upgrade) == read(source)
